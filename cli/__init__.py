@@ -1,0 +1,1 @@
+"""The techbridge command-line tool: one command for everything a person does."""

@@ -1,0 +1,501 @@
+"""techbridge: the one command-line tool.
+
+Each site is a data folder. `init` and `serve` work on the folder directly;
+every other command talks to the site's running server over gRPC with the
+admin credential kept in the folder's config. Commands that print data take
+--json. Errors print one line per problem and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from sync import auth
+from sync.codec import listing_to_pb
+from sync.config import DataDir, SiteConfig
+from sync.errors import InvalidInput, TechbridgeError
+from sync.records import listing_from_json
+from sync.server import channel, field_violations
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+CONNECT_TIMEOUT_S = 5.0
+CALL_TIMEOUT_S = 30.0
+SYNC_TIMEOUT_S = 1800.0
+
+
+class CliError(Exception):
+    """Lines to print on stderr before exiting with `code`."""
+
+    def __init__(self, *lines: str, code: int = 1) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+        self.code = code
+
+
+# ---- helpers -------------------------------------------------------------------
+
+
+def iso(ms: int) -> str:
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def status_name(value: int) -> str:
+    return records_pb2.ListingStatus.Name(value).removeprefix("LISTING_STATUS_").lower()  # type: ignore[arg-type]
+
+
+def parse_duration(text: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 5m, 1h or 0")
+    value = float(m.group(1))
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+class Admin:
+    """A connection to the site's own server, with its admin credential."""
+
+    def __init__(self, data_path: str) -> None:
+        self.data = DataDir(Path(data_path))
+        try:
+            self.config: SiteConfig = self.data.load()
+        except TechbridgeError as exc:
+            raise CliError(f"error: {exc}") from exc
+        self.address = self.data.server_address(self.config)
+        self.channel = channel(self.address)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=CONNECT_TIMEOUT_S)
+        except grpc.FutureTimeoutError as exc:
+            raise CliError(
+                f"error: cannot reach the {self.config.role} at {self.address}; "
+                f"is `techbridge {self.config.role} serve --data {data_path}` running?"
+            ) from exc
+        self.md = auth.admin_metadata(self.config.admin_token)
+        self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.channel.close()
+
+
+def rpc_error_lines(e: grpc.RpcError, what: str = "") -> list[str]:
+    violations = field_violations(e)
+    prefix = f"{what}: " if what else ""
+    if violations:
+        return [f"error: {prefix}{f}: {d}" for f, d in violations]
+    return [f"error: {e.code().name}: {e.details()}"]
+
+
+def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
+    p = view.provenance
+    doc: dict[str, Any] = {
+        "id": view.id,
+        "title": view.listing.title,
+        "origin": p.origin,
+        "status": status_name(view.listing.status),
+        "updated_at": iso(view.updated_at_ms),
+        "verified": p.verified,
+        "version_id": p.version_id,
+        "versions": view.version_count,
+    }
+    if detail:
+        doc.update(
+            summary=view.listing.summary,
+            description=view.listing.description,
+            keywords=list(view.listing.keywords),
+            trl=view.listing.trl or None,
+            key_id=p.key_id,
+            provenance={
+                "origin": p.origin,
+                "author": p.author,
+                "key_id": p.key_id,
+                "verified": p.verified,
+                "version_id": p.version_id,
+                "received_from": p.received_from or None,
+                "received_at": iso(p.received_at_ms),
+                "hlc": {"wall_ms": p.hlc_wall_ms, "counter": p.hlc_counter},
+                "parents": list(p.parents),
+            },
+        )
+    return doc
+
+
+def print_json(doc: object) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+# ---- commands: hub ----------------------------------------------------------------
+
+
+def cmd_hub_init(a: argparse.Namespace) -> None:
+    from hub.site import init_hub
+
+    config = init_hub(Path(a.data), site_id=a.id, listen=a.listen, db_url=a.db)
+    out.print(f"hub [bold]{config.site_id}[/] initialised in {a.data}; it will listen on {config.listen}")
+    out.print(f"start it with: techbridge hub serve --data {a.data}")
+
+
+def cmd_hub_serve(a: argparse.Namespace) -> None:
+    from hub.site import start_hub
+    from sync.runtime import wait_for_signal
+
+    running = start_hub(Path(a.data), listen=a.listen)
+    out.print(f"hub {running.site.site_id} serving on {running.address} (Ctrl-C to stop)", highlight=False)
+    sys.stdout.flush()
+    wait_for_signal(running)
+
+
+def cmd_hub_invite(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            resp = admin_pb2_grpc.HubAdminServiceStub(s.channel).Invite(
+                admin_pb2.InviteRequest(
+                    centre_id=a.centre, name=a.name, country=a.country, ttl_seconds=int(a.ttl)
+                ),
+                metadata=s.md,
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    err.print(f"invited {a.centre} ({a.name}, {a.country}); the token works once, until {iso(resp.expires_at_ms)}:")
+    sys.stdout.write(resp.token + "\n")
+
+
+# ---- commands: node -----------------------------------------------------------------
+
+
+def cmd_node_init(a: argparse.Namespace) -> None:
+    from node.site import init_node
+
+    try:
+        config = init_node(Path(a.data), hub=a.hub, token=a.token, listen=a.listen, db_url=a.db)
+    except grpc.RpcError as e:
+        raise CliError(*(f"{line} (enrolling at {a.hub})" for line in rpc_error_lines(e))) from e
+    out.print(f"node [bold]{config.site_id}[/] enrolled at {a.hub}; data in {a.data}")
+    out.print(f"start it with: techbridge node serve --data {a.data}")
+
+
+def cmd_node_serve(a: argparse.Namespace) -> None:
+    from node.site import start_node
+    from sync.runtime import wait_for_signal
+
+    node = start_node(Path(a.data), sync_every_s=a.sync_every, listen=a.listen)
+    every = a.sync_every if a.sync_every is not None else node.running.site.config.sync_every_s
+    out.print(
+        f"node {node.running.site.site_id} serving on {node.running.address}; "
+        f"syncing with {node.running.site.config.hub_address} every {every:g}s (Ctrl-C to stop)",
+        highlight=False,
+    )
+    sys.stdout.flush()
+    try:
+        wait_for_signal(node.running)
+    finally:
+        if node.scheduler is not None:
+            node.scheduler.shutdown(wait=False)
+
+
+# ---- commands: listings ---------------------------------------------------------------
+
+
+def cmd_listing_add(a: argparse.Namespace) -> None:
+    name = a.file
+    try:
+        text = Path(a.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"error: {name}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"error: {name}: not UTF-8 text") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"error: {name}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    try:
+        listing = listing_from_json(doc)
+    except InvalidInput as exc:
+        raise CliError(*(f"error: {name}: {v.field}: {v.description}" for v in exc.violations)) from exc
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.AddListing(
+                admin_pb2.AddListingRequest(listing=listing_to_pb(listing)), metadata=s.md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e, name)) from e
+    view = resp.listing
+    if a.json:
+        print_json(listing_json(view, detail=True))
+        return
+    err.print(
+        f"stored listing \"{view.listing.title}\" at {view.provenance.origin} "
+        f"(status {status_name(view.listing.status)}, signed by key {view.provenance.key_id})",
+        highlight=False,
+    )
+    sys.stdout.write(view.id + "\n")
+
+
+def _all_listings(s: Admin, origin: str) -> list[admin_pb2.ListingView]:
+    views: list[admin_pb2.ListingView] = []
+    token = ""
+    while True:
+        resp = s.admin.ListListings(
+            admin_pb2.ListListingsRequest(origin=origin, page_size=500, page_token=token),
+            metadata=s.md,
+            timeout=CALL_TIMEOUT_S,
+        )
+        views.extend(resp.listings)
+        token = resp.next_page_token
+        if not token:
+            return views
+
+
+def cmd_listing_list(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            views = _all_listings(s, a.centre or "")
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    if a.json:
+        print_json([listing_json(v, detail=False) for v in views])
+        return
+    table = Table(title=f"listings at {s.config.site_id} ({len(views)})")
+    for col in ("id", "title", "origin", "status", "updated", "verified"):
+        table.add_column(col, overflow="fold")
+    for v in views:
+        table.add_row(
+            v.id,
+            v.listing.title,
+            v.provenance.origin,
+            status_name(v.listing.status),
+            iso(v.updated_at_ms),
+            "yes" if v.provenance.verified else "NO",
+        )
+    out.print(table)
+
+
+def cmd_listing_show(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.GetListing(admin_pb2.GetListingRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    doc = listing_json(resp.listing, detail=True)
+    if a.json:
+        print_json(doc)
+        return
+    prov = doc.pop("provenance")
+    table = Table(show_header=False, title=f"listing {doc['id']}")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for k, v in doc.items():
+        table.add_row(k, ", ".join(v) if isinstance(v, list) else str(v if v is not None else ""))
+    table.add_section()
+    table.add_row("verified", "yes" if prov["verified"] else "NO")
+    for k in ("origin", "author", "key_id", "received_from", "received_at"):
+        table.add_row(k, str(prov[k] or "(written here)" if k == "received_from" else prov[k] or ""))
+    out.print(table)
+
+
+# ---- commands: sync ----------------------------------------------------------------------
+
+
+def cmd_sync_now(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        if s.config.role != "node":
+            raise CliError("error: `sync now` runs on a node; the hub syncs whenever its nodes call in")
+        stub = admin_pb2_grpc.NodeAdminServiceStub(s.channel)
+        final: admin_pb2.SyncProgress | None = None
+        try:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=False
+            ) as bar:
+                tasks: dict[int, Any] = {}
+                names = {
+                    admin_pb2.SYNC_PHASE_REGISTRY: "registry",
+                    admin_pb2.SYNC_PHASE_PUSH: "push to hub",
+                    admin_pb2.SYNC_PHASE_PULL: "pull from hub",
+                }
+                for ev in stub.SyncNow(admin_pb2.SyncNowRequest(), metadata=s.md, timeout=SYNC_TIMEOUT_S):
+                    if ev.phase == admin_pb2.SYNC_PHASE_DONE:
+                        final = ev
+                        continue
+                    if ev.phase not in tasks:
+                        tasks[ev.phase] = bar.add_task(names.get(ev.phase, "sync"), total=ev.total or None)
+                    bar.update(tasks[ev.phase], completed=ev.done, total=max(ev.total, ev.done) or None)
+                for t in tasks.values():
+                    task = bar.tasks[t]
+                    if task.total is None:
+                        bar.update(t, total=task.completed or 1, completed=task.completed or 1)
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    if final is not None:
+        msg = f"sync done: {final.stored} new versions received, {final.rejected} refused"
+        if a.json:
+            print_json({"ok": True, "received": final.stored, "refused": final.rejected})
+        else:
+            out.print(msg)
+
+
+def cmd_sync_status(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            st = s.admin.GetSyncStatus(admin_pb2.GetSyncStatusRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    peers = [
+        {
+            "peer": p.peer,
+            "last_success": iso(p.last_success_ms) or None,
+            "last_attempt": iso(p.last_attempt_ms) or None,
+            "last_error": p.last_error or None,
+            "last_error_at": iso(p.last_error_ms) or None,
+            "cursors": {"pull": p.pull_cursor, "push_acked": p.push_acked},
+            "pending": {"push": p.pending_push, "pull": p.pending_pull},
+        }
+        for p in st.peers
+    ]
+    if a.json:
+        print_json(
+            {"site": st.site_id, "log_head": st.log_head, "versions": st.versions, "rejected": st.rejected, "peers": peers}
+        )
+        return
+    out.print(
+        f"site {st.site_id}: {st.versions} versions, log head {st.log_head}, {st.rejected} refused", highlight=False
+    )
+    table = Table()
+    for col in ("peer", "last success", "pull cursor", "push acked", "pending push", "pending pull", "last error"):
+        table.add_column(col, overflow="fold")
+    for p in st.peers:
+        table.add_row(
+            p.peer,
+            iso(p.last_success_ms) or "never",
+            str(p.pull_cursor),
+            str(p.push_acked),
+            str(p.pending_push),
+            str(p.pending_pull),
+            p.last_error if p.last_error_ms > p.last_success_ms else "",
+        )
+    out.print(table)
+
+
+# ---- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="techbridge", description="techbridge: a federated technology-transfer network")
+    p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
+    groups = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def data_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data", required=True, metavar="DIR", help="the site's data folder")
+
+    hub = groups.add_parser("hub", help="run the headquarters hub").add_subparsers(dest="cmd", required=True)
+    sp = hub.add_parser("init", help="create a hub data folder: root key, signing key, store")
+    data_arg(sp)
+    sp.add_argument("--id", default="hq", help="the hub's site id (default hq)")
+    sp.add_argument("--listen", default="127.0.0.1:7700", help="HOST:PORT to serve on (default 127.0.0.1:7700)")
+    sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
+    sp.set_defaults(func=cmd_hub_init)
+    sp = hub.add_parser("serve", help="serve the hub until Ctrl-C / SIGTERM")
+    data_arg(sp)
+    sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
+    sp.set_defaults(func=cmd_hub_serve)
+    sp = hub.add_parser("invite", help="invite a centre; prints a one-time join token as the last line")
+    data_arg(sp)
+    sp.add_argument("--centre", required=True, help="the centre's site id, e.g. tel-aviv")
+    sp.add_argument("--name", required=True, help='display name, e.g. "Tel Aviv"')
+    sp.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. IL")
+    sp.add_argument("--ttl", type=parse_duration, default=7 * 24 * 3600, help="token lifetime (default 7 days)")
+    sp.set_defaults(func=cmd_hub_invite)
+
+    node = groups.add_parser("node", help="run a centre node").add_subparsers(dest="cmd", required=True)
+    sp = node.add_parser("init", help="create a node data folder and enrol it at the hub")
+    data_arg(sp)
+    sp.add_argument("--hub", required=True, metavar="HOST:PORT", help="the hub's address")
+    sp.add_argument("--token", required=True, help="the join token from `techbridge hub invite`")
+    sp.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for the admin server (default: any free port)")
+    sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
+    sp.set_defaults(func=cmd_node_init)
+    sp = node.add_parser("serve", help="serve the node and sync with the hub on a schedule")
+    data_arg(sp)
+    sp.add_argument("--sync-every", type=parse_duration, default=None, help="interval such as 30s or 5m; 0 turns the schedule off")
+    sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
+    sp.set_defaults(func=cmd_node_serve)
+
+    listing = groups.add_parser("listing", help="technology listings").add_subparsers(dest="cmd", required=True)
+    sp = listing.add_parser("add", help="sign and store a listing from a JSON file; prints its id last")
+    data_arg(sp)
+    sp.add_argument("--file", required=True, help="listing JSON: title (required), summary, description, keywords, trl")
+    sp.add_argument("--json", action="store_true", help="print the stored listing as JSON")
+    sp.set_defaults(func=cmd_listing_add)
+    sp = listing.add_parser("list", help="list the listings this site holds")
+    data_arg(sp)
+    sp.add_argument("--centre", default=None, help="only listings owned by this centre")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listing_list)
+    sp = listing.add_parser("show", help="one listing with its provenance")
+    data_arg(sp)
+    sp.add_argument("id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listing_show)
+
+    sync = groups.add_parser("sync", help="synchronisation with the hub").add_subparsers(dest="cmd", required=True)
+    sp = sync.add_parser("now", help="run one sync round with the hub now (node)")
+    data_arg(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_sync_now)
+    sp = sync.add_parser("status", help="per peer: last success, cursors, pending versions, last error")
+    data_arg(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_sync_status)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except CliError as exc:
+        for line in exc.lines:
+            err.print(line, highlight=False, markup=False)
+        return exc.code
+    except InvalidInput as exc:
+        for v in exc.violations:
+            err.print(f"error: {v.field}: {v.description}", highlight=False, markup=False)
+        return 1
+    except TechbridgeError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        return 1
+    except grpc.RpcError as e:
+        for line in rpc_error_lines(e):
+            err.print(line, highlight=False, markup=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

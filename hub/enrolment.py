@@ -1,0 +1,72 @@
+"""Inviting centres and enrolling their nodes.
+
+`invite` makes a one-time join token (sync.token) bound to a centre id; the
+hub keeps only the hash of its secret. `enrol` spends the token once, before
+it expires, and issues a new registry version that holds the node's signing
+key, in one transaction: a refused enrolment leaves the token unspent.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hub.registry import issue_registry
+from sync.config import SITE_ID_RE
+from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
+from sync.keys import SigningKey, key_id_of
+from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
+from sync.store import Store
+from sync.store.store import Invite
+from sync.token import JoinToken
+
+DEFAULT_TTL_S = 7 * 24 * 3600
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+
+
+def invite(
+    store: Store, registry: Registry, hub_id: str, *, centre_id: str, name: str, country: str, ttl_s: int, now_ms: int
+) -> tuple[str, int]:
+    problems = []
+    if not SITE_ID_RE.match(centre_id):
+        problems.append(FieldViolation("centre_id", "2-63 characters: lower-case letters, digits, '-', starting with a letter"))
+    if not name.strip() or len(name) > 200:
+        problems.append(FieldViolation("name", "required, at most 200 characters"))
+    if not COUNTRY_RE.match(country):
+        problems.append(FieldViolation("country", "an ISO 3166-1 alpha-2 code such as IL or BE"))
+    if ttl_s < 0:
+        problems.append(FieldViolation("ttl_seconds", "must not be negative"))
+    if problems:
+        raise InvalidInput(problems)
+    if registry.centre(centre_id) is not None:
+        raise FailedPrecondition(f"centre {centre_id} is already enrolled")
+    token = JoinToken.new(centre_id, hub_id, registry.root_key_id)
+    expires = now_ms + (ttl_s or DEFAULT_TTL_S) * 1000
+    store.add_invite(token.secret_hash, Invite(centre_id, name.strip(), country, expires), now_ms)
+    return token.encode(), expires
+
+
+def enrol(store: Store, root: SigningKey, *, token: str, centre_id: str, public_key: bytes, now_ms: int) -> Registry:
+    parsed = JoinToken.decode(token)
+    problems = []
+    if parsed.centre_id != centre_id:
+        problems.append(FieldViolation("centre_id", f"the token is for {parsed.centre_id!r}, not {centre_id!r}"))
+    if len(public_key) != 32:
+        problems.append(FieldViolation("public_key", "must be a raw 32-byte Ed25519 public key"))
+    if problems:
+        raise InvalidInput(problems)
+
+    def build(inv: Invite, held: Registry | None) -> Registry:
+        centres = held.centres if held else ()
+        if any(c.id == inv.centre_id for c in centres):
+            raise FailedPrecondition(f"centre {inv.centre_id} is already enrolled")
+        new = Centre(
+            id=inv.centre_id,
+            name=inv.name,
+            country=inv.country,
+            role=SiteRole.NODE,
+            status=CentreStatus.ACTIVE,
+            keys=(SiteKey(key_id_of(public_key), public_key, valid_from_ms=now_ms),),
+        )
+        return issue_registry(root, (*centres, new), previous=held, now_ms=now_ms)
+
+    return store.redeem_invite(parsed.secret_hash, now_ms, build)

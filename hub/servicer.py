@@ -1,0 +1,165 @@
+"""The hub's gRPC services: enrolment, the hub side of sync, hub admin.
+
+Thin: authenticate, decode, call a domain function, encode. Errors are
+mapped to statuses in one place (sync.server.ServiceBoundary).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import grpc
+
+from hub import enrolment
+from sync import auth
+from sync.codec import registry_to_pb
+from sync.envelope import envelope_to_pb, read_version, signatures_from_pb
+from sync.errors import FieldViolation, InvalidInput
+from sync.keys import SigningKey
+from sync.registry import SiteRole
+from sync.site import Site
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 1000
+
+
+class EnrolmentServicer(sync_pb2_grpc.EnrolmentServiceServicer):
+    def __init__(self, site: Site, root: SigningKey) -> None:
+        self._site = site
+        self._root = root
+
+    def Enrol(self, request: sync_pb2.EnrolRequest, context: grpc.ServicerContext) -> sync_pb2.EnrolResponse:
+        registry = enrolment.enrol(
+            self._site.store,
+            self._root,
+            token=request.token,
+            centre_id=request.centre_id,
+            public_key=request.public_key,
+            now_ms=self._site.now_ms(),
+        )
+        self._site.set_registry(registry)
+        log.info("enrolled centre %s; registry version %s", request.centre_id, registry.version)
+        return sync_pb2.EnrolResponse(
+            registry=registry_to_pb(registry), root_public_key=self._root.public_bytes, hub_id=self._site.site_id
+        )
+
+
+class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
+    def __init__(self, site: Site) -> None:
+        self._site = site
+
+    def _caller(self, context: grpc.ServicerContext, method: str) -> str:
+        return auth.authenticate_site(
+            context.invocation_metadata(), method, self._site.registry(), self._site.now_ms()
+        )
+
+    def GetRegistry(
+        self, request: sync_pb2.GetRegistryRequest, context: grpc.ServicerContext
+    ) -> sync_pb2.GetRegistryResponse:
+        self._caller(context, "GetRegistry")
+        registry = self._site.registry()
+        if request.have_version >= registry.version:
+            return sync_pb2.GetRegistryResponse()
+        return sync_pb2.GetRegistryResponse(registry=registry_to_pb(registry))
+
+    def Push(
+        self, request_iterator: Iterator[sync_pb2.PushRequest], context: grpc.ServicerContext
+    ) -> Iterator[sync_pb2.PushResponse]:
+        peer = self._caller(context, "Push")
+        store = self._site.store
+        for req in request_iterator:
+            if len(req.entries) > BATCH_MAX:
+                raise InvalidInput([FieldViolation("entries", f"at most {BATCH_MAX} entries per batch")])
+            if not req.txn_id:
+                raise InvalidInput([FieldViolation("txn_id", "required")])
+            if any(e.seq > req.through_seq for e in req.entries):
+                raise InvalidInput([FieldViolation("through_seq", "must cover every entry's seq")])
+            checked = self._site.check_entries(
+                [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries]
+            )
+            accepted = [c.version for c in checked if c.version is not None]
+            rejected = [c.rejection for c in checked if c.rejection is not None]
+            for r in rejected:
+                log.warning("refused version %s from %s: %s", r.version_id, peer, r.reason)
+            res = store.apply_batch(
+                peer, accepted, rejected, through_seq=req.through_seq, txn_id=req.txn_id, now_ms=self._site.now_ms()
+            )
+            yield sync_pb2.PushResponse(
+                txn_id=req.txn_id,
+                acked_seq=req.through_seq,
+                stored=res.stored,
+                duplicates=res.duplicates,
+                rejected=[sync_pb2.Rejection(version_id=r.version_id, reason=r.reason) for r in rejected],
+            )
+        store.record_attempt(peer, self._site.now_ms(), None)
+
+    def Pull(self, request: sync_pb2.PullRequest, context: grpc.ServicerContext) -> Iterator[sync_pb2.PullResponse]:
+        peer = self._caller(context, "Pull")
+        store = self._site.store
+        store.set_push_acked(peer, request.after_seq)
+        batch = min(request.batch_size or 500, BATCH_MAX)
+        after = request.after_seq
+        head_at_start = -1
+        while True:
+            rows, through, head = store.log_after(after, batch, exclude_from=peer)
+            if head_at_start < 0:
+                head_at_start = head
+            msg = sync_pb2.PullResponse(through_seq=through, head_seq=head)
+            for r in rows:
+                msg.entries.add(seq=r.seq).envelope.CopyFrom(envelope_to_pb(read_version(r.body, r.signatures)))
+            yield msg
+            after = through
+            if through >= head_at_start or not context.is_active():
+                break
+        store.record_attempt(peer, self._site.now_ms(), None)
+
+
+class HubStatus:
+    """Per node: last contact, how far each side's log has travelled."""
+
+    def __init__(self, site: Site) -> None:
+        self._site = site
+
+    def peer_statuses(self) -> list[admin_pb2.PeerStatus]:
+        store = self._site.store
+        states = {p.peer: p for p in store.peers()}
+        nodes = [c.id for c in self._site.registry().centres if c.role == SiteRole.NODE]
+        out = []
+        for peer in sorted(set(nodes) | set(states)):
+            st = states.get(peer)
+            acked = st.push_acked if st else 0
+            out.append(
+                admin_pb2.PeerStatus(
+                    peer=peer,
+                    last_success_ms=st.last_success_ms if st else 0,
+                    last_attempt_ms=st.last_attempt_ms if st else 0,
+                    last_error=st.last_error if st else "",
+                    last_error_ms=st.last_error_ms if st else 0,
+                    pull_cursor=st.pull_cursor if st else 0,
+                    push_acked=acked,
+                    pending_push=store.count_pending(acked, exclude_from=peer),
+                )
+            )
+        return out
+
+
+class HubAdminServicer(admin_pb2_grpc.HubAdminServiceServicer):
+    def __init__(self, site: Site) -> None:
+        self._site = site
+
+    def Invite(self, request: admin_pb2.InviteRequest, context: grpc.ServicerContext) -> admin_pb2.InviteResponse:
+        token, expires = enrolment.invite(
+            self._site.store,
+            self._site.registry(),
+            self._site.site_id,
+            centre_id=request.centre_id,
+            name=request.name,
+            country=request.country,
+            ttl_s=request.ttl_seconds,
+            now_ms=self._site.now_ms(),
+        )
+        log.info("invited centre %s", request.centre_id)
+        return admin_pb2.InviteResponse(token=token, expires_at_ms=expires)

@@ -1,0 +1,90 @@
+"""Creating a hub's data folder and running the hub."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import grpc
+
+from hub.registry import issue_registry
+from hub.servicer import EnrolmentServicer, HubAdminServicer, HubStatus, SyncServicer
+from sync.admin import AdminServicer
+from sync.clock import system_now_ms
+from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
+from sync.keys import SigningKey
+from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
+from sync.runtime import RunningServer, host_of
+from sync.server import build_server
+from sync.site import Site
+from sync.store import Store
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = "127.0.0.1:7700"
+
+
+def init_hub(path: Path, *, site_id: str = "hq", listen: str = DEFAULT_LISTEN, db_url: str | None = None) -> SiteConfig:
+    """Make the root key, the hub's signing key, the store and registry version 1."""
+    check_site_id(site_id)
+    data = DataDir(path)
+    data.prepare_new()
+    root, key = SigningKey.generate(), SigningKey.generate()
+    root.save(data.root_key)
+    key.save(data.signing_key)
+    config = SiteConfig(
+        site_id=site_id,
+        role="hub",
+        listen=listen,
+        db_url=db_url or data.default_db_url(),
+        admin_token=new_admin_token(),
+        root_public_key=root.public_bytes.hex(),
+    )
+    now = system_now_ms()
+    store = Store.open(config.db_url)
+    try:
+        hub = Centre(
+            id=site_id,
+            name="Headquarters",
+            country="",
+            role=SiteRole.HUB,
+            status=CentreStatus.ACTIVE,
+            keys=(SiteKey(key.key_id, key.public_bytes, valid_from_ms=now),),
+        )
+        store.save_registry(issue_registry(root, (hub,), previous=None, now_ms=now), now)
+    finally:
+        store.close()
+    data.save(config)
+    log.info("hub %s initialised in %s", site_id, path)
+    return config
+
+
+def start_hub(path: Path, *, listen: str | None = None) -> RunningServer:
+    """Open the hub's store and start serving (returns at once)."""
+    data = DataDir(path)
+    site = Site.open(data)
+    root = SigningKey.load(data.root_key)
+
+    def register(server: grpc.Server) -> list[str]:
+        sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(site), server)
+        sync_pb2_grpc.add_EnrolmentServiceServicer_to_server(EnrolmentServicer(site, root), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(site, HubStatus(site)), server)
+        admin_pb2_grpc.add_HubAdminServiceServicer_to_server(HubAdminServicer(site), server)
+        return [
+            sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,
+            sync_pb2.DESCRIPTOR.services_by_name["EnrolmentService"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["HubAdminService"].full_name,
+        ]
+
+    bind = listen or site.config.listen
+    try:
+        server, port, _health = build_server(bind, site.config.admin_token, register)
+    except Exception:
+        site.close()
+        raise
+    running = RunningServer(site, server, port, host_of(bind))
+    data.write_address(running.address)
+    log.info("hub %s serving on %s", site.site_id, running.address)
+    return running

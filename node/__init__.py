@@ -1,0 +1,1 @@
+"""The centre service: local intake, and scheduled sync with the hub."""

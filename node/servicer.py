@@ -1,0 +1,76 @@
+"""The node's own admin service (sync now) and how it reports its link."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from sync.client import Progress, SyncClient
+from sync.errors import TechbridgeError
+from sync.site import Site
+from techbridge.v1 import admin_pb2, admin_pb2_grpc
+
+_PHASES = {
+    "registry": admin_pb2.SYNC_PHASE_REGISTRY,
+    "push": admin_pb2.SYNC_PHASE_PUSH,
+    "pull": admin_pb2.SYNC_PHASE_PULL,
+    "done": admin_pb2.SYNC_PHASE_DONE,
+}
+
+
+def progress_pb(p: Progress) -> admin_pb2.SyncProgress:
+    return admin_pb2.SyncProgress(
+        phase=_PHASES[p.phase], done=p.done, total=p.total, stored=p.stored, rejected=p.rejected, message=p.message
+    )
+
+
+class NodeAdminServicer(admin_pb2_grpc.NodeAdminServiceServicer):
+    def __init__(self, client: SyncClient) -> None:
+        self._client = client
+
+    def SyncNow(self, request: admin_pb2.SyncNowRequest, context: grpc.ServicerContext) -> Iterator[admin_pb2.SyncProgress]:
+        events: queue.Queue[Progress | BaseException | None] = queue.Queue()
+
+        def run() -> None:
+            try:
+                self._client.run_round(events.put)
+                events.put(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                events.put(exc)
+
+        threading.Thread(target=run, name="sync-now", daemon=True).start()
+        while True:
+            item = events.get()
+            if item is None:
+                return
+            if isinstance(item, TechbridgeError):
+                raise item
+            if isinstance(item, BaseException):
+                raise item
+            yield progress_pb(item)
+
+
+class NodeStatus:
+    def __init__(self, site: Site, hub_id: str) -> None:
+        self._site = site
+        self._hub = hub_id
+
+    def peer_statuses(self) -> list[admin_pb2.PeerStatus]:
+        store = self._site.store
+        st = store.peer_state(self._hub)
+        return [
+            admin_pb2.PeerStatus(
+                peer=self._hub,
+                last_success_ms=st.last_success_ms,
+                last_attempt_ms=st.last_attempt_ms,
+                last_error=st.last_error,
+                last_error_ms=st.last_error_ms,
+                pull_cursor=st.pull_cursor,
+                push_acked=st.push_acked,
+                pending_push=store.count_pending(st.push_acked, only_local=True),
+                pending_pull=st.pending_pull,
+            )
+        ]

@@ -1,0 +1,118 @@
+"""Creating a node's data folder by enrolment, and running the node."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from node.schedule import start_schedule
+from node.servicer import NodeAdminServicer, NodeStatus
+from sync.admin import AdminServicer
+from sync.client import UNARY_DEADLINE_S, SyncClient
+from sync.codec import decode_registry
+from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
+from sync.errors import ConfigError, VerificationFailed
+from sync.keys import SigningKey, key_id_of
+from sync.registry import check_registry_signature
+from sync.runtime import RunningServer, host_of
+from sync.server import build_server, channel
+from sync.site import Site
+from sync.store import Store
+from sync.token import JoinToken
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = "127.0.0.1:0"
+
+
+def init_node(
+    path: Path, *, hub: str, token: str, listen: str = DEFAULT_LISTEN, db_url: str | None = None
+) -> SiteConfig:
+    """Make the node's key, enrol it at the hub with the token, store the registry."""
+    parsed = JoinToken.decode(token)
+    centre_id, hub_id, root_key_id = parsed.centre_id, parsed.hub_id, parsed.root_key_id
+    check_site_id(centre_id)
+    data = DataDir(path)
+    data.prepare_new()
+    key = SigningKey.generate()
+    with channel(hub) as ch:
+        resp = sync_pb2_grpc.EnrolmentServiceStub(ch).Enrol(
+            sync_pb2.EnrolRequest(token=token, centre_id=centre_id, public_key=key.public_bytes),
+            timeout=UNARY_DEADLINE_S,
+        )
+    if key_id_of(resp.root_public_key) != root_key_id:
+        raise VerificationFailed("the hub's root key does not match the one named in the token")
+    registry = decode_registry(resp.registry.body, resp.registry.signature.signature)
+    check_registry_signature(registry.body, resp.registry.signature.key_id, registry.signature, resp.root_public_key)
+    entry = registry.key(key.key_id)
+    if entry is None or entry[0].id != centre_id:
+        raise VerificationFailed("the registry returned by the hub does not hold this node's key")
+    key.save(data.signing_key)
+    config = SiteConfig(
+        site_id=centre_id,
+        role="node",
+        listen=listen,
+        db_url=db_url or data.default_db_url(),
+        admin_token=new_admin_token(),
+        root_public_key=resp.root_public_key.hex(),
+        hub_address=hub,
+        hub_id=resp.hub_id or hub_id,
+    )
+    store = Store.open(config.db_url)
+    try:
+        store.save_registry(registry, registry.issued_at_ms)
+    finally:
+        store.close()
+    data.save(config)
+    log.info("node %s enrolled at %s", centre_id, hub)
+    return config
+
+
+@dataclass
+class RunningNode:
+    running: RunningServer
+    client: SyncClient
+    scheduler: BackgroundScheduler | None
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self.running.stop()
+
+
+def start_node(path: Path, *, sync_every_s: float | None = None, listen: str | None = None) -> RunningNode:
+    """Start the node's admin server and, if an interval is set, its sync schedule."""
+    data = DataDir(path)
+    site = Site.open(data)
+    if site.config.role != "node":
+        site.close()
+        raise ConfigError(f"{path} holds a {site.config.role}, not a node")
+    client = SyncClient(site, site.config.hub_address, site.config.hub_id)
+
+    def register(server: grpc.Server) -> list[str]:
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(site, NodeStatus(site, site.config.hub_id)), server
+        )
+        admin_pb2_grpc.add_NodeAdminServiceServicer_to_server(NodeAdminServicer(client), server)
+        return [
+            admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["NodeAdminService"].full_name,
+        ]
+
+    bind = listen or site.config.listen
+    try:
+        server, port, _health = build_server(bind, site.config.admin_token, register)
+    except Exception:
+        site.close()
+        raise
+    running = RunningServer(site, server, port, host_of(bind))
+    data.write_address(running.address)
+    every = site.config.sync_every_s if sync_every_s is None else sync_every_s
+    scheduler = start_schedule(client, every) if every > 0 else None
+    log.info("node %s serving on %s, syncing with %s every %ss", site.site_id, running.address, site.config.hub_address, every)
+    return RunningNode(running, client, scheduler)

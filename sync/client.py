@@ -1,0 +1,231 @@
+"""The sync engine, client side: one round between a node and the hub.
+
+Topology
+    Nodes dial the hub; the hub never dials a node (centres sit behind
+    firewalls). Nodes learn of each other's records through the hub.
+
+A round
+    1. **Registry.** Ask the hub for a registry newer than the one held;
+       verify it against the root key learned at enrolment; refuse a rollback.
+    2. **Push.** Send the versions written here that the hub has not
+       acknowledged, oldest first, in batches of at most `push_batch` entries,
+       with one batch in flight at a time (a bidirectional stream in
+       lockstep). Each batch carries a transaction id
+       ("<site>:<first>-<through>") so a batch retried after a lost
+       acknowledgement is a no-op at the hub. The hub stores the batch and
+       its cursor of our log in one transaction and answers with the
+       position it now holds; we record that position as `push_acked`.
+    3. **Pull.** Ask for the hub's log after our `pull_cursor`. The hub
+       streams bounded batches; for each we verify every envelope against
+       our registry (refusals are recorded with their reason and never
+       block the entries behind them) and store the batch *with* the new
+       cursor in one transaction. A crash at any instant leaves a cursor that
+       matches what is held, so the next round resumes exactly there;
+       versions already held are skipped by hash, so nothing is doubled.
+
+Cursors
+    A cursor is a position in the other side's log, never a time. The hub
+    skips, but still covers, entries a node must not receive or sent itself.
+
+Errors and timing
+    Every call has a deadline. A round that fails records the error against
+    the peer (shown by `sync status`) and leaves every cursor where the last
+    committed batch put it; the scheduler (node.schedule) runs the next
+    round. Backoff, the watch stream and checkpoint reconciliation are later
+    steps (issue 5); their seams are `record_attempt` and the cursors.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from sync import auth
+from sync.codec import decode_registry
+from sync.envelope import envelope_to_pb, read_version, signatures_from_pb
+from sync.errors import TechbridgeError, VerificationFailed
+from sync.server import channel
+from sync.site import Received, Site
+from techbridge.v1 import sync_pb2, sync_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+UNARY_DEADLINE_S = 15.0
+STREAM_DEADLINE_S = 900.0
+ACK_WAIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # "registry" | "push" | "pull" | "done"
+    done: int = 0
+    total: int = 0
+    stored: int = 0
+    rejected: int = 0
+    message: str = ""
+
+
+@dataclass
+class RoundResult:
+    pushed: int = 0
+    push_rejected: int = 0
+    pulled: int = 0
+    pull_duplicates: int = 0
+    pull_rejected: int = 0
+    registry_version: int = 0
+    rejections: list[tuple[str, str]] = field(default_factory=list)
+
+
+class SyncError(TechbridgeError):
+    """A round could not complete; the message says at which step and why."""
+
+
+class SyncClient:
+    def __init__(self, site: Site, hub_address: str, hub_id: str = "hq") -> None:
+        self._site = site
+        self._address = hub_address
+        self._hub = hub_id
+        self._lock = threading.Lock()
+
+    def _md(self, method: str) -> list[tuple[str, str | bytes]]:
+        return auth.site_metadata(self._site.key, self._site.site_id, method, self._site.now_ms())
+
+    def run_round(self, progress: Callable[[Progress], None] = lambda p: None) -> RoundResult:
+        """Run one round; rounds never overlap (a second caller waits)."""
+        with self._lock:
+            result = RoundResult()
+            try:
+                with channel(self._address) as ch:
+                    stub = sync_pb2_grpc.SyncServiceStub(ch)
+                    self._registry(stub, result, progress)
+                    self._push(stub, result, progress)
+                    self._pull(stub, result, progress)
+            except grpc.RpcError as err:
+                message = f"hub {self._address}: {err.code().name}: {err.details()}"
+                self._site.store.record_attempt(self._hub, self._site.now_ms(), message)
+                log.warning("sync round failed: %s", message)
+                raise SyncError(message) from err
+            except TechbridgeError as exc:
+                self._site.store.record_attempt(self._hub, self._site.now_ms(), str(exc))
+                raise
+            self._site.store.record_attempt(self._hub, self._site.now_ms(), None)
+            progress(Progress("done", stored=result.pulled, rejected=result.pull_rejected + result.push_rejected))
+            return result
+
+    # ---- 1. registry --------------------------------------------------------
+
+    def refresh_registry(self, stub: sync_pb2_grpc.SyncServiceStub) -> bool:
+        have = self._site.registry().version
+        resp = stub.GetRegistry(
+            sync_pb2.GetRegistryRequest(have_version=have), timeout=UNARY_DEADLINE_S, metadata=self._md("GetRegistry")
+        )
+        if not resp.HasField("registry"):
+            return False
+        reg = decode_registry(resp.registry.body, resp.registry.signature.signature)
+        if resp.registry.signature.key_id != reg.root_key_id:
+            raise VerificationFailed("registry signature names a different key than its body")
+        return self._site.accept_registry(reg)
+
+    def _registry(
+        self, stub: sync_pb2_grpc.SyncServiceStub, result: RoundResult, progress: Callable[[Progress], None]
+    ) -> None:
+        progress(Progress("registry", message="checking the registry"))
+        self.refresh_registry(stub)
+        result.registry_version = self._site.registry().version
+
+    # ---- 2. push ----------------------------------------------------------------
+
+    def _push(
+        self, stub: sync_pb2_grpc.SyncServiceStub, result: RoundResult, progress: Callable[[Progress], None]
+    ) -> None:
+        store, cfg = self._site.store, self._site.config
+        acked = store.peer_state(self._hub).push_acked
+        total = store.count_pending(acked, only_local=True)
+        progress(Progress("push", 0, total))
+        if total == 0:
+            return
+        outbox: queue.Queue[sync_pb2.PushRequest | None] = queue.Queue(maxsize=1)
+
+        def requests() -> Iterator[sync_pb2.PushRequest]:
+            while True:
+                item = outbox.get()
+                if item is None:
+                    return
+                yield item
+
+        responses = stub.Push(requests(), timeout=STREAM_DEADLINE_S, metadata=self._md("Push"))
+        done = 0
+        try:
+            while True:
+                rows, through, head = store.log_after(acked, cfg.push_batch, only_local=True)
+                if not rows:
+                    if through > acked:
+                        store.set_push_acked(self._hub, through)
+                    break
+                txn = f"{self._site.site_id}:{rows[0].seq}-{through}"
+                req = sync_pb2.PushRequest(txn_id=txn, through_seq=through)
+                for r in rows:
+                    req.entries.add(seq=r.seq).envelope.CopyFrom(
+                        envelope_to_pb(read_version(r.body, r.signatures))
+                    )
+                outbox.put(req, timeout=ACK_WAIT_S)
+                resp = next(responses)
+                if resp.txn_id != txn:
+                    raise SyncError(f"hub acknowledged {resp.txn_id!r} while {txn!r} was in flight")
+                acked = resp.acked_seq
+                store.set_push_acked(self._hub, acked)
+                done += len(rows)
+                result.pushed += resp.stored
+                result.push_rejected += len(resp.rejected)
+                result.rejections.extend((r.version_id, r.reason) for r in resp.rejected)
+                progress(Progress("push", done, total, result.pushed, result.push_rejected))
+                if through >= head:
+                    break
+        finally:
+            outbox.put(None)
+        for _ in responses:  # drain so the call completes cleanly
+            pass
+
+    # ---- 3. pull ------------------------------------------------------------------
+
+    def _pull(
+        self, stub: sync_pb2_grpc.SyncServiceStub, result: RoundResult, progress: Callable[[Progress], None]
+    ) -> None:
+        store, cfg = self._site.store, self._site.config
+        after = store.peer_state(self._hub).pull_cursor
+        stream = stub.Pull(
+            sync_pb2.PullRequest(after_seq=after, batch_size=cfg.pull_batch),
+            timeout=STREAM_DEADLINE_S,
+            metadata=self._md("Pull"),
+        )
+        done = 0
+        total = -1
+        for msg in stream:
+            if total < 0:
+                total = max(0, msg.head_seq - after)
+            entries = [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries]
+            checked = self._site.check_entries(entries)
+            if any(c.rejection and "not in registry" in c.rejection.reason for c in checked):
+                # A centre enrolled after our registry check; refresh once and recheck.
+                if self.refresh_registry(stub):
+                    checked = self._site.check_entries(entries)
+            applied = self._apply(checked, msg.through_seq, msg.head_seq)
+            result.pulled += applied[0]
+            result.pull_duplicates += applied[1]
+            result.pull_rejected += applied[2]
+            result.rejections.extend((c.rejection.version_id, c.rejection.reason) for c in checked if c.rejection)
+            done = msg.through_seq - after
+            progress(Progress("pull", done, total, result.pulled, result.pull_rejected))
+
+    def _apply(self, checked: list[Received], through: int, head: int) -> tuple[int, int, int]:
+        accepted = [c.version for c in checked if c.version is not None]
+        rejected = [c.rejection for c in checked if c.rejection is not None]
+        res = self._site.store.apply_batch(
+            self._hub, accepted, rejected, through_seq=through, head_seq=head, now_ms=self._site.now_ms()
+        )
+        return res.stored, res.duplicates, res.rejected

@@ -1,0 +1,120 @@
+"""A site's data folder and its configuration file.
+
+    DIR/site.json          site id, role, listen address, database URL, hub address (node),
+                           admin credential, root public key. Mode 0600.
+    DIR/keys/signing.key   the site's Ed25519 signing key (0600)
+    DIR/keys/root.key      the hub's root key, which signs the registry (hub only, 0600)
+    DIR/store.db           the SQLite store (default)
+    DIR/run/address        the address the running server actually bound (for port 0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from sync.errors import ConfigError
+
+CONFIG_NAME = "site.json"
+SITE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    site_id: str
+    role: str  # "hub" or "node"
+    listen: str
+    db_url: str
+    admin_token: str
+    root_public_key: str = ""  # hex; the registry's trust anchor
+    hub_address: str = ""  # nodes only
+    hub_id: str = "hq"  # nodes only
+    sync_every_s: float = 30.0
+    pull_batch: int = 500
+    push_batch: int = 500
+
+    def with_updates(self, **changes: object) -> SiteConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DataDir:
+    path: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_NAME
+
+    @property
+    def signing_key(self) -> Path:
+        return self.path / "keys" / "signing.key"
+
+    @property
+    def root_key(self) -> Path:
+        return self.path / "keys" / "root.key"
+
+    @property
+    def address_file(self) -> Path:
+        return self.path / "run" / "address"
+
+    def default_db_url(self) -> str:
+        return f"sqlite:///{(self.path / 'store.db').resolve()}"
+
+    def exists(self) -> bool:
+        return self.config_file.exists()
+
+    def prepare_new(self) -> None:
+        if self.exists():
+            raise ConfigError(f"{self.path} already holds a site (found {CONFIG_NAME}); refusing to overwrite")
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+
+    def load(self) -> SiteConfig:
+        try:
+            raw = json.loads(self.config_file.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{self.path} is not a techbridge data folder (no {CONFIG_NAME}); run init first") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{self.config_file} is not valid JSON: {exc}") from exc
+        try:
+            return SiteConfig(**raw)
+        except TypeError as exc:
+            raise ConfigError(f"{self.config_file}: {exc}") from exc
+
+    def save(self, config: SiteConfig) -> None:
+        tmp = self.config_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(config), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, self.config_file)
+
+    def write_address(self, address: str) -> None:
+        self.address_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.address_file.with_suffix(".tmp")
+        tmp.write_text(address + "\n")
+        os.replace(tmp, self.address_file)
+
+    def clear_address(self) -> None:
+        self.address_file.unlink(missing_ok=True)
+
+    def server_address(self, config: SiteConfig) -> str:
+        """Where the running server listens: the bound address if recorded."""
+        if self.address_file.exists():
+            return self.address_file.read_text().strip()
+        return config.listen
+
+
+def new_admin_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def check_site_id(site_id: str) -> None:
+    if not SITE_ID_RE.match(site_id):
+        raise ConfigError(
+            f"site id {site_id!r} must be 2-63 characters: lower-case letters, digits and '-', starting with a letter"
+        )

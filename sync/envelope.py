@@ -1,0 +1,162 @@
+"""Signed versions: making them, reading them, and checking them on receipt.
+
+A version is an envelope: `body` (the serialised VersionBody, made once by its
+author) plus signatures over exactly those bytes behind VERSION_DOMAIN. Its id
+is the hex SHA-256 of the body, so the same version received twice is
+recognised and applying it again is a no-op.
+
+Who may sign what is checked at every site on receipt (`verify_version`), not
+only where the version was made. In the skeleton a listing's content may be
+signed only by a key registered to the centre that owns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sync.clock import Stamp
+from sync.codec import decode_version_body, encode_version_body, listing_from_pb
+from sync.errors import VerificationFailed
+from sync.keys import SigningKey
+from sync.records import ListingContent
+from sync.registry import CentreStatus, Registry
+from sync.signing import VERSION_DOMAIN, sign, verify
+from techbridge.v1 import envelope_pb2
+
+AUTHOR = "author"
+RELAY = "relay"
+
+
+@dataclass(frozen=True)
+class SignatureValue:
+    key_id: str
+    signature: bytes
+    role: str = AUTHOR
+
+
+@dataclass(frozen=True)
+class Version:
+    """One signed change to a record, with the fields read from its body."""
+
+    version_id: str
+    body: bytes
+    signatures: tuple[SignatureValue, ...]
+    record_id: str
+    kind: str
+    origin: str
+    author: str
+    hlc: Stamp
+    parents: tuple[str, ...]
+    listing: ListingContent | None
+
+    @property
+    def author_key_id(self) -> str:
+        for s in self.signatures:
+            if s.role == AUTHOR:
+                return s.key_id
+        return ""
+
+
+def version_id_of(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def make_listing_version(
+    key: SigningKey,
+    *,
+    site: str,
+    record_id: str,
+    hlc: Stamp,
+    listing: ListingContent,
+    parents: tuple[str, ...] = (),
+    origin: str | None = None,
+) -> Version:
+    body = encode_version_body(
+        record_id=record_id,
+        origin=origin or site,
+        author=site,
+        hlc=hlc,
+        parents=parents,
+        listing=listing,
+    )
+    sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, body), AUTHOR)
+    return read_version(body, (sig,))
+
+
+def read_version(body: bytes, signatures: tuple[SignatureValue, ...]) -> Version:
+    """Read a version's fields from its exact body bytes (no verification)."""
+    msg = decode_version_body(body)
+    if not msg.record_id:
+        raise VerificationFailed("body has no record_id")
+    if msg.WhichOneof("payload") != "listing" or msg.kind != envelope_pb2.RECORD_KIND_LISTING:
+        raise VerificationFailed("body carries no listing (the only record kind known here)")
+    return Version(
+        version_id=version_id_of(body),
+        body=body,
+        signatures=signatures,
+        record_id=msg.record_id,
+        kind="listing",
+        origin=msg.origin,
+        author=msg.author,
+        hlc=Stamp(msg.hlc.wall_ms, msg.hlc.counter),
+        parents=tuple(msg.parents),
+        listing=listing_from_pb(msg.listing),
+    )
+
+
+def envelope_to_pb(version: Version) -> envelope_pb2.Envelope:
+    return envelope_pb2.Envelope(
+        body=version.body,
+        signatures=[
+            envelope_pb2.Signature(
+                key_id=s.key_id,
+                signature=s.signature,
+                role=envelope_pb2.SIGNATURE_ROLE_RELAY if s.role == RELAY else envelope_pb2.SIGNATURE_ROLE_AUTHOR,
+            )
+            for s in version.signatures
+        ],
+    )
+
+
+def signatures_from_pb(env: envelope_pb2.Envelope) -> tuple[SignatureValue, ...]:
+    return tuple(
+        SignatureValue(
+            s.key_id, s.signature, RELAY if s.role == envelope_pb2.SIGNATURE_ROLE_RELAY else AUTHOR
+        )
+        for s in env.signatures
+    )
+
+
+def envelope_from_pb(env: envelope_pb2.Envelope) -> Version:
+    return read_version(env.body, signatures_from_pb(env))
+
+
+def verify_version(version: Version, registry: Registry) -> None:
+    """Raise VerificationFailed with the reason unless `version` may be accepted.
+
+    Checks, in order: an author signature exists; its key is in the registry
+    and belongs to the author site; that site is active; the author may write
+    this record (a listing only by its owning centre); the signature verifies
+    over the exact body bytes.
+    """
+    authors = [s for s in version.signatures if s.role == AUTHOR]
+    if len(authors) != 1:
+        raise VerificationFailed(f"expected one author signature, found {len(authors)}")
+    sig = authors[0]
+    found = registry.key(sig.key_id)
+    if found is None:
+        raise VerificationFailed(f"signing key {sig.key_id} is not in registry version {registry.version}")
+    centre, key = found
+    if centre.id != version.author:
+        raise VerificationFailed(
+            f"signing key {sig.key_id} belongs to {centre.id}, but the body names author {version.author!r}"
+        )
+    if centre.status != CentreStatus.ACTIVE:
+        raise VerificationFailed(f"site {centre.id} is {centre.status.value}, not active")
+    if version.kind == "listing" and version.author != version.origin:
+        raise VerificationFailed(
+            f"listing content owned by {version.origin!r} may only be signed by that centre, not {version.author!r}"
+        )
+    if not verify(key.public_key, VERSION_DOMAIN, version.body, sig.signature):
+        raise VerificationFailed("signature does not verify over the body bytes")

@@ -1,0 +1,77 @@
+"""Ed25519 signing keys: creation, files, key ids.
+
+Private keys live in PEM (PKCS#8) files readable only by their owner (0600).
+They are never logged and never sent. A key id is derived from the public key:
+the hex of the first 16 bytes of SHA-256 over the raw 32-byte public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from sync.errors import ConfigError
+
+
+def key_id_of(public_key: bytes) -> str:
+    """The key id of a raw 32-byte Ed25519 public key."""
+    return hashlib.sha256(public_key).digest()[:16].hex()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key with its derived public key and id."""
+
+    private: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @property
+    def public_bytes(self) -> bytes:
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.public_bytes)
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+    def save(self, path: Path) -> None:
+        """Write the key to `path` with mode 0600, refusing to overwrite."""
+        pem = self.private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+
+    @classmethod
+    def load(cls, path: Path) -> SigningKey:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read key file {path}: {exc.strerror}") from exc
+        key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"{path} is not an Ed25519 private key")
+        return cls(key)
+
+
+def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)

@@ -1,0 +1,53 @@
+"""Running a site's server until told to stop (shared by hub and node)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from types import FrameType
+
+import grpc
+
+from sync.site import Site
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningServer:
+    site: Site
+    server: grpc.Server
+    port: int
+    host: str
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, grace: float = 2.0) -> None:
+        self.stopping.set()
+        self.server.stop(grace).wait()
+        self.site.data.clear_address()
+        self.site.close()
+
+
+def host_of(listen: str) -> str:
+    host = listen.rsplit(":", 1)[0]
+    return "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
+
+
+def wait_for_signal(running: RunningServer) -> None:
+    """Block until SIGINT/SIGTERM, then stop gracefully."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signum)
+        running.stopping.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not running.stopping.wait(0.5):
+        pass
+    running.stop()

@@ -1,0 +1,259 @@
+"""Building a site's gRPC server, and the one place errors become statuses.
+
+Every handler is wrapped by `ServiceBoundary`:
+
+* requests are decoded here, so a malformed message answers
+  INVALID_ARGUMENT (gRPC's default would be INTERNAL) and the server keeps
+  serving; oversized messages are refused by gRPC itself with
+  RESOURCE_EXHAUSTED (MAX_MESSAGE_BYTES);
+* the admin services require the site's admin credential;
+* domain errors (`sync.errors`) map to status codes, with field violations
+  attached as google.rpc.BadRequest details;
+* anything unexpected is logged (never with payloads) and answers INTERNAL.
+
+The standard health service and server reflection are always registered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from sync import auth
+from sync.errors import (
+    ConfigError,
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TechbridgeError,
+    Unauthenticated,
+    VerificationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+ADMIN_SERVICES = ("techbridge.v1.AdminService", "techbridge.v1.HubAdminService", "techbridge.v1.NodeAdminService")
+
+# The same keepalive policy on both ends (a client pinging more often than the
+# server permits ends in GOAWAY too_many_pings).
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+SERVER_OPTIONS = [
+    *KEEPALIVE_OPTIONS,
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
+]
+CHANNEL_OPTIONS = [
+    *KEEPALIVE_OPTIONS,
+    ("grpc.max_receive_message_length", 4 * MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+_CODES: list[tuple[type[TechbridgeError], grpc.StatusCode]] = [
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (VerificationFailed, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+]
+
+
+class _BadMessage(Exception):
+    pass
+
+
+def abort_for(context: grpc.ServicerContext, exc: TechbridgeError) -> NoReturn:
+    code = next((c for cls, c in _CODES if isinstance(exc, cls)), grpc.StatusCode.INTERNAL)
+    status = status_pb2.Status(code=code.value[0], message=str(exc))
+    if isinstance(exc, InvalidInput):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in exc.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("unreachable")  # abort_with_status raises
+
+
+def field_violations(err: grpc.RpcError) -> list[tuple[str, str]]:
+    """Read BadRequest field violations from a client-side error, if any."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    out: list[tuple[str, str]] = []
+    if status is None:
+        return out
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            br = error_details_pb2.BadRequest()
+            detail.Unpack(br)
+            out.extend((v.field, v.description) for v in br.field_violations)
+    return out
+
+
+def _abort_bad_message(context: grpc.ServicerContext) -> NoReturn:
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="request is not a valid protobuf message")
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("unreachable")
+
+
+class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, admin_token: str) -> None:
+        self._admin_token = admin_token
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        method: str = details.method
+        service = method.lstrip("/").split("/")[0]
+        needs_admin = service in ADMIN_SERVICES
+        deser = handler.request_deserializer
+        token = self._admin_token
+
+        def decode(raw: bytes, context: grpc.ServicerContext) -> Any:
+            if deser is None:
+                return raw
+            try:
+                return deser(raw)
+            except DecodeError:
+                _abort_bad_message(context)
+
+        def guard(context: grpc.ServicerContext) -> None:
+            if needs_admin:
+                auth.check_admin(context.invocation_metadata(), token)
+
+        def fail(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+            if isinstance(exc, TechbridgeError):
+                abort_for(context, exc)
+            if isinstance(exc, _BadMessage):
+                _abort_bad_message(context)
+            log.exception("unexpected error in %s", method)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            raise AssertionError("unreachable")
+
+        def request_iter(it: Iterator[bytes]) -> Iterator[Any]:
+            for raw in it:
+                if deser is None:
+                    yield raw
+                    continue
+                try:
+                    yield deser(raw)
+                except DecodeError as exc:
+                    raise _BadMessage() from exc
+
+        if handler.unary_unary:
+            fn = handler.unary_unary
+
+            def unary_unary(raw: bytes, context: grpc.ServicerContext) -> Any:
+                req = decode(raw, context)
+                try:
+                    guard(context)
+                    return fn(req, context)
+                except Exception as exc:  # noqa: BLE001 - the one boundary
+                    if _is_abort(exc):
+                        raise
+                    fail(context, exc)
+
+            return handler._replace(unary_unary=unary_unary, request_deserializer=None)
+        if handler.unary_stream:
+            fn_us = handler.unary_stream
+
+            def unary_stream(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
+                req = decode(raw, context)
+                try:
+                    guard(context)
+                    yield from fn_us(req, context)
+                except Exception as exc:  # noqa: BLE001
+                    if _is_abort(exc):
+                        raise
+                    fail(context, exc)
+
+            return handler._replace(unary_stream=unary_stream, request_deserializer=None)
+        if handler.stream_unary:
+            fn_su = handler.stream_unary
+
+            def stream_unary(it: Iterator[bytes], context: grpc.ServicerContext) -> Any:
+                try:
+                    guard(context)
+                    return fn_su(request_iter(it), context)
+                except Exception as exc:  # noqa: BLE001
+                    if _is_abort(exc):
+                        raise
+                    fail(context, exc)
+
+            return handler._replace(stream_unary=stream_unary, request_deserializer=None)
+        fn_ss = handler.stream_stream
+
+        def stream_stream(it: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                guard(context)
+                yield from fn_ss(request_iter(it), context)
+            except Exception as exc:  # noqa: BLE001
+                if _is_abort(exc):
+                    raise
+                fail(context, exc)
+
+        return handler._replace(stream_stream=stream_stream, request_deserializer=None)
+
+
+def _is_abort(exc: Exception) -> bool:
+    # context.abort raises a plain Exception subclass private to grpc.
+    return type(exc).__name__ == "_AbortError" or isinstance(exc, grpc.RpcError)
+
+
+def build_server(
+    listen: str,
+    admin_token: str,
+    register: Callable[[grpc.Server], list[str]],
+    *,
+    max_workers: int = 16,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Create, register and start a server; returns (server, bound port, health)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        interceptors=[ServiceBoundary(admin_token)],
+        options=SERVER_OPTIONS,
+    )
+    names = register(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in names:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise ConfigError(f"cannot listen on {listen}")
+    server.start()
+    return server, port, health_servicer
+
+
+def channel(address: str) -> grpc.Channel:
+    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)

@@ -1,0 +1,16 @@
+"""Alembic environment: run with a connection handed in by sync.store.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from sync.store.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,149 @@
+"""Typed SQLAlchemy 2.0 models of a site's store.
+
+Every site (hub or node) has the same schema; tables only the hub fills
+(invites) stay empty on nodes. Constraint names follow one naming convention
+so migrations are stable across SQLite and PostgreSQL. There are no ORM
+relationships: the store works with Core statements and explicit joins, so
+nothing can lazy-load behind a caller's back.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit everywhere; SQLite's INTEGER is already 64-bit and only "INTEGER
+# PRIMARY KEY" aliases the rowid.
+Big = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class VersionModel(Base):
+    """Every signed version this site holds, keyed by the hash of its body."""
+
+    __tablename__ = "versions"
+
+    version_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))
+    hlc_wall_ms: Mapped[int] = mapped_column(Big)
+    hlc_counter: Mapped[int] = mapped_column(Integer)
+    # The exact signed bytes, never re-serialised.
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    # JSON list of {key_id, signature (hex), role}.
+    signatures: Mapped[str] = mapped_column(Text)
+    # Site this version came from; NULL when written here.
+    received_from: Mapped[str | None] = mapped_column(String(64))
+    received_at_ms: Mapped[int] = mapped_column(Big)
+    verified: Mapped[bool] = mapped_column(Boolean)
+
+
+class LogEntryModel(Base):
+    """This site's append-only log: the order in which it stored versions."""
+
+    __tablename__ = "log_entries"
+
+    seq: Mapped[int] = mapped_column(Big, primary_key=True, autoincrement=False)
+    version_id: Mapped[str] = mapped_column(ForeignKey("versions.version_id"), unique=True)
+    # Copied from the version so push and pull filter without a join.
+    received_from: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_log_entries_received_from_seq", "received_from", "seq"),)
+
+
+class RecordModel(Base):
+    """Derived state of each record, recomputed from its versions."""
+
+    __tablename__ = "records"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(64), index=True)
+    head_version_id: Mapped[str] = mapped_column(ForeignKey("versions.version_id"))
+    title: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    head_wall_ms: Mapped[int] = mapped_column(Big)
+    head_counter: Mapped[int] = mapped_column(Integer)
+    head_author: Mapped[str] = mapped_column(String(64))
+    version_count: Mapped[int] = mapped_column(Integer)
+
+
+class PeerStateModel(Base):
+    """Cursors and link health, one row per peer site."""
+
+    __tablename__ = "peer_state"
+
+    peer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Position in the peer's log up to which this site holds what it may see.
+    pull_cursor: Mapped[int] = mapped_column(Big, default=0)
+    # Position in this site's log the peer has acknowledged.
+    push_acked: Mapped[int] = mapped_column(Big, default=0)
+    # The peer's log head as last reported minus pull_cursor.
+    pending_pull: Mapped[int] = mapped_column(Big, default=0)
+    last_attempt_ms: Mapped[int] = mapped_column(Big, default=0)
+    last_success_ms: Mapped[int] = mapped_column(Big, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error_ms: Mapped[int] = mapped_column(Big, default=0)
+
+
+class PushTxnModel(Base):
+    """Push batches already applied, so a retried batch is a no-op."""
+
+    __tablename__ = "push_txns"
+
+    txn_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    peer: Mapped[str] = mapped_column(String(64))
+    acked_seq: Mapped[int] = mapped_column(Big)
+    applied_at_ms: Mapped[int] = mapped_column(Big)
+
+
+class RejectionModel(Base):
+    """Versions refused on receipt, with the reason; they never block the rest."""
+
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(Big, primary_key=True, autoincrement=True)
+    version_id: Mapped[str] = mapped_column(String(64), index=True)
+    peer: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at_ms: Mapped[int] = mapped_column(Big)
+
+
+class RegistryModel(Base):
+    """Every verified registry version; the newest is the one in force."""
+
+    __tablename__ = "registry"
+
+    version: Mapped[int] = mapped_column(Big, primary_key=True, autoincrement=False)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at_ms: Mapped[int] = mapped_column(Big)
+
+
+class InviteModel(Base):
+    """One-time join tokens (hub only). Only the token's hash is kept."""
+
+    __tablename__ = "invites"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    centre_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    created_at_ms: Mapped[int] = mapped_column(Big)
+    expires_at_ms: Mapped[int] = mapped_column(Big)
+    used_at_ms: Mapped[int | None] = mapped_column(Big)

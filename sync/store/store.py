@@ -1,0 +1,509 @@
+"""A site's store: signed versions, its log, derived records, cursors.
+
+Writes go through a handful of methods, each one transaction:
+
+* `append_local` stores a version written here and appends it to the log.
+* `apply_batch` stores a batch received from a peer *and* advances that
+  peer's cursor in the same transaction, so after a crash at any instant the
+  site resumes from a cursor that matches what it holds. Versions already held
+  are skipped (a version's id is the hash of its body), so applying a batch
+  twice is a no-op; refused versions are recorded with their reason.
+
+Record state is derived from the versions: the head is the version with the
+greatest (HLC wall, HLC counter, author, version id). That order does not
+depend on arrival order, so sites that hold the same versions agree. (The full
+merge of concurrent edits is a later step; this is its seam.)
+
+Reads use plain Core selects with bounded limits; nothing scans the store to
+answer a sync round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.pool import NullPool
+
+from sync.codec import decode_registry
+from sync.envelope import SignatureValue, Version
+from sync.errors import FailedPrecondition, NotFound
+from sync.registry import Registry
+from sync.store import migrate
+from sync.store.models import (
+    InviteModel,
+    LogEntryModel,
+    PeerStateModel,
+    PushTxnModel,
+    RecordModel,
+    RegistryModel,
+    RejectionModel,
+    VersionModel,
+)
+
+log = logging.getLogger(__name__)
+
+versions_t = VersionModel.__table__
+log_t = LogEntryModel.__table__
+records_t = RecordModel.__table__
+peers_t = PeerStateModel.__table__
+txns_t = PushTxnModel.__table__
+rejections_t = RejectionModel.__table__
+registry_t = RegistryModel.__table__
+invites_t = InviteModel.__table__
+
+# SQLite caps bound parameters per statement; keep IN lists below it.
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Rejected:
+    version_id: str
+    reason: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    stored: int
+    duplicates: int
+    rejected: int
+    already_applied: bool = False
+
+
+@dataclass(frozen=True)
+class LogRow:
+    seq: int
+    version_id: str
+    body: bytes
+    signatures: tuple[SignatureValue, ...]
+    received_from: str | None
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    record_id: str
+    kind: str
+    origin: str
+    title: str
+    status: str
+    updated_at_ms: int
+    head_version_id: str
+    version_count: int
+
+
+@dataclass(frozen=True)
+class HeadVersion:
+    record: RecordRow
+    body: bytes
+    signatures: tuple[SignatureValue, ...]
+    author: str
+    key_id: str
+    received_from: str | None
+    received_at_ms: int
+    verified: bool
+
+
+@dataclass(frozen=True)
+class PeerState:
+    peer: str
+    pull_cursor: int = 0
+    push_acked: int = 0
+    pending_pull: int = 0
+    last_attempt_ms: int = 0
+    last_success_ms: int = 0
+    last_error: str = ""
+    last_error_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Invite:
+    centre_id: str
+    name: str
+    country: str
+    expires_at_ms: int
+
+
+def _sigs_to_json(sigs: Iterable[SignatureValue]) -> str:
+    return json.dumps([{"key_id": s.key_id, "signature": s.signature.hex(), "role": s.role} for s in sigs])
+
+
+def _sigs_from_json(text: str) -> tuple[SignatureValue, ...]:
+    return tuple(SignatureValue(d["key_id"], bytes.fromhex(d["signature"]), d["role"]) for d in json.loads(text))
+
+
+def _order_key(wall: int, counter: int, author: str, version_id: str) -> tuple[int, int, str, str]:
+    return (wall, counter, author, version_id)
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+class Store:
+    """One site's database. Thread-safe; one writer at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open (creating if needed) and migrate the store at `url`."""
+        if url.startswith("sqlite"):
+            engine = create_engine(url, poolclass=NullPool)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        migrate.upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- registry -------------------------------------------------------
+
+    def registry(self) -> Registry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(registry_t.c.body, registry_t.c.signature).order_by(registry_t.c.version.desc()).limit(1)
+            ).first()
+        return decode_registry(row.body, row.signature) if row else None
+
+    def save_registry(self, registry: Registry, now_ms: int) -> bool:
+        """Store a verified registry if newer than the held one; True if stored."""
+        with self._write_lock, self.engine.begin() as conn:
+            return self._save_registry(conn, registry, now_ms)
+
+    def _save_registry(self, conn: Connection, registry: Registry, now_ms: int) -> bool:
+        held = conn.execute(select(func.max(registry_t.c.version))).scalar()
+        if held is not None and registry.version <= held:
+            return False
+        conn.execute(
+            insert(registry_t).values(
+                version=registry.version, body=registry.body, signature=registry.signature, stored_at_ms=now_ms
+            )
+        )
+        return True
+
+    # ---- invites (hub) ----------------------------------------------------
+
+    def add_invite(self, token_hash: str, invite: Invite, now_ms: int) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(
+                insert(invites_t).values(
+                    token_hash=token_hash,
+                    centre_id=invite.centre_id,
+                    name=invite.name,
+                    country=invite.country,
+                    created_at_ms=now_ms,
+                    expires_at_ms=invite.expires_at_ms,
+                    used_at_ms=None,
+                )
+            )
+
+    def redeem_invite(
+        self, token_hash: str, now_ms: int, build_registry: Callable[[Invite, Registry | None], Registry]
+    ) -> Registry:
+        """Spend a join token and store the registry that enrols its centre, atomically."""
+        with self._write_lock, self.engine.begin() as conn:
+            row = conn.execute(select(invites_t).where(invites_t.c.token_hash == token_hash)).first()
+            if row is None:
+                raise NotFound("join token is not known to this hub")
+            if row.used_at_ms is not None:
+                raise FailedPrecondition("join token has already been used")
+            if row.expires_at_ms <= now_ms:
+                raise FailedPrecondition("join token has expired")
+            conn.execute(update(invites_t).where(invites_t.c.token_hash == token_hash).values(used_at_ms=now_ms))
+            reg_row = conn.execute(
+                select(registry_t.c.body, registry_t.c.signature).order_by(registry_t.c.version.desc()).limit(1)
+            ).first()
+            held = decode_registry(reg_row.body, reg_row.signature) if reg_row else None
+            new = build_registry(Invite(row.centre_id, row.name, row.country, row.expires_at_ms), held)
+            self._save_registry(conn, new, now_ms)
+            return new
+
+    # ---- writing versions ---------------------------------------------------
+
+    def append_local(self, version: Version, now_ms: int) -> int:
+        """Store a version written at this site; returns its log position."""
+        with self._write_lock, self.engine.begin() as conn:
+            seqs = self._insert_versions(conn, [version], None, now_ms)
+            return seqs[0]
+
+    def apply_batch(
+        self,
+        peer: str,
+        accepted: Sequence[Version],
+        rejected: Sequence[Rejected],
+        *,
+        through_seq: int,
+        now_ms: int,
+        head_seq: int | None = None,
+        txn_id: str | None = None,
+    ) -> ApplyResult:
+        """Store a batch from `peer` and move its cursor to `through_seq`, atomically."""
+        with self._write_lock, self.engine.begin() as conn:
+            if txn_id is not None:
+                done = conn.execute(select(txns_t.c.acked_seq).where(txns_t.c.txn_id == txn_id)).first()
+                if done is not None:
+                    return ApplyResult(0, len(accepted), 0, already_applied=True)
+            unique: dict[str, Version] = {}
+            for v in accepted:
+                unique.setdefault(v.version_id, v)
+            held = self._held(conn, list(unique))
+            fresh = [v for vid, v in unique.items() if vid not in held]
+            self._insert_versions(conn, fresh, peer, now_ms)
+            for r in rejected:
+                conn.execute(
+                    insert(rejections_t).values(
+                        version_id=r.version_id, peer=peer, reason=r.reason, body=r.body, received_at_ms=now_ms
+                    )
+                )
+            values: dict[str, int] = {"pull_cursor": through_seq}
+            if head_seq is not None:
+                values["pending_pull"] = max(0, head_seq - through_seq)
+            self._upsert_peer(conn, peer, values)
+            if txn_id is not None:
+                conn.execute(insert(txns_t).values(txn_id=txn_id, peer=peer, acked_seq=through_seq, applied_at_ms=now_ms))
+            return ApplyResult(len(fresh), len(accepted) - len(fresh), len(rejected))
+
+    def _held(self, conn: Connection, ids: list[str]) -> set[str]:
+        held: set[str] = set()
+        for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i : i + _IN_CHUNK]
+            held.update(conn.execute(select(versions_t.c.version_id).where(versions_t.c.version_id.in_(chunk))).scalars())
+        return held
+
+    def _insert_versions(self, conn: Connection, fresh: Sequence[Version], peer: str | None, now_ms: int) -> list[int]:
+        if not fresh:
+            return []
+        head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
+        conn.execute(
+            insert(versions_t),
+            [
+                {
+                    "version_id": v.version_id,
+                    "record_id": v.record_id,
+                    "kind": v.kind,
+                    "origin": v.origin,
+                    "author": v.author,
+                    "key_id": v.author_key_id,
+                    "hlc_wall_ms": v.hlc.wall_ms,
+                    "hlc_counter": v.hlc.counter,
+                    "body": v.body,
+                    "signatures": _sigs_to_json(v.signatures),
+                    "received_from": peer,
+                    "received_at_ms": now_ms,
+                    "verified": True,
+                }
+                for v in fresh
+            ],
+        )
+        seqs = list(range(head + 1, head + 1 + len(fresh)))
+        conn.execute(
+            insert(log_t),
+            [{"seq": s, "version_id": v.version_id, "received_from": peer} for s, v in zip(seqs, fresh, strict=True)],
+        )
+        self._update_records(conn, fresh)
+        return seqs
+
+    def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
+        by_record: dict[str, list[Version]] = {}
+        for v in fresh:
+            by_record.setdefault(v.record_id, []).append(v)
+        ids = list(by_record)
+        current: dict[str, Row[tuple[str, int, int, str, str, int]]] = {}
+        for i in range(0, len(ids), _IN_CHUNK):
+            for row in conn.execute(
+                select(
+                    records_t.c.record_id,
+                    records_t.c.head_wall_ms,
+                    records_t.c.head_counter,
+                    records_t.c.head_author,
+                    records_t.c.head_version_id,
+                    records_t.c.version_count,
+                ).where(records_t.c.record_id.in_(ids[i : i + _IN_CHUNK]))
+            ):
+                current[row.record_id] = row
+        for record_id, versions in by_record.items():
+            best = max(versions, key=lambda v: _order_key(v.hlc.wall_ms, v.hlc.counter, v.author, v.version_id))
+            listing = best.listing
+            assert listing is not None
+            values = {
+                "kind": best.kind,
+                "origin": best.origin,
+                "head_version_id": best.version_id,
+                "title": listing.title,
+                "status": listing.status.value,
+                "head_wall_ms": best.hlc.wall_ms,
+                "head_counter": best.hlc.counter,
+                "head_author": best.author,
+            }
+            row = current.get(record_id)
+            if row is None:
+                conn.execute(insert(records_t).values(record_id=record_id, version_count=len(versions), **values))
+                continue
+            count = {"version_count": row.version_count + len(versions)}
+            held_key = _order_key(row.head_wall_ms, row.head_counter, row.head_author, row.head_version_id)
+            best_key = _order_key(best.hlc.wall_ms, best.hlc.counter, best.author, best.version_id)
+            if best_key > held_key:
+                count.update(values)  # type: ignore[arg-type]
+            conn.execute(update(records_t).where(records_t.c.record_id == record_id).values(**count))
+
+    # ---- cursors and link health -------------------------------------------
+
+    def _upsert_peer(self, conn: Connection, peer: str, values: dict[str, object]) -> None:
+        res = conn.execute(update(peers_t).where(peers_t.c.peer == peer).values(**values))
+        if res.rowcount == 0:
+            defaults: dict[str, object] = {
+                "pull_cursor": 0,
+                "push_acked": 0,
+                "pending_pull": 0,
+                "last_attempt_ms": 0,
+                "last_success_ms": 0,
+                "last_error": "",
+                "last_error_ms": 0,
+            }
+            defaults.update(values)
+            conn.execute(insert(peers_t).values(peer=peer, **defaults))
+
+    def peer_state(self, peer: str) -> PeerState:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(peers_t).where(peers_t.c.peer == peer)).first()
+        return PeerState(**row._asdict()) if row else PeerState(peer)
+
+    def peers(self) -> list[PeerState]:
+        with self.engine.connect() as conn:
+            return [PeerState(**r._asdict()) for r in conn.execute(select(peers_t).order_by(peers_t.c.peer))]
+
+    def set_push_acked(self, peer: str, acked: int) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            self._upsert_peer(conn, peer, {"push_acked": acked})
+
+    def record_attempt(self, peer: str, now_ms: int, error: str | None) -> None:
+        values: dict[str, object] = {"last_attempt_ms": now_ms}
+        if error is None:
+            values["last_success_ms"] = now_ms
+        else:
+            values.update(last_error=error[:2000], last_error_ms=now_ms)
+        with self._write_lock, self.engine.begin() as conn:
+            self._upsert_peer(conn, peer, values)
+
+    # ---- reading the log ----------------------------------------------------
+
+    def log_after(
+        self, after_seq: int, limit: int, *, only_local: bool = False, exclude_from: str | None = None
+    ) -> tuple[list[LogRow], int, int]:
+        """Up to `limit` log entries after `after_seq`, and the position they cover.
+
+        Returns (rows, through_seq, head). Entries filtered out (received from
+        `exclude_from`, or not local when `only_local`) are skipped but
+        covered: when fewer than `limit` rows match, through_seq is the head
+        read in the same snapshot.
+        """
+        cond = [log_t.c.seq > after_seq]
+        if only_local:
+            cond.append(log_t.c.received_from.is_(None))
+        if exclude_from is not None:
+            cond.append(or_(log_t.c.received_from.is_(None), log_t.c.received_from != exclude_from))
+        with self.engine.connect() as conn, conn.begin():
+            head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
+            rows = conn.execute(
+                select(log_t.c.seq, log_t.c.version_id, log_t.c.received_from, versions_t.c.body, versions_t.c.signatures)
+                .join(versions_t, versions_t.c.version_id == log_t.c.version_id)
+                .where(*cond, log_t.c.seq <= head)
+                .order_by(log_t.c.seq)
+                .limit(limit)
+            ).all()
+        out = [LogRow(r.seq, r.version_id, r.body, _sigs_from_json(r.signatures), r.received_from) for r in rows]
+        through = out[-1].seq if len(out) == limit else max(head, after_seq)
+        return out, through, head
+
+    def log_head(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one())
+
+    def count_pending(self, after_seq: int, *, only_local: bool = False, exclude_from: str | None = None) -> int:
+        cond = [log_t.c.seq > after_seq]
+        if only_local:
+            cond.append(log_t.c.received_from.is_(None))
+        if exclude_from is not None:
+            cond.append(or_(log_t.c.received_from.is_(None), log_t.c.received_from != exclude_from))
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(log_t).where(*cond)).scalar_one())
+
+    def counts(self) -> tuple[int, int]:
+        """(versions held, rejections recorded)."""
+        with self.engine.connect() as conn:
+            versions = conn.execute(select(func.count()).select_from(versions_t)).scalar_one()
+            rejected = conn.execute(select(func.count()).select_from(rejections_t)).scalar_one()
+        return int(versions), int(rejected)
+
+    def rejections(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """(version id, peer, reason), newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(rejections_t.c.version_id, rejections_t.c.peer, rejections_t.c.reason)
+                .order_by(rejections_t.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [(r.version_id, r.peer, r.reason) for r in rows]
+
+    # ---- reading records ------------------------------------------------------
+
+    def list_records(self, *, origin: str | None, limit: int, after_id: str = "") -> list[RecordRow]:
+        cond = [records_t.c.record_id > after_id]
+        if origin:
+            cond.append(records_t.c.origin == origin)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(records_t).where(*cond).order_by(records_t.c.record_id).limit(limit)
+            ).all()
+        return [self._record_row(r) for r in rows]
+
+    @staticmethod
+    def _record_row(r: Row[tuple[object, ...]]) -> RecordRow:
+        m = r._mapping
+        return RecordRow(
+            record_id=m["record_id"],
+            kind=m["kind"],
+            origin=m["origin"],
+            title=m["title"],
+            status=m["status"],
+            updated_at_ms=m["head_wall_ms"],
+            head_version_id=m["head_version_id"],
+            version_count=m["version_count"],
+        )
+
+    def head_version(self, record_id: str) -> HeadVersion:
+        with self.engine.connect() as conn:
+            rec = conn.execute(select(records_t).where(records_t.c.record_id == record_id)).first()
+            if rec is None:
+                raise NotFound(f"no listing with id {record_id}")
+            v = conn.execute(select(versions_t).where(versions_t.c.version_id == rec.head_version_id)).one()
+        return HeadVersion(
+            record=self._record_row(rec),
+            body=v.body,
+            signatures=_sigs_from_json(v.signatures),
+            author=v.author,
+            key_id=v.key_id,
+            received_from=v.received_from,
+            received_at_ms=v.received_at_ms,
+            verified=v.verified,
+        )
+
+    def version_ids(self) -> set[str]:
+        """Every version id held (for tests and digests on small stores)."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(versions_t.c.version_id)).scalars())

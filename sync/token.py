@@ -1,0 +1,50 @@
+"""Join tokens: the one-time credential a hub gives a new centre.
+
+A token carries the centre id, a random secret, the hub's id and its root key
+id. The hub keeps only the SHA-256 of the secret; the node checks the root key
+it receives at enrolment against the key id in the token, so the token also
+pins the trust root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+
+from sync.auth import b64, unb64
+from sync.errors import FieldViolation, InvalidInput
+
+TOKEN_PREFIX = "tbj1."
+
+
+@dataclass(frozen=True)
+class JoinToken:
+    centre_id: str
+    secret: str
+    hub_id: str
+    root_key_id: str
+
+    @classmethod
+    def new(cls, centre_id: str, hub_id: str, root_key_id: str) -> JoinToken:
+        return cls(centre_id, secrets.token_urlsafe(24), hub_id, root_key_id)
+
+    def encode(self) -> str:
+        doc = {"c": self.centre_id, "s": self.secret, "h": self.hub_id, "r": self.root_key_id}
+        return TOKEN_PREFIX + b64(json.dumps(doc, separators=(",", ":")).encode())
+
+    @property
+    def secret_hash(self) -> str:
+        return hashlib.sha256(self.secret.encode()).hexdigest()
+
+    @classmethod
+    def decode(cls, token: str) -> JoinToken:
+        bad = InvalidInput([FieldViolation("token", "not a techbridge join token (expected tbj1.…), or damaged")])
+        if not token.startswith(TOKEN_PREFIX):
+            raise bad
+        try:
+            doc = json.loads(unb64(token[len(TOKEN_PREFIX) :]))
+            return cls(str(doc["c"]), str(doc["s"]), str(doc["h"]), str(doc["r"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise bad from exc
