@@ -31,8 +31,10 @@ from sync.records import listing_from_json
 from sync.server import channel, field_violations
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Wide enough for ids and titles when output goes to a pipe or a file.
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 CONNECT_TIMEOUT_S = 5.0
 CALL_TIMEOUT_S = 30.0
@@ -168,9 +170,7 @@ def cmd_hub_invite(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
         try:
             resp = admin_pb2_grpc.HubAdminServiceStub(s.channel).Invite(
-                admin_pb2.InviteRequest(
-                    centre_id=a.centre, name=a.name, country=a.country, ttl_seconds=int(a.ttl)
-                ),
+                admin_pb2.InviteRequest(centre_id=a.centre, name=a.name, country=a.country, ttl_seconds=int(a.ttl)),
                 metadata=s.md,
                 timeout=CALL_TIMEOUT_S,
             )
@@ -244,7 +244,7 @@ def cmd_listing_add(a: argparse.Namespace) -> None:
         print_json(listing_json(view, detail=True))
         return
     err.print(
-        f"stored listing \"{view.listing.title}\" at {view.provenance.origin} "
+        f'stored listing "{view.listing.title}" at {view.provenance.origin} '
         f"(status {status_name(view.listing.status)}, signed by key {view.provenance.key_id})",
         highlight=False,
     )
@@ -301,6 +301,8 @@ def cmd_listing_show(a: argparse.Namespace) -> None:
         print_json(doc)
         return
     prov = doc.pop("provenance")
+    for k in ("verified", "key_id"):
+        doc.pop(k)
     table = Table(show_header=False, title=f"listing {doc['id']}")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -373,7 +375,13 @@ def cmd_sync_status(a: argparse.Namespace) -> None:
     ]
     if a.json:
         print_json(
-            {"site": st.site_id, "log_head": st.log_head, "versions": st.versions, "rejected": st.rejected, "peers": peers}
+            {
+                "site": st.site_id,
+                "log_head": st.log_head,
+                "versions": st.versions,
+                "rejected": st.rejected,
+                "peers": peers,
+            }
         )
         return
     out.print(
@@ -435,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_node_init)
     sp = node.add_parser("serve", help="serve the node and sync with the hub on a schedule")
     data_arg(sp)
-    sp.add_argument("--sync-every", type=parse_duration, default=None, help="interval such as 30s or 5m; 0 turns the schedule off")
+    sp.add_argument(
+        "--sync-every", type=parse_duration, default=None, help="interval such as 30s or 5m; 0 turns the schedule off"
+    )
     sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
     sp.set_defaults(func=cmd_node_serve)
 

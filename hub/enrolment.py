@@ -28,7 +28,9 @@ def invite(
 ) -> tuple[str, int]:
     problems = []
     if not SITE_ID_RE.match(centre_id):
-        problems.append(FieldViolation("centre_id", "2-63 characters: lower-case letters, digits, '-', starting with a letter"))
+        problems.append(
+            FieldViolation("centre_id", "2-63 characters: lower-case letters, digits, '-', starting with a letter")
+        )
     if not name.strip() or len(name) > 200:
         problems.append(FieldViolation("name", "required, at most 200 characters"))
     if not COUNTRY_RE.match(country):

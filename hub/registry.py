@@ -8,7 +8,9 @@ from sync.registry import Centre, Registry
 from sync.signing import REGISTRY_DOMAIN, sign
 
 
-def issue_registry(root: SigningKey, centres: tuple[Centre, ...], *, previous: Registry | None, now_ms: int) -> Registry:
+def issue_registry(
+    root: SigningKey, centres: tuple[Centre, ...], *, previous: Registry | None, now_ms: int
+) -> Registry:
     """Sign a registry one version above `previous`."""
     version = (previous.version if previous else 0) + 1
     ordered = tuple(sorted(centres, key=lambda c: c.id))

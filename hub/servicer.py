@@ -52,9 +52,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self._site = site
 
     def _caller(self, context: grpc.ServicerContext, method: str) -> str:
-        return auth.authenticate_site(
-            context.invocation_metadata(), method, self._site.registry(), self._site.now_ms()
-        )
+        return auth.authenticate_site(context.invocation_metadata(), method, self._site.registry(), self._site.now_ms())
 
     def GetRegistry(
         self, request: sync_pb2.GetRegistryRequest, context: grpc.ServicerContext
@@ -114,6 +112,10 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             after = through
             if through >= head_at_start or not context.is_active():
                 break
+        # The node stores each batch before reading the next, so a stream read
+        # to its end is delivered; its next Pull's after_seq corrects this if
+        # the last commit was lost.
+        store.set_push_acked(peer, after)
         store.record_attempt(peer, self._site.now_ms(), None)
 
 

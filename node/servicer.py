@@ -31,14 +31,16 @@ class NodeAdminServicer(admin_pb2_grpc.NodeAdminServiceServicer):
     def __init__(self, client: SyncClient) -> None:
         self._client = client
 
-    def SyncNow(self, request: admin_pb2.SyncNowRequest, context: grpc.ServicerContext) -> Iterator[admin_pb2.SyncProgress]:
+    def SyncNow(
+        self, request: admin_pb2.SyncNowRequest, context: grpc.ServicerContext
+    ) -> Iterator[admin_pb2.SyncProgress]:
         events: queue.Queue[Progress | BaseException | None] = queue.Queue()
 
         def run() -> None:
             try:
                 self._client.run_round(events.put)
                 events.put(None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            except BaseException as exc:
                 events.put(exc)
 
         threading.Thread(target=run, name="sync-now", daemon=True).start()

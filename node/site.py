@@ -114,5 +114,11 @@ def start_node(path: Path, *, sync_every_s: float | None = None, listen: str | N
     data.write_address(running.address)
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
-    log.info("node %s serving on %s, syncing with %s every %ss", site.site_id, running.address, site.config.hub_address, every)
+    log.info(
+        "node %s serving on %s, syncing with %s every %ss",
+        site.site_id,
+        running.address,
+        site.config.hub_address,
+        every,
+    )
     return RunningNode(running, client, scheduler)

@@ -36,20 +36,25 @@ def _call_bytes(site: str, method: str, time_ms: int) -> bytes:
     return f"{site}|{method}|{time_ms}".encode()
 
 
-def site_metadata(key: SigningKey, site: str, method: str, now_ms: int) -> list[tuple[str, str | bytes]]:
-    return [
+def site_metadata(key: SigningKey, site: str, method: str, now_ms: int) -> tuple[tuple[str, str | bytes], ...]:
+    return (
         (SITE_HEADER, site),
         (KEY_HEADER, key.key_id),
         (TIME_HEADER, str(now_ms)),
         (SIG_HEADER, sign(key, CALL_DOMAIN, _call_bytes(site, method, now_ms))),
-    ]
+    )
 
 
 def authenticate_site(metadata: Metadata, method: str, registry: Registry | None, now_ms: int) -> str:
     """Return the calling site's id, or raise Unauthenticated saying why."""
     md = {k: v for k, v in metadata}
     site, key_id, time_s, sig = md.get(SITE_HEADER), md.get(KEY_HEADER), md.get(TIME_HEADER), md.get(SIG_HEADER)
-    if not isinstance(site, str) or not isinstance(key_id, str) or not isinstance(time_s, str) or not isinstance(sig, bytes):
+    if (
+        not isinstance(site, str)
+        or not isinstance(key_id, str)
+        or not isinstance(time_s, str)
+        or not isinstance(sig, bytes)
+    ):
         raise Unauthenticated("call is not signed by a site (missing techbridge site headers)")
     if registry is None:
         raise Unauthenticated("this site holds no registry yet")
@@ -69,8 +74,8 @@ def authenticate_site(metadata: Metadata, method: str, registry: Registry | None
     return site
 
 
-def admin_metadata(token: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {token}")]
+def admin_metadata(token: str) -> tuple[tuple[str, str | bytes], ...]:
+    return (("authorization", f"Bearer {token}"),)
 
 
 def check_admin(metadata: Metadata, token: str) -> None:

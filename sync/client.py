@@ -92,7 +92,7 @@ class SyncClient:
         self._hub = hub_id
         self._lock = threading.Lock()
 
-    def _md(self, method: str) -> list[tuple[str, str | bytes]]:
+    def _md(self, method: str) -> tuple[tuple[str, str | bytes], ...]:
         return auth.site_metadata(self._site.key, self._site.site_id, method, self._site.now_ms())
 
     def run_round(self, progress: Callable[[Progress], None] = lambda p: None) -> RoundResult:
@@ -170,11 +170,9 @@ class SyncClient:
                 txn = f"{self._site.site_id}:{rows[0].seq}-{through}"
                 req = sync_pb2.PushRequest(txn_id=txn, through_seq=through)
                 for r in rows:
-                    req.entries.add(seq=r.seq).envelope.CopyFrom(
-                        envelope_to_pb(read_version(r.body, r.signatures))
-                    )
+                    req.entries.add(seq=r.seq).envelope.CopyFrom(envelope_to_pb(read_version(r.body, r.signatures)))
                 outbox.put(req, timeout=ACK_WAIT_S)
-                resp = next(responses)
+                resp = next(iter(responses))
                 if resp.txn_id != txn:
                     raise SyncError(f"hub acknowledged {resp.txn_id!r} while {txn!r} was in flight")
                 acked = resp.acked_seq
@@ -210,10 +208,9 @@ class SyncClient:
                 total = max(0, msg.head_seq - after)
             entries = [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries]
             checked = self._site.check_entries(entries)
-            if any(c.rejection and "not in registry" in c.rejection.reason for c in checked):
-                # A centre enrolled after our registry check; refresh once and recheck.
-                if self.refresh_registry(stub):
-                    checked = self._site.check_entries(entries)
+            if any(c.unknown_key for c in checked) and self.refresh_registry(stub):
+                # A centre enrolled after our registry check: recheck with the newer registry.
+                checked = self._site.check_entries(entries)
             applied = self._apply(checked, msg.through_seq, msg.head_seq)
             result.pulled += applied[0]
             result.pull_duplicates += applied[1]

@@ -100,9 +100,7 @@ def decode_version_body(body: bytes) -> envelope_pb2.VersionBody:
 
 
 def encode_registry_body(version: int, issued_at_ms: int, root_key_id: str, centres: tuple[Centre, ...]) -> bytes:
-    msg = registry_pb2.RegistryBody(
-        version=version, issued_at_ms=issued_at_ms, root_key_id=root_key_id
-    )
+    msg = registry_pb2.RegistryBody(version=version, issued_at_ms=issued_at_ms, root_key_id=root_key_id)
     for c in centres:
         msg.centres.append(
             registry_pb2.Centre(
@@ -142,9 +140,7 @@ def decode_registry(body: bytes, signature: bytes) -> Registry:
                 country=c.country,
                 role=_ROLE_FROM_PB[c.role],
                 status=_CSTATUS_FROM_PB[c.status],
-                keys=tuple(
-                    SiteKey(k.key_id, k.public_key, k.valid_from_ms, k.valid_until_ms) for k in c.keys
-                ),
+                keys=tuple(SiteKey(k.key_id, k.public_key, k.valid_from_ms, k.valid_until_ms) for k in c.keys),
             )
         )
     return Registry(

@@ -1,11 +1,11 @@
 """A site's data folder and its configuration file.
 
-    DIR/site.json          site id, role, listen address, database URL, hub address (node),
-                           admin credential, root public key. Mode 0600.
-    DIR/keys/signing.key   the site's Ed25519 signing key (0600)
-    DIR/keys/root.key      the hub's root key, which signs the registry (hub only, 0600)
-    DIR/store.db           the SQLite store (default)
-    DIR/run/address        the address the running server actually bound (for port 0)
+DIR/site.json          site id, role, listen address, database URL, hub address (node),
+                       admin credential, root public key. Mode 0600.
+DIR/keys/signing.key   the site's Ed25519 signing key (0600)
+DIR/keys/root.key      the hub's root key, which signs the registry (hub only, 0600)
+DIR/store.db           the SQLite store (default)
+DIR/run/address        the address the running server actually bound (for port 0)
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ class DataDir:
         try:
             raw = json.loads(self.config_file.read_text())
         except FileNotFoundError as exc:
-            raise ConfigError(f"{self.path} is not a techbridge data folder (no {CONFIG_NAME}); run init first") from exc
+            raise ConfigError(
+                f"{self.path} is not a techbridge data folder (no {CONFIG_NAME}); run init first"
+            ) from exc
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{self.config_file} is not valid JSON: {exc}") from exc
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sync.clock import Stamp
 from sync.codec import decode_version_body, encode_version_body, listing_from_pb
-from sync.errors import VerificationFailed
+from sync.errors import UnknownKey, VerificationFailed
 from sync.keys import SigningKey
 from sync.records import ListingContent
 from sync.registry import CentreStatus, Registry
@@ -121,9 +121,7 @@ def envelope_to_pb(version: Version) -> envelope_pb2.Envelope:
 
 def signatures_from_pb(env: envelope_pb2.Envelope) -> tuple[SignatureValue, ...]:
     return tuple(
-        SignatureValue(
-            s.key_id, s.signature, RELAY if s.role == envelope_pb2.SIGNATURE_ROLE_RELAY else AUTHOR
-        )
+        SignatureValue(s.key_id, s.signature, RELAY if s.role == envelope_pb2.SIGNATURE_ROLE_RELAY else AUTHOR)
         for s in env.signatures
     )
 
@@ -146,7 +144,7 @@ def verify_version(version: Version, registry: Registry) -> None:
     sig = authors[0]
     found = registry.key(sig.key_id)
     if found is None:
-        raise VerificationFailed(f"signing key {sig.key_id} is not in registry version {registry.version}")
+        raise UnknownKey(f"signing key {sig.key_id} is not in registry version {registry.version}")
     centre, key = found
     if centre.id != version.author:
         raise VerificationFailed(

@@ -52,5 +52,9 @@ class VerificationFailed(TechbridgeError):
     """A signed document or version did not verify; the message says why."""
 
 
+class UnknownKey(VerificationFailed):
+    """A signature names a key this site's registry does not hold (yet)."""
+
+
 class ConfigError(TechbridgeError):
     """A site's data folder or configuration is missing or wrong."""

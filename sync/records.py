@@ -9,7 +9,7 @@ the server can answer INVALID_ARGUMENT naming every field.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from sync.errors import FieldViolation, InvalidInput
 
@@ -20,7 +20,7 @@ KEYWORDS_MAX = 5
 KEYWORD_MAX = 64
 
 
-class ListingStatus(str, Enum):
+class ListingStatus(StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"
     VALIDATED = "validated"
@@ -93,7 +93,9 @@ def listing_from_json(data: object) -> ListingContent:
     raw_keywords = data.get("keywords")
     if raw_keywords is not None:
         if not isinstance(raw_keywords, list):
-            problems.append(FieldViolation("keywords", f"must be a list of strings (got {type(raw_keywords).__name__})"))
+            problems.append(
+                FieldViolation("keywords", f"must be a list of strings (got {type(raw_keywords).__name__})")
+            )
         else:
             bad = [i for i, w in enumerate(raw_keywords) if not isinstance(w, str)]
             for i in bad:

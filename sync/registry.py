@@ -9,19 +9,19 @@ learned at enrolment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from sync.errors import VerificationFailed
 from sync.keys import key_id_of
 from sync.signing import REGISTRY_DOMAIN, verify
 
 
-class SiteRole(str, Enum):
+class SiteRole(StrEnum):
     HUB = "hub"
     NODE = "node"
 
 
-class CentreStatus(str, Enum):
+class CentreStatus(StrEnum):
     INVITED = "invited"
     ACTIVE = "active"
     SUSPENDED = "suspended"
@@ -69,9 +69,7 @@ class Registry:
         return self._by_key.get(key_id)
 
 
-def check_registry_signature(
-    body: bytes, key_id: str, signature: bytes, root_public_key: bytes
-) -> None:
+def check_registry_signature(body: bytes, key_id: str, signature: bytes, root_public_key: bytes) -> None:
     """Raise VerificationFailed unless the root key signed exactly `body`."""
     if key_id != key_id_of(root_public_key):
         raise VerificationFailed(f"registry signed by key {key_id}, not the root key")
@@ -81,6 +79,4 @@ def check_registry_signature(
 
 def check_not_rollback(new: Registry, held: Registry | None) -> None:
     if held is not None and new.version < held.version:
-        raise VerificationFailed(
-            f"registry version {new.version} is older than the held version {held.version}"
-        )
+        raise VerificationFailed(f"registry version {new.version} is older than the held version {held.version}")

@@ -119,13 +119,11 @@ def _abort_bad_message(context: grpc.ServicerContext) -> NoReturn:
     raise AssertionError("unreachable")
 
 
-class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
+class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, admin_token: str) -> None:
         self._admin_token = admin_token
 
-    def intercept_service(
-        self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails
-    ) -> Any:
+    def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
         if handler is None:
             return None
@@ -152,7 +150,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
                 abort_for(context, exc)
             if isinstance(exc, _BadMessage):
                 _abort_bad_message(context)
-            log.exception("unexpected error in %s", method)
+            log.error("unexpected error in %s", method, exc_info=exc)
             context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
             raise AssertionError("unreachable")
 
@@ -174,7 +172,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
                 try:
                     guard(context)
                     return fn(req, context)
-                except Exception as exc:  # noqa: BLE001 - the one boundary
+                except Exception as exc:
                     if _is_abort(exc):
                         raise
                     fail(context, exc)
@@ -188,7 +186,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
                 try:
                     guard(context)
                     yield from fn_us(req, context)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if _is_abort(exc):
                         raise
                     fail(context, exc)
@@ -201,7 +199,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
                 try:
                     guard(context)
                     return fn_su(request_iter(it), context)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if _is_abort(exc):
                         raise
                     fail(context, exc)
@@ -213,7 +211,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[misc]
             try:
                 guard(context)
                 yield from fn_ss(request_iter(it), context)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if _is_abort(exc):
                     raise
                 fail(context, exc)

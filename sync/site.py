@@ -17,7 +17,7 @@ import uuid6
 from sync.clock import HybridClock, system_now_ms
 from sync.config import DataDir, SiteConfig
 from sync.envelope import SignatureValue, Version, make_listing_version, read_version, verify_version, version_id_of
-from sync.errors import ConfigError, VerificationFailed
+from sync.errors import ConfigError, UnknownKey, VerificationFailed
 from sync.keys import SigningKey
 from sync.records import ListingContent, ListingStatus, validate_listing
 from sync.registry import Registry, check_not_rollback, check_registry_signature
@@ -34,6 +34,7 @@ class Received:
     seq: int
     version: Version | None
     rejection: Rejected | None
+    unknown_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class Site:
                 version = read_version(body, sigs)
                 verify_version(version, registry)
             except VerificationFailed as exc:
-                out.append(Received(seq, None, Rejected(version_id_of(body), str(exc), body)))
+                rejected = Rejected(version_id_of(body), str(exc), body)
+                out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey)))
                 continue
             self.clock.observe(version.hlc)
             out.append(Received(seq, version, None))

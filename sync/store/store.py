@@ -25,8 +25,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.pool import NullPool
 
@@ -48,14 +49,14 @@ from sync.store.models import (
 
 log = logging.getLogger(__name__)
 
-versions_t = VersionModel.__table__
-log_t = LogEntryModel.__table__
-records_t = RecordModel.__table__
-peers_t = PeerStateModel.__table__
-txns_t = PushTxnModel.__table__
-rejections_t = RejectionModel.__table__
-registry_t = RegistryModel.__table__
-invites_t = InviteModel.__table__
+versions_t = cast(Table, VersionModel.__table__)
+log_t = cast(Table, LogEntryModel.__table__)
+records_t = cast(Table, RecordModel.__table__)
+peers_t = cast(Table, PeerStateModel.__table__)
+txns_t = cast(Table, PushTxnModel.__table__)
+rejections_t = cast(Table, RejectionModel.__table__)
+registry_t = cast(Table, RegistryModel.__table__)
+invites_t = cast(Table, InviteModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 _IN_CHUNK = 500
@@ -270,19 +271,23 @@ class Store:
                         version_id=r.version_id, peer=peer, reason=r.reason, body=r.body, received_at_ms=now_ms
                     )
                 )
-            values: dict[str, int] = {"pull_cursor": through_seq}
+            values: dict[str, object] = {"pull_cursor": through_seq}
             if head_seq is not None:
                 values["pending_pull"] = max(0, head_seq - through_seq)
             self._upsert_peer(conn, peer, values)
             if txn_id is not None:
-                conn.execute(insert(txns_t).values(txn_id=txn_id, peer=peer, acked_seq=through_seq, applied_at_ms=now_ms))
+                conn.execute(
+                    insert(txns_t).values(txn_id=txn_id, peer=peer, acked_seq=through_seq, applied_at_ms=now_ms)
+                )
             return ApplyResult(len(fresh), len(accepted) - len(fresh), len(rejected))
 
     def _held(self, conn: Connection, ids: list[str]) -> set[str]:
         held: set[str] = set()
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i : i + _IN_CHUNK]
-            held.update(conn.execute(select(versions_t.c.version_id).where(versions_t.c.version_id.in_(chunk))).scalars())
+            held.update(
+                conn.execute(select(versions_t.c.version_id).where(versions_t.c.version_id.in_(chunk))).scalars()
+            )
         return held
 
     def _insert_versions(self, conn: Connection, fresh: Sequence[Version], peer: str | None, now_ms: int) -> list[int]:
@@ -323,7 +328,7 @@ class Store:
         for v in fresh:
             by_record.setdefault(v.record_id, []).append(v)
         ids = list(by_record)
-        current: dict[str, Row[tuple[str, int, int, str, str, int]]] = {}
+        current: dict[str, Any] = {}
         for i in range(0, len(ids), _IN_CHUNK):
             for row in conn.execute(
                 select(
@@ -350,15 +355,15 @@ class Store:
                 "head_counter": best.hlc.counter,
                 "head_author": best.author,
             }
-            row = current.get(record_id)
-            if row is None:
+            held = current.get(record_id)
+            if held is None:
                 conn.execute(insert(records_t).values(record_id=record_id, version_count=len(versions), **values))
                 continue
-            count = {"version_count": row.version_count + len(versions)}
-            held_key = _order_key(row.head_wall_ms, row.head_counter, row.head_author, row.head_version_id)
+            count: dict[str, object] = {"version_count": held.version_count + len(versions)}
+            held_key = _order_key(held.head_wall_ms, held.head_counter, held.head_author, held.head_version_id)
             best_key = _order_key(best.hlc.wall_ms, best.hlc.counter, best.author, best.version_id)
             if best_key > held_key:
-                count.update(values)  # type: ignore[arg-type]
+                count.update(values)
             conn.execute(update(records_t).where(records_t.c.record_id == record_id).values(**count))
 
     # ---- cursors and link health -------------------------------------------
@@ -420,7 +425,9 @@ class Store:
         with self.engine.connect() as conn, conn.begin():
             head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
             rows = conn.execute(
-                select(log_t.c.seq, log_t.c.version_id, log_t.c.received_from, versions_t.c.body, versions_t.c.signatures)
+                select(
+                    log_t.c.seq, log_t.c.version_id, log_t.c.received_from, versions_t.c.body, versions_t.c.signatures
+                )
                 .join(versions_t, versions_t.c.version_id == log_t.c.version_id)
                 .where(*cond, log_t.c.seq <= head)
                 .order_by(log_t.c.seq)
@@ -467,9 +474,7 @@ class Store:
         if origin:
             cond.append(records_t.c.origin == origin)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(records_t).where(*cond).order_by(records_t.c.record_id).limit(limit)
-            ).all()
+            rows = conn.execute(select(records_t).where(*cond).order_by(records_t.c.record_id).limit(limit)).all()
         return [self._record_row(r) for r in rows]
 
     @staticmethod

@@ -1,0 +1,140 @@
+"""`make demo`: a hub and four centre nodes on loopback, end to end.
+
+Runs only the public command-line tool, as separate processes, exactly as a
+user would: init the hub, serve it, invite each centre, enrol and serve its
+node, add the sample listings (deploy/samples/<centre>/*.json) at their
+centres, sync every node twice (push, then pick up the others' listings), and
+print HQ's aggregated view, the link health, and a Tel Aviv listing as
+Daejeon sees it. Data is left in ./demo-data for exploring; the servers stop
+at the end (pass --keep to leave them running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "deploy" / "samples"
+TB = [sys.executable, "-m", "cli.main"]
+
+
+def step(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+def run(*args: str, show: bool = True) -> str:
+    shown = "techbridge " + " ".join(a if " " not in a and len(a) < 60 else repr(a[:57] + "...") for a in args)
+    if show:
+        print(f"$ {shown}", flush=True)
+    proc = subprocess.run([*TB, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if show:
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        if not show:
+            sys.stderr.write(proc.stderr)
+        raise SystemExit(f"demo: `{shown}` failed with exit code {proc.returncode}")
+    return proc.stdout
+
+
+def serve(role: str, data: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    addr = data / "run" / "address"
+    addr.unlink(missing_ok=True)
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([*TB, role, "serve", "--data", str(data), *extra], cwd=ROOT, stdout=f, stderr=f)
+    deadline = time.monotonic() + 30
+    while not addr.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"demo: {role} in {data} did not start; see {log}")
+        time.sleep(0.1)
+    print(f"   {role} {data.name} serving on {addr.read_text().strip()} (log: {log.relative_to(ROOT)})")
+    return proc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dir", default=str(ROOT / "demo-data"), help="where to put the sites (wiped first)")
+    ap.add_argument("--keep", action="store_true", help="leave the servers running at the end")
+    a = ap.parse_args()
+    base = Path(a.dir).resolve()
+    if base.exists():
+        shutil.rmtree(base)
+    base.mkdir(parents=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        step("HQ: create and start the hub")
+        hub = base / "hq"
+        run("hub", "init", "--data", str(hub), "--listen", "127.0.0.1:0")
+        procs.append(serve("hub", hub, base / "hq.log"))
+        hub_addr = (hub / "run" / "address").read_text().strip()
+
+        centres = json.loads((SAMPLES / "centres.json").read_text())
+        for c in centres:
+            step(f"{c['name']}: invite, enrol and start the node")
+            token = (
+                run(
+                    "hub",
+                    "invite",
+                    "--data",
+                    str(hub),
+                    "--centre",
+                    c["id"],
+                    "--name",
+                    c["name"],
+                    "--country",
+                    c["country"],
+                )
+                .strip()
+                .splitlines()[-1]
+            )
+            run("node", "init", "--data", str(base / c["id"]), "--hub", hub_addr, "--token", token)
+            procs.append(serve("node", base / c["id"], base / f"{c['id']}.log", "--sync-every", "30s"))
+
+        step("Centres add their listings (each signed by its centre's key)")
+        for c in centres:
+            for f in sorted((SAMPLES / c["id"]).glob("*.json")):
+                run("listing", "add", "--data", str(base / c["id"]), "--file", str(f.relative_to(ROOT)))
+
+        step("Every node syncs with the hub (round 1 pushes, round 2 brings the others' listings)")
+        for _ in range(2):
+            for c in centres:
+                run("sync", "now", "--data", str(base / c["id"]))
+
+        step("HQ's aggregated view of the whole network")
+        run("listing", "list", "--data", str(hub))
+        run("sync", "status", "--data", str(hub))
+
+        step("Daejeon holds Tel Aviv's listings, verified against Tel Aviv's key")
+        listings = json.loads(
+            run("listing", "list", "--data", str(base / "daejeon"), "--centre", "tel-aviv", "--json", show=False)
+        )
+        run("listing", "show", "--data", str(base / "daejeon"), listings[0]["id"])
+
+        step("Done")
+        print(f"The sites' data folders are in {base}.")
+        if a.keep:
+            print("Servers keep running; stop them with: pkill -f 'cli.main (hub|node) serve'")
+            procs.clear()
+        else:
+            print("Start a site again with e.g.: .venv/bin/techbridge hub serve --data demo-data/hq")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("COLUMNS", "160")
+    main()
