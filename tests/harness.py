@@ -1,0 +1,162 @@
+"""Real sites for tests: hubs and nodes with real gRPC servers on 127.0.0.1:0,
+real SQLite files under the test's tmp_path, and real keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from hub.site import init_hub, start_hub
+from node.site import RunningNode, init_node, start_node
+from sync import auth
+from sync.client import RoundResult
+from sync.config import DataDir
+from sync.runtime import RunningServer
+from sync.server import channel
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Site:
+    path: Path
+    admin_token: str
+    address: str
+    _channel: grpc.Channel | None = field(default=None, repr=False)
+
+    @property
+    def ch(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = channel(self.address)
+        return self._channel
+
+    @property
+    def md(self) -> tuple[tuple[str, str | bytes], ...]:
+        return auth.admin_metadata(self.admin_token)
+
+    @property
+    def admin(self) -> admin_pb2_grpc.AdminServiceStub:
+        return admin_pb2_grpc.AdminServiceStub(self.ch)
+
+    def add_listing(self, title: str, **fields: object) -> str:
+        resp = self.admin.AddListing(
+            admin_pb2.AddListingRequest(listing=records_pb2.Listing(title=title, **fields)),  # type: ignore[arg-type]
+            metadata=self.md,
+            timeout=10,
+        )
+        return resp.listing.id
+
+    def listings(self, origin: str = "") -> list[admin_pb2.ListingView]:
+        out: list[admin_pb2.ListingView] = []
+        token = ""
+        while True:
+            resp = self.admin.ListListings(
+                admin_pb2.ListListingsRequest(origin=origin, page_size=1000, page_token=token), metadata=self.md, timeout=10
+            )
+            out.extend(resp.listings)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    def show(self, record_id: str) -> admin_pb2.ListingView:
+        return self.admin.GetListing(admin_pb2.GetListingRequest(id=record_id), metadata=self.md, timeout=10).listing
+
+    def close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+
+@dataclass
+class Hub(Site):
+    running: RunningServer | None = None
+
+    def invite(self, centre: str, name: str = "", country: str = "IL", ttl_s: int = 0) -> str:
+        resp = admin_pb2_grpc.HubAdminServiceStub(self.ch).Invite(
+            admin_pb2.InviteRequest(centre_id=centre, name=name or centre.title(), country=country, ttl_seconds=ttl_s),
+            metadata=self.md,
+            timeout=10,
+        )
+        return resp.token
+
+    def stop(self) -> None:
+        self.close_channel()
+        if self.running is not None:
+            self.running.stop(grace=0.5)
+            self.running = None
+
+
+@dataclass
+class Node(Site):
+    node: RunningNode | None = None
+
+    def sync(self) -> RoundResult:
+        assert self.node is not None
+        return self.node.client.run_round()
+
+    def stop(self) -> None:
+        self.close_channel()
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
+
+
+def make_hub(path: Path) -> Hub:
+    cfg = init_hub(path, listen="127.0.0.1:0")
+    running = start_hub(path)
+    return Hub(path=path, admin_token=cfg.admin_token, address=running.address, running=running)
+
+
+def make_node(hub: Hub, path: Path, centre: str, *, country: str = "IL", **start: object) -> Node:
+    token = hub.invite(centre, country=country)
+    cfg = init_node(path, hub=hub.address, token=token, listen="127.0.0.1:0")
+    return start_existing_node(path, cfg.admin_token, **start)
+
+
+def start_existing_node(path: Path, admin_token: str, sync_every_s: float = 0) -> Node:
+    running = start_node(path, sync_every_s=sync_every_s)
+    return Node(path=path, admin_token=admin_token, address=running.running.address, node=running)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the techbridge CLI as a separate process."""
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def serve_process(role: str, path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """Start `techbridge <role> serve` as a real process and wait for its address."""
+    data = DataDir(path)
+    data.clear_address()
+    log = open(path.parent / f"{path.name}.{role}.log", "ab")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", role, "serve", "--data", str(path), *extra],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
+    if not wait_until(lambda: data.address_file.exists() or proc.poll() is not None, timeout=30):
+        proc.kill()
+        raise RuntimeError(f"{role} at {path} did not start")
+    if proc.poll() is not None:
+        raise RuntimeError(f"{role} at {path} exited with {proc.returncode}")
+    return proc

@@ -1,0 +1,52 @@
+"""Listing files: every problem named, one per line."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync.errors import InvalidInput
+from sync.records import ListingContent, listing_from_json
+
+
+def problems(doc: object) -> list[str]:
+    with pytest.raises(InvalidInput) as e:
+        listing_from_json(doc)
+    return [str(v) for v in e.value.violations]
+
+
+def test_good_listing() -> None:
+    got = listing_from_json({"title": "T", "summary": "s", "keywords": ["a", "b"], "trl": 4})
+    assert got == ListingContent(title="T", summary="s", keywords=("a", "b"), trl=4)
+
+
+def test_missing_title() -> None:
+    assert problems({"summary": "x"}) == ["title: required field is missing"]
+
+
+def test_wrong_types_each_named() -> None:
+    got = problems({"title": 5, "keywords": "water", "trl": "six"})
+    assert got == [
+        "title: must be a string (got int)",
+        "keywords: must be a list of strings (got str)",
+        "trl: must be an integer from 1 to 9 (got str)",
+    ]
+
+
+def test_unknown_field_and_ranges() -> None:
+    got = problems({"title": "x" * 300, "trl": 12, "colour": "red", "keywords": ["a", 3]})
+    assert "colour: unknown field" in got
+    assert "trl: must be an integer from 1 to 9 (got 12)" in got
+    assert "keywords[1]: must be a string" in got
+
+
+def test_not_an_object() -> None:
+    assert problems([1, 2]) == ["(document): must be a JSON object"]
+
+
+def test_limits() -> None:
+    got = problems({"title": "x" * 257, "summary": "y" * 501, "keywords": ["k"] * 6})
+    assert got == [
+        "title: at most 256 characters (got 257)",
+        "summary: at most 500 characters (got 501)",
+        "keywords: at most 5 keywords (got 6)",
+    ]

@@ -1,0 +1,131 @@
+"""The store contract, run against every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from sync.clock import Stamp
+from sync.envelope import Version, make_listing_version
+from sync.keys import SigningKey
+from sync.records import ListingContent
+from sync.store import Rejected, Store
+from sync.store.migrate import current_revision, head_revisions
+from sync.store.models import Base
+from tests.backends import BACKENDS, database_url
+
+KEY = SigningKey.generate()
+
+
+def version(n: int, record: str | None = None, site: str = "tel-aviv", wall: int | None = None) -> Version:
+    return make_listing_version(
+        KEY,
+        site=site,
+        record_id=record or f"rec-{n:05d}",
+        hlc=Stamp(wall if wall is not None else 1_000 + n, 0),
+        listing=ListingContent(title=f"listing {n}"),
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with database_url(request.param, tmp_path) as url:
+        s = Store.open(url)
+        yield s
+        s.close()
+
+
+class TestStoreContract:
+    def test_migrations_match_models_with_one_head(self, store: Store) -> None:
+        assert len(head_revisions()) == 1
+        assert current_revision(store.engine) == head_revisions()[0]
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+
+    def test_apply_is_idempotent(self, store: Store) -> None:
+        batch = [version(i) for i in range(10)]
+        r1 = store.apply_batch("hq", batch, [], through_seq=10, now_ms=1)
+        r2 = store.apply_batch("hq", batch + batch[:3], [], through_seq=10, now_ms=2)
+        assert (r1.stored, r1.duplicates) == (10, 0)
+        assert (r2.stored, r2.duplicates) == (0, 13)
+        assert store.log_head() == 10
+        assert store.counts() == (10, 0)
+
+    def test_push_txn_retried_is_a_noop(self, store: Store) -> None:
+        batch = [version(i) for i in range(3)]
+        store.apply_batch("tel-aviv", batch, [], through_seq=3, now_ms=1, txn_id="tel-aviv:1-3")
+        again = store.apply_batch("tel-aviv", batch, [], through_seq=3, now_ms=2, txn_id="tel-aviv:1-3")
+        assert again.already_applied
+        assert store.log_head() == 3
+
+    def test_batch_and_cursor_commit_together(self, store: Store) -> None:
+        store.apply_batch("hq", [version(0)], [], through_seq=1, now_ms=1)
+        # A failure after part of a batch was written must leave neither its
+        # versions nor its cursor behind.
+        bad = [version(1), version(2)]
+        store._insert_versions = _fail_after_first(store._insert_versions)  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            store.apply_batch("hq", bad, [], through_seq=3, now_ms=2)
+        assert store.peer_state("hq").pull_cursor == 1
+        assert store.version_ids() == {version(0).version_id}
+
+    def test_rejections_are_recorded_and_do_not_block(self, store: Store) -> None:
+        good = [version(i) for i in range(3)]
+        res = store.apply_batch(
+            "hq", good, [Rejected("deadbeef", "signature does not verify", b"x")], through_seq=4, now_ms=1
+        )
+        assert (res.stored, res.rejected) == (3, 1)
+        assert store.rejections() == [("deadbeef", "hq", "signature does not verify")]
+        assert store.peer_state("hq").pull_cursor == 4
+
+    def test_log_after_is_bounded_and_covers_skipped(self, store: Store) -> None:
+        mine = [version(i, site="tel-aviv") for i in range(5)]
+        for v in mine:
+            store.append_local(v, 1)
+        store.apply_batch("brussels", [version(100 + i, site="brussels") for i in range(5)], [], through_seq=5, now_ms=1)
+        rows, through, head = store.log_after(0, 3)
+        assert [r.seq for r in rows] == [1, 2, 3] and through == 3 and head == 10
+        # Entries from brussels are skipped but covered when pulling for brussels.
+        rows, through, head = store.log_after(3, 100, exclude_from="brussels")
+        assert [r.seq for r in rows] == [4, 5] and through == 10
+        # Only local entries are pushed.
+        rows, through, _ = store.log_after(0, 100, only_local=True)
+        assert [r.seq for r in rows] == [1, 2, 3, 4, 5] and through == 10
+        assert store.count_pending(0, only_local=True) == 5
+        assert store.count_pending(0, exclude_from="brussels") == 5
+
+    def test_head_is_the_same_whatever_the_arrival_order(self, store: Store, tmp_path: Path) -> None:
+        a = version(1, record="r", wall=10)
+        b = version(2, record="r", wall=20)
+        store.apply_batch("hq", [b], [], through_seq=1, now_ms=1)
+        store.apply_batch("hq", [a], [], through_seq=2, now_ms=1)
+        row = store.list_records(origin=None, limit=10)[0]
+        assert row.head_version_id == b.version_id and row.version_count == 2
+        assert store.head_version("r").body == b.body
+
+    def test_registry_only_moves_forward(self, store: Store) -> None:
+        from hub.registry import issue_registry
+        from sync.registry import Centre, CentreStatus, SiteRole
+
+        root = SigningKey.generate()
+        hub = Centre("hq", "HQ", "", SiteRole.HUB, CentreStatus.ACTIVE)
+        r1 = issue_registry(root, (hub,), previous=None, now_ms=1)
+        r2 = issue_registry(root, (hub,), previous=r1, now_ms=2)
+        assert store.save_registry(r2, 1)
+        assert not store.save_registry(r1, 2)
+        held = store.registry()
+        assert held is not None and held.version == 2 and held.body == r2.body
+
+
+def _fail_after_first(real):  # type: ignore[no-untyped-def]
+    def wrapper(conn, fresh, peer, now_ms):  # type: ignore[no-untyped-def]
+        real(conn, fresh[:1], peer, now_ms)
+        raise RuntimeError("simulated crash in the middle of a batch")
+
+    return wrapper
