@@ -58,6 +58,8 @@ def enrol(store: Store, root: SigningKey, *, token: str, centre_id: str, public_
         raise InvalidInput(problems)
 
     def build(inv: Invite, held: Registry | None) -> Registry:
+        if inv.centre_id != centre_id:
+            raise InvalidInput([FieldViolation("centre_id", f"the token is for {inv.centre_id!r}, not {centre_id!r}")])
         centres = held.centres if held else ()
         if any(c.id == inv.centre_id for c in centres):
             raise FailedPrecondition(f"centre {inv.centre_id} is already enrolled")

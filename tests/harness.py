@@ -59,7 +59,9 @@ class Site:
         token = ""
         while True:
             resp = self.admin.ListListings(
-                admin_pb2.ListListingsRequest(origin=origin, page_size=1000, page_token=token), metadata=self.md, timeout=10
+                admin_pb2.ListListingsRequest(origin=origin, page_size=1000, page_token=token),
+                metadata=self.md,
+                timeout=10,
             )
             out.extend(resp.listings)
             token = resp.next_page_token

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
 
 from sync.clock import Stamp
 from sync.envelope import Version, make_listing_version
@@ -88,7 +87,9 @@ class TestStoreContract:
         mine = [version(i, site="tel-aviv") for i in range(5)]
         for v in mine:
             store.append_local(v, 1)
-        store.apply_batch("brussels", [version(100 + i, site="brussels") for i in range(5)], [], through_seq=5, now_ms=1)
+        store.apply_batch(
+            "brussels", [version(100 + i, site="brussels") for i in range(5)], [], through_seq=5, now_ms=1
+        )
         rows, through, head = store.log_after(0, 3)
         assert [r.seq for r in rows] == [1, 2, 3] and through == 3 and head == 10
         # Entries from brussels are skipped but covered when pulling for brussels.

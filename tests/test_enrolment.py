@@ -1,0 +1,87 @@
+"""Join tokens: one use, bound to a centre, expiring, pinning the root key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hub import enrolment
+from hub.site import init_hub
+from node.site import init_node
+from sync.config import DataDir
+from sync.errors import FailedPrecondition, InvalidInput, NotFound, VerificationFailed
+from sync.keys import SigningKey
+from sync.store import Store
+from sync.token import JoinToken
+from tests.harness import Hub
+
+
+def test_token_is_single_use(hub: Hub, tmp_path: Path) -> None:
+    token = hub.invite("tel-aviv")
+    init_node(tmp_path / "a", hub=hub.address, token=token)
+    with pytest.raises(grpc.RpcError) as e:
+        init_node(tmp_path / "b", hub=hub.address, token=token)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already been used" in (e.value.details() or "")
+
+
+def test_token_bound_to_its_centre(hub: Hub, tmp_path: Path) -> None:
+    token = JoinToken.decode(hub.invite("tel-aviv"))
+    forged = JoinToken("brussels", token.secret, token.hub_id, token.root_key_id).encode()
+    with pytest.raises(grpc.RpcError) as e:
+        init_node(tmp_path / "b", hub=hub.address, token=forged)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "token is for 'tel-aviv'" in (e.value.details() or "")
+    # the refused attempt did not spend the token
+    init_node(tmp_path / "a", hub=hub.address, token=token.encode())
+
+
+def test_token_pins_the_root_key(hub: Hub, tmp_path: Path) -> None:
+    token = JoinToken.decode(hub.invite("tel-aviv"))
+    other_root = JoinToken(token.centre_id, token.secret, token.hub_id, "0" * 32).encode()
+    with pytest.raises(VerificationFailed, match="root key"):
+        init_node(tmp_path / "a", hub=hub.address, token=other_root)
+    assert not DataDir(tmp_path / "a").exists()
+
+
+def test_expired_and_unknown_tokens(tmp_path: Path) -> None:
+    init_hub(tmp_path / "hq")
+    data = DataDir(tmp_path / "hq")
+    store = Store.open(data.load().db_url)
+    root = SigningKey.load(data.root_key)
+    registry = store.registry()
+    assert registry is not None
+    now = 1_800_000_000_000
+    token, expires = enrolment.invite(
+        store, registry, "hq", centre_id="toledo", name="Toledo", country="ES", ttl_s=60, now_ms=now
+    )
+    key = SigningKey.generate()
+    with pytest.raises(FailedPrecondition, match="expired"):
+        enrolment.enrol(store, root, token=token, centre_id="toledo", public_key=key.public_bytes, now_ms=expires)
+    with pytest.raises(NotFound):
+        enrolment.enrol(
+            store,
+            root,
+            token=JoinToken.new("toledo", "hq", root.key_id).encode(),
+            centre_id="toledo",
+            public_key=key.public_bytes,
+            now_ms=now,
+        )
+    reg = enrolment.enrol(store, root, token=token, centre_id="toledo", public_key=key.public_bytes, now_ms=now + 1)
+    assert reg.version == registry.version + 1
+    assert reg.key(key.key_id) is not None
+    store.close()
+
+
+def test_invite_checks_its_fields(hub: Hub) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        hub.invite("Tel Aviv!", country="Israel")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "centre_id" in (e.value.details() or "") and "country" in (e.value.details() or "")
+
+
+def test_garbage_token_is_refused_locally(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="token"):
+        init_node(tmp_path / "a", hub="127.0.0.1:1", token="not-a-token")

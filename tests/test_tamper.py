@@ -1,0 +1,93 @@
+"""A tampered or forged envelope is refused with its reason; the rest of the batch lands."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sync import auth
+from sync.clock import Stamp
+from sync.config import DataDir
+from sync.envelope import SignatureValue, envelope_to_pb, make_listing_version
+from sync.keys import SigningKey
+from sync.records import ListingContent
+from sync.server import channel
+from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
+from tests.harness import Hub, make_node
+
+
+def _push(hub: Hub, key: SigningKey, site: str, entries: list[envelope_pb2.Envelope]) -> sync_pb2.PushResponse:
+    req = sync_pb2.PushRequest(txn_id=f"{site}:1-{len(entries)}", through_seq=len(entries))
+    for i, env in enumerate(entries, 1):
+        req.entries.add(seq=i).envelope.CopyFrom(env)
+    with channel(hub.address) as ch:
+        responses = list(
+            sync_pb2_grpc.SyncServiceStub(ch).Push(
+                iter([req]), metadata=auth.site_metadata(key, site, "Push", _now()), timeout=10
+            )
+        )
+    assert len(responses) == 1
+    return responses[0]
+
+
+def _now() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+def test_tampered_and_forged_versions_are_refused_rest_lands(hub: Hub, tmp_path: Path) -> None:
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    make_node(hub, tmp_path / "brussels", "brussels", country="BE").stop()
+    key = SigningKey.load(DataDir(node.path).signing_key)
+
+    def listing(n: int, origin: str = "tel-aviv") -> envelope_pb2.Envelope:
+        v = make_listing_version(
+            key, site="tel-aviv", record_id=f"rec-{n}", hlc=Stamp(_now(), n), listing=ListingContent(title=f"T{n}")
+        )
+        if origin != "tel-aviv":
+            v = make_listing_version(
+                key,
+                site=origin,
+                origin=origin,
+                record_id=f"rec-{n}",
+                hlc=Stamp(_now(), n),
+                listing=ListingContent(title=f"T{n}"),
+            )
+            # signed with tel-aviv's key while claiming to be brussels
+            v = dataclasses.replace(v, signatures=(SignatureValue(key.key_id, v.signatures[0].signature),))
+        return envelope_to_pb(v)
+
+    good = [listing(1), listing(2), listing(5)]
+    tampered = listing(3)
+    tampered.body = tampered.body.replace(b"T3", b"T9")
+    forged = listing(4, origin="brussels")
+    garbage = envelope_pb2.Envelope(body=b"\xff\xff\xff\xff", signatures=good[0].signatures)
+
+    resp = _push(hub, key, "tel-aviv", [good[0], tampered, good[1], forged, garbage, good[2]])
+    reasons = sorted(r.reason for r in resp.rejected)
+    assert resp.stored == 3
+    assert resp.acked_seq == 6
+    assert len(reasons) == 3
+    assert any("signature does not verify" in r for r in reasons)
+    assert any("belongs to tel-aviv" in r for r in reasons)
+    assert any("not a valid VersionBody" in r for r in reasons)
+
+    titles = sorted(v.listing.title for v in hub.listings())
+    assert titles == ["T1", "T2", "T5"]
+    status = hub.admin.GetSyncStatus(admin_pb2.GetSyncStatusRequest(), metadata=hub.md, timeout=5)
+    assert status.rejected == 3
+    node.stop()
+
+
+def test_push_from_an_unknown_site_is_unauthenticated(hub: Hub) -> None:
+    stranger = SigningKey.generate()
+    with pytest.raises(grpc.RpcError) as e:
+        _push(hub, stranger, "tel-aviv", [])
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "not registered" in (e.value.details() or "")
+    # and the hub keeps serving
+    assert hub.listings() == []
