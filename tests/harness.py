@@ -117,10 +117,10 @@ def make_hub(path: Path) -> Hub:
     return Hub(path=path, admin_token=cfg.admin_token, address=running.address, running=running)
 
 
-def make_node(hub: Hub, path: Path, centre: str, *, country: str = "IL", **start: object) -> Node:
+def make_node(hub: Hub, path: Path, centre: str, *, country: str = "IL", sync_every_s: float = 0) -> Node:
     token = hub.invite(centre, country=country)
     cfg = init_node(path, hub=hub.address, token=token, listen="127.0.0.1:0")
-    return start_existing_node(path, cfg.admin_token, **start)
+    return start_existing_node(path, cfg.admin_token, sync_every_s)
 
 
 def start_existing_node(path: Path, admin_token: str, sync_every_s: float = 0) -> Node:

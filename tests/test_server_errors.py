@@ -17,13 +17,15 @@ GARBAGE = b"\xff\xff\xff\xff\x0f"
 
 def _serving(hub: Hub) -> bool:
     resp = health_pb2_grpc.HealthStub(hub.ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
-    return resp.status == health_pb2.HealthCheckResponse.SERVING
+    return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def test_garbage_bytes_are_invalid_argument(hub: Hub) -> None:
     with pytest.raises(DecodeError):
         admin_pb2.AddListingRequest.FromString(GARBAGE)
-    raw = hub.ch.unary_unary("/techbridge.v1.AdminService/AddListing")
+    raw = hub.ch.unary_unary(
+        "/techbridge.v1.AdminService/AddListing", request_serializer=None, response_deserializer=None
+    )
     with pytest.raises(grpc.RpcError) as e:
         raw(GARBAGE, metadata=hub.md, timeout=5)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -68,7 +68,7 @@ class TestStoreContract:
         # A failure after part of a batch was written must leave neither its
         # versions nor its cursor behind.
         bad = [version(1), version(2)]
-        store._insert_versions = _fail_after_first(store._insert_versions)  # type: ignore[method-assign]
+        store._insert_versions = _fail_after_first(store._insert_versions)  # type: ignore[method-assign,no-untyped-call]
         with pytest.raises(RuntimeError):
             store.apply_batch("hq", bad, [], through_seq=3, now_ms=2)
         assert store.peer_state("hq").pull_cursor == 1
