@@ -6,12 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck proto proto-check bench clean help
+.PHONY: demo test lint typecheck proto venv bench bench-quick clean help
 
 help:
 	@echo "make demo    start a hub and four centre nodes on loopback, sync, show HQ's view"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make proto   regenerate techbridge/v1 from proto/"
+	@echo "make bench   print sync and verification figures (make bench-quick: smaller)"
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,9 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/run.py --n 500
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache

@@ -348,9 +348,12 @@ def cmd_sync_now(a: argparse.Namespace) -> None:
         except grpc.RpcError as e:
             raise CliError(*rpc_error_lines(e)) from e
     if final is not None:
-        msg = f"sync done: {final.stored} new versions received, {final.rejected} refused"
+        msg = (
+            f"sync done: {final.done} versions pushed, {final.stored} new versions received, "
+            f"{final.rejected} refused; {final.message}"
+        )
         if a.json:
-            print_json({"ok": True, "received": final.stored, "refused": final.rejected})
+            print_json({"ok": True, "pushed": final.done, "received": final.stored, "refused": final.rejected})
         else:
             out.print(msg)
 

@@ -14,7 +14,7 @@ import grpc
 from hub import enrolment
 from sync import auth
 from sync.codec import registry_to_pb
-from sync.envelope import envelope_to_pb, read_version, signatures_from_pb
+from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import FieldViolation, InvalidInput
 from sync.keys import SigningKey
 from sync.registry import SiteRole
@@ -107,7 +107,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 head_at_start = head
             msg = sync_pb2.PullResponse(through_seq=through, head_seq=head)
             for r in rows:
-                msg.entries.add(seq=r.seq).envelope.CopyFrom(envelope_to_pb(read_version(r.body, r.signatures)))
+                msg.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
             yield msg
             after = through
             if through >= head_at_start or not context.is_active():

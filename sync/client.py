@@ -47,7 +47,7 @@ import grpc
 
 from sync import auth
 from sync.codec import decode_registry
-from sync.envelope import envelope_to_pb, read_version, signatures_from_pb
+from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import TechbridgeError, VerificationFailed
 from sync.server import channel
 from sync.site import Received, Site
@@ -114,7 +114,15 @@ class SyncClient:
                 self._site.store.record_attempt(self._hub, self._site.now_ms(), str(exc))
                 raise
             self._site.store.record_attempt(self._hub, self._site.now_ms(), None)
-            progress(Progress("done", stored=result.pulled, rejected=result.pull_rejected + result.push_rejected))
+            progress(
+                Progress(
+                    "done",
+                    done=result.pushed,
+                    stored=result.pulled,
+                    rejected=result.pull_rejected + result.push_rejected,
+                    message=f"registry version {result.registry_version}",
+                )
+            )
             return result
 
     # ---- 1. registry --------------------------------------------------------
@@ -170,7 +178,7 @@ class SyncClient:
                 txn = f"{self._site.site_id}:{rows[0].seq}-{through}"
                 req = sync_pb2.PushRequest(txn_id=txn, through_seq=through)
                 for r in rows:
-                    req.entries.add(seq=r.seq).envelope.CopyFrom(envelope_to_pb(read_version(r.body, r.signatures)))
+                    req.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
                 outbox.put(req, timeout=ACK_WAIT_S)
                 resp = next(iter(responses))
                 if resp.txn_id != txn:

@@ -106,15 +106,20 @@ def read_version(body: bytes, signatures: tuple[SignatureValue, ...]) -> Version
 
 
 def envelope_to_pb(version: Version) -> envelope_pb2.Envelope:
+    return stored_envelope_to_pb(version.body, version.signatures)
+
+
+def stored_envelope_to_pb(body: bytes, signatures: tuple[SignatureValue, ...]) -> envelope_pb2.Envelope:
+    """The envelope of stored bytes, as they are: the body is not parsed or rebuilt."""
     return envelope_pb2.Envelope(
-        body=version.body,
+        body=body,
         signatures=[
             envelope_pb2.Signature(
                 key_id=s.key_id,
                 signature=s.signature,
                 role=envelope_pb2.SIGNATURE_ROLE_RELAY if s.role == RELAY else envelope_pb2.SIGNATURE_ROLE_AUTHOR,
             )
-            for s in version.signatures
+            for s in signatures
         ],
     )
 

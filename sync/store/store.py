@@ -27,9 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.pool import NullPool
 
 from sync.codec import decode_registry
 from sync.envelope import SignatureValue, Version
@@ -162,7 +161,7 @@ class Store:
     def open(cls, url: str) -> Store:
         """Open (creating if needed) and migrate the store at `url`."""
         if url.startswith("sqlite"):
-            engine = create_engine(url, poolclass=NullPool)
+            engine = create_engine(url, pool_size=8, max_overflow=8)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
@@ -341,6 +340,9 @@ class Store:
                 ).where(records_t.c.record_id.in_(ids[i : i + _IN_CHUNK]))
             ):
                 current[row.record_id] = row
+        inserts: list[dict[str, Any]] = []
+        head_moves: list[dict[str, Any]] = []
+        count_only: list[dict[str, Any]] = []
         for record_id, versions in by_record.items():
             best = max(versions, key=lambda v: _order_key(v.hlc.wall_ms, v.hlc.counter, v.author, v.version_id))
             listing = best.listing
@@ -357,14 +359,33 @@ class Store:
             }
             held = current.get(record_id)
             if held is None:
-                conn.execute(insert(records_t).values(record_id=record_id, version_count=len(versions), **values))
+                inserts.append({"record_id": record_id, "version_count": len(versions), **values})
                 continue
-            count: dict[str, object] = {"version_count": held.version_count + len(versions)}
+            count = held.version_count + len(versions)
             held_key = _order_key(held.head_wall_ms, held.head_counter, held.head_author, held.head_version_id)
             best_key = _order_key(best.hlc.wall_ms, best.hlc.counter, best.author, best.version_id)
             if best_key > held_key:
-                count.update(values)
-            conn.execute(update(records_t).where(records_t.c.record_id == record_id).values(**count))
+                head_moves.append({"rid": record_id, "version_count": count, **values})
+            else:
+                count_only.append({"rid": record_id, "version_count": count})
+        # One statement per kind of change, executed for many rows.
+        if inserts:
+            conn.execute(insert(records_t), inserts)
+        if head_moves:
+            cols = [k for k in head_moves[0] if k != "rid"]
+            conn.execute(
+                update(records_t)
+                .where(records_t.c.record_id == bindparam("rid"))
+                .values({c: bindparam(c) for c in cols}),
+                head_moves,
+            )
+        if count_only:
+            conn.execute(
+                update(records_t)
+                .where(records_t.c.record_id == bindparam("rid"))
+                .values(version_count=bindparam("version_count")),
+                count_only,
+            )
 
     # ---- cursors and link health -------------------------------------------
 

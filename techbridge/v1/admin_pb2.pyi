@@ -425,7 +425,9 @@ class SyncProgress(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     phase: Global___SyncPhase.ValueType
     done: _builtins.int
-    """Entries handled so far in this phase and the total expected (0 if unknown)."""
+    """Entries handled so far in this phase and the total expected (0 if unknown).
+    In the final DONE event, done is the number of versions the hub stored from this push.
+    """
     total: _builtins.int
     stored: _builtins.int
     rejected: _builtins.int
