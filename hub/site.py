@@ -14,8 +14,7 @@ from sync.clock import system_now_ms
 from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
 from sync.keys import SigningKey
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
-from sync.runtime import RunningServer, host_of
-from sync.server import build_server
+from sync.runtime import RunningServer, serve_site
 from sync.site import Site
 from sync.store import Store
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
@@ -78,13 +77,6 @@ def start_hub(path: Path, *, listen: str | None = None) -> RunningServer:
             admin_pb2.DESCRIPTOR.services_by_name["HubAdminService"].full_name,
         ]
 
-    bind = listen or site.config.listen
-    try:
-        server, port, _health = build_server(bind, site.config.admin_token, register)
-    except Exception:
-        site.close()
-        raise
-    running = RunningServer(site, server, port, host_of(bind))
-    data.write_address(running.address)
+    running = serve_site(site, listen or site.config.listen, register)
     log.info("hub %s serving on %s", site.site_id, running.address)
     return running

@@ -18,8 +18,8 @@ from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
 from sync.errors import ConfigError, VerificationFailed
 from sync.keys import SigningKey, key_id_of
 from sync.registry import check_registry_signature
-from sync.runtime import RunningServer, host_of
-from sync.server import build_server, channel
+from sync.runtime import RunningServer, serve_site
+from sync.server import channel
 from sync.site import Site
 from sync.store import Store
 from sync.token import JoinToken
@@ -104,14 +104,7 @@ def start_node(path: Path, *, sync_every_s: float | None = None, listen: str | N
             admin_pb2.DESCRIPTOR.services_by_name["NodeAdminService"].full_name,
         ]
 
-    bind = listen or site.config.listen
-    try:
-        server, port, _health = build_server(bind, site.config.admin_token, register)
-    except Exception:
-        site.close()
-        raise
-    running = RunningServer(site, server, port, host_of(bind))
-    data.write_address(running.address)
+    running = serve_site(site, listen or site.config.listen, register)
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
     log.info(

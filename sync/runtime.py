@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
 
+from sync.server import build_server
 from sync.site import Site
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,18 @@ class RunningServer:
         self.server.stop(grace).wait()
         self.site.data.clear_address()
         self.site.close()
+
+
+def serve_site(site: Site, bind: str, register: Callable[[grpc.Server], list[str]]) -> RunningServer:
+    """Start the site's server on `bind` and record the address it bound."""
+    try:
+        server, port, _health = build_server(bind, site.config.admin_token, register)
+    except Exception:
+        site.close()
+        raise
+    running = RunningServer(site, server, port, host_of(bind))
+    site.data.write_address(running.address)
+    return running
 
 
 def host_of(listen: str) -> str:

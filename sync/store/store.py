@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import ColumnElement
 
 from sync.codec import decode_registry
 from sync.envelope import SignatureValue, Version
@@ -139,6 +140,16 @@ def _sigs_from_json(text: str) -> tuple[SignatureValue, ...]:
 
 def _order_key(wall: int, counter: int, author: str, version_id: str) -> tuple[int, int, str, str]:
     return (wall, counter, author, version_id)
+
+
+def _log_filter(after_seq: int, only_local: bool, exclude_from: str | None) -> list[ColumnElement[bool]]:
+    """Log entries after `after_seq`: only those written here, or all but those from one peer."""
+    cond: list[ColumnElement[bool]] = [log_t.c.seq > after_seq]
+    if only_local:
+        cond.append(log_t.c.received_from.is_(None))
+    if exclude_from is not None:
+        cond.append(or_(log_t.c.received_from.is_(None), log_t.c.received_from != exclude_from))
+    return cond
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
@@ -438,11 +449,7 @@ class Store:
         covered: when fewer than `limit` rows match, through_seq is the head
         read in the same snapshot.
         """
-        cond = [log_t.c.seq > after_seq]
-        if only_local:
-            cond.append(log_t.c.received_from.is_(None))
-        if exclude_from is not None:
-            cond.append(or_(log_t.c.received_from.is_(None), log_t.c.received_from != exclude_from))
+        cond = _log_filter(after_seq, only_local, exclude_from)
         with self.engine.connect() as conn, conn.begin():
             head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
             rows = conn.execute(
@@ -463,11 +470,7 @@ class Store:
             return int(conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one())
 
     def count_pending(self, after_seq: int, *, only_local: bool = False, exclude_from: str | None = None) -> int:
-        cond = [log_t.c.seq > after_seq]
-        if only_local:
-            cond.append(log_t.c.received_from.is_(None))
-        if exclude_from is not None:
-            cond.append(or_(log_t.c.received_from.is_(None), log_t.c.received_from != exclude_from))
+        cond = _log_filter(after_seq, only_local, exclude_from)
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(log_t).where(*cond)).scalar_one())
 
