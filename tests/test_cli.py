@@ -86,3 +86,54 @@ def test_commands_say_when_the_server_is_not_running(tmp_path: Path) -> None:
     assert "cannot reach the hub at 127.0.0.1:1" in r.stderr and "hub serve" in r.stderr
     r = cli("listing", "list", "--data", str(tmp_path / "nothing"))
     assert r.returncode == 1 and "not a techbridge data folder" in r.stderr
+
+
+def test_processes_end_to_end_with_sync_now_and_status(tmp_path: Path) -> None:
+    """hub serve and node serve as real processes, driven only through the CLI."""
+    import signal
+
+    from sync.config import DataDir
+    from tests.harness import serve_process
+
+    hq, ta = tmp_path / "hq", tmp_path / "ta"
+    assert cli("hub", "init", "--data", str(hq), "--listen", "127.0.0.1:0").returncode == 0
+    hub_proc = serve_process("hub", hq)
+    node_proc = None
+    try:
+        hub_addr = DataDir(hq).address_file.read_text().strip()
+        token = cli("hub", "invite", "--data", str(hq), "--centre", "tel-aviv", "--name", "TA", "--country", "IL")
+        assert token.returncode == 0, token.stderr
+        r = cli("node", "init", "--data", str(ta), "--hub", hub_addr, "--token", token.stdout.strip().splitlines()[-1])
+        assert r.returncode == 0, r.stderr
+        node_proc = serve_process("node", ta, "--sync-every", "0")
+        f = tmp_path / "l.json"
+        f.write_text(json.dumps({"title": "Process listing", "trl": 3}))
+        new_id = cli("listing", "add", "--data", str(ta), "--file", str(f)).stdout.strip().splitlines()[-1]
+
+        r = cli("sync", "now", "--data", str(ta))
+        assert r.returncode == 0, r.stderr
+        assert "sync done: 1 versions pushed" in r.stdout
+        assert "pull from hub" in r.stderr  # the progress display
+
+        r = cli("sync", "status", "--data", str(ta), "--json")
+        st = json.loads(r.stdout)
+        assert st["site"] == "tel-aviv" and st["versions"] == 1
+        (peer,) = st["peers"]
+        assert peer["peer"] == "hq" and peer["last_success"] and peer["last_error"] is None
+        assert peer["cursors"]["push_acked"] == 1 and peer["pending"] == {"push": 0, "pull": 0}
+
+        r = cli("sync", "status", "--data", str(hq), "--json")
+        st = json.loads(r.stdout)
+        assert [p["peer"] for p in st["peers"]] == ["tel-aviv"] and st["versions"] == 1
+
+        r = cli("listing", "show", "--data", str(hq), new_id, "--json")
+        assert json.loads(r.stdout)["provenance"]["received_from"] == "tel-aviv"
+
+        r = cli("sync", "now", "--data", str(hq))
+        assert r.returncode == 1 and "runs on a node" in r.stderr
+    finally:
+        for p in (node_proc, hub_proc):
+            if p is not None:
+                p.send_signal(signal.SIGTERM)
+                assert p.wait(timeout=15) == 0
+    assert not DataDir(hq).address_file.exists()  # a clean stop removes the address
