@@ -15,6 +15,7 @@ from sync.config import SITE_ID_RE
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
 from sync.keys import SigningKey, key_id_of
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
+from sync.signing import ENROL_DOMAIN, verify
 from sync.store import Store
 from sync.store.store import Invite
 from sync.token import JoinToken
@@ -47,15 +48,20 @@ def invite(
     return token.encode(), expires
 
 
-def enrol(store: Store, root: SigningKey, *, token: str, centre_id: str, public_key: bytes, now_ms: int) -> Registry:
+def enrol(
+    store: Store, root: SigningKey, *, token: str, centre_id: str, public_key: bytes, proof: bytes, now_ms: int
+) -> Registry:
     parsed = JoinToken.decode(token)
     problems = []
     if parsed.centre_id != centre_id:
         problems.append(FieldViolation("centre_id", f"the token is for {parsed.centre_id!r}, not {centre_id!r}"))
     if len(public_key) != 32:
         problems.append(FieldViolation("public_key", "must be a raw 32-byte Ed25519 public key"))
+    elif not verify(public_key, ENROL_DOMAIN, JoinToken.proof_bytes(token, centre_id), proof):
+        problems.append(FieldViolation("proof", "is not the enrolling key's signature over the token and centre id"))
     if problems:
         raise InvalidInput(problems)
+    new_key_id = key_id_of(public_key)
 
     def build(inv: Invite, held: Registry | None) -> Registry:
         if inv.centre_id != centre_id:
@@ -63,6 +69,8 @@ def enrol(store: Store, root: SigningKey, *, token: str, centre_id: str, public_
         centres = held.centres if held else ()
         if any(c.id == inv.centre_id for c in centres):
             raise FailedPrecondition(f"centre {inv.centre_id} is already enrolled")
+        if held is not None and held.key(new_key_id) is not None:
+            raise FailedPrecondition(f"key {new_key_id} is already registered to another site")
         new = Centre(
             id=inv.centre_id,
             name=inv.name,

@@ -15,7 +15,7 @@ from hub import enrolment
 from sync import auth
 from sync.codec import registry_to_pb
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
-from sync.errors import FieldViolation, InvalidInput
+from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
 from sync.keys import SigningKey
 from sync.registry import SiteRole
 from sync.site import Site
@@ -38,6 +38,7 @@ class EnrolmentServicer(sync_pb2_grpc.EnrolmentServiceServicer):
             token=request.token,
             centre_id=request.centre_id,
             public_key=request.public_key,
+            proof=request.proof,
             now_ms=self._site.now_ms(),
         )
         self._site.set_registry(registry)
@@ -71,8 +72,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         for req in request_iterator:
             if len(req.entries) > BATCH_MAX:
                 raise InvalidInput([FieldViolation("entries", f"at most {BATCH_MAX} entries per batch")])
-            if not req.txn_id:
-                raise InvalidInput([FieldViolation("txn_id", "required")])
+            if not req.txn_id.startswith(f"{peer}:"):
+                raise InvalidInput([FieldViolation("txn_id", f"must start with the caller's site id ({peer}:)")])
             if any(e.seq > req.through_seq for e in req.entries):
                 raise InvalidInput([FieldViolation("through_seq", "must cover every entry's seq")])
             checked = self._site.check_entries(
@@ -83,7 +84,13 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             for r in rejected:
                 log.warning("refused version %s from %s: %s", r.version_id, peer, r.reason)
             res = store.apply_batch(
-                peer, accepted, rejected, through_seq=req.through_seq, txn_id=req.txn_id, now_ms=self._site.now_ms()
+                peer,
+                accepted,
+                rejected,
+                through_seq=req.through_seq,
+                head_seq=req.through_seq + req.remaining,
+                txn_id=req.txn_id,
+                now_ms=self._site.now_ms(),
             )
             yield sync_pb2.PushResponse(
                 txn_id=req.txn_id,
@@ -97,6 +104,12 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def Pull(self, request: sync_pb2.PullRequest, context: grpc.ServicerContext) -> Iterator[sync_pb2.PullResponse]:
         peer = self._caller(context, "Pull")
         store = self._site.store
+        head = store.log_head()
+        if request.after_seq > head:
+            raise FailedPrecondition(
+                f"cursor {request.after_seq} is past this hub's log head {head}: the hub's store is older than "
+                "the node's (restored from a backup?); refusing to skip what the hub now holds"
+            )
         store.set_push_acked(peer, request.after_seq)
         batch = min(request.batch_size or 500, BATCH_MAX)
         after = request.after_seq
@@ -110,7 +123,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 msg.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
             yield msg
             after = through
-            if through >= head_at_start or not context.is_active():
+            if not context.is_active():
+                return
+            if through >= head_at_start:
                 break
         # The node stores each batch before reading the next, so a stream read
         # to its end is delivered; its next Pull's after_seq corrects this if
@@ -143,6 +158,7 @@ class HubStatus:
                     pull_cursor=st.pull_cursor if st else 0,
                     push_acked=acked,
                     pending_push=store.count_pending(acked, exclude_from=peer),
+                    pending_pull=st.pending_pull if st else 0,
                 )
             )
         return out

@@ -11,6 +11,7 @@ not survive fork(), so process pools are never used.
 from __future__ import annotations
 
 import logging
+import math
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -41,7 +42,7 @@ def start_schedule(client: SyncClient, every_s: float) -> BackgroundScheduler:
         id=JOB_ID,
         max_instances=1,
         coalesce=True,
-        misfire_grace_time=int(every_s),
+        misfire_grace_time=max(1, math.ceil(every_s)),
     )
     scheduler.start()
     return scheduler

@@ -20,6 +20,7 @@ from sync.keys import SigningKey, key_id_of
 from sync.registry import check_registry_signature
 from sync.runtime import RunningServer, serve_site
 from sync.server import channel
+from sync.signing import ENROL_DOMAIN, sign
 from sync.site import Site
 from sync.store import Store
 from sync.token import JoinToken
@@ -42,7 +43,12 @@ def init_node(
     key = SigningKey.generate()
     with channel(hub) as ch:
         resp = sync_pb2_grpc.EnrolmentServiceStub(ch).Enrol(
-            sync_pb2.EnrolRequest(token=token, centre_id=centre_id, public_key=key.public_bytes),
+            sync_pb2.EnrolRequest(
+                token=token,
+                centre_id=centre_id,
+                public_key=key.public_bytes,
+                proof=sign(key, ENROL_DOMAIN, JoinToken.proof_bytes(token, centre_id)),
+            ),
             timeout=UNARY_DEADLINE_S,
         )
     if key_id_of(resp.root_public_key) != root_key_id:

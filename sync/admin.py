@@ -18,6 +18,11 @@ from sync.store.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
 PAGE_MAX = 1000
+ADDABLE_STATUSES = (
+    records_pb2.LISTING_STATUS_UNSPECIFIED,
+    records_pb2.LISTING_STATUS_DRAFT,
+    records_pb2.LISTING_STATUS_SUBMITTED,
+)
 
 
 def record_view(row: RecordRow) -> admin_pb2.ListingView:
@@ -76,6 +81,14 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.AddListingResponse:
         if not request.HasField("listing"):
             raise InvalidInput([FieldViolation("listing", "required")])
+        if request.listing.status not in ADDABLE_STATUSES:
+            raise InvalidInput(
+                [
+                    FieldViolation(
+                        "listing.status", "a new listing is draft or submitted; later steps are lifecycle changes"
+                    )
+                ]
+            )
         content = listing_from_pb(request.listing, default_status=ListingStatus.SUBMITTED)
         version = self._site.add_listing(content)
         return admin_pb2.AddListingResponse(listing=detail_view(self._site.listing_detail(version.record_id)))

@@ -37,6 +37,7 @@ Errors and timing
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -48,7 +49,7 @@ import grpc
 from sync import auth
 from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
-from sync.errors import TechbridgeError, VerificationFailed
+from sync.errors import TechbridgeError, Unavailable, VerificationFailed
 from sync.server import channel
 from sync.site import Received, Site
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
@@ -81,8 +82,16 @@ class RoundResult:
     rejections: list[tuple[str, str]] = field(default_factory=list)
 
 
-class SyncError(TechbridgeError):
+class SyncError(Unavailable):
     """A round could not complete; the message says at which step and why."""
+
+
+def push_txn_id(site: str, first: int, through: int, version_ids: list[str]) -> str:
+    """Idempotency key of a push batch. The digest of its version ids makes a
+    batch at the same positions but with other content (a site restored from a
+    backup that wrote anew) a different transaction."""
+    digest = hashlib.sha256("\n".join(version_ids).encode()).hexdigest()[:16]
+    return f"{site}:{first}-{through}:{digest}"
 
 
 class SyncClient:
@@ -175,11 +184,15 @@ class SyncClient:
                     if through > acked:
                         store.set_push_acked(self._hub, through)
                     break
-                txn = f"{self._site.site_id}:{rows[0].seq}-{through}"
-                req = sync_pb2.PushRequest(txn_id=txn, through_seq=through)
+                txn = push_txn_id(self._site.site_id, rows[0].seq, through, [r.version_id for r in rows])
+                remaining = store.count_pending(through, only_local=True)
+                req = sync_pb2.PushRequest(txn_id=txn, through_seq=through, remaining=remaining)
                 for r in rows:
                     req.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
-                outbox.put(req, timeout=ACK_WAIT_S)
+                try:
+                    outbox.put(req, timeout=ACK_WAIT_S)
+                except queue.Full as exc:
+                    raise SyncError("the push stream stopped taking batches") from exc
                 resp = next(iter(responses))
                 if resp.txn_id != txn:
                     raise SyncError(f"hub acknowledged {resp.txn_id!r} while {txn!r} was in flight")
@@ -193,7 +206,10 @@ class SyncClient:
                 if through >= head:
                     break
         finally:
-            outbox.put(None)
+            try:
+                outbox.put_nowait(None)
+            except queue.Full:
+                responses.cancel()  # type: ignore[no-untyped-call]
         for _ in responses:  # drain so the call completes cleanly
             pass
 

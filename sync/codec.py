@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError
 
 from sync.clock import Stamp
 from sync.errors import VerificationFailed
+from sync.keys import key_id_of
 from sync.records import ListingContent, ListingStatus
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from techbridge.v1 import envelope_pb2, records_pb2, registry_pb2
@@ -143,6 +144,14 @@ def decode_registry(body: bytes, signature: bytes) -> Registry:
                 keys=tuple(SiteKey(k.key_id, k.public_key, k.valid_from_ms, k.valid_until_ms) for k in c.keys),
             )
         )
+    seen: set[str] = set()
+    for centre in centres:
+        for key in centre.keys:
+            if key.key_id in seen:
+                raise VerificationFailed(f"registry lists key {key.key_id} more than once")
+            if key.key_id != key_id_of(key.public_key):
+                raise VerificationFailed(f"registry key id {key.key_id} does not match its public key")
+            seen.add(key.key_id)
     return Registry(
         version=msg.version,
         issued_at_ms=msg.issued_at_ms,

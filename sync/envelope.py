@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from sync.clock import Stamp
 from sync.codec import decode_version_body, encode_version_body, listing_from_pb
-from sync.errors import UnknownKey, VerificationFailed
+from sync.errors import InvalidInput, UnknownKey, VerificationFailed
 from sync.keys import SigningKey
-from sync.records import ListingContent
-from sync.registry import CentreStatus, Registry
+from sync.records import ListingContent, ListingStatus, validate_listing
+from sync.registry import CentreStatus, Registry, SiteRole
 from sync.signing import VERSION_DOMAIN, sign, verify
 from techbridge.v1 import envelope_pb2
 
@@ -135,12 +135,20 @@ def envelope_from_pb(env: envelope_pb2.Envelope) -> Version:
     return read_version(env.body, signatures_from_pb(env))
 
 
-def verify_version(version: Version, registry: Registry) -> None:
+# How far ahead of the receiver's clock a version may be stamped.
+MAX_FUTURE_MS = 5 * 60 * 1000
+# Statuses only the hub may set (curation); a centre's own versions stay below.
+HUB_ONLY_STATUSES = frozenset({ListingStatus.VALIDATED, ListingStatus.PUBLISHED})
+
+
+def verify_version(version: Version, registry: Registry, now_ms: int | None = None) -> None:
     """Raise VerificationFailed with the reason unless `version` may be accepted.
 
     Checks, in order: an author signature exists; its key is in the registry
     and belongs to the author site; that site is active; the author may write
-    this record (a listing only by its owning centre); the signature verifies
+    this record (a listing only by its owning centre; curation statuses only
+    by the hub); the content keeps the listing rules; the stamp is not more
+    than MAX_FUTURE_MS ahead of `now_ms` (when given); the signature verifies
     over the exact body bytes.
     """
     authors = [s for s in version.signatures if s.role == AUTHOR]
@@ -160,6 +168,17 @@ def verify_version(version: Version, registry: Registry) -> None:
     if version.kind == "listing" and version.author != version.origin:
         raise VerificationFailed(
             f"listing content owned by {version.origin!r} may only be signed by that centre, not {version.author!r}"
+        )
+    if version.listing is not None:
+        if version.listing.status in HUB_ONLY_STATUSES and centre.role != SiteRole.HUB:
+            raise VerificationFailed(f"status {version.listing.status.value} may only be set by the hub")
+        try:
+            validate_listing(version.listing)
+        except InvalidInput as exc:
+            raise VerificationFailed(f"listing breaks the rules: {exc}") from exc
+    if now_ms is not None and version.hlc.wall_ms > now_ms + MAX_FUTURE_MS:
+        raise VerificationFailed(
+            f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {MAX_FUTURE_MS} ms)"
         )
     if not verify(key.public_key, VERSION_DOMAIN, version.body, sig.signature):
         raise VerificationFailed("signature does not verify over the body bytes")

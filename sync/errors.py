@@ -56,5 +56,9 @@ class UnknownKey(VerificationFailed):
     """A signature names a key this site's registry does not hold (yet)."""
 
 
+class Unavailable(TechbridgeError):
+    """Another site could not be reached or did not finish; trying again later may work."""
+
+
 class ConfigError(TechbridgeError):
     """A site's data folder or configuration is missing or wrong."""

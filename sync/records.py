@@ -67,6 +67,14 @@ def validate_listing(listing: ListingContent) -> None:
         raise InvalidInput(problems)
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def listing_from_json(data: object) -> ListingContent:
     """Build a listing from a parsed JSON document, checking types and rules."""
     if not isinstance(data, dict):
@@ -84,6 +92,9 @@ def listing_from_json(data: object) -> ListingContent:
         if not isinstance(value, str):
             problems.append(FieldViolation(name, f"must be a string (got {type(value).__name__})"))
             return ""
+        if not _is_unicode(value):
+            problems.append(FieldViolation(name, "is not valid Unicode text (lone surrogate)"))
+            return ""
         return value
 
     title = text("title", required=True)
@@ -97,9 +108,9 @@ def listing_from_json(data: object) -> ListingContent:
                 FieldViolation("keywords", f"must be a list of strings (got {type(raw_keywords).__name__})")
             )
         else:
-            bad = [i for i, w in enumerate(raw_keywords) if not isinstance(w, str)]
+            bad = [i for i, w in enumerate(raw_keywords) if not isinstance(w, str) or not _is_unicode(w)]
             for i in bad:
-                problems.append(FieldViolation(f"keywords[{i}]", "must be a string"))
+                problems.append(FieldViolation(f"keywords[{i}]", "must be a string of valid Unicode text"))
             if not bad:
                 keywords = tuple(raw_keywords)
     trl = 0
@@ -111,8 +122,13 @@ def listing_from_json(data: object) -> ListingContent:
             problems.append(FieldViolation("trl", f"must be an integer from 1 to 9 (got {raw_trl})"))
         else:
             trl = raw_trl
+    listing = ListingContent(title=title, summary=summary, description=description, keywords=keywords, trl=trl)
+    try:
+        validate_listing(listing)
+    except InvalidInput as exc:
+        # Rule problems of the fields whose type was right, after the type problems.
+        named = {p.field.split("[")[0] for p in problems}
+        problems.extend(v for v in exc.violations if v.field.split("[")[0] not in named)
     if problems:
         raise InvalidInput(problems)
-    listing = ListingContent(title=title, summary=summary, description=description, keywords=keywords, trl=trl)
-    validate_listing(listing)
     return listing

@@ -38,6 +38,7 @@ from sync.errors import (
     PermissionDenied,
     TechbridgeError,
     Unauthenticated,
+    Unavailable,
     VerificationFailed,
 )
 
@@ -74,6 +75,7 @@ _CODES: list[tuple[type[TechbridgeError], grpc.StatusCode]] = [
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
 ]
 
 
@@ -173,7 +175,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     guard(context)
                     return fn(req, context)
                 except Exception as exc:
-                    if _is_abort(exc):
+                    if _aborted(context):
                         raise
                     fail(context, exc)
 
@@ -187,7 +189,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     guard(context)
                     yield from fn_us(req, context)
                 except Exception as exc:
-                    if _is_abort(exc):
+                    if _aborted(context):
                         raise
                     fail(context, exc)
 
@@ -200,7 +202,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     guard(context)
                     return fn_su(request_iter(it), context)
                 except Exception as exc:
-                    if _is_abort(exc):
+                    if _aborted(context):
                         raise
                     fail(context, exc)
 
@@ -212,16 +214,18 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 guard(context)
                 yield from fn_ss(request_iter(it), context)
             except Exception as exc:
-                if _is_abort(exc):
+                if _aborted(context):
                     raise
                 fail(context, exc)
 
         return handler._replace(stream_stream=stream_stream, request_deserializer=None)
 
 
-def _is_abort(exc: Exception) -> bool:
-    # context.abort raises a plain Exception subclass private to grpc.
-    return type(exc).__name__ == "_AbortError" or isinstance(exc, grpc.RpcError)
+def _aborted(context: grpc.ServicerContext) -> bool:
+    """True once the handler (or we) called context.abort: grpc then raises a
+    bare Exception that must travel on untouched."""
+    code = context.code()  # type: ignore[attr-defined]  # grpc >= 1.38; missing from grpc-stubs
+    return code is not None and code != grpc.StatusCode.OK
 
 
 def build_server(

@@ -15,6 +15,7 @@ from sync.keys import SigningKey, public_key_from_bytes
 VERSION_DOMAIN = b"techbridge/v1/version\x00"
 REGISTRY_DOMAIN = b"techbridge/v1/registry\x00"
 CALL_DOMAIN = b"techbridge/v1/call\x00"
+ENROL_DOMAIN = b"techbridge/v1/enrol\x00"
 
 
 def sign(key: SigningKey, domain: bytes, data: bytes) -> bytes:

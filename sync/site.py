@@ -101,7 +101,8 @@ class Site:
     def set_registry(self, registry: Registry) -> None:
         """Adopt a registry this process has just stored (hub side)."""
         with self._registry_lock:
-            self._registry = registry
+            if self._registry is None or registry.version > self._registry.version:
+                self._registry = registry
 
     # ---- local writes ---------------------------------------------------------
 
@@ -127,7 +128,7 @@ class Site:
         for seq, body, sigs in entries:
             try:
                 version = read_version(body, sigs)
-                verify_version(version, registry)
+                verify_version(version, registry, self.now_ms())
             except VerificationFailed as exc:
                 rejected = Rejected(version_id_of(body), str(exc), body)
                 out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey)))

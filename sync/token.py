@@ -38,6 +38,11 @@ class JoinToken:
     def secret_hash(self) -> str:
         return hashlib.sha256(self.secret.encode()).hexdigest()
 
+    @staticmethod
+    def proof_bytes(token: str, centre_id: str) -> bytes:
+        """What a node signs with its new key to prove it holds it."""
+        return f"{token}|{centre_id}".encode()
+
     @classmethod
     def decode(cls, token: str) -> JoinToken:
         bad = InvalidInput([FieldViolation("token", "not a techbridge join token (expected tbj1.…), or damaged")])

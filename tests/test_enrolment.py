@@ -13,6 +13,8 @@ from node.site import init_node
 from sync.config import DataDir
 from sync.errors import FailedPrecondition, InvalidInput, NotFound, VerificationFailed
 from sync.keys import SigningKey
+from sync.registry import Registry
+from sync.signing import ENROL_DOMAIN, sign
 from sync.store import Store
 from sync.token import JoinToken
 from tests.harness import Hub
@@ -58,18 +60,25 @@ def test_expired_and_unknown_tokens(tmp_path: Path) -> None:
         store, registry, "hq", centre_id="toledo", name="Toledo", country="ES", ttl_s=60, now_ms=now
     )
     key = SigningKey.generate()
-    with pytest.raises(FailedPrecondition, match="expired"):
-        enrolment.enrol(store, root, token=token, centre_id="toledo", public_key=key.public_bytes, now_ms=expires)
-    with pytest.raises(NotFound):
-        enrolment.enrol(
-            store,
-            root,
-            token=JoinToken.new("toledo", "hq", root.key_id).encode(),
-            centre_id="toledo",
-            public_key=key.public_bytes,
-            now_ms=now,
+
+    def enrol(tok: str, at: int, k: SigningKey = key, proof: bytes | None = None) -> Registry:
+        if proof is None:
+            proof = sign(k, ENROL_DOMAIN, JoinToken.proof_bytes(tok, "toledo"))
+        return enrolment.enrol(
+            store, root, token=tok, centre_id="toledo", public_key=k.public_bytes, proof=proof, now_ms=at
         )
-    reg = enrolment.enrol(store, root, token=token, centre_id="toledo", public_key=key.public_bytes, now_ms=now + 1)
+
+    with pytest.raises(FailedPrecondition, match="expired"):
+        enrol(token, expires)
+    with pytest.raises(NotFound):
+        enrol(JoinToken.new("toledo", "hq", root.key_id).encode(), now)
+    # Without proof of holding the private key, or with another site's key: refused, token unspent.
+    with pytest.raises(InvalidInput, match="proof"):
+        enrol(token, now, proof=sign(SigningKey.generate(), ENROL_DOMAIN, JoinToken.proof_bytes(token, "toledo")))
+    hq_key = SigningKey.load(data.signing_key)
+    with pytest.raises(FailedPrecondition, match="already registered"):
+        enrol(token, now, k=hq_key)
+    reg = enrol(token, now + 1)
     assert reg.version == registry.version + 1
     assert reg.key(key.key_id) is not None
     store.close()

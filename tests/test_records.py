@@ -36,7 +36,12 @@ def test_unknown_field_and_ranges() -> None:
     got = problems({"title": "x" * 300, "trl": 12, "colour": "red", "keywords": ["a", 3]})
     assert "colour: unknown field" in got
     assert "trl: must be an integer from 1 to 9 (got 12)" in got
-    assert "keywords[1]: must be a string" in got
+    assert "keywords[1]: must be a string of valid Unicode text" in got
+    assert "title: at most 256 characters (got 300)" in got
+
+
+def test_lone_surrogate_is_named() -> None:
+    assert problems({"title": "\ud800"}) == ["title: is not valid Unicode text (lone surrogate)"]
 
 
 def test_not_an_object() -> None:

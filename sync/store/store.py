@@ -60,6 +60,8 @@ invites_t = cast(Table, InviteModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 _IN_CHUNK = 500
+# Bodies per sync batch, well under the 8 MiB message limit.
+BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -440,14 +442,23 @@ class Store:
     # ---- reading the log ----------------------------------------------------
 
     def log_after(
-        self, after_seq: int, limit: int, *, only_local: bool = False, exclude_from: str | None = None
+        self,
+        after_seq: int,
+        limit: int,
+        *,
+        only_local: bool = False,
+        exclude_from: str | None = None,
+        max_bytes: int = BATCH_BYTES,
     ) -> tuple[list[LogRow], int, int]:
-        """Up to `limit` log entries after `after_seq`, and the position they cover.
+        """Up to `limit` log entries after `after_seq` (and at most about
+        `max_bytes` of bodies, but always at least one), and the position they cover.
 
         Returns (rows, through_seq, head). Entries filtered out (received from
         `exclude_from`, or not local when `only_local`) are skipped but
-        covered: when fewer than `limit` rows match, through_seq is the head
-        read in the same snapshot.
+        covered: when every matching entry up to the head fits, through_seq is
+        the head. The head is read first and rows are limited to it; log
+        positions are assigned and committed in order by the one writer, so
+        every entry up to the head is visible to the second select.
         """
         cond = _log_filter(after_seq, only_local, exclude_from)
         with self.engine.connect() as conn, conn.begin():
@@ -461,7 +472,13 @@ class Store:
                 .order_by(log_t.c.seq)
                 .limit(limit)
             ).all()
-        out = [LogRow(r.seq, r.version_id, r.body, _sigs_from_json(r.signatures), r.received_from) for r in rows]
+        out: list[LogRow] = []
+        size = 0
+        for r in rows:
+            size += len(r.body)
+            if out and size > max_bytes:
+                return out, out[-1].seq, head
+            out.append(LogRow(r.seq, r.version_id, r.body, _sigs_from_json(r.signatures), r.received_from))
         through = out[-1].seq if len(out) == limit else max(head, after_seq)
         return out, through, head
 

@@ -31,20 +31,26 @@ class EnrolRequest(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     CENTRE_ID_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     centre_id: _builtins.str
     public_key: _builtins.bytes
     """Raw 32-byte Ed25519 public key of the node's signing key."""
+    proof: _builtins.bytes
+    """Proof the node holds the private key: its signature over
+    "techbridge/v1/enrol\\0" + token + "|" + centre_id.
+    """
     def __init__(
         self,
         *,
         token: _builtins.str = ...,
         centre_id: _builtins.str = ...,
         public_key: _builtins.bytes = ...,
+        proof: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["centre_id", b"centre_id", "public_key", b"public_key", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["centre_id", b"centre_id", "proof", b"proof", "public_key", b"public_key", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -154,12 +160,18 @@ class PushRequest(_message.Message):
     TXN_ID_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     THROUGH_SEQ_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
     txn_id: _builtins.str
-    """Idempotency key of this batch: "<site>:<first seq>-<last seq>"."""
+    """Idempotency key of this batch: "<site>:<first seq>-<through seq>:<digest>",
+    where digest is the hex of the first 8 bytes of SHA-256 over the batch's
+    version ids in order. The site part must be the caller's.
+    """
     through_seq: _builtins.int
     """The last position of the sender's log this batch covers (entries the
     sender does not push, such as versions it got from the hub, leave gaps).
     """
+    remaining: _builtins.int
+    """Entries of the sender's log still to push after this batch."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogEntry]: ...
     def __init__(
@@ -168,10 +180,11 @@ class PushRequest(_message.Message):
         txn_id: _builtins.str = ...,
         entries: _abc.Iterable[Global___LogEntry] | None = ...,
         through_seq: _builtins.int = ...,
+        remaining: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "through_seq", b"through_seq", "txn_id", b"txn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "remaining", b"remaining", "through_seq", b"through_seq", "txn_id", b"txn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
