@@ -31,7 +31,9 @@ def record_view(row: RecordRow) -> admin_pb2.ListingView:
         listing=records_pb2.Listing(title=row.title, status=listing_to_pb_status(row.status)),
         updated_at_ms=row.updated_at_ms,
         version_count=row.version_count,
-        provenance=admin_pb2.Provenance(origin=row.origin, version_id=row.head_version_id, verified=True),
+        provenance=admin_pb2.Provenance(
+            origin=row.origin, version_id=row.head_version_id, verified=row.verified, key_id=row.key_id
+        ),
     )
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import grpc
 import pytest
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sync.server import MAX_MESSAGE_BYTES, channel, field_violations
-from techbridge.v1 import admin_pb2, records_pb2
-from tests.harness import Hub
+from sync import auth
+from sync.config import DataDir
+from sync.keys import SigningKey
+from sync.server import MAX_MESSAGE_BYTES, build_server, channel, field_violations
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+from tests.harness import Hub, make_node
 
 GARBAGE = b"\xff\xff\xff\xff\x0f"
 
@@ -32,15 +38,65 @@ def test_garbage_bytes_are_invalid_argument(hub: Hub) -> None:
     assert _serving(hub)
 
 
-def test_oversized_message_is_resource_exhausted(hub: Hub) -> None:
+def test_oversized_message_is_resource_exhausted_by_the_server(hub: Hub) -> None:
     big = admin_pb2.AddListingRequest(
         listing=records_pb2.Listing(title="x", description="y" * (MAX_MESSAGE_BYTES + 10))
     )
-    with pytest.raises(grpc.RpcError) as e:
-        hub.admin.AddListing(big, metadata=hub.md, timeout=10)
+    # A client that would send anything, so the refusal is the server's own.
+    unlimited = grpc.insecure_channel(hub.address, options=[("grpc.max_send_message_length", -1)])
+    with unlimited as ch, pytest.raises(grpc.RpcError) as e:
+        admin_pb2_grpc.AdminServiceStub(ch).AddListing(big, metadata=hub.md, timeout=10)
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "CLIENT" not in (e.value.details() or "")
     assert _serving(hub)
     assert hub.listings() == []
+
+
+def test_garbage_on_streaming_calls_is_invalid_argument(hub: Hub, tmp_path: Path) -> None:
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    key = SigningKey.load(DataDir(node.path).signing_key)
+    now = time.time_ns() // 1_000_000
+    pull = hub.ch.unary_stream("/techbridge.v1.SyncService/Pull", request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as e:
+        list(pull(GARBAGE, metadata=auth.site_metadata(key, "tel-aviv", "Pull", now), timeout=5))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    push = hub.ch.stream_stream("/techbridge.v1.SyncService/Push", request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as e:
+        list(push(iter([GARBAGE]), metadata=auth.site_metadata(key, "tel-aviv", "Push", now), timeout=5))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _serving(hub)
+    node.stop()
+
+
+def test_a_new_listing_cannot_claim_a_curation_status(hub: Hub) -> None:
+    req = admin_pb2.AddListingRequest(
+        listing=records_pb2.Listing(title="T", status=records_pb2.LISTING_STATUS_PUBLISHED)
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        hub.admin.AddListing(req, metadata=hub.md, timeout=5)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(e.value)] == ["listing.status"]
+
+
+def test_a_handlers_own_abort_passes_through_the_boundary() -> None:
+    def handler(request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.abort(grpc.StatusCode.NOT_FOUND, "nothing here")
+        return b""
+
+    def register(server: grpc.Server) -> list[str]:
+        rpc = grpc.unary_unary_rpc_method_handler(handler)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", {"Get": rpc}),))
+        return []
+
+    server, port, _ = build_server("127.0.0.1:0", "token", register)
+    try:
+        with channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_unary("/test.Echo/Get", request_serializer=None, response_deserializer=None)
+            with pytest.raises(grpc.RpcError) as e:
+                call(b"", timeout=5)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND and e.value.details() == "nothing here"
+    finally:
+        server.stop(0)
 
 
 def test_invalid_listing_names_each_field(hub: Hub) -> None:

@@ -98,6 +98,9 @@ class RecordRow:
     updated_at_ms: int
     head_version_id: str
     version_count: int
+    # Whether the head version passed verification on receipt, and its signing key.
+    verified: bool = True
+    key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -515,7 +518,13 @@ class Store:
         if origin:
             cond.append(records_t.c.origin == origin)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(records_t).where(*cond).order_by(records_t.c.record_id).limit(limit)).all()
+            rows = conn.execute(
+                select(records_t, versions_t.c.verified, versions_t.c.key_id)
+                .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+                .where(*cond)
+                .order_by(records_t.c.record_id)
+                .limit(limit)
+            ).all()
         return [self._record_row(r) for r in rows]
 
     @staticmethod
@@ -530,6 +539,8 @@ class Store:
             updated_at_ms=m["head_wall_ms"],
             head_version_id=m["head_version_id"],
             version_count=m["version_count"],
+            verified=bool(m.get("verified", True)),
+            key_id=str(m.get("key_id", "")),
         )
 
     def head_version(self, record_id: str) -> HeadVersion:

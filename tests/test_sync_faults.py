@@ -1,0 +1,162 @@
+"""Sync under hostile or unlucky conditions: a node poisoning another's
+transactions, a node restored from a backup, a hub behind its node's cursor,
+a compromised hub, batches larger than a message, versions that break the
+rules of who may say what."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sync import auth
+from sync.clock import Stamp
+from sync.config import DataDir
+from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, make_listing_version
+from sync.errors import Unavailable
+from sync.keys import SigningKey
+from sync.records import ListingContent, ListingStatus
+from sync.server import channel
+from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
+from tests.harness import Hub, Node, make_node, start_existing_node
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def push(hub: Hub, key: SigningKey, site: str, txn: str, envs: list[envelope_pb2.Envelope]) -> sync_pb2.PushResponse:
+    req = sync_pb2.PushRequest(txn_id=txn, through_seq=len(envs))
+    for i, env in enumerate(envs, 1):
+        req.entries.add(seq=i).envelope.CopyFrom(env)
+    with channel(hub.address) as ch:
+        (resp,) = list(
+            sync_pb2_grpc.SyncServiceStub(ch).Push(
+                iter([req]), metadata=auth.site_metadata(key, site, "Push", now_ms()), timeout=10
+            )
+        )
+    return resp
+
+
+def key_of(node: Node) -> SigningKey:
+    return SigningKey.load(DataDir(node.path).signing_key)
+
+
+def status(site: Node | Hub) -> admin_pb2.GetSyncStatusResponse:
+    return site.admin.GetSyncStatus(admin_pb2.GetSyncStatusRequest(), metadata=site.md, timeout=5)
+
+
+def test_a_node_cannot_claim_another_nodes_transaction(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    with pytest.raises(grpc.RpcError) as e:
+        push(hub, key_of(ta), "tel-aviv", "brussels:1-2:0000000000000000", [])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "txn_id" in (e.value.details() or "")
+    ids = {br.add_listing("B1"), br.add_listing("B2")}
+    assert br.sync().pushed == 2
+    assert ids <= {v.id for v in hub.listings()}
+    ta.stop()
+    br.stop()
+
+
+def test_node_restored_from_backup_still_pushes_what_it_writes_next(hub: Hub, tmp_path: Path) -> None:
+    node = make_node(hub, tmp_path / "toledo", "toledo", country="ES")
+    token = node.admin_token
+    backup = tmp_path / "backup"
+    node.stop()
+    shutil.copytree(node.path, backup)
+    node = start_existing_node(node.path, token)
+    first = {node.add_listing(f"before restore {i}") for i in range(3)}
+    assert node.sync().pushed == 3
+    node.stop()
+    shutil.rmtree(node.path)
+    shutil.copytree(backup, node.path)
+    node = start_existing_node(node.path, token)
+    second = {node.add_listing(f"after restore {i}") for i in range(3)}
+    # Same log positions as the lost batch, other content: a new transaction.
+    assert node.sync().pushed == 3
+    assert first | second == {v.id for v in hub.listings()}
+    node.stop()
+
+
+def test_cursor_past_the_hubs_head_is_refused_not_skipped(hub: Hub, tmp_path: Path) -> None:
+    node = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    node.sync()
+    with sqlite3.connect(node.path / "store.db") as conn:
+        conn.execute("UPDATE peer_state SET pull_cursor = 999 WHERE peer = 'hq'")
+    hub.add_listing("written at HQ after the node's cursor")
+    with pytest.raises(Unavailable, match="past this hub's log head"):
+        node.sync()
+    (peer,) = status(node).peers
+    assert peer.pull_cursor == 999 and "FAILED_PRECONDITION" in peer.last_error
+    node.stop()
+
+
+def test_node_refuses_what_a_compromised_hub_sends(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    key = key_of(ta)
+    good = make_listing_version(
+        key, site="tel-aviv", record_id="good", hlc=Stamp(now_ms(), 0), listing=ListingContent("Good")
+    )
+    evil = make_listing_version(
+        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), listing=ListingContent("Evil")
+    )
+    tampered = make_listing_version(
+        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), listing=ListingContent("Evi1")
+    )
+    forged = type(evil)(**{**evil.__dict__, "body": tampered.body, "version_id": tampered.version_id})
+    # The hub's store is written behind its own checks, as an attacker holding the hub could.
+    assert hub.running is not None
+    hub.running.site.store.apply_batch("tel-aviv", [good, forged], [], through_seq=2, now_ms=now_ms())
+    result = dj.sync()
+    assert result.pulled == 1 and result.pull_rejected == 1
+    assert [v.id for v in dj.listings()] == ["good"]
+    assert status(dj).rejected == 1
+    assert "signature does not verify" in result.rejections[0][1]
+    ta.stop()
+    dj.stop()
+
+
+def test_big_listings_travel_in_byte_bounded_batches(hub: Hub, tmp_path: Path) -> None:
+    node = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    heavy = "€" * 4000  # 12 kB of UTF-8 per description
+    n = 760  # about 9 MiB in all: more than one message may carry
+    for i in range(n):
+        node.add_listing(f"Heavy {i}", description=heavy, summary="€" * 500)
+    result = node.sync()
+    assert result.pushed == n
+    assert len(hub.listings()) == n
+    other = make_node(hub, tmp_path / "toledo", "toledo", country="ES")
+    assert other.sync().pulled == n
+    node.stop()
+    other.stop()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda k, now: dict(hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0), listing=ListingContent("Future")), "ahead"),
+        (
+            lambda k, now: dict(
+                hlc=Stamp(now, 0), listing=ListingContent("Self-published", status=ListingStatus.PUBLISHED)
+            ),
+            "may only be set by the hub",
+        ),
+        (lambda k, now: dict(hlc=Stamp(now, 0), listing=ListingContent("x" * 300)), "at most 256"),
+    ],
+    ids=["future-stamp", "hub-only-status", "too-long-title"],
+)
+def test_versions_breaking_the_rules_are_refused(hub: Hub, tmp_path: Path, make: object, reason: str) -> None:
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    key = key_of(node)
+    fields = make(key, now_ms())  # type: ignore[operator]
+    bad = make_listing_version(key, site="tel-aviv", record_id="r", **fields)
+    resp = push(hub, key, "tel-aviv", "tel-aviv:1-1:x", [envelope_to_pb(bad)])
+    assert resp.stored == 0 and reason in resp.rejected[0].reason
+    assert hub.listings() == []
+    node.stop()
