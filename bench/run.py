@@ -28,7 +28,7 @@ from sync import auth  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.envelope import make_listing_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
-from sync.records import ListingContent  # noqa: E402
+from sync.records import ListingContent, create_change  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
@@ -47,7 +47,8 @@ def rate(n: int, seconds: float) -> float:
 def bench_crypto(n: int) -> dict[str, float]:
     key = SigningKey.generate()
     versions = [
-        make_listing_version(key, site="b", record_id=f"r{i}", hlc=Stamp(i, 0), listing=listing(i)) for i in range(n)
+        make_listing_version(key, site="b", record_id=f"r{i}", hlc=Stamp(i, 0), change=create_change(listing(i)))
+        for i in range(n)
     ]
     pub = key.public_bytes
     t = time.perf_counter()

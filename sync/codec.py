@@ -7,12 +7,23 @@ re-serialised to be verified or stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from google.protobuf.message import DecodeError
 
 from sync.clock import Stamp
-from sync.errors import VerificationFailed
+from sync.errors import FieldViolation, InvalidInput, VerificationFailed
 from sync.keys import key_id_of
-from sync.records import ListingContent, ListingStatus
+from sync.merge import MergeInput
+from sync.records import (
+    FIELD_DEFAULTS,
+    Action,
+    FieldValue,
+    ListingChange,
+    ListingContent,
+    ListingStatus,
+    change_of,
+)
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from techbridge.v1 import envelope_pb2, records_pb2, registry_pb2
 
@@ -25,7 +36,10 @@ _STATUS_TO_PB = {
     ListingStatus.WITHDRAWN: records_pb2.LISTING_STATUS_WITHDRAWN,
     ListingStatus.ARCHIVED: records_pb2.LISTING_STATUS_ARCHIVED,
 }
-_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+_STATUS_FROM_PB: dict[int, ListingStatus] = {v: k for k, v in _STATUS_TO_PB.items()}
+
+_ACTION_TO_PB = {a: records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{a.name}") for a in Action}
+_ACTION_FROM_PB: dict[int, Action] = {v: k for k, v in _ACTION_TO_PB.items()}
 
 _ROLE_TO_PB = {SiteRole.HUB: registry_pb2.SITE_ROLE_HUB, SiteRole.NODE: registry_pb2.SITE_ROLE_NODE}
 _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
@@ -46,7 +60,25 @@ def listing_to_pb(listing: ListingContent) -> records_pb2.Listing:
         keywords=list(listing.keywords),
         trl=listing.trl,
         status=_STATUS_TO_PB[listing.status],
+        tags=list(listing.tags),
+        featured=listing.featured,
     )
+
+
+def status_to_pb(status: ListingStatus) -> records_pb2.ListingStatus.ValueType:
+    return _STATUS_TO_PB[status]
+
+
+def status_from_pb(value: int) -> ListingStatus | None:
+    return _STATUS_FROM_PB.get(value)
+
+
+def action_to_pb(action: Action | None) -> records_pb2.LifecycleAction.ValueType:
+    return _ACTION_TO_PB[action] if action else records_pb2.LIFECYCLE_ACTION_UNSPECIFIED
+
+
+def action_from_pb(value: int) -> Action | None:
+    return _ACTION_FROM_PB.get(value)
 
 
 def listing_from_pb(msg: records_pb2.Listing, default_status: ListingStatus | None = None) -> ListingContent:
@@ -62,11 +94,50 @@ def listing_from_pb(msg: records_pb2.Listing, default_status: ListingStatus | No
         keywords=tuple(msg.keywords),
         trl=msg.trl,
         status=status,
+        tags=tuple(msg.tags),
+        featured=msg.featured,
     )
 
 
-def status_name(status: ListingStatus) -> str:
-    return status.value
+def fields_from_pb(names: Iterable[str], values: records_pb2.Listing) -> tuple[tuple[str, FieldValue], ...]:
+    """The named fields of `values`; unknown names are refused, naming each."""
+    names = list(names)
+    unknown = [n for n in names if n not in FIELD_DEFAULTS]
+    if unknown:
+        raise InvalidInput([FieldViolation(n, "not a listing field that can be set") for n in unknown])
+    content = listing_from_pb(values, default_status=ListingStatus.DRAFT)
+    return change_of(content, tuple(names))
+
+
+def change_to_pb(change: ListingChange) -> records_pb2.ListingChange:
+    base = {**FIELD_DEFAULTS, **dict(change.fields)}
+    values = listing_to_pb(ListingContent(**base))  # type: ignore[arg-type]
+    values.ClearField("status")
+    for name in FIELD_DEFAULTS:
+        if name not in change.names:
+            values.ClearField(name)  # type: ignore[arg-type]
+    return records_pb2.ListingChange(
+        fields=list(change.names),
+        values=values,
+        action=action_to_pb(change.action),
+        status=_STATUS_TO_PB[change.status] if change.status else records_pb2.LISTING_STATUS_UNSPECIFIED,
+    )
+
+
+def change_from_pb(msg: records_pb2.ListingChange) -> ListingChange:
+    if len(set(msg.fields)) != len(msg.fields) or list(msg.fields) != sorted(msg.fields):
+        raise VerificationFailed("change fields must be sorted and distinct")
+    try:
+        fields = fields_from_pb(msg.fields, msg.values)
+    except InvalidInput as exc:
+        raise VerificationFailed(str(exc)) from exc
+    action = _ACTION_FROM_PB.get(msg.action)
+    if msg.action and action is None:
+        raise VerificationFailed(f"unknown lifecycle action {msg.action}")
+    status = _STATUS_FROM_PB.get(msg.status)
+    if msg.status and status is None:
+        raise VerificationFailed(f"unknown listing status {msg.status}")
+    return ListingChange(fields=fields, action=action, status=status)
 
 
 def encode_version_body(
@@ -76,7 +147,7 @@ def encode_version_body(
     author: str,
     hlc: Stamp,
     parents: tuple[str, ...],
-    listing: ListingContent,
+    change: ListingChange,
 ) -> bytes:
     """Serialise a version body once; the result is what gets signed and stored."""
     body = envelope_pb2.VersionBody(
@@ -86,7 +157,7 @@ def encode_version_body(
         author=author,
         hlc=envelope_pb2.Hlc(wall_ms=hlc.wall_ms, counter=hlc.counter),
         parents=list(parents),
-        listing=listing_to_pb(listing),
+        listing=change_to_pb(change),
     )
     return body.SerializeToString(deterministic=True)
 
@@ -98,6 +169,18 @@ def decode_version_body(body: bytes) -> envelope_pb2.VersionBody:
     except DecodeError as exc:
         raise VerificationFailed("body is not a valid VersionBody") from exc
     return msg
+
+
+def merge_input_of(version_id: str, body: bytes) -> MergeInput:
+    """What the merge needs, read from stored body bytes."""
+    msg = decode_version_body(body)
+    return MergeInput(
+        version_id=version_id,
+        parents=tuple(msg.parents),
+        hlc=Stamp(msg.hlc.wall_ms, msg.hlc.counter),
+        author=msg.author,
+        change=change_from_pb(msg.listing),
+    )
 
 
 def encode_registry_body(version: int, issued_at_ms: int, root_key_id: str, centres: tuple[Centre, ...]) -> bytes:

@@ -6,8 +6,8 @@ is the hex SHA-256 of the body, so the same version received twice is
 recognised and applying it again is a no-op.
 
 Who may sign what is checked at every site on receipt (`verify_version`), not
-only where the version was made. In the skeleton a listing's content may be
-signed only by a key registered to the centre that owns it.
+only where the version was made: a listing's content only by a key of the
+centre that owns it, its curation fields and validation also by HQ.
 """
 
 from __future__ import annotations
@@ -16,10 +16,21 @@ import hashlib
 from dataclasses import dataclass
 
 from sync.clock import Stamp
-from sync.codec import decode_version_body, encode_version_body, listing_from_pb
-from sync.errors import InvalidInput, UnknownKey, VerificationFailed
+from sync.codec import change_from_pb, decode_version_body, encode_version_body
+from sync.errors import InvalidInput, PermissionDenied, UnknownKey, VerificationFailed
 from sync.keys import SigningKey
-from sync.records import ListingContent, ListingStatus, validate_listing
+from sync.records import (
+    CONTENT_FIELDS,
+    CREATE_STATUSES,
+    CURATION_FIELDS,
+    HUB_ONLY_ACTIONS,
+    OWNER_ONLY_ACTIONS,
+    STATUS_ACTIONS,
+    TRANSITIONS,
+    Action,
+    ListingChange,
+    validate_change,
+)
 from sync.registry import CentreStatus, Registry, SiteRole
 from sync.signing import VERSION_DOMAIN, sign, verify
 from techbridge.v1 import envelope_pb2
@@ -48,7 +59,7 @@ class Version:
     author: str
     hlc: Stamp
     parents: tuple[str, ...]
-    listing: ListingContent | None
+    change: ListingChange
 
     @property
     def author_key_id(self) -> str:
@@ -68,7 +79,7 @@ def make_listing_version(
     site: str,
     record_id: str,
     hlc: Stamp,
-    listing: ListingContent,
+    change: ListingChange,
     parents: tuple[str, ...] = (),
     origin: str | None = None,
 ) -> Version:
@@ -77,8 +88,8 @@ def make_listing_version(
         origin=origin or site,
         author=site,
         hlc=hlc,
-        parents=parents,
-        listing=listing,
+        parents=tuple(sorted(parents)),
+        change=change,
     )
     sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, body), AUTHOR)
     return read_version(body, (sig,))
@@ -101,7 +112,7 @@ def read_version(body: bytes, signatures: tuple[SignatureValue, ...]) -> Version
         author=msg.author,
         hlc=Stamp(msg.hlc.wall_ms, msg.hlc.counter),
         parents=tuple(msg.parents),
-        listing=listing_from_pb(msg.listing),
+        change=change_from_pb(msg.listing),
     )
 
 
@@ -137,19 +148,58 @@ def envelope_from_pb(env: envelope_pb2.Envelope) -> Version:
 
 # How far ahead of the receiver's clock a version may be stamped.
 MAX_FUTURE_MS = 5 * 60 * 1000
-# Statuses only the hub may set (curation); a centre's own versions stay below.
-HUB_ONLY_STATUSES = frozenset({ListingStatus.VALIDATED, ListingStatus.PUBLISHED})
+
+
+def check_permission(change: ListingChange, *, author: str, origin: str, author_is_hub: bool) -> None:
+    """Raise PermissionDenied unless `author` may make `change` to a listing owned by `origin`."""
+    owner = author == origin
+    content = [n for n in change.names if n in CONTENT_FIELDS]
+    curation = [n for n in change.names if n in CURATION_FIELDS]
+    if content and not owner:
+        raise PermissionDenied(f"content fields ({', '.join(content)}) are written only by the owning centre {origin}")
+    if curation and not author_is_hub:
+        raise PermissionDenied(f"curation fields ({', '.join(curation)}) are written only by HQ")
+    action = change.action
+    if action in OWNER_ONLY_ACTIONS and not owner:
+        raise PermissionDenied(f"only the owning centre {origin} may {action.value} this listing")
+    if action in HUB_ONLY_ACTIONS and not author_is_hub:
+        raise PermissionDenied(f"only HQ may {action.value} a listing")
+    if action is not None and not (owner or author_is_hub):
+        raise PermissionDenied(f"only the owning centre {origin} or HQ may {action.value} this listing")
+
+
+def check_change_shape(change: ListingChange) -> None:
+    """Raise VerificationFailed if the change is not well formed (a version is all or nothing)."""
+    action = change.action
+    if action is None and not change.fields:
+        raise VerificationFailed("the change sets no field and takes no step")
+    if action == Action.CREATE:
+        if change.status not in CREATE_STATUSES or "title" not in change.names:
+            raise VerificationFailed("a create sets a title and starts as draft or submitted")
+    elif action in TRANSITIONS:
+        if change.status != TRANSITIONS[action][1]:
+            raise VerificationFailed(f"a {action.value} step leads to {TRANSITIONS[action][1].value}")
+    elif action == Action.SETTLE:
+        if change.status is None:
+            raise VerificationFailed("a settle step names the status it keeps")
+    elif change.status is not None:
+        raise VerificationFailed("only status steps carry a status")
+    if action in STATUS_ACTIONS and action != Action.CREATE and change.fields:
+        raise VerificationFailed("a status step sets no fields")
+    try:
+        validate_change(change)
+    except InvalidInput as exc:
+        raise VerificationFailed(f"listing breaks the rules: {exc}") from exc
 
 
 def verify_version(version: Version, registry: Registry, now_ms: int | None = None) -> None:
     """Raise VerificationFailed with the reason unless `version` may be accepted.
 
     Checks, in order: an author signature exists; its key is in the registry
-    and belongs to the author site; that site is active; the author may write
-    this record (a listing only by its owning centre; curation statuses only
-    by the hub); the content keeps the listing rules; the stamp is not more
-    than MAX_FUTURE_MS ahead of `now_ms` (when given); the signature verifies
-    over the exact body bytes.
+    and belongs to the author site; that site is active; the author may make
+    this change (`check_permission`); the change is well formed and keeps the
+    listing rules; the stamp is not more than MAX_FUTURE_MS ahead of `now_ms`
+    (when given); the signature verifies over the exact body bytes.
     """
     authors = [s for s in version.signatures if s.role == AUTHOR]
     if len(authors) != 1:
@@ -165,17 +215,13 @@ def verify_version(version: Version, registry: Registry, now_ms: int | None = No
         )
     if centre.status != CentreStatus.ACTIVE:
         raise VerificationFailed(f"site {centre.id} is {centre.status.value}, not active")
-    if version.kind == "listing" and version.author != version.origin:
-        raise VerificationFailed(
-            f"listing content owned by {version.origin!r} may only be signed by that centre, not {version.author!r}"
+    try:
+        check_permission(
+            version.change, author=version.author, origin=version.origin, author_is_hub=centre.role == SiteRole.HUB
         )
-    if version.listing is not None:
-        if version.listing.status in HUB_ONLY_STATUSES and centre.role != SiteRole.HUB:
-            raise VerificationFailed(f"status {version.listing.status.value} may only be set by the hub")
-        try:
-            validate_listing(version.listing)
-        except InvalidInput as exc:
-            raise VerificationFailed(f"listing breaks the rules: {exc}") from exc
+    except PermissionDenied as exc:
+        raise VerificationFailed(str(exc)) from exc
+    check_change_shape(version.change)
     if now_ms is not None and version.hlc.wall_ms > now_ms + MAX_FUTURE_MS:
         raise VerificationFailed(
             f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {MAX_FUTURE_MS} ms)"

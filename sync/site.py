@@ -16,13 +16,42 @@ import uuid6
 
 from sync.clock import HybridClock, system_now_ms
 from sync.config import DataDir, SiteConfig
-from sync.envelope import SignatureValue, Version, make_listing_version, read_version, verify_version, version_id_of
-from sync.errors import ConfigError, UnknownKey, VerificationFailed
+from sync.envelope import (
+    SignatureValue,
+    Version,
+    check_permission,
+    make_listing_version,
+    read_version,
+    verify_version,
+    version_id_of,
+)
+from sync.errors import (
+    ConfigError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidInput,
+    NotFound,
+    UnknownKey,
+    VerificationFailed,
+)
 from sync.keys import SigningKey
-from sync.records import ListingContent, ListingStatus, validate_listing
+from sync.merge import RecordState
+from sync.records import (
+    CREATE_STATUSES,
+    TRANSITIONS,
+    Action,
+    FieldValue,
+    ListingChange,
+    ListingContent,
+    ListingStatus,
+    create_change,
+    next_status,
+    validate_change,
+    validate_listing,
+)
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.store import Rejected, Store
-from sync.store.store import HeadVersion
+from sync.store.store import HeadVersion, RecordRow
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +69,8 @@ class Received:
 @dataclass(frozen=True)
 class ListingDetail:
     head: HeadVersion
+    state: RecordState
+    # The newest head version, re-verified now.
     version: Version
     verified: bool
     verify_error: str
@@ -62,6 +93,7 @@ class Site:
         self.now_ms = now_ms
         self.clock = HybridClock(now_ms)
         self._registry_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._registry = store.registry()
 
     @property
@@ -105,19 +137,105 @@ class Site:
                 self._registry = registry
 
     # ---- local writes ---------------------------------------------------------
+    #
+    # Each write reads the record's merged state, checks the step is legal
+    # here, and stores a version whose parents are the record's current heads,
+    # under one lock so two writes at this site never become concurrent
+    # siblings of each other.
 
-    def add_listing(self, content: ListingContent) -> Version:
-        validate_listing(content)
+    @property
+    def is_hub(self) -> bool:
+        return self.config.role == "hub"
+
+    def _write(self, record_id: str, origin: str, change: ListingChange, parents: tuple[str, ...]) -> Version:
+        check_permission(change, author=self.site_id, origin=origin, author_is_hub=self.is_hub)
+        validate_change(change)
         version = make_listing_version(
             self.key,
             site=self.site_id,
-            record_id=str(uuid6.uuid7()),
+            origin=origin,
+            record_id=record_id,
             hlc=self.clock.tick(),
-            listing=content,
+            change=change,
+            parents=parents,
         )
         seq = self.store.append_local(version, self.now_ms())
-        log.info("stored listing %s as log entry %s", version.record_id, seq)
+        log.info("stored version %s of listing %s as log entry %s", version.version_id[:12], record_id, seq)
         return version
+
+    def add_listing(self, content: ListingContent) -> Version:
+        validate_listing(content)
+        if content.status not in CREATE_STATUSES:
+            raise InvalidInput([FieldViolation("status", "a new listing is draft or submitted")])
+        change = create_change(content)
+        with self._write_lock:
+            return self._write(str(uuid6.uuid7()), self.site_id, change, ())
+
+    def _current(self, record_id: str) -> tuple[RecordRow, RecordState]:
+        row = self.store.record(record_id)
+        return row, row.state
+
+    def edit_listing(self, record_id: str, fields: tuple[tuple[str, FieldValue], ...]) -> Version:
+        if not fields:
+            raise InvalidInput([FieldViolation("fields", "name at least one field to set")])
+        change = ListingChange(tuple(sorted(fields)))
+        validate_change(change)
+        with self._write_lock:
+            row, state = self._current(record_id)
+            if state.deleted:
+                raise FailedPrecondition(f"listing {record_id} is deleted; undelete it first")
+            if state.content.status == ListingStatus.ARCHIVED:
+                raise FailedPrecondition(f"listing {record_id} is archived and can no longer change")
+            return self._write(record_id, row.origin, change, state.heads)
+
+    def step_listing(self, record_id: str, action: Action) -> Version:
+        with self._write_lock:
+            row, state = self._current(record_id)
+            if action == Action.DELETE:
+                if state.deleted:
+                    raise FailedPrecondition(f"listing {record_id} is already deleted")
+                change = ListingChange(action=Action.DELETE)
+            elif action == Action.UNDELETE:
+                if not state.deleted:
+                    raise FailedPrecondition(f"listing {record_id} is not deleted")
+                change = ListingChange(action=Action.UNDELETE)
+            elif action in TRANSITIONS:
+                if state.deleted:
+                    raise FailedPrecondition(f"listing {record_id} is deleted; undelete it first")
+                change = ListingChange(action=action, status=next_status(state.content.status, action))
+            else:
+                raise InvalidInput([FieldViolation("action", f"{action.value} is not a step staff take by hand")])
+            return self._write(record_id, row.origin, change, state.heads)
+
+    def resolve_conflict(self, conflict_id: str, *, take: str | None, value: FieldValue | None) -> Version:
+        record_id, _, field_name = conflict_id.rpartition("/")
+        if not record_id or not field_name:
+            raise InvalidInput([FieldViolation("conflict_id", "expected <listing id>/<field>")])
+        with self._write_lock:
+            row, state = self._current(record_id)
+            conflict = state.conflict(field_name)
+            if conflict is None:
+                raise NotFound(f"no open conflict {conflict_id}")
+            candidates = (conflict.winner, *conflict.others)
+            if take is not None:
+                chosen = [c for c in candidates if c.version_id.startswith(take)]
+                if len(chosen) != 1:
+                    ids = ", ".join(c.version_id[:12] for c in candidates)
+                    raise InvalidInput([FieldViolation("take", f"name one of the competing versions: {ids}")])
+                value = chosen[0].value
+            if value is None:
+                raise InvalidInput([FieldViolation("take", "give --take VERSION or --value VALUE")])
+            if field_name == "status":
+                if value != conflict.winner.value:
+                    raise FailedPrecondition(
+                        f"concurrent lifecycle steps merge by rank to {conflict.winner.value}; "
+                        "settling keeps it (take a further step afterwards if needed)"
+                    )
+                change = ListingChange(action=Action.SETTLE, status=ListingStatus(str(value)))
+            else:
+                change = ListingChange(((field_name, value),))
+                validate_change(change)
+            return self._write(record_id, row.origin, change, state.heads)
 
     # ---- receiving ------------------------------------------------------------
 
@@ -147,7 +265,7 @@ class Site:
             ok, why = True, ""
         except VerificationFailed as exc:
             ok, why = False, str(exc)
-        return ListingDetail(head, version, ok, why)
+        return ListingDetail(head, head.record.state, version, ok, why)
 
 
 __all__ = ["ListingContent", "ListingDetail", "ListingStatus", "Received", "Site"]

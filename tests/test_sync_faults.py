@@ -19,7 +19,7 @@ from sync.config import DataDir
 from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, make_listing_version
 from sync.errors import Unavailable
 from sync.keys import SigningKey
-from sync.records import ListingContent, ListingStatus
+from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
 from sync.server import channel
 from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
 from tests.harness import Hub, Node, make_node, start_existing_node
@@ -101,13 +101,13 @@ def test_node_refuses_what_a_compromised_hub_sends(hub: Hub, tmp_path: Path) -> 
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     key = key_of(ta)
     good = make_listing_version(
-        key, site="tel-aviv", record_id="good", hlc=Stamp(now_ms(), 0), listing=ListingContent("Good")
+        key, site="tel-aviv", record_id="good", hlc=Stamp(now_ms(), 0), change=create_change(ListingContent("Good"))
     )
     evil = make_listing_version(
-        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), listing=ListingContent("Evil")
+        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), change=create_change(ListingContent("Evil"))
     )
     tampered = make_listing_version(
-        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), listing=ListingContent("Evi1")
+        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), change=create_change(ListingContent("Evi1"))
     )
     forged = type(evil)(**{**evil.__dict__, "body": tampered.body, "version_id": tampered.version_id})
     # The hub's store is written behind its own checks, as an attacker holding the hub could.
@@ -140,16 +140,28 @@ def test_big_listings_travel_in_byte_bounded_batches(hub: Hub, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda k, now: dict(hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0), listing=ListingContent("Future")), "ahead"),
         (
             lambda k, now: dict(
-                hlc=Stamp(now, 0), listing=ListingContent("Self-published", status=ListingStatus.PUBLISHED)
+                hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0), change=create_change(ListingContent("Future"))
             ),
-            "may only be set by the hub",
+            "ahead",
         ),
-        (lambda k, now: dict(hlc=Stamp(now, 0), listing=ListingContent("x" * 300)), "at most 256"),
+        (
+            lambda k, now: dict(
+                hlc=Stamp(now, 0), change=ListingChange(action=Action.VALIDATE, status=ListingStatus.VALIDATED)
+            ),
+            "only HQ may validate",
+        ),
+        (
+            lambda k, now: dict(
+                hlc=Stamp(now, 0),
+                change=create_change(ListingContent("Self-published", status=ListingStatus.PUBLISHED)),
+            ),
+            "starts as draft or submitted",
+        ),
+        (lambda k, now: dict(hlc=Stamp(now, 0), change=create_change(ListingContent("x" * 300))), "at most 256"),
     ],
-    ids=["future-stamp", "hub-only-status", "too-long-title"],
+    ids=["future-stamp", "hub-only-step", "created-published", "too-long-title"],
 )
 def test_versions_breaking_the_rules_are_refused(hub: Hub, tmp_path: Path, make: object, reason: str) -> None:
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")

@@ -13,7 +13,7 @@ from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import SignatureValue, envelope_to_pb, make_listing_version
 from sync.keys import SigningKey
-from sync.records import ListingContent
+from sync.records import ListingContent, create_change
 from sync.server import channel
 from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
 from tests.harness import Hub, make_node
@@ -46,7 +46,11 @@ def test_tampered_and_forged_versions_are_refused_rest_lands(hub: Hub, tmp_path:
 
     def listing(n: int, origin: str = "tel-aviv") -> envelope_pb2.Envelope:
         v = make_listing_version(
-            key, site="tel-aviv", record_id=f"rec-{n}", hlc=Stamp(_now(), n), listing=ListingContent(title=f"T{n}")
+            key,
+            site="tel-aviv",
+            record_id=f"rec-{n}",
+            hlc=Stamp(_now(), n),
+            change=create_change(ListingContent(title=f"T{n}")),
         )
         if origin != "tel-aviv":
             v = make_listing_version(
@@ -55,7 +59,7 @@ def test_tampered_and_forged_versions_are_refused_rest_lands(hub: Hub, tmp_path:
                 origin=origin,
                 record_id=f"rec-{n}",
                 hlc=Stamp(_now(), n),
-                listing=ListingContent(title=f"T{n}"),
+                change=create_change(ListingContent(title=f"T{n}")),
             )
             # signed with tel-aviv's key while claiming to be brussels
             v = dataclasses.replace(v, signatures=(SignatureValue(key.key_id, v.signatures[0].signature),))

@@ -9,7 +9,7 @@ nothing can lazy-load behind a caller's back.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -66,7 +66,7 @@ class LogEntryModel(Base):
 
 
 class RecordModel(Base):
-    """Derived state of each record, recomputed from its versions."""
+    """Derived state of each record, recomputed from its versions by sync.merge."""
 
     __tablename__ = "records"
 
@@ -80,6 +80,13 @@ class RecordModel(Base):
     head_counter: Mapped[int] = mapped_column(Integer)
     head_author: Mapped[str] = mapped_column(String(64))
     version_count: Mapped[int] = mapped_column(Integer)
+    # Canonical JSON of sync.merge.RecordState: identical bytes at every site
+    # holding the same versions.
+    state_json: Mapped[str] = mapped_column(Text, server_default="")
+    deleted: Mapped[bool] = mapped_column(Boolean, server_default=false(), index=True)
+    open_conflicts: Mapped[int] = mapped_column(Integer, server_default="0", index=True)
+    # Versions held whose parents have not all arrived.
+    waiting: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class PeerStateModel(Base):

@@ -9,10 +9,9 @@ Writes go through a handful of methods, each one transaction:
   are skipped (a version's id is the hash of its body), so applying a batch
   twice is a no-op; refused versions are recorded with their reason.
 
-Record state is derived from the versions: the head is the version with the
-greatest (HLC wall, HLC counter, author, version id). That order does not
-depend on arrival order, so sites that hold the same versions agree. (The full
-merge of concurrent edits is a later step; this is its seam.)
+Record state is derived from the versions by `sync.merge` (the rules are
+written there) and stored as canonical JSON beside a few columns for listing
+and filtering: sites that hold the same versions store the same bytes.
 
 Reads use plain Core selects with bounded limits; nothing scans the store to
 answer a sync round.
@@ -31,9 +30,10 @@ from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, even
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.codec import decode_registry
+from sync.codec import decode_registry, merge_input_of
 from sync.envelope import SignatureValue, Version
 from sync.errors import FailedPrecondition, NotFound
+from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
 from sync.registry import Registry
 from sync.store import migrate
 from sync.store.models import (
@@ -101,6 +101,13 @@ class RecordRow:
     # Whether the head version passed verification on receipt, and its signing key.
     verified: bool = True
     key_id: str = ""
+    deleted: bool = False
+    open_conflicts: int = 0
+    state_json: str = ""
+
+    @property
+    def state(self) -> RecordState:
+        return state_from_json(self.state_json)
 
 
 @dataclass(frozen=True)
@@ -141,10 +148,6 @@ def _sigs_to_json(sigs: Iterable[SignatureValue]) -> str:
 
 def _sigs_from_json(text: str) -> tuple[SignatureValue, ...]:
     return tuple(SignatureValue(d["key_id"], bytes.fromhex(d["signature"]), d["role"]) for d in json.loads(text))
-
-
-def _order_key(wall: int, counter: int, author: str, version_id: str) -> tuple[int, int, str, str]:
-    return (wall, counter, author, version_id)
 
 
 def _log_filter(after_seq: int, only_local: bool, exclude_from: str | None) -> list[ColumnElement[bool]]:
@@ -339,68 +342,71 @@ class Store:
         return seqs
 
     def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
-        by_record: dict[str, list[Version]] = {}
-        for v in fresh:
-            by_record.setdefault(v.record_id, []).append(v)
-        ids = list(by_record)
-        current: dict[str, Any] = {}
+        """Re-merge every record the batch touched, from all of its versions.
+
+        Costs one select of the touched records' versions and one statement per
+        kind of change; each record's merge reads only that record's versions.
+        """
+        ids = sorted({v.record_id for v in fresh})
+        bodies: dict[str, list[MergeInput]] = {rid: [] for rid in ids}
+        origin: dict[str, tuple[str, str]] = {}
         for i in range(0, len(ids), _IN_CHUNK):
-            for row in conn.execute(
+            rows = conn.execute(
                 select(
-                    records_t.c.record_id,
-                    records_t.c.head_wall_ms,
-                    records_t.c.head_counter,
-                    records_t.c.head_author,
-                    records_t.c.head_version_id,
-                    records_t.c.version_count,
-                ).where(records_t.c.record_id.in_(ids[i : i + _IN_CHUNK]))
-            ):
-                current[row.record_id] = row
+                    versions_t.c.record_id,
+                    versions_t.c.version_id,
+                    versions_t.c.body,
+                    versions_t.c.kind,
+                    versions_t.c.origin,
+                ).where(versions_t.c.record_id.in_(ids[i : i + _IN_CHUNK]))
+            )
+            for row in rows:
+                bodies[row.record_id].append(merge_input_of(row.version_id, row.body))
+                origin[row.record_id] = (row.kind, row.origin)
+        existing: set[str] = set()
+        for i in range(0, len(ids), _IN_CHUNK):
+            existing.update(
+                conn.execute(
+                    select(records_t.c.record_id).where(records_t.c.record_id.in_(ids[i : i + _IN_CHUNK]))
+                ).scalars()
+            )
         inserts: list[dict[str, Any]] = []
-        head_moves: list[dict[str, Any]] = []
-        count_only: list[dict[str, Any]] = []
-        for record_id, versions in by_record.items():
-            best = max(versions, key=lambda v: _order_key(v.hlc.wall_ms, v.hlc.counter, v.author, v.version_id))
-            listing = best.listing
-            assert listing is not None
+        updates: list[dict[str, Any]] = []
+        for rid in ids:
+            state = merge(bodies[rid])
+            if state.applied == 0:
+                continue  # every version waits for a parent: nothing to show yet
+            kind, owner = origin[rid]
+            newest = next(v for v in bodies[rid] if v.version_id == state.newest_head)
             values = {
-                "kind": best.kind,
-                "origin": best.origin,
-                "head_version_id": best.version_id,
-                "title": listing.title,
-                "status": listing.status.value,
-                "head_wall_ms": best.hlc.wall_ms,
-                "head_counter": best.hlc.counter,
-                "head_author": best.author,
+                "kind": kind,
+                "origin": owner,
+                "head_version_id": state.newest_head,
+                "title": state.content.title,
+                "status": state.content.status.value,
+                "head_wall_ms": state.updated.wall_ms,
+                "head_counter": state.updated.counter,
+                "head_author": newest.author,
+                "version_count": len(bodies[rid]),
+                "state_json": state_to_json(state),
+                "deleted": state.deleted,
+                "open_conflicts": len(state.conflicts),
+                "waiting": len(state.waiting),
             }
-            held = current.get(record_id)
-            if held is None:
-                inserts.append({"record_id": record_id, "version_count": len(versions), **values})
-                continue
-            count = held.version_count + len(versions)
-            held_key = _order_key(held.head_wall_ms, held.head_counter, held.head_author, held.head_version_id)
-            best_key = _order_key(best.hlc.wall_ms, best.hlc.counter, best.author, best.version_id)
-            if best_key > held_key:
-                head_moves.append({"rid": record_id, "version_count": count, **values})
+            if rid in existing:
+                updates.append({"rid": rid, **values})
             else:
-                count_only.append({"rid": record_id, "version_count": count})
+                inserts.append({"record_id": rid, **values})
         # One statement per kind of change, executed for many rows.
         if inserts:
             conn.execute(insert(records_t), inserts)
-        if head_moves:
-            cols = [k for k in head_moves[0] if k != "rid"]
+        if updates:
+            cols = [k for k in updates[0] if k != "rid"]
             conn.execute(
                 update(records_t)
                 .where(records_t.c.record_id == bindparam("rid"))
                 .values({c: bindparam(c) for c in cols}),
-                head_moves,
-            )
-        if count_only:
-            conn.execute(
-                update(records_t)
-                .where(records_t.c.record_id == bindparam("rid"))
-                .values(version_count=bindparam("version_count")),
-                count_only,
+                updates,
             )
 
     # ---- cursors and link health -------------------------------------------
@@ -513,10 +519,22 @@ class Store:
 
     # ---- reading records ------------------------------------------------------
 
-    def list_records(self, *, origin: str | None, limit: int, after_id: str = "") -> list[RecordRow]:
+    def list_records(
+        self,
+        *,
+        origin: str | None,
+        limit: int,
+        after_id: str = "",
+        include_deleted: bool = False,
+        only_conflicted: bool = False,
+    ) -> list[RecordRow]:
         cond = [records_t.c.record_id > after_id]
         if origin:
             cond.append(records_t.c.origin == origin)
+        if not include_deleted:
+            cond.append(records_t.c.deleted.is_(False))
+        if only_conflicted:
+            cond.append(records_t.c.open_conflicts > 0)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(records_t, versions_t.c.verified, versions_t.c.key_id)
@@ -541,7 +559,17 @@ class Store:
             version_count=m["version_count"],
             verified=bool(m.get("verified", True)),
             key_id=str(m.get("key_id", "")),
+            deleted=bool(m["deleted"]),
+            open_conflicts=int(m["open_conflicts"]),
+            state_json=str(m["state_json"]),
         )
+
+    def record(self, record_id: str) -> RecordRow:
+        with self.engine.connect() as conn:
+            rec = conn.execute(select(records_t).where(records_t.c.record_id == record_id)).first()
+        if rec is None:
+            raise NotFound(f"no listing with id {record_id}")
+        return self._record_row(rec)
 
     def head_version(self, record_id: str) -> HeadVersion:
         with self.engine.connect() as conn:

@@ -90,21 +90,25 @@ class ListListingsRequest(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_DELETED_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
     """Only listings owned by this centre; empty for all."""
     page_size: _builtins.int
     """Page size (the server caps it) and opaque continuation."""
     page_token: _builtins.str
+    include_deleted: _builtins.bool
+    """Also list deleted listings (tombstoned; hidden by default)."""
     def __init__(
         self,
         *,
         origin: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        include_deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_deleted", b"include_deleted", "origin", b"origin", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -229,13 +233,30 @@ class ListingView(_message.Message):
     UPDATED_AT_MS_FIELD_NUMBER: _builtins.int
     VERSION_COUNT_FIELD_NUMBER: _builtins.int
     PROVENANCE_FIELD_NUMBER: _builtins.int
+    HEADS_FIELD_NUMBER: _builtins.int
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     updated_at_ms: _builtins.int
     version_count: _builtins.int
+    deleted: _builtins.bool
+    waiting: _builtins.int
+    """Versions held but not yet applied because a parent has not arrived."""
     @_builtins.property
-    def listing(self) -> _records_pb2.Listing: ...
+    def listing(self) -> _records_pb2.Listing:
+        """The merged state of the record."""
+
     @_builtins.property
-    def provenance(self) -> Global___Provenance: ...
+    def provenance(self) -> Global___Provenance:
+        """Of the newest head version."""
+
+    @_builtins.property
+    def heads(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Versions no other held version builds on."""
+
+    @_builtins.property
+    def conflicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConflictView]: ...
     def __init__(
         self,
         *,
@@ -244,14 +265,268 @@ class ListingView(_message.Message):
         updated_at_ms: _builtins.int = ...,
         version_count: _builtins.int = ...,
         provenance: Global___Provenance | None = ...,
+        heads: _abc.Iterable[_builtins.str] | None = ...,
+        conflicts: _abc.Iterable[Global___ConflictView] | None = ...,
+        deleted: _builtins.bool = ...,
+        waiting: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing", "provenance", b"provenance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "listing", b"listing", "provenance", b"provenance", "updated_at_ms", b"updated_at_ms", "version_count", b"version_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflicts", b"conflicts", "deleted", b"deleted", "heads", b"heads", "id", b"id", "listing", b"listing", "provenance", b"provenance", "updated_at_ms", b"updated_at_ms", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListingView: _TypeAlias = ListingView  # noqa: Y015
+
+@_typing.final
+class EditListingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names of the Listing fields to set; their values are in `values`."""
+
+    @_builtins.property
+    def values(self) -> _records_pb2.Listing: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        values: _records_pb2.Listing | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "id", b"id", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditListingRequest: _TypeAlias = EditListingRequest  # noqa: Y015
+
+@_typing.final
+class EditListingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def listing(self) -> Global___ListingView: ...
+    def __init__(
+        self,
+        *,
+        listing: Global___ListingView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditListingResponse: _TypeAlias = EditListingResponse  # noqa: Y015
+
+@_typing.final
+class StepListingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    action: _records_pb2.LifecycleAction.ValueType
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        action: _records_pb2.LifecycleAction.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepListingRequest: _TypeAlias = StepListingRequest  # noqa: Y015
+
+@_typing.final
+class StepListingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def listing(self) -> Global___ListingView: ...
+    def __init__(
+        self,
+        *,
+        listing: Global___ListingView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepListingResponse: _TypeAlias = StepListingResponse  # noqa: Y015
+
+@_typing.final
+class ConflictCandidate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    HLC_WALL_MS_FIELD_NUMBER: _builtins.int
+    HLC_COUNTER_FIELD_NUMBER: _builtins.int
+    VALUE_JSON_FIELD_NUMBER: _builtins.int
+    version_id: _builtins.str
+    author: _builtins.str
+    hlc_wall_ms: _builtins.int
+    hlc_counter: _builtins.int
+    value_json: _builtins.str
+    """The value this version wrote, as JSON."""
+    def __init__(
+        self,
+        *,
+        version_id: _builtins.str = ...,
+        author: _builtins.str = ...,
+        hlc_wall_ms: _builtins.int = ...,
+        hlc_counter: _builtins.int = ...,
+        value_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "hlc_counter", b"hlc_counter", "hlc_wall_ms", b"hlc_wall_ms", "value_json", b"value_json", "version_id", b"version_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConflictCandidate: _TypeAlias = ConflictCandidate  # noqa: Y015
+
+@_typing.final
+class ConflictView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    WINNER_FIELD_NUMBER: _builtins.int
+    OTHERS_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """"<record id>/<field>" """
+    record_id: _builtins.str
+    field: _builtins.str
+    rule: _builtins.str
+    """How the winner was chosen ("hlc" or "lifecycle rank")."""
+    @_builtins.property
+    def winner(self) -> Global___ConflictCandidate: ...
+    @_builtins.property
+    def others(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConflictCandidate]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        field: _builtins.str = ...,
+        winner: Global___ConflictCandidate | None = ...,
+        others: _abc.Iterable[Global___ConflictCandidate] | None = ...,
+        rule: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["winner", b"winner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "id", b"id", "others", b"others", "record_id", b"record_id", "rule", b"rule", "winner", b"winner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConflictView: _TypeAlias = ConflictView  # noqa: Y015
+
+@_typing.final
+class ListConflictsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    """Only this record's conflicts; empty for all."""
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConflictsRequest: _TypeAlias = ListConflictsRequest  # noqa: Y015
+
+@_typing.final
+class ListConflictsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conflicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConflictView]: ...
+    def __init__(
+        self,
+        *,
+        conflicts: _abc.Iterable[Global___ConflictView] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflicts", b"conflicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConflictsResponse: _TypeAlias = ListConflictsResponse  # noqa: Y015
+
+@_typing.final
+class ResolveConflictRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFLICT_ID_FIELD_NUMBER: _builtins.int
+    TAKE_VERSION_FIELD_NUMBER: _builtins.int
+    VALUE_JSON_FIELD_NUMBER: _builtins.int
+    conflict_id: _builtins.str
+    take_version: _builtins.str
+    """Keep the value written by this version (an id or a unique prefix)."""
+    value_json: _builtins.str
+    """Write this value (JSON of the field's type)."""
+    def __init__(
+        self,
+        *,
+        conflict_id: _builtins.str = ...,
+        take_version: _builtins.str = ...,
+        value_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "take_version", b"take_version", "value_json", b"value_json"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "conflict_id", b"conflict_id", "take_version", b"take_version", "value_json", b"value_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_choice: _TypeAlias = _typing.Literal["take_version", "value_json"]  # noqa: Y015
+    _WhichOneofArgType_choice: _TypeAlias = _typing.Literal["choice", b"choice"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_choice) -> _WhichOneofReturnType_choice | None: ...
+
+Global___ResolveConflictRequest: _TypeAlias = ResolveConflictRequest  # noqa: Y015
+
+@_typing.final
+class ResolveConflictResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def listing(self) -> Global___ListingView: ...
+    def __init__(
+        self,
+        *,
+        listing: Global___ListingView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveConflictResponse: _TypeAlias = ResolveConflictResponse  # noqa: Y015
 
 @_typing.final
 class GetSyncStatusRequest(_message.Message):

@@ -55,6 +55,26 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusResponse.FromString,
                 _registered_method=True)
+        self.EditListing = channel.unary_unary(
+                '/techbridge.v1.AdminService/EditListing',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.EditListingRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.EditListingResponse.FromString,
+                _registered_method=True)
+        self.StepListing = channel.unary_unary(
+                '/techbridge.v1.AdminService/StepListing',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.StepListingRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.StepListingResponse.FromString,
+                _registered_method=True)
+        self.ListConflicts = channel.unary_unary(
+                '/techbridge.v1.AdminService/ListConflicts',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ListConflictsRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListConflictsResponse.FromString,
+                _registered_method=True)
+        self.ResolveConflict = channel.unary_unary(
+                '/techbridge.v1.AdminService/ResolveConflict',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -85,6 +105,33 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EditListing(self, request, context):
+        """Set fields of a listing (content at its owning centre, curation at HQ).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StepListing(self, request, context):
+        """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConflicts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveConflict(self, request, context):
+        """Settle a conflict with a new version made on top of the competing ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +154,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetSyncStatus,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusResponse.SerializeToString,
+            ),
+            'EditListing': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditListing,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.EditListingRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.EditListingResponse.SerializeToString,
+            ),
+            'StepListing': grpc.unary_unary_rpc_method_handler(
+                    servicer.StepListing,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.StepListingRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.StepListingResponse.SerializeToString,
+            ),
+            'ListConflicts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConflicts,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListConflictsRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListConflictsResponse.SerializeToString,
+            ),
+            'ResolveConflict': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveConflict,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +285,114 @@ class AdminService:
             '/techbridge.v1.AdminService/GetSyncStatus',
             techbridge_dot_v1_dot_admin__pb2.GetSyncStatusRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.GetSyncStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditListing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/EditListing',
+            techbridge_dot_v1_dot_admin__pb2.EditListingRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.EditListingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StepListing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/StepListing',
+            techbridge_dot_v1_dot_admin__pb2.StepListingRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.StepListingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConflicts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/ListConflicts',
+            techbridge_dot_v1_dot_admin__pb2.ListConflictsRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ListConflictsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveConflict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/ResolveConflict',
+            techbridge_dot_v1_dot_admin__pb2.ResolveConflictRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ResolveConflictResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,13 @@ class AdminServiceStub:
     ListListings: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListListingsRequest, _admin_pb2.ListListingsResponse]
     GetListing: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetListingRequest, _admin_pb2.GetListingResponse]
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]
+    EditListing: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditListingRequest, _admin_pb2.EditListingResponse]
+    """Set fields of a listing (content at its owning centre, curation at HQ)."""
+    StepListing: _grpc.UnaryUnaryMultiCallable[_admin_pb2.StepListingRequest, _admin_pb2.StepListingResponse]
+    """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...)."""
+    ListConflicts: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListConflictsRequest, _admin_pb2.ListConflictsResponse]
+    ResolveConflict: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ResolveConflictRequest, _admin_pb2.ResolveConflictResponse]
+    """Settle a conflict with a new version made on top of the competing ones."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -49,6 +56,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListListings: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListListingsRequest, _admin_pb2.ListListingsResponse]  # type: ignore[assignment]
     GetListing: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetListingRequest, _admin_pb2.GetListingResponse]  # type: ignore[assignment]
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
+    EditListing: _aio.UnaryUnaryMultiCallable[_admin_pb2.EditListingRequest, _admin_pb2.EditListingResponse]  # type: ignore[assignment]
+    """Set fields of a listing (content at its owning centre, curation at HQ)."""
+    StepListing: _aio.UnaryUnaryMultiCallable[_admin_pb2.StepListingRequest, _admin_pb2.StepListingResponse]  # type: ignore[assignment]
+    """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...)."""
+    ListConflicts: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListConflictsRequest, _admin_pb2.ListConflictsResponse]  # type: ignore[assignment]
+    ResolveConflict: _aio.UnaryUnaryMultiCallable[_admin_pb2.ResolveConflictRequest, _admin_pb2.ResolveConflictResponse]  # type: ignore[assignment]
+    """Settle a conflict with a new version made on top of the competing ones."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by every site."""
@@ -80,6 +94,37 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.GetSyncStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.GetSyncStatusResponse, _abc.Awaitable[_admin_pb2.GetSyncStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def EditListing(
+        self,
+        request: _admin_pb2.EditListingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.EditListingResponse, _abc.Awaitable[_admin_pb2.EditListingResponse]]:
+        """Set fields of a listing (content at its owning centre, curation at HQ)."""
+
+    @_abc_1.abstractmethod
+    def StepListing(
+        self,
+        request: _admin_pb2.StepListingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.StepListingResponse, _abc.Awaitable[_admin_pb2.StepListingResponse]]:
+        """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...)."""
+
+    @_abc_1.abstractmethod
+    def ListConflicts(
+        self,
+        request: _admin_pb2.ListConflictsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListConflictsResponse, _abc.Awaitable[_admin_pb2.ListConflictsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ResolveConflict(
+        self,
+        request: _admin_pb2.ResolveConflictRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ResolveConflictResponse, _abc.Awaitable[_admin_pb2.ResolveConflictResponse]]:
+        """Settle a conflict with a new version made on top of the competing ones."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -118,7 +118,7 @@ class VersionBody(_message.Message):
         """Ids (hex SHA-256 of body) of the versions this one was made on top of."""
 
     @_builtins.property
-    def listing(self) -> _records_pb2.Listing: ...
+    def listing(self) -> _records_pb2.ListingChange: ...
     def __init__(
         self,
         *,
@@ -128,7 +128,7 @@ class VersionBody(_message.Message):
         author: _builtins.str = ...,
         hlc: Global___Hlc | None = ...,
         parents: _abc.Iterable[_builtins.str] | None = ...,
-        listing: _records_pb2.Listing | None = ...,
+        listing: _records_pb2.ListingChange | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hlc", b"hlc", "listing", b"listing", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

@@ -46,6 +46,46 @@ LISTING_STATUS_WITHDRAWN: ListingStatus.ValueType  # 6
 LISTING_STATUS_ARCHIVED: ListingStatus.ValueType  # 7
 Global___ListingStatus: _TypeAlias = ListingStatus  # noqa: Y015
 
+class _LifecycleAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LifecycleActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LifecycleAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LIFECYCLE_ACTION_UNSPECIFIED: _LifecycleAction.ValueType  # 0
+    LIFECYCLE_ACTION_CREATE: _LifecycleAction.ValueType  # 1
+    LIFECYCLE_ACTION_SUBMIT: _LifecycleAction.ValueType  # 2
+    LIFECYCLE_ACTION_VALIDATE: _LifecycleAction.ValueType  # 3
+    LIFECYCLE_ACTION_PUBLISH: _LifecycleAction.ValueType  # 4
+    LIFECYCLE_ACTION_WITHDRAW: _LifecycleAction.ValueType  # 5
+    LIFECYCLE_ACTION_EXPIRE: _LifecycleAction.ValueType  # 6
+    LIFECYCLE_ACTION_ARCHIVE: _LifecycleAction.ValueType  # 7
+    LIFECYCLE_ACTION_DELETE: _LifecycleAction.ValueType  # 8
+    LIFECYCLE_ACTION_UNDELETE: _LifecycleAction.ValueType  # 9
+    LIFECYCLE_ACTION_SETTLE: _LifecycleAction.ValueType  # 10
+    """Settles a status conflict: made on top of the concurrent steps, it keeps
+    the status the rank rule chose.
+    """
+
+class LifecycleAction(_LifecycleAction, metaclass=_LifecycleActionEnumTypeWrapper):
+    """A step in a record's lifecycle, carried by the version that takes it."""
+
+LIFECYCLE_ACTION_UNSPECIFIED: LifecycleAction.ValueType  # 0
+LIFECYCLE_ACTION_CREATE: LifecycleAction.ValueType  # 1
+LIFECYCLE_ACTION_SUBMIT: LifecycleAction.ValueType  # 2
+LIFECYCLE_ACTION_VALIDATE: LifecycleAction.ValueType  # 3
+LIFECYCLE_ACTION_PUBLISH: LifecycleAction.ValueType  # 4
+LIFECYCLE_ACTION_WITHDRAW: LifecycleAction.ValueType  # 5
+LIFECYCLE_ACTION_EXPIRE: LifecycleAction.ValueType  # 6
+LIFECYCLE_ACTION_ARCHIVE: LifecycleAction.ValueType  # 7
+LIFECYCLE_ACTION_DELETE: LifecycleAction.ValueType  # 8
+LIFECYCLE_ACTION_UNDELETE: LifecycleAction.ValueType  # 9
+LIFECYCLE_ACTION_SETTLE: LifecycleAction.ValueType  # 10
+"""Settles a status conflict: made on top of the concurrent steps, it keeps
+the status the rank rule chose.
+"""
+Global___LifecycleAction: _TypeAlias = LifecycleAction  # noqa: Y015
+
 @_typing.final
 class Listing(_message.Message):
     """A technology listing (offer). The full schema arrives with the domain
@@ -60,14 +100,23 @@ class Listing(_message.Message):
     KEYWORDS_FIELD_NUMBER: _builtins.int
     TRL_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    FEATURED_FIELD_NUMBER: _builtins.int
     title: _builtins.str
+    """Content fields: written only by the owning centre."""
     summary: _builtins.str
     description: _builtins.str
     trl: _builtins.int
     """Technology readiness level 1-9; 0 means not given."""
     status: Global___ListingStatus.ValueType
+    """Derived from lifecycle steps; never set by an edit."""
+    featured: _builtins.bool
     @_builtins.property
     def keywords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Curation fields: written only by HQ."""
+
     def __init__(
         self,
         *,
@@ -77,11 +126,48 @@ class Listing(_message.Message):
         keywords: _abc.Iterable[_builtins.str] | None = ...,
         trl: _builtins.int = ...,
         status: Global___ListingStatus.ValueType = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        featured: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "keywords", b"keywords", "status", b"status", "summary", b"summary", "title", b"title", "trl", b"trl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "featured", b"featured", "keywords", b"keywords", "status", b"status", "summary", b"summary", "tags", b"tags", "title", b"title", "trl", b"trl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Listing: _TypeAlias = Listing  # noqa: Y015
+
+@_typing.final
+class ListingChange(_message.Message):
+    """What one version of a listing changes: the fields it sets (their values in
+    `values`; fields not named are untouched) and at most one lifecycle step.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELDS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    action: Global___LifecycleAction.ValueType
+    status: Global___ListingStatus.ValueType
+    """The status the step leads to (CREATE, status steps and SETTLE)."""
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def values(self) -> Global___Listing: ...
+    def __init__(
+        self,
+        *,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        values: Global___Listing | None = ...,
+        action: Global___LifecycleAction.ValueType = ...,
+        status: Global___ListingStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "fields", b"fields", "status", b"status", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListingChange: _TypeAlias = ListingChange  # noqa: Y015

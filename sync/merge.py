@@ -1,0 +1,283 @@
+"""Merging a record's versions into its state: the rules, in one place.
+
+Every site that holds the same set of versions of a record derives the same
+state, byte for byte, whatever order they arrived in and however often. The
+state is a pure function of the *set* of versions (`merge`), so merging is
+commutative, associative and idempotent by construction; the property tests
+in tests/test_merge_properties.py hold it to that.
+
+Causality first
+    Each version names its parents: the heads of the record as its author
+    saw them. Version A *happened before* B when A is an ancestor of B. A
+    version whose parents (or their ancestors) have not all arrived is held
+    ("waiting"), counts for nothing yet, and is applied as soon as they come;
+    it is never dropped.
+
+Fields: last writer in causal order, then a deterministic tie-break
+    For each field, take the versions that set it and keep those that no
+    other such version descends from: the field's *frontier*. One survivor:
+    its value stands, whatever the clocks say (an edit made after seeing
+    another always wins over it, so a site whose clock runs fast cannot keep
+    winning by it). Several survivors were made concurrently: the winner is
+    the greatest (HLC wall ms, HLC counter, author site id, version id), and
+    the others are kept as a **conflict** on that field. Edits to different
+    fields never interfere. A conflict is settled by a version made on top of
+    the competing ones that sets the field (`conflicts resolve`); it then is
+    the only survivor.
+
+Status: the lifecycle, merged by rank
+    Status is never edited; it follows from lifecycle steps (records.TRANSITIONS),
+    each checked where it is made. Among the versions carrying a status step
+    (create, submit, validate, publish, withdraw, expire, archive, settle),
+    the frontier decides; concurrent steps merge to the highest
+    records.STATUS_RANK, so a withdrawal is not undone by a concurrent or
+    stale publish, and a replayed old step is an ancestor that changes
+    nothing. Concurrent steps leading to different statuses are kept as a
+    conflict on "status" (rule "lifecycle rank") so staff see it happened;
+    a SETTLE step on top of them closes it.
+
+Deletion: tombstones
+    DELETE and UNDELETE versions form their own frontier. The record is
+    deleted if any frontier version is a DELETE: an edit made without having
+    seen the tombstone does not touch it, and only an UNDELETE made on top of
+    the tombstone brings the record back (a concurrent DELETE still wins).
+
+Cost
+    Merging one record touches only that record's versions: ancestor sets
+    are bit masks over them, built once in causal order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sync.clock import Stamp
+from sync.records import (
+    FIELD_DEFAULTS,
+    STATUS_ACTIONS,
+    STATUS_RANK,
+    Action,
+    FieldValue,
+    ListingChange,
+    ListingContent,
+    ListingStatus,
+)
+
+RULE_HLC = "hlc"
+RULE_RANK = "lifecycle rank"
+
+
+@dataclass(frozen=True)
+class MergeInput:
+    """What the merge needs of one version."""
+
+    version_id: str
+    parents: tuple[str, ...]
+    hlc: Stamp
+    author: str
+    change: ListingChange
+
+    @property
+    def order(self) -> tuple[int, int, str, str]:
+        return (self.hlc.wall_ms, self.hlc.counter, self.author, self.version_id)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    version_id: str
+    author: str
+    hlc: Stamp
+    value: FieldValue
+
+
+@dataclass(frozen=True)
+class Conflict:
+    field: str
+    winner: Candidate
+    others: tuple[Candidate, ...]
+    rule: str
+
+
+@dataclass(frozen=True)
+class RecordState:
+    content: ListingContent
+    deleted: bool
+    heads: tuple[str, ...]
+    conflicts: tuple[Conflict, ...]
+    waiting: tuple[str, ...]
+    applied: int
+    updated: Stamp
+    newest_head: str
+
+    def conflict(self, field: str) -> Conflict | None:
+        return next((c for c in self.conflicts if c.field == field), None)
+
+
+def _causal_order(versions: dict[str, MergeInput]) -> tuple[list[MergeInput], list[str]]:
+    """Versions whose whole ancestry is present, parents before children; and the rest."""
+    ordered: list[MergeInput] = []
+    done: set[str] = set()
+    pending = sorted(versions.values(), key=lambda v: v.order)
+    progress = True
+    while pending and progress:
+        progress = False
+        rest = []
+        for v in pending:
+            if all(p in done for p in v.parents):
+                ordered.append(v)
+                done.add(v.version_id)
+                progress = True
+            else:
+                rest.append(v)
+        pending = rest
+    return ordered, sorted(v.version_id for v in pending)
+
+
+def merge(versions: Iterable[MergeInput]) -> RecordState:
+    """The state of a record from the set of its versions (duplicates ignored)."""
+    by_id: dict[str, MergeInput] = {}
+    for v in versions:
+        by_id.setdefault(v.version_id, v)
+    ordered, waiting = _causal_order(by_id)
+
+    bit: dict[str, int] = {}
+    ancestors: dict[str, int] = {}
+    for i, v in enumerate(ordered):
+        bit[v.version_id] = 1 << i
+        mask = 0
+        for p in v.parents:
+            mask |= ancestors[p] | bit[p]
+        ancestors[v.version_id] = mask
+
+    def frontier(group: list[MergeInput]) -> list[MergeInput]:
+        covered = 0
+        for v in group:
+            covered |= ancestors[v.version_id]
+        return [v for v in group if not covered & bit[v.version_id]]
+
+    def candidate(v: MergeInput, value: FieldValue) -> Candidate:
+        return Candidate(v.version_id, v.author, v.hlc, value)
+
+    values: dict[str, FieldValue] = dict(FIELD_DEFAULTS)
+    conflicts: list[Conflict] = []
+    for name in sorted(FIELD_DEFAULTS):
+        writers = [v for v in ordered if name in v.change.names]
+        if not writers:
+            continue
+        front = sorted(frontier(writers), key=lambda v: v.order, reverse=True)
+        winner = front[0]
+        value = winner.change.get(name)
+        assert value is not None
+        values[name] = value
+        if len(front) > 1:
+            others = tuple(candidate(v, v.change.get(name) or FIELD_DEFAULTS[name]) for v in front[1:])
+            conflicts.append(Conflict(name, candidate(winner, value), others, RULE_HLC))
+
+    status = ListingStatus.DRAFT
+    steps = [v for v in ordered if v.change.action in STATUS_ACTIONS and v.change.status is not None]
+    if steps:
+        front = sorted(
+            frontier(steps),
+            key=lambda v: (STATUS_RANK[v.change.status or ListingStatus.DRAFT], v.order),
+            reverse=True,
+        )
+        status = front[0].change.status or ListingStatus.DRAFT
+        losers = [v for v in front[1:] if v.change.status != status]
+        if losers:
+            conflicts.append(
+                Conflict(
+                    "status",
+                    candidate(front[0], status.value),
+                    tuple(candidate(v, (v.change.status or ListingStatus.DRAFT).value) for v in losers),
+                    RULE_RANK,
+                )
+            )
+
+    tombstones = [v for v in ordered if v.change.action in (Action.DELETE, Action.UNDELETE)]
+    deleted = any(v.change.action == Action.DELETE for v in frontier(tombstones)) if tombstones else False
+
+    heads = frontier(ordered)
+    newest = max(heads, key=lambda v: v.order) if heads else None
+    content = ListingContent(status=status, **values)  # type: ignore[arg-type]
+    return RecordState(
+        content=content,
+        deleted=deleted,
+        heads=tuple(sorted(v.version_id for v in heads)),
+        conflicts=tuple(sorted(conflicts, key=lambda c: c.field)),
+        waiting=tuple(waiting),
+        applied=len(ordered),
+        updated=max((v.hlc for v in ordered), default=Stamp(0, 0)),
+        newest_head=newest.version_id if newest else "",
+    )
+
+
+def _jsonable(value: FieldValue) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _candidate_json(c: Candidate) -> dict[str, object]:
+    return {
+        "version_id": c.version_id,
+        "author": c.author,
+        "hlc": [c.hlc.wall_ms, c.hlc.counter],
+        "value": _jsonable(c.value),
+    }
+
+
+def state_to_json(state: RecordState) -> str:
+    """Canonical JSON of a state: the same state gives the same bytes at every site."""
+    c = state.content
+    doc = {
+        "fields": {name: _jsonable(c.value(name)) for name in sorted(FIELD_DEFAULTS)},
+        "status": c.status.value,
+        "deleted": state.deleted,
+        "heads": list(state.heads),
+        "conflicts": [
+            {
+                "field": x.field,
+                "rule": x.rule,
+                "winner": _candidate_json(x.winner),
+                "others": [_candidate_json(o) for o in x.others],
+            }
+            for x in state.conflicts
+        ],
+        "waiting": list(state.waiting),
+        "applied": state.applied,
+        "updated": [state.updated.wall_ms, state.updated.counter],
+        "newest_head": state.newest_head,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def state_from_json(text: str) -> RecordState:
+    doc = json.loads(text)
+
+    def value(name: str, raw: object) -> FieldValue:
+        default = FIELD_DEFAULTS.get(name)
+        if isinstance(default, tuple) or isinstance(raw, list):
+            return tuple(raw)  # type: ignore[arg-type]
+        return raw  # type: ignore[return-value]
+
+    def cand(d: dict[str, object], name: str) -> Candidate:
+        hlc = d["hlc"]
+        assert isinstance(hlc, list)
+        return Candidate(str(d["version_id"]), str(d["author"]), Stamp(hlc[0], hlc[1]), value(name, d["value"]))
+
+    fields = {k: value(k, v) for k, v in doc["fields"].items()}
+    return RecordState(
+        content=ListingContent(status=ListingStatus(doc["status"]), **fields),  # type: ignore[arg-type]
+        deleted=doc["deleted"],
+        heads=tuple(doc["heads"]),
+        conflicts=tuple(
+            Conflict(
+                x["field"], cand(x["winner"], x["field"]), tuple(cand(o, x["field"]) for o in x["others"]), x["rule"]
+            )
+            for x in doc["conflicts"]
+        ),
+        waiting=tuple(doc["waiting"]),
+        applied=doc["applied"],
+        updated=Stamp(*doc["updated"]),
+        newest_head=doc["newest_head"],
+    )
