@@ -22,7 +22,6 @@ from sync.records import (
     ListingChange,
     ListingContent,
     ListingStatus,
-    change_of,
 )
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from techbridge.v1 import envelope_pb2, records_pb2, registry_pb2
@@ -101,12 +100,15 @@ def listing_from_pb(msg: records_pb2.Listing, default_status: ListingStatus | No
 
 def fields_from_pb(names: Iterable[str], values: records_pb2.Listing) -> tuple[tuple[str, FieldValue], ...]:
     """The named fields of `values`; unknown names are refused, naming each."""
-    names = list(names)
+    names = sorted(set(names))
     unknown = [n for n in names if n not in FIELD_DEFAULTS]
     if unknown:
         raise InvalidInput([FieldViolation(n, "not a listing field that can be set") for n in unknown])
-    content = listing_from_pb(values, default_status=ListingStatus.DRAFT)
-    return change_of(content, tuple(names))
+    out: list[tuple[str, FieldValue]] = []
+    for name in names:
+        raw = getattr(values, name)
+        out.append((name, raw if isinstance(raw, str | int | bool) else tuple(raw)))
+    return tuple(out)
 
 
 def change_to_pb(change: ListingChange) -> records_pb2.ListingChange:

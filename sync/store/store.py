@@ -350,6 +350,7 @@ class Store:
         ids = sorted({v.record_id for v in fresh})
         bodies: dict[str, list[MergeInput]] = {rid: [] for rid in ids}
         origin: dict[str, tuple[str, str]] = {}
+        decoded = {v.version_id: MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change) for v in fresh}
         for i in range(0, len(ids), _IN_CHUNK):
             rows = conn.execute(
                 select(
@@ -361,7 +362,8 @@ class Store:
                 ).where(versions_t.c.record_id.in_(ids[i : i + _IN_CHUNK]))
             )
             for row in rows:
-                bodies[row.record_id].append(merge_input_of(row.version_id, row.body))
+                known = decoded.get(row.version_id)
+                bodies[row.record_id].append(known or merge_input_of(row.version_id, row.body))
                 origin[row.record_id] = (row.kind, row.origin)
         existing: set[str] = set()
         for i in range(0, len(ids), _IN_CHUNK):
