@@ -27,7 +27,7 @@ from sync import auth
 from sync.codec import listing_to_pb
 from sync.config import DataDir, SiteConfig
 from sync.errors import InvalidInput, TechbridgeError
-from sync.records import listing_from_json
+from sync.records import FIELD_DEFAULTS, ListingContent, listing_from_json, parse_field_value
 from sync.server import channel, field_violations
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
@@ -118,6 +118,8 @@ def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
         "verified": p.verified,
         "version_id": p.version_id,
         "versions": view.version_count,
+        "deleted": view.deleted,
+        "conflicts": len(view.conflicts),
     }
     if detail:
         doc.update(
@@ -125,6 +127,11 @@ def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
             description=view.listing.description,
             keywords=list(view.listing.keywords),
             trl=view.listing.trl or None,
+            tags=list(view.listing.tags),
+            featured=view.listing.featured,
+            heads=list(view.heads),
+            waiting=view.waiting,
+            conflicts=[conflict_json(c) for c in view.conflicts],
             key_id=p.key_id,
             provenance={
                 "origin": p.origin,
@@ -139,6 +146,26 @@ def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
             },
         )
     return doc
+
+
+def candidate_json(c: admin_pb2.ConflictCandidate) -> dict[str, Any]:
+    return {
+        "version_id": c.version_id,
+        "author": c.author,
+        "hlc": {"wall_ms": c.hlc_wall_ms, "counter": c.hlc_counter},
+        "value": json.loads(c.value_json) if c.value_json else None,
+    }
+
+
+def conflict_json(c: admin_pb2.ConflictView) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "listing": c.record_id,
+        "field": c.field,
+        "rule": c.rule,
+        "winner": candidate_json(c.winner),
+        "others": [candidate_json(o) for o in c.others],
+    }
 
 
 def print_json(doc: object) -> None:
@@ -251,12 +278,14 @@ def cmd_listing_add(a: argparse.Namespace) -> None:
     sys.stdout.write(view.id + "\n")
 
 
-def _all_listings(s: Admin, origin: str) -> list[admin_pb2.ListingView]:
+def _all_listings(s: Admin, origin: str, include_deleted: bool = False) -> list[admin_pb2.ListingView]:
     views: list[admin_pb2.ListingView] = []
     token = ""
     while True:
         resp = s.admin.ListListings(
-            admin_pb2.ListListingsRequest(origin=origin, page_size=500, page_token=token),
+            admin_pb2.ListListingsRequest(
+                origin=origin, page_size=500, page_token=token, include_deleted=include_deleted
+            ),
             metadata=s.md,
             timeout=CALL_TIMEOUT_S,
         )
@@ -269,23 +298,24 @@ def _all_listings(s: Admin, origin: str) -> list[admin_pb2.ListingView]:
 def cmd_listing_list(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
         try:
-            views = _all_listings(s, a.centre or "")
+            views = _all_listings(s, a.centre or "", a.deleted)
         except grpc.RpcError as e:
             raise CliError(*rpc_error_lines(e)) from e
     if a.json:
         print_json([listing_json(v, detail=False) for v in views])
         return
     table = Table(title=f"listings at {s.config.site_id} ({len(views)})")
-    for col in ("id", "title", "origin", "status", "updated", "verified"):
+    for col in ("id", "title", "origin", "status", "updated", "verified", "conflicts"):
         table.add_column(col, overflow="fold")
     for v in views:
         table.add_row(
             v.id,
             v.listing.title,
             v.provenance.origin,
-            status_name(v.listing.status),
+            status_name(v.listing.status) + (" (deleted)" if v.deleted else ""),
             iso(v.updated_at_ms),
             "yes" if v.provenance.verified else "NO",
+            str(len(v.conflicts)) if v.conflicts else "",
         )
     out.print(table)
 
@@ -296,23 +326,127 @@ def cmd_listing_show(a: argparse.Namespace) -> None:
             resp = s.admin.GetListing(admin_pb2.GetListingRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S)
         except grpc.RpcError as e:
             raise CliError(*rpc_error_lines(e)) from e
-    doc = listing_json(resp.listing, detail=True)
-    if a.json:
+    print_listing(resp.listing, a.json)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, list):
+        return ", ".join(str(x)[:12] if len(str(x)) == 64 else str(x) for x in v)
+    return "" if v is None else str(v)
+
+
+def print_listing(view: admin_pb2.ListingView, as_json: bool) -> None:
+    doc = listing_json(view, detail=True)
+    if as_json:
         print_json(doc)
         return
     prov = doc.pop("provenance")
+    conflicts = doc.pop("conflicts")
     for k in ("verified", "key_id"):
         doc.pop(k)
     table = Table(show_header=False, title=f"listing {doc['id']}")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for k, v in doc.items():
-        table.add_row(k, ", ".join(v) if isinstance(v, list) else str(v if v is not None else ""))
+        table.add_row(k, _cell(v))
     table.add_section()
     table.add_row("verified", "yes" if prov["verified"] else "NO")
     for k in ("origin", "author", "key_id", "received_from", "received_at"):
         table.add_row(k, str(prov[k] or "(written here)" if k == "received_from" else prov[k] or ""))
+    if conflicts:
+        table.add_section()
+        for c in conflicts:
+            rivals = "; ".join(f"{json.dumps(o['value'], ensure_ascii=False)} by {o['author']}" for o in c["others"])
+            table.add_row(
+                f"conflict {c['field']}",
+                f"{json.dumps(c['winner']['value'], ensure_ascii=False)} by {c['winner']['author']} "
+                f"(by {c['rule']}) over {rivals}; "
+                f"settle: techbridge conflicts resolve --data DIR {c['id']} --take VERSION",
+            )
     out.print(table)
+
+
+def cmd_listing_edit(a: argparse.Namespace) -> None:
+    problems: list[str] = []
+    fields: dict[str, Any] = {}
+    for item in a.set:
+        name, sep, text = item.partition("=")
+        if not sep:
+            problems.append(f"error: --set {item}: expected FIELD=VALUE")
+            continue
+        try:
+            fields[name.strip()] = parse_field_value(name.strip(), text)
+        except InvalidInput as exc:
+            problems.extend(f"error: {v.field}: {v.description}" for v in exc.violations)
+    if problems:
+        raise CliError(*problems)
+    base = {**FIELD_DEFAULTS, **fields}
+    values = listing_to_pb(ListingContent(**base))
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.EditListing(
+                admin_pb2.EditListingRequest(id=a.id, fields=sorted(fields), values=values),
+                metadata=s.md,
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    print_listing(resp.listing, a.json)
+
+
+def cmd_listing_step(a: argparse.Namespace) -> None:
+    action = records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{a.step.upper()}")
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.StepListing(
+                admin_pb2.StepListingRequest(id=a.id, action=action), metadata=s.md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    print_listing(resp.listing, a.json)
+
+
+def cmd_conflicts_list(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.ListConflicts(
+                admin_pb2.ListConflictsRequest(record_id=a.listing or ""), metadata=s.md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    docs = [conflict_json(c) for c in resp.conflicts]
+    if a.json:
+        print_json(docs)
+        return
+    table = Table(title=f"open conflicts at {s.config.site_id} ({len(docs)})")
+    for col in ("conflict", "kept (winner)", "competing", "rule"):
+        table.add_column(col, overflow="fold")
+    for d in docs:
+        w = d["winner"]
+        table.add_row(
+            d["id"],
+            f"{json.dumps(w['value'], ensure_ascii=False)}\nby {w['author']}, version {w['version_id'][:12]}",
+            "\n".join(
+                f"{json.dumps(o['value'], ensure_ascii=False)}\nby {o['author']}, version {o['version_id'][:12]}"
+                for o in d["others"]
+            ),
+            d["rule"],
+        )
+    out.print(table)
+
+
+def cmd_conflicts_resolve(a: argparse.Namespace) -> None:
+    req = admin_pb2.ResolveConflictRequest(conflict_id=a.id)
+    if a.take:
+        req.take_version = a.take
+    else:
+        req.value_json = a.value
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.ResolveConflict(req, metadata=s.md, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    print_listing(resp.listing, a.json)
 
 
 # ---- commands: sync ----------------------------------------------------------------------
@@ -461,6 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = listing.add_parser("list", help="list the listings this site holds")
     data_arg(sp)
     sp.add_argument("--centre", default=None, help="only listings owned by this centre")
+    sp.add_argument("--deleted", action="store_true", help="include deleted listings")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_listing_list)
     sp = listing.add_parser("show", help="one listing with its provenance")
@@ -468,6 +603,53 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("id")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_listing_show)
+    sp = listing.add_parser(
+        "edit",
+        help="set fields: content (title, summary, description, keywords, trl) at the owning centre; "
+        "curation (tags, featured) at HQ",
+    )
+    data_arg(sp)
+    sp.add_argument("id")
+    sp.add_argument(
+        "--set",
+        action="append",
+        required=True,
+        metavar="FIELD=VALUE",
+        help="repeatable; lists are comma-separated (keywords=water,solar), featured=true|false",
+    )
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listing_edit)
+    steps = {
+        "submit": "draft -> submitted (owning centre)",
+        "validate": "submitted -> validated (HQ only)",
+        "publish": "validated -> published",
+        "withdraw": "any live status -> withdrawn",
+        "delete": "write a tombstone; edits that did not see it do not bring the listing back",
+        "undelete": "bring a deleted listing back (made on top of the tombstone)",
+    }
+    for step, text in steps.items():
+        sp = listing.add_parser(step, help=text)
+        data_arg(sp)
+        sp.add_argument("id")
+        sp.add_argument("--json", action="store_true")
+        sp.set_defaults(func=cmd_listing_step, step=step)
+
+    conflicts = groups.add_parser("conflicts", help="concurrent edits kept for staff to settle").add_subparsers(
+        dest="cmd", required=True
+    )
+    sp = conflicts.add_parser("list", help="open conflicts at this site")
+    data_arg(sp)
+    sp.add_argument("--listing", default=None, help="only this listing's conflicts")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_conflicts_list)
+    sp = conflicts.add_parser("resolve", help="settle a conflict with a new version on top of the competing ones")
+    data_arg(sp)
+    sp.add_argument("id", help="the conflict id, <listing id>/<field>, as conflicts list shows it")
+    choice = sp.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--take", metavar="VERSION", help="keep the value this version wrote (id or unique prefix)")
+    choice.add_argument("--value", help='write this value instead (JSON: "text", 7, true, ["a","b"])')
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_conflicts_resolve)
 
     sync = groups.add_parser("sync", help="synchronisation with the hub").add_subparsers(dest="cmd", required=True)
     sp = sync.add_parser("now", help="run one sync round with the hub now (node)")
