@@ -5,9 +5,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sync.clock import HybridClock, Stamp
+from sync.clock import HybridClock
+from sync.envelope import Version, make_listing_version
+from sync.keys import SigningKey
 from sync.merge import MergeInput, RecordState, merge
 from sync.records import Action, FieldValue, ListingChange, ListingStatus, next_status
+
+RECORD = "01a20000-0000-7000-8000-000000000001"
+OWNER = "tel-aviv"
+_KEYS: dict[str, SigningKey] = {}
+
+
+def key_for(site: str) -> SigningKey:
+    if site not in _KEYS:
+        _KEYS[site] = SigningKey.generate()
+    return _KEYS[site]
+
+
+def as_input(v: Version) -> MergeInput:
+    return MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change)
 
 
 @dataclass
@@ -15,6 +31,7 @@ class Writer:
     site: str
     now: int = 1_800_000_000_000
     held: dict[str, MergeInput] = field(default_factory=dict)
+    signed: dict[str, Version] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.clock = HybridClock(lambda: self.now)
@@ -27,12 +44,25 @@ class Writer:
             self.held.setdefault(v.version_id, v)
             self.clock.observe(v.hlc)
 
+    def receive_from(self, other: Writer, ids: list[str]) -> None:
+        for vid in ids:
+            self.signed.setdefault(vid, other.signed[vid])
+        self.receive(*(other.held[vid] for vid in ids))
+
     def _write(self, change: ListingChange, parents: tuple[str, ...] | None = None) -> MergeInput:
-        stamp = self.clock.tick()
         heads = self.state().heads if parents is None else parents
-        vid = f"{self.site}-{stamp.wall_ms}-{stamp.counter}-{len(self.held)}"
-        v = MergeInput(vid, tuple(sorted(heads)), Stamp(stamp.wall_ms, stamp.counter), self.site, change)
-        self.held[vid] = v
+        version = make_listing_version(
+            key_for(self.site),
+            site=self.site,
+            origin=OWNER,
+            record_id=RECORD,
+            hlc=self.clock.tick(),
+            change=change,
+            parents=heads,
+        )
+        v = as_input(version)
+        self.held[v.version_id] = v
+        self.signed[v.version_id] = version
         return v
 
     def create(self, title: str = "T", status: ListingStatus = ListingStatus.SUBMITTED) -> MergeInput:
