@@ -23,7 +23,15 @@ from sync.store import Store
 from tests.merge_helpers import RECORD, Writer
 
 SITES = ["tel-aviv", "hq", "brussels", "toledo", "daejeon"]
-ACTIONS = [Action.SUBMIT, Action.VALIDATE, Action.PUBLISH, Action.WITHDRAW, Action.ARCHIVE, Action.DELETE, Action.UNDELETE]
+ACTIONS = [
+    Action.SUBMIT,
+    Action.VALIDATE,
+    Action.PUBLISH,
+    Action.WITHDRAW,
+    Action.ARCHIVE,
+    Action.DELETE,
+    Action.UNDELETE,
+]
 VALUES = {
     "title": ["Membrane", "Sensor", "Coating"],
     "summary": ["", "short", "longer summary"],
@@ -32,7 +40,9 @@ VALUES = {
 }
 FIELDS = sorted(VALUES)
 
-op = st.tuples(st.integers(0, 4), st.sampled_from(["edit", "edit", "step", "sync", "sync", "clock"]), st.integers(0, 10**6))
+op = st.tuples(
+    st.integers(0, 4), st.sampled_from(["edit", "edit", "step", "sync", "sync", "clock"]), st.integers(0, 10**6)
+)
 
 
 def play(n_sites: int, ops: list[tuple[int, str, int]]) -> list[Writer]:
@@ -55,7 +65,7 @@ def play(n_sites: int, ops: list[tuple[int, str, int]]) -> list[Writer]:
             action = ACTIONS[r % len(ACTIONS)]
             state = w.state()
             try:
-                if action == Action.DELETE and state.deleted or action == Action.UNDELETE and not state.deleted:
+                if (action == Action.DELETE and state.deleted) or (action == Action.UNDELETE and not state.deleted):
                     continue
                 w.step(action)
             except FailedPrecondition:
@@ -89,7 +99,9 @@ def test_every_site_derives_the_same_state(n_sites: int, ops: list[tuple[int, st
     assert state_to_json(merge(items[cut:] + items[:cut] + items[: cut // 2])) == expected
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(st.integers(3, 5), st.lists(op, min_size=1, max_size=30), st.randoms(use_true_random=False))
 def test_stores_fed_in_any_batches_agree(
     tmp_path_factory: object, n_sites: int, ops: list[tuple[int, str, int]], rnd: random.Random
