@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from sync.errors import FailedPrecondition
 from sync.merge import merge, state_to_json
-from sync.records import Action
+from sync.records import Action, FieldValue
 from sync.store import Store
 from tests.merge_helpers import RECORD, Writer
 
@@ -32,7 +32,7 @@ ACTIONS = [
     Action.DELETE,
     Action.UNDELETE,
 ]
-VALUES = {
+VALUES: dict[str, list[FieldValue]] = {
     "title": ["Membrane", "Sensor", "Coating"],
     "summary": ["", "short", "longer summary"],
     "tags": [(), ("water",), ("water", "solar")],
