@@ -108,6 +108,46 @@ def main() -> None:
             for c in centres:
                 run("sync", "now", "--data", str(base / c["id"]))
 
+        step("HQ validates and features Tel Aviv's listings; Tel Aviv publishes one")
+        ta_ids = [
+            d["id"]
+            for d in json.loads(
+                run("listing", "list", "--data", str(hub), "--centre", "tel-aviv", "--json", show=False)
+            )
+        ]
+        for rid in ta_ids:
+            run("listing", "validate", "--data", str(hub), rid, "--json", show=False)
+        run(
+            "listing",
+            "edit",
+            "--data",
+            str(hub),
+            ta_ids[0],
+            "--set",
+            "tags=agritech,water",
+            "--set",
+            "featured=true",
+            "--json",
+            show=False,
+        )
+        print(f"   validated {len(ta_ids)} listings and featured {ta_ids[0]} at HQ")
+        run("sync", "now", "--data", str(base / "tel-aviv"))
+        run("listing", "publish", "--data", str(base / "tel-aviv"), ta_ids[0], "--json", show=False)
+        print(f"   Tel Aviv published {ta_ids[0]}")
+
+        step("While Toledo is offline, it withdraws a listing that HQ publishes: both changes meet at the next sync")
+        to_id = json.loads(run("listing", "list", "--data", str(hub), "--centre", "toledo", "--json", show=False))[0][
+            "id"
+        ]
+        run("listing", "validate", "--data", str(hub), to_id, "--json", show=False)
+        run("sync", "now", "--data", str(base / "toledo"), show=False)
+        run("listing", "withdraw", "--data", str(base / "toledo"), to_id, "--json", show=False)
+        run("listing", "publish", "--data", str(hub), to_id, "--json", show=False)
+        print(f"   Toledo withdrew {to_id}; HQ published it")
+        for c in centres:
+            run("sync", "now", "--data", str(base / c["id"]), show=False)
+        run("conflicts", "list", "--data", str(hub))
+
         step("HQ's aggregated view of the whole network")
         run("listing", "list", "--data", str(hub))
         run("sync", "status", "--data", str(hub))
