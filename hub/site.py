@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -59,10 +60,12 @@ def init_hub(path: Path, *, site_id: str = "hq", listen: str = DEFAULT_LISTEN, d
     return config
 
 
-def start_hub(path: Path, *, listen: str | None = None) -> RunningServer:
-    """Open the hub's store and start serving (returns at once)."""
+def start_hub(
+    path: Path, *, listen: str | None = None, now_ms: Callable[[], int] = system_now_ms
+) -> RunningServer:
+    """Open the hub's store and start serving (returns at once). `now_ms` is the site's clock."""
     data = DataDir(path)
-    site = Site.open(data)
+    site = Site.open(data, now_ms=now_ms)
     root = SigningKey.load(data.root_key)
 
     def register(server: grpc.Server) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from node.schedule import start_schedule
 from node.servicer import NodeAdminServicer, NodeStatus
 from sync.admin import AdminServicer
 from sync.client import UNARY_DEADLINE_S, SyncClient
+from sync.clock import system_now_ms
 from sync.codec import decode_registry
 from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
 from sync.errors import ConfigError, VerificationFailed
@@ -91,10 +93,16 @@ class RunningNode:
         self.running.stop()
 
 
-def start_node(path: Path, *, sync_every_s: float | None = None, listen: str | None = None) -> RunningNode:
+def start_node(
+    path: Path,
+    *,
+    sync_every_s: float | None = None,
+    listen: str | None = None,
+    now_ms: Callable[[], int] = system_now_ms,
+) -> RunningNode:
     """Start the node's admin server and, if an interval is set, its sync schedule."""
     data = DataDir(path)
-    site = Site.open(data)
+    site = Site.open(data, now_ms=now_ms)
     if site.config.role != "node":
         site.close()
         raise ConfigError(f"{path} holds a {site.config.role}, not a node")

@@ -36,6 +36,8 @@ class SiteConfig:
     sync_every_s: float = 30.0
     pull_batch: int = 500
     push_batch: int = 500
+    # How far ahead of this site's clock a received version may be stamped.
+    max_future_ms: int = 5 * 60 * 1000
 
     def with_updates(self, **changes: object) -> SiteConfig:
         return replace(self, **changes)  # type: ignore[arg-type]

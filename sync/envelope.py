@@ -192,13 +192,15 @@ def check_change_shape(change: ListingChange) -> None:
         raise VerificationFailed(f"listing breaks the rules: {exc}") from exc
 
 
-def verify_version(version: Version, registry: Registry, now_ms: int | None = None) -> None:
+def verify_version(
+    version: Version, registry: Registry, now_ms: int | None = None, max_future_ms: int = MAX_FUTURE_MS
+) -> None:
     """Raise VerificationFailed with the reason unless `version` may be accepted.
 
     Checks, in order: an author signature exists; its key is in the registry
     and belongs to the author site; that site is active; the author may make
     this change (`check_permission`); the change is well formed and keeps the
-    listing rules; the stamp is not more than MAX_FUTURE_MS ahead of `now_ms`
+    listing rules; the stamp is not more than `max_future_ms` ahead of `now_ms`
     (when given); the signature verifies over the exact body bytes.
     """
     authors = [s for s in version.signatures if s.role == AUTHOR]
@@ -222,9 +224,9 @@ def verify_version(version: Version, registry: Registry, now_ms: int | None = No
     except PermissionDenied as exc:
         raise VerificationFailed(str(exc)) from exc
     check_change_shape(version.change)
-    if now_ms is not None and version.hlc.wall_ms > now_ms + MAX_FUTURE_MS:
+    if now_ms is not None and version.hlc.wall_ms > now_ms + max_future_ms:
         raise VerificationFailed(
-            f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {MAX_FUTURE_MS} ms)"
+            f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {max_future_ms} ms)"
         )
     if not verify(key.public_key, VERSION_DOMAIN, version.body, sig.signature):
         raise VerificationFailed("signature does not verify over the body bytes")

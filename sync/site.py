@@ -246,7 +246,7 @@ class Site:
         for seq, body, sigs in entries:
             try:
                 version = read_version(body, sigs)
-                verify_version(version, registry, self.now_ms())
+                verify_version(version, registry, self.now_ms(), self.config.max_future_ms)
             except VerificationFailed as exc:
                 rejected = Rejected(version_id_of(body), str(exc), body)
                 out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey)))

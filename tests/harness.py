@@ -17,6 +17,7 @@ from hub.site import init_hub, start_hub
 from node.site import RunningNode, init_node, start_node
 from sync import auth
 from sync.client import RoundResult
+from sync.clock import system_now_ms
 from sync.config import DataDir
 from sync.runtime import RunningServer
 from sync.server import channel
@@ -117,14 +118,24 @@ def make_hub(path: Path) -> Hub:
     return Hub(path=path, admin_token=cfg.admin_token, address=running.address, running=running)
 
 
-def make_node(hub: Hub, path: Path, centre: str, *, country: str = "IL", sync_every_s: float = 0) -> Node:
+def make_node(
+    hub: Hub,
+    path: Path,
+    centre: str,
+    *,
+    country: str = "IL",
+    sync_every_s: float = 0,
+    now_ms: Callable[[], int] = system_now_ms,
+) -> Node:
     token = hub.invite(centre, country=country)
     cfg = init_node(path, hub=hub.address, token=token, listen="127.0.0.1:0")
-    return start_existing_node(path, cfg.admin_token, sync_every_s)
+    return start_existing_node(path, cfg.admin_token, sync_every_s, now_ms=now_ms)
 
 
-def start_existing_node(path: Path, admin_token: str, sync_every_s: float = 0) -> Node:
-    running = start_node(path, sync_every_s=sync_every_s)
+def start_existing_node(
+    path: Path, admin_token: str, sync_every_s: float = 0, *, now_ms: Callable[[], int] = system_now_ms
+) -> Node:
+    running = start_node(path, sync_every_s=sync_every_s, now_ms=now_ms)
     return Node(path=path, admin_token=admin_token, address=running.running.address, node=running)
 
 

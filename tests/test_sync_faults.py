@@ -172,3 +172,19 @@ def test_versions_breaking_the_rules_are_refused(hub: Hub, tmp_path: Path, make:
     assert resp.stored == 0 and reason in resp.rejected[0].reason
     assert hub.listings() == []
     node.stop()
+
+
+def test_a_site_whose_clock_runs_an_hour_fast_is_refused_with_the_reason(hub: Hub, tmp_path: Path) -> None:
+    fast = make_node(hub, tmp_path / "toledo", "toledo", country="ES", now_ms=lambda: now_ms() + 3600 * 1000)
+    slightly = make_node(hub, tmp_path / "brussels", "brussels", country="BE", now_ms=lambda: now_ms() + 60 * 1000)
+    fast.add_listing("From the future")
+    ok = slightly.add_listing("A minute ahead is fine")
+    # Its calls are refused before any version is looked at, and it is told why.
+    with pytest.raises(Unavailable, match="more than 5 minutes from this site's clock"):
+        fast.sync()
+    (peer,) = status(fast).peers
+    assert "UNAUTHENTICATED" in peer.last_error
+    assert slightly.sync().pushed == 1
+    assert [v.id for v in hub.listings()] == [ok]
+    fast.stop()
+    slightly.stop()
