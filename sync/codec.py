@@ -150,6 +150,7 @@ def encode_version_body(
     hlc: Stamp,
     parents: tuple[str, ...],
     change: ListingChange,
+    record_nonce: bytes,
 ) -> bytes:
     """Serialise a version body once; the result is what gets signed and stored."""
     body = envelope_pb2.VersionBody(
@@ -159,6 +160,7 @@ def encode_version_body(
         author=author,
         hlc=envelope_pb2.Hlc(wall_ms=hlc.wall_ms, counter=hlc.counter),
         parents=list(parents),
+        record_nonce=record_nonce,
         listing=change_to_pb(change),
     )
     return body.SerializeToString(deterministic=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sync.clock import Stamp
 from sync.codec import change_from_pb, decode_version_body, encode_version_body
 from sync.errors import InvalidInput, PermissionDenied, UnknownKey, VerificationFailed
+from sync.ids import belongs_to
 from sync.keys import SigningKey
 from sync.records import (
     CONTENT_FIELDS,
@@ -26,6 +27,7 @@ from sync.records import (
     HUB_ONLY_ACTIONS,
     OWNER_ONLY_ACTIONS,
     STATUS_ACTIONS,
+    TOMBSTONE_ACTIONS,
     TRANSITIONS,
     Action,
     ListingChange,
@@ -60,6 +62,7 @@ class Version:
     hlc: Stamp
     parents: tuple[str, ...]
     change: ListingChange
+    record_nonce: bytes = b""
 
     @property
     def author_key_id(self) -> str:
@@ -82,6 +85,7 @@ def make_listing_version(
     change: ListingChange,
     parents: tuple[str, ...] = (),
     origin: str | None = None,
+    record_nonce: bytes = b"",
 ) -> Version:
     body = encode_version_body(
         record_id=record_id,
@@ -90,6 +94,7 @@ def make_listing_version(
         hlc=hlc,
         parents=tuple(sorted(parents)),
         change=change,
+        record_nonce=record_nonce,
     )
     sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, body), AUTHOR)
     return read_version(body, (sig,))
@@ -113,6 +118,7 @@ def read_version(body: bytes, signatures: tuple[SignatureValue, ...]) -> Version
         hlc=Stamp(msg.hlc.wall_ms, msg.hlc.counter),
         parents=tuple(msg.parents),
         change=change_from_pb(msg.listing),
+        record_nonce=msg.record_nonce,
     )
 
 
@@ -168,11 +174,17 @@ def check_permission(change: ListingChange, *, author: str, origin: str, author_
         raise PermissionDenied(f"only the owning centre {origin} or HQ may {action.value} this listing")
 
 
-def check_change_shape(change: ListingChange) -> None:
+def check_change_shape(change: ListingChange, parents: tuple[str, ...]) -> None:
     """Raise VerificationFailed if the change is not well formed (a version is all or nothing)."""
     action = change.action
     if action is None and not change.fields:
         raise VerificationFailed("the change sets no field and takes no step")
+    if list(parents) != sorted(set(parents)):
+        raise VerificationFailed("parents must be sorted and distinct")
+    if (action == Action.CREATE) != (not parents):
+        raise VerificationFailed("a create has no parents, and every other version has at least one")
+    if action in TOMBSTONE_ACTIONS and change.fields:
+        raise VerificationFailed(f"a {action.value} sets no fields")
     if action == Action.CREATE:
         if change.status not in CREATE_STATUSES or "title" not in change.names:
             raise VerificationFailed("a create sets a title and starts as draft or submitted")
@@ -217,13 +229,15 @@ def verify_version(
         )
     if centre.status != CentreStatus.ACTIVE:
         raise VerificationFailed(f"site {centre.id} is {centre.status.value}, not active")
+    if not belongs_to(version.record_id, version.origin, version.record_nonce):
+        raise VerificationFailed(f"record id {version.record_id} does not belong to origin {version.origin!r}")
     try:
         check_permission(
             version.change, author=version.author, origin=version.origin, author_is_hub=centre.role == SiteRole.HUB
         )
     except PermissionDenied as exc:
         raise VerificationFailed(str(exc)) from exc
-    check_change_shape(version.change)
+    check_change_shape(version.change, version.parents)
     if now_ms is not None and version.hlc.wall_ms > now_ms + max_future_ms:
         raise VerificationFailed(
             f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {max_future_ms} ms)"

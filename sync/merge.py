@@ -26,15 +26,18 @@ Fields: last writer in causal order, then a deterministic tie-break
     the only survivor.
 
 Status: the lifecycle, merged by rank
-    Status is never edited; it follows from lifecycle steps (records.TRANSITIONS),
-    each checked where it is made. Among the versions carrying a status step
-    (create, submit, validate, publish, withdraw, expire, archive, settle),
-    the frontier decides; concurrent steps merge to the highest
-    records.STATUS_RANK, so a withdrawal is not undone by a concurrent or
-    stale publish, and a replayed old step is an ancestor that changes
-    nothing. Concurrent steps leading to different statuses are kept as a
-    conflict on "status" (rule "lifecycle rank") so staff see it happened;
-    a SETTLE step on top of them closes it.
+    Status is never edited; it follows from lifecycle steps (records.TRANSITIONS).
+    Steps are checked where they are made, and again here: a step counts only
+    if it is legal from the status its own ancestors reached (the record's
+    one parentless CREATE starts it; a SETTLE keeps what its ancestors
+    reached), so a signed step that skips validation or revives an archived
+    listing is ignored, identically at every site, and listed as ignored.
+    Among the valid steps the frontier decides; concurrent steps merge to the
+    highest records.STATUS_RANK, so a withdrawal is not undone by a
+    concurrent or stale publish, and a replayed old step is an ancestor that
+    changes nothing. Concurrent steps leading to different statuses are kept
+    as a conflict on "status" (rule "lifecycle rank") so staff see it
+    happened; a SETTLE step on top of them closes it.
 
 Deletion: tombstones
     DELETE and UNDELETE versions form their own frontier. The record is
@@ -43,21 +46,26 @@ Deletion: tombstones
     the tombstone brings the record back (a concurrent DELETE still wins).
 
 Cost
-    Merging one record touches only that record's versions: ancestor sets
-    are bit masks over them, built once in causal order.
+    Merging one record touches only that record's versions: a topological
+    sort (Kahn, ties by stamp), then ancestor sets as bit masks built once in
+    causal order. Checking each step against its ancestors' status costs in
+    the number of steps, which a listing's lifecycle keeps small.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sync.clock import Stamp
 from sync.records import (
+    CREATE_STATUSES,
     FIELD_DEFAULTS,
     STATUS_ACTIONS,
     STATUS_RANK,
+    TRANSITIONS,
     Action,
     FieldValue,
     ListingChange,
@@ -110,29 +118,33 @@ class RecordState:
     applied: int
     updated: Stamp
     newest_head: str
+    # Lifecycle steps that were not legal from the status their ancestors reached.
+    ignored: tuple[str, ...] = ()
 
     def conflict(self, field: str) -> Conflict | None:
         return next((c for c in self.conflicts if c.field == field), None)
 
 
 def _causal_order(versions: dict[str, MergeInput]) -> tuple[list[MergeInput], list[str]]:
-    """Versions whose whole ancestry is present, parents before children; and the rest."""
+    """Versions whose whole ancestry is present, parents before children (Kahn's
+    algorithm, ties taken in `order`); and the ids of the rest, which wait."""
+    pending_parents = {vid: len(set(v.parents)) for vid, v in versions.items()}
+    children: dict[str, list[str]] = {}
+    for vid, v in versions.items():
+        for p in set(v.parents):
+            children.setdefault(p, []).append(vid)
+    ready = [(v.order, vid) for vid, v in versions.items() if pending_parents[vid] == 0]
+    heapq.heapify(ready)
     ordered: list[MergeInput] = []
-    done: set[str] = set()
-    pending = sorted(versions.values(), key=lambda v: v.order)
-    progress = True
-    while pending and progress:
-        progress = False
-        rest = []
-        for v in pending:
-            if all(p in done for p in v.parents):
-                ordered.append(v)
-                done.add(v.version_id)
-                progress = True
-            else:
-                rest.append(v)
-        pending = rest
-    return ordered, sorted(v.version_id for v in pending)
+    while ready:
+        _, vid = heapq.heappop(ready)
+        ordered.append(versions[vid])
+        for child in children.get(vid, ()):
+            pending_parents[child] -= 1
+            if pending_parents[child] == 0:
+                heapq.heappush(ready, (versions[child].order, child))
+    placed = {v.version_id for v in ordered}
+    return ordered, sorted(vid for vid in versions if vid not in placed)
 
 
 def merge(versions: Iterable[MergeInput]) -> RecordState:
@@ -175,22 +187,51 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
             others = tuple(candidate(v, v.change.get(name) or FIELD_DEFAULTS[name]) for v in front[1:])
             conflicts.append(Conflict(name, candidate(winner, value), others, RULE_HLC))
 
-    status = ListingStatus.DRAFT
-    steps = [v for v in ordered if v.change.action in STATUS_ACTIONS and v.change.status is not None]
-    if steps:
-        front = sorted(
-            frontier(steps),
-            key=lambda v: (STATUS_RANK[v.change.status or ListingStatus.DRAFT], v.order),
-            reverse=True,
-        )
-        status = front[0].change.status or ListingStatus.DRAFT
-        losers = [v for v in front[1:] if v.change.status != status]
+    # Status: a step counts only if it is legal from the status its own
+    # ancestors reached, so every site gives the same verdict on a step that
+    # skips or undoes the machine; such steps are listed as ignored.
+    effective: dict[str, ListingStatus] = {}
+    valid: list[MergeInput] = []
+    ignored: list[str] = []
+    root = next((v for v in ordered if not v.parents and v.change.action == Action.CREATE), None)
+
+    def reached(group: list[MergeInput]) -> tuple[ListingStatus | None, list[MergeInput]]:
+        if not group:
+            return None, []
+        front = sorted(frontier(group), key=lambda v: (STATUS_RANK[effective[v.version_id]], v.order), reverse=True)
+        return effective[front[0].version_id], front
+
+    for v in ordered:
+        action = v.change.action
+        if action not in STATUS_ACTIONS:
+            continue
+        if action == Action.CREATE:
+            ok = v is root and v.change.status in CREATE_STATUSES
+            target = v.change.status
+        else:
+            source, _ = reached([s for s in valid if ancestors[v.version_id] & bit[s.version_id]])
+            if action == Action.SETTLE:
+                ok, target = source is not None and v.change.status == source, source
+            else:
+                sources, target = TRANSITIONS[action]
+                ok = source in sources and v.change.status == target
+        if ok and target is not None:
+            effective[v.version_id] = target
+            valid.append(v)
+        else:
+            ignored.append(v.version_id)
+
+    status, front = reached(valid)
+    if status is None:
+        status = ListingStatus.DRAFT
+    else:
+        losers = [v for v in front[1:] if effective[v.version_id] != status]
         if losers:
             conflicts.append(
                 Conflict(
                     "status",
                     candidate(front[0], status.value),
-                    tuple(candidate(v, (v.change.status or ListingStatus.DRAFT).value) for v in losers),
+                    tuple(candidate(v, effective[v.version_id].value) for v in losers),
                     RULE_RANK,
                 )
             )
@@ -210,6 +251,7 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
         applied=len(ordered),
         updated=max((v.hlc for v in ordered), default=Stamp(0, 0)),
         newest_head=newest.version_id if newest else "",
+        ignored=tuple(sorted(ignored)),
     )
 
 
@@ -247,6 +289,7 @@ def state_to_json(state: RecordState) -> str:
         "applied": state.applied,
         "updated": [state.updated.wall_ms, state.updated.counter],
         "newest_head": state.newest_head,
+        "ignored": list(state.ignored),
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -280,4 +323,5 @@ def state_from_json(text: str) -> RecordState:
         applied=doc["applied"],
         updated=Stamp(*doc["updated"]),
         newest_head=doc["newest_head"],
+        ignored=tuple(doc.get("ignored", ())),
     )

@@ -12,8 +12,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import uuid6
-
 from sync.clock import HybridClock, system_now_ms
 from sync.config import DataDir, SiteConfig
 from sync.envelope import (
@@ -34,6 +32,7 @@ from sync.errors import (
     UnknownKey,
     VerificationFailed,
 )
+from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.merge import RecordState
 from sync.records import (
@@ -147,7 +146,9 @@ class Site:
     def is_hub(self) -> bool:
         return self.config.role == "hub"
 
-    def _write(self, record_id: str, origin: str, change: ListingChange, parents: tuple[str, ...]) -> Version:
+    def _write(
+        self, record_id: str, origin: str, change: ListingChange, parents: tuple[str, ...], nonce: bytes | None = None
+    ) -> Version:
         check_permission(change, author=self.site_id, origin=origin, author_is_hub=self.is_hub)
         validate_change(change)
         version = make_listing_version(
@@ -158,6 +159,7 @@ class Site:
             hlc=self.clock.tick(),
             change=change,
             parents=parents,
+            record_nonce=self.store.record_nonce(record_id) if nonce is None else nonce,
         )
         seq = self.store.append_local(version, self.now_ms())
         log.info("stored version %s of listing %s as log entry %s", version.version_id[:12], record_id, seq)
@@ -169,7 +171,8 @@ class Site:
             raise InvalidInput([FieldViolation("status", "a new listing is draft or submitted")])
         change = create_change(content)
         with self._write_lock:
-            return self._write(str(uuid6.uuid7()), self.site_id, change, ())
+            record_id, nonce = new_record_id(self.site_id, self.now_ms())
+            return self._write(record_id, self.site_id, change, (), nonce)
 
     def _current(self, record_id: str) -> tuple[RecordRow, RecordState]:
         row = self.store.record(record_id)

@@ -17,8 +17,12 @@ from hub.site import init_hub, start_hub
 from node.site import RunningNode, init_node, start_node
 from sync import auth
 from sync.client import RoundResult
-from sync.clock import system_now_ms
+from sync.clock import Stamp, system_now_ms
 from sync.config import DataDir
+from sync.envelope import Version, make_listing_version
+from sync.ids import new_record_id
+from sync.keys import SigningKey
+from sync.records import ListingChange
 from sync.runtime import RunningServer
 from sync.server import channel
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
@@ -173,3 +177,28 @@ def serve_process(role: str, path: Path, *extra: str) -> subprocess.Popen[bytes]
     if proc.poll() is not None:
         raise RuntimeError(f"{role} at {path} exited with {proc.returncode}")
     return proc
+
+
+def signed_version(
+    key: SigningKey,
+    site: str,
+    change: ListingChange,
+    *,
+    origin: str | None = None,
+    hlc: Stamp | None = None,
+    record: tuple[str, bytes] | None = None,
+    parents: tuple[str, ...] = (),
+) -> Version:
+    """A version signed with `key` for a record owned by `origin` (a new record unless `record` is given)."""
+    now = system_now_ms()
+    rid, nonce = record or new_record_id(origin or site, now)
+    return make_listing_version(
+        key,
+        site=site,
+        origin=origin or site,
+        record_id=rid,
+        record_nonce=nonce,
+        hlc=hlc or Stamp(now, 0),
+        change=change,
+        parents=parents,
+    )

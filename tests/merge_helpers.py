@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 from sync.clock import HybridClock
 from sync.envelope import Version, make_listing_version
+from sync.ids import owned_record_id
 from sync.keys import SigningKey
 from sync.merge import MergeInput, RecordState, merge
 from sync.records import Action, FieldValue, ListingChange, ListingStatus, next_status
 
-RECORD = "01a20000-0000-7000-8000-000000000001"
 OWNER = "tel-aviv"
+NONCE = bytes(range(16))
+RECORD = owned_record_id(OWNER, 1_800_000_000_000, NONCE)
 _KEYS: dict[str, SigningKey] = {}
 
 
@@ -59,6 +61,7 @@ class Writer:
             hlc=self.clock.tick(),
             change=change,
             parents=heads,
+            record_nonce=NONCE,
         )
         v = as_input(version)
         self.held[v.version_id] = v

@@ -9,6 +9,7 @@ import pytest
 from sync.clock import Stamp
 from sync.envelope import MAX_FUTURE_MS, make_listing_version, verify_version
 from sync.errors import VerificationFailed
+from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.merge import RULE_HLC, RULE_RANK, merge, state_from_json, state_to_json
 from sync.records import Action, ListingContent, ListingStatus, create_change
@@ -174,8 +175,14 @@ def _registry(key: SigningKey) -> Registry:
 def test_future_stamps_beyond_the_bound_are_refused(ahead_ms: int, accepted: bool) -> None:
     key = SigningKey.generate()
     now = time.time_ns() // 1_000_000
+    rid, nonce = new_record_id("tel-aviv", now)
     v = make_listing_version(
-        key, site="tel-aviv", record_id="r", hlc=Stamp(now + ahead_ms, 0), change=create_change(ListingContent("T"))
+        key,
+        site="tel-aviv",
+        record_id=rid,
+        record_nonce=nonce,
+        hlc=Stamp(now + ahead_ms, 0),
+        change=create_change(ListingContent("T")),
     )
     if accepted:
         verify_version(v, _registry(key), now)

@@ -16,13 +16,13 @@ import pytest
 from sync import auth
 from sync.clock import Stamp
 from sync.config import DataDir
-from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, make_listing_version
+from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, version_id_of
 from sync.errors import Unavailable
 from sync.keys import SigningKey
 from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
 from sync.server import channel
 from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, Node, make_node, start_existing_node
+from tests.harness import Hub, Node, make_node, signed_version, start_existing_node
 
 
 def now_ms() -> int:
@@ -100,22 +100,16 @@ def test_node_refuses_what_a_compromised_hub_sends(hub: Hub, tmp_path: Path) -> 
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     key = key_of(ta)
-    good = make_listing_version(
-        key, site="tel-aviv", record_id="good", hlc=Stamp(now_ms(), 0), change=create_change(ListingContent("Good"))
-    )
-    evil = make_listing_version(
-        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), change=create_change(ListingContent("Evil"))
-    )
-    tampered = make_listing_version(
-        key, site="tel-aviv", record_id="evil", hlc=Stamp(now_ms(), 1), change=create_change(ListingContent("Evi1"))
-    )
-    forged = type(evil)(**{**evil.__dict__, "body": tampered.body, "version_id": tampered.version_id})
+    good = signed_version(key, "tel-aviv", create_change(ListingContent("Good")))
+    evil = signed_version(key, "tel-aviv", create_change(ListingContent("Evil")))
+    tampered = type(evil)(**{**evil.__dict__, "body": evil.body.replace(b"Evil", b"Evi1")})
+    forged = type(evil)(**{**tampered.__dict__, "version_id": version_id_of(tampered.body)})
     # The hub's store is written behind its own checks, as an attacker holding the hub could.
     assert hub.running is not None
     hub.running.site.store.apply_batch("tel-aviv", [good, forged], [], through_seq=2, now_ms=now_ms())
     result = dj.sync()
     assert result.pulled == 1 and result.pull_rejected == 1
-    assert [v.id for v in dj.listings()] == ["good"]
+    assert [v.id for v in dj.listings()] == [good.record_id]
     assert status(dj).rejected == 1
     assert "signature does not verify" in result.rejections[0][1]
     ta.stop()
@@ -167,7 +161,7 @@ def test_versions_breaking_the_rules_are_refused(hub: Hub, tmp_path: Path, make:
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     key = key_of(node)
     fields = make(key, now_ms())  # type: ignore[operator]
-    bad = make_listing_version(key, site="tel-aviv", record_id="r", **fields)
+    bad = signed_version(key, "tel-aviv", fields["change"], hlc=fields["hlc"])
     resp = push(hub, key, "tel-aviv", "tel-aviv:1-1:x", [envelope_to_pb(bad)])
     assert resp.stored == 0 and reason in resp.rejected[0].reason
     assert hub.listings() == []

@@ -11,12 +11,12 @@ import pytest
 from sync import auth
 from sync.clock import Stamp
 from sync.config import DataDir
-from sync.envelope import SignatureValue, envelope_to_pb, make_listing_version
+from sync.envelope import SignatureValue, envelope_to_pb
 from sync.keys import SigningKey
 from sync.records import ListingContent, create_change
 from sync.server import channel
 from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, make_node
+from tests.harness import Hub, make_node, signed_version
 
 
 def _push(hub: Hub, key: SigningKey, site: str, entries: list[envelope_pb2.Envelope]) -> sync_pb2.PushResponse:
@@ -45,23 +45,10 @@ def test_tampered_and_forged_versions_are_refused_rest_lands(hub: Hub, tmp_path:
     key = SigningKey.load(DataDir(node.path).signing_key)
 
     def listing(n: int, origin: str = "tel-aviv") -> envelope_pb2.Envelope:
-        v = make_listing_version(
-            key,
-            site="tel-aviv",
-            record_id=f"rec-{n}",
-            hlc=Stamp(_now(), n),
-            change=create_change(ListingContent(title=f"T{n}")),
-        )
+        change = create_change(ListingContent(title=f"T{n}"))
+        v = signed_version(key, origin, change, hlc=Stamp(_now(), n))
         if origin != "tel-aviv":
-            v = make_listing_version(
-                key,
-                site=origin,
-                origin=origin,
-                record_id=f"rec-{n}",
-                hlc=Stamp(_now(), n),
-                change=create_change(ListingContent(title=f"T{n}")),
-            )
-            # signed with tel-aviv's key while claiming to be brussels
+            # written in brussels' name, signed with tel-aviv's key
             v = dataclasses.replace(v, signatures=(SignatureValue(key.key_id, v.signatures[0].signature),))
         return envelope_to_pb(v)
 

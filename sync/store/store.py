@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, even
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
-from sync.codec import decode_registry, merge_input_of
+from sync.codec import decode_registry, decode_version_body, merge_input_of
 from sync.envelope import SignatureValue, Version
 from sync.errors import FailedPrecondition, NotFound
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
@@ -572,6 +572,16 @@ class Store:
         if rec is None:
             raise NotFound(f"no listing with id {record_id}")
         return self._record_row(rec)
+
+    def record_nonce(self, record_id: str) -> bytes:
+        """The nonce that binds `record_id` to its owner, read from one of its versions."""
+        with self.engine.connect() as conn:
+            body = conn.execute(
+                select(versions_t.c.body).where(versions_t.c.record_id == record_id).limit(1)
+            ).scalar()
+        if body is None:
+            raise NotFound(f"no listing with id {record_id}")
+        return bytes(decode_version_body(body).record_nonce)
 
     def head_version(self, record_id: str) -> HeadVersion:
         with self.engine.connect() as conn:

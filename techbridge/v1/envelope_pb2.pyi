@@ -103,14 +103,21 @@ class VersionBody(_message.Message):
     AUTHOR_FIELD_NUMBER: _builtins.int
     HLC_FIELD_NUMBER: _builtins.int
     PARENTS_FIELD_NUMBER: _builtins.int
+    RECORD_NONCE_FIELD_NUMBER: _builtins.int
     LISTING_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
-    """The record this version changes (a UUIDv7 string)."""
+    """The record this version changes: an owner-bound UUIDv7 (sync/ids.py),
+    derived from `origin`, its creation time and `record_nonce`.
+    """
     kind: Global___RecordKind.ValueType
     origin: _builtins.str
     """The site that owns the record (a listing's centre)."""
     author: _builtins.str
     """The site that wrote this version."""
+    record_nonce: _builtins.bytes
+    """16 random bytes fixed at the record's creation; every version repeats
+    them so any site can check that record_id belongs to origin.
+    """
     @_builtins.property
     def hlc(self) -> Global___Hlc: ...
     @_builtins.property
@@ -128,11 +135,12 @@ class VersionBody(_message.Message):
         author: _builtins.str = ...,
         hlc: Global___Hlc | None = ...,
         parents: _abc.Iterable[_builtins.str] | None = ...,
+        record_nonce: _builtins.bytes = ...,
         listing: _records_pb2.ListingChange | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hlc", b"hlc", "listing", b"listing", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "hlc", b"hlc", "kind", b"kind", "listing", b"listing", "origin", b"origin", "parents", b"parents", "payload", b"payload", "record_id", b"record_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "hlc", b"hlc", "kind", b"kind", "listing", b"listing", "origin", b"origin", "parents", b"parents", "payload", b"payload", "record_id", b"record_id", "record_nonce", b"record_nonce"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["listing"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
