@@ -79,6 +79,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             checked = self._site.check_entries(
                 [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries]
             )
+            checked, deferred = self._site.until_deferred(checked)
+            through = req.through_seq if deferred is None else deferred - 1
             accepted = [c.version for c in checked if c.version is not None]
             rejected = [c.rejection for c in checked if c.rejection is not None]
             for r in rejected:
@@ -87,14 +89,15 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 peer,
                 accepted,
                 rejected,
-                through_seq=req.through_seq,
+                through_seq=through,
                 head_seq=req.through_seq + req.remaining,
-                txn_id=req.txn_id,
+                # A cut batch is not the batch its id names: the retry must not be skipped.
+                txn_id=req.txn_id if deferred is None else None,
                 now_ms=self._site.now_ms(),
             )
             yield sync_pb2.PushResponse(
                 txn_id=req.txn_id,
-                acked_seq=req.through_seq,
+                acked_seq=through,
                 stored=res.stored,
                 duplicates=res.duplicates,
                 rejected=[sync_pb2.Rejection(version_id=r.version_id, reason=r.reason) for r in rejected],

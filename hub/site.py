@@ -60,9 +60,7 @@ def init_hub(path: Path, *, site_id: str = "hq", listen: str = DEFAULT_LISTEN, d
     return config
 
 
-def start_hub(
-    path: Path, *, listen: str | None = None, now_ms: Callable[[], int] = system_now_ms
-) -> RunningServer:
+def start_hub(path: Path, *, listen: str | None = None, now_ms: Callable[[], int] = system_now_ms) -> RunningServer:
     """Open the hub's store and start serving (returns at once). `now_ms` is the site's clock."""
     data = DataDir(path)
     site = Site.open(data, now_ms=now_ms)

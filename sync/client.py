@@ -198,6 +198,11 @@ class SyncClient:
                     raise SyncError(f"hub acknowledged {resp.txn_id!r} while {txn!r} was in flight")
                 acked = resp.acked_seq
                 store.set_push_acked(self._hub, acked)
+                if acked < through:
+                    raise SyncError(
+                        f"the hub deferred this site's log after entry {acked} (stamped ahead of its clock); "
+                        "the next round sends it again"
+                    )
                 done += len(rows)
                 result.pushed += resp.stored
                 result.push_rejected += len(resp.rejected)
@@ -235,13 +240,21 @@ class SyncClient:
             if any(c.unknown_key for c in checked) and self.refresh_registry(stub):
                 # A centre enrolled after our registry check: recheck with the newer registry.
                 checked = self._site.check_entries(entries)
-            applied = self._apply(checked, msg.through_seq, msg.head_seq)
+            checked, deferred = self._site.until_deferred(checked)
+            through = msg.through_seq if deferred is None else deferred - 1
+            applied = self._apply(checked, through, msg.head_seq)
             result.pulled += applied[0]
             result.pull_duplicates += applied[1]
             result.pull_rejected += applied[2]
             result.rejections.extend((c.rejection.version_id, c.rejection.reason) for c in checked if c.rejection)
-            done = msg.through_seq - after
+            done = through - after
             progress(Progress("pull", done, total, result.pulled, result.pull_rejected))
+            if deferred is not None:
+                stream.cancel()  # type: ignore[no-untyped-call]
+                raise SyncError(
+                    f"stopped before hub log entry {deferred}: it is stamped ahead of this site's clock; "
+                    "the next round takes it again"
+                )
 
     def _apply(self, checked: list[Received], through: int, head: int) -> tuple[int, int, int]:
         accepted = [c.version for c in checked if c.version is not None]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sync.clock import Stamp
 from sync.codec import change_from_pb, decode_version_body, encode_version_body
-from sync.errors import InvalidInput, PermissionDenied, UnknownKey, VerificationFailed
+from sync.errors import InvalidInput, PermissionDenied, StampAhead, UnknownKey, VerificationFailed
 from sync.ids import belongs_to
 from sync.keys import SigningKey
 from sync.records import (
@@ -239,7 +239,7 @@ def verify_version(
         raise VerificationFailed(str(exc)) from exc
     check_change_shape(version.change, version.parents)
     if now_ms is not None and version.hlc.wall_ms > now_ms + max_future_ms:
-        raise VerificationFailed(
+        raise StampAhead(
             f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {max_future_ms} ms)"
         )
     if not verify(key.public_key, VERSION_DOMAIN, version.body, sig.signature):

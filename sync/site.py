@@ -29,6 +29,7 @@ from sync.errors import (
     FieldViolation,
     InvalidInput,
     NotFound,
+    StampAhead,
     UnknownKey,
     VerificationFailed,
 )
@@ -63,6 +64,8 @@ class Received:
     version: Version | None
     rejection: Rejected | None
     unknown_key: bool = False
+    # Refused only for a stamp ahead of this clock: take it again later.
+    retry_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class Site:
         self.key = key
         self.now_ms = now_ms
         self.clock = HybridClock(now_ms)
+        # Resume after everything already held, so a restart never stamps a
+        # write before a version this site has seen.
+        self.clock.observe(store.newest_stamp())
         self._registry_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._registry = store.registry()
@@ -219,6 +225,10 @@ class Site:
             conflict = state.conflict(field_name)
             if conflict is None:
                 raise NotFound(f"no open conflict {conflict_id}")
+            if field_name != "status" and state.deleted:
+                raise FailedPrecondition(f"listing {record_id} is deleted; undelete it first")
+            if field_name != "status" and state.content.status == ListingStatus.ARCHIVED:
+                raise FailedPrecondition(f"listing {record_id} is archived and can no longer change")
             candidates = (conflict.winner, *conflict.others)
             if take is not None:
                 chosen = [c for c in candidates if c.version_id.startswith(take)]
@@ -252,11 +262,19 @@ class Site:
                 verify_version(version, registry, self.now_ms(), self.config.max_future_ms)
             except VerificationFailed as exc:
                 rejected = Rejected(version_id_of(body), str(exc), body)
-                out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey)))
+                out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey), isinstance(exc, StampAhead)))
                 continue
             self.clock.observe(version.hlc)
             out.append(Received(seq, version, None))
         return out
+
+    @staticmethod
+    def until_deferred(checked: list[Received]) -> tuple[list[Received], int | None]:
+        """The entries before the first one to retry later, and that entry's seq (None if none)."""
+        for i, c in enumerate(checked):
+            if c.retry_later:
+                return checked[:i], c.seq
+        return checked, None
 
     # ---- reading ---------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +13,10 @@ from sync.errors import VerificationFailed
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.merge import RULE_HLC, RULE_RANK, merge, state_from_json, state_to_json
-from sync.records import Action, ListingContent, ListingStatus, create_change
+from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
-from tests.merge_helpers import Writer
+from sync.store import Store
+from tests.merge_helpers import RECORD, Writer
 
 
 def two_sites() -> tuple[Writer, Writer]:
@@ -64,8 +66,9 @@ def test_withdraw_is_not_undone_by_a_concurrent_publish() -> None:
     hq.receive(hq.step(Action.VALIDATE))
     ta.receive(*hq.held.values())
     w = ta.step(Action.WITHDRAW)
+    hq.now += 10**6  # HQ's publish is stamped much later: a later clock does not help a lower rank
     p = hq.step(Action.PUBLISH)
-    hq.now += 10**6  # even a much later clock does not help a lower rank
+    assert p.order > w.order
     ta.receive(p)
     hq.receive(w)
     for s in (ta.state(), hq.state()):
@@ -81,9 +84,29 @@ def test_a_stale_publish_replayed_never_rolls_back() -> None:
     ta, hq = two_sites()
     v = hq.step(Action.VALIDATE)
     p = hq.step(Action.PUBLISH)
+    hq.now -= 10**6  # the withdrawal is stamped earlier than the publish it follows
     w = hq.step(Action.WITHDRAW)
+    assert w.hlc > p.hlc  # the hybrid clock never goes back
     ta.receive(w, p, v, p, v)  # any order, duplicates
     assert ta.state().content.status == ListingStatus.WITHDRAWN and ta.state().conflicts == ()
+
+
+def test_steps_that_skip_or_undo_the_machine_are_ignored_everywhere() -> None:
+    ta, hq = two_sites()
+    # Tel Aviv publishes without HQ's validation, by signing the step directly.
+    skip = ta._write(ListingChange(action=Action.PUBLISH, status=ListingStatus.PUBLISHED))
+    hq.receive(skip)
+    for w in (ta, hq):
+        s = w.state()
+        assert s.content.status == ListingStatus.SUBMITTED and s.ignored == (skip.version_id,)
+    # An archived listing cannot be settled or re-created back to life.
+    ta.step(Action.WITHDRAW)
+    ta.step(Action.ARCHIVE)
+    revive = ta._write(ListingChange(action=Action.SETTLE, status=ListingStatus.PUBLISHED))
+    recreate = ta._write(ListingChange((("title", "again"),), Action.CREATE, ListingStatus.DRAFT))
+    s = ta.state()
+    assert s.content.status == ListingStatus.ARCHIVED
+    assert {revive.version_id, recreate.version_id} <= set(s.ignored)
 
 
 def test_delete_beats_an_edit_that_did_not_see_it() -> None:
@@ -138,14 +161,21 @@ def test_child_before_parent_waits_then_applies() -> None:
     assert state_to_json(s) == state_to_json(ta.state())
 
 
-def test_replaying_the_whole_history_changes_nothing() -> None:
+def test_replaying_the_whole_history_changes_nothing(tmp_path: Path) -> None:
     ta, _ = two_sites()
     ta.edit(summary="a")
     ta.step(Action.WITHDRAW)
+    ta.edit(summary="b")
     before = state_to_json(ta.state())
-    ta.receive(*reversed(list(ta.held.values())))
-    assert state_to_json(ta.state()) == before
     assert state_from_json(before) == ta.state()
+    # Through a store: the history, then every old version again, oldest last, twice.
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    history = list(ta.signed.values())
+    store.apply_batch("hq", history, [], through_seq=1, now_ms=1)
+    for i, old in enumerate([*reversed(history), *history]):
+        store.apply_batch("hq", [old], [], through_seq=2 + i, now_ms=1)
+    assert store.record(RECORD).state_json == before
+    store.close()
 
 
 def test_a_fast_clock_does_not_keep_winning() -> None:
@@ -191,7 +221,7 @@ def test_future_stamps_beyond_the_bound_are_refused(ahead_ms: int, accepted: boo
             verify_version(v, _registry(key), now)
 
 
-def test_merge_costs_only_the_records_versions() -> None:
+def test_a_long_history_merges_to_its_last_edit() -> None:
     ta, _ = two_sites()
     for i in range(200):
         ta.edit(summary=f"edit {i}")

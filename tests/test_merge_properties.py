@@ -15,12 +15,13 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from sync.errors import FailedPrecondition
 from sync.merge import merge, state_to_json
-from sync.records import Action, FieldValue
+from sync.records import Action, FieldValue, ListingChange, ListingStatus
 from sync.store import Store
-from tests.merge_helpers import RECORD, Writer
+from tests.merge_helpers import OWNER, Writer
 
 SITES = ["tel-aviv", "hq", "brussels", "toledo", "daejeon"]
 ACTIONS = [
@@ -41,8 +42,12 @@ VALUES: dict[str, list[FieldValue]] = {
 FIELDS = sorted(VALUES)
 
 op = st.tuples(
-    st.integers(0, 4), st.sampled_from(["edit", "edit", "step", "sync", "sync", "clock"]), st.integers(0, 10**6)
+    st.integers(0, 4),
+    st.sampled_from(["edit", "edit", "step", "sync", "sync", "clock", "forge"]),
+    st.integers(0, 10**6),
 )
+STATUSES = list(ListingStatus)
+ALL_ACTIONS: list[Action] = [a for a in Action if a not in (Action.DELETE, Action.UNDELETE)]
 
 
 def play(n_sites: int, ops: list[tuple[int, str, int]]) -> list[Writer]:
@@ -58,6 +63,12 @@ def play(n_sites: int, ops: list[tuple[int, str, int]]) -> list[Writer]:
             w.now += (r % 120_000) - 30_000  # drift, sometimes backwards
         elif w.state().applied == 0:
             continue
+        elif kind == "forge":
+            # A signed step that skips or undoes the machine (a site that does not check).
+            forged = ALL_ACTIONS[r % len(ALL_ACTIONS)]
+            status = STATUSES[(r // 7) % len(STATUSES)]
+            fields = (("title", "forged"),) if forged == Action.CREATE else ()
+            w._write(ListingChange(fields, forged, status))
         elif kind == "edit":
             name = FIELDS[r % len(FIELDS)]
             w.edit(**{name: VALUES[name][r % len(VALUES[name])]})
@@ -120,6 +131,9 @@ def test_stores_fed_in_any_batches_agree(
             step = rnd.randint(1, 4)
             store.apply_batch("hq", order[pos : pos + step], [], through_seq=pos + step, now_ms=1)  # type: ignore[arg-type]
             pos += step
-        results.append(store.record(RECORD).state_json)
+        with store.engine.connect() as conn:
+            row = conn.execute(text("SELECT * FROM records")).mappings().one()
+        results.append(dict(row))
         store.close()
-    assert results[0] == results[1] == expected
+    assert results[0] == results[1]
+    assert results[0]["state_json"] == expected and results[0]["origin"] == OWNER

@@ -21,7 +21,7 @@ from sync.errors import Unavailable
 from sync.keys import SigningKey
 from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
 from sync.server import channel
-from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
+from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
 from tests.harness import Hub, Node, make_node, signed_version, start_existing_node
 
 
@@ -136,12 +136,6 @@ def test_big_listings_travel_in_byte_bounded_batches(hub: Hub, tmp_path: Path) -
     [
         (
             lambda k, now: dict(
-                hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0), change=create_change(ListingContent("Future"))
-            ),
-            "ahead",
-        ),
-        (
-            lambda k, now: dict(
                 hlc=Stamp(now, 0), change=ListingChange(action=Action.VALIDATE, status=ListingStatus.VALIDATED)
             ),
             "only HQ may validate",
@@ -155,7 +149,7 @@ def test_big_listings_travel_in_byte_bounded_batches(hub: Hub, tmp_path: Path) -
         ),
         (lambda k, now: dict(hlc=Stamp(now, 0), change=create_change(ListingContent("x" * 300))), "at most 256"),
     ],
-    ids=["future-stamp", "hub-only-step", "created-published", "too-long-title"],
+    ids=["hub-only-step", "created-published", "too-long-title"],
 )
 def test_versions_breaking_the_rules_are_refused(hub: Hub, tmp_path: Path, make: object, reason: str) -> None:
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
@@ -182,3 +176,64 @@ def test_a_site_whose_clock_runs_an_hour_fast_is_refused_with_the_reason(hub: Hu
     assert [v.id for v in hub.listings()] == [ok]
     fast.stop()
     slightly.stop()
+
+
+def test_a_version_stamped_ahead_is_deferred_not_lost(hub: Hub, tmp_path: Path) -> None:
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    key = key_of(node)
+    now = now_ms()
+    first = signed_version(key, "tel-aviv", create_change(ListingContent("Now")))
+    future = signed_version(
+        key, "tel-aviv", create_change(ListingContent("Later")), hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0)
+    )
+    after = signed_version(key, "tel-aviv", create_change(ListingContent("After")))
+    resp = push(hub, key, "tel-aviv", "tel-aviv:1-3:x", [envelope_to_pb(v) for v in (first, future, after)])
+    # The hub stops before the early version and acknowledges only what came before it.
+    assert resp.acked_seq == 1 and resp.stored == 1 and not resp.rejected
+    assert [v.id for v in hub.listings()] == [first.record_id]
+    node.stop()
+
+
+def test_a_node_defers_what_it_pulls_too_early_and_takes_it_later(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv", now_ms=lambda: now_ms() + 3 * 60 * 1000)
+    rid = ta.add_listing("Three minutes early")
+    edit_id = ta.admin.EditListing(
+        admin_pb2.EditListingRequest(id=rid, fields=["summary"], values=records_pb2.Listing(summary="child")),
+        metadata=ta.md,
+        timeout=5,
+    ).listing.id
+    assert edit_id == rid
+    assert ta.sync().pushed == 2  # within the hub's 5 minutes
+
+    offset = [0]
+    path = tmp_path / "daejeon"
+    dj = make_node(hub, path, "daejeon", country="KR", now_ms=lambda: now_ms() + offset[0])
+    dj.stop()
+    data = DataDir(path)
+    data.save(data.load().with_updates(max_future_ms=60_000))  # Daejeon allows one minute
+    dj = start_existing_node(path, dj.admin_token, now_ms=lambda: now_ms() + offset[0])
+    with pytest.raises(Unavailable, match="stamped ahead of this site's clock"):
+        dj.sync()
+    assert dj.listings() == [] and status(dj).rejected == 0
+    offset[0] = 3 * 60 * 1000  # Daejeon's clock catches up
+    assert dj.sync().pulled == 2
+    (view,) = dj.listings()
+    assert view.id == rid and dj.show(rid).listing.summary == "child"
+    ta.stop()
+    dj.stop()
+
+
+def test_a_restarted_site_stamps_after_everything_it_holds(hub: Hub, tmp_path: Path) -> None:
+    ahead = make_node(hub, tmp_path / "toledo", "toledo", country="ES", now_ms=lambda: now_ms() + 4 * 60 * 1000)
+    seen = ahead.add_listing("Stamped four minutes ahead")
+    ahead.sync()
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    assert ta.sync().pulled == 1
+    token = ta.admin_token
+    ta.stop()
+    ta = start_existing_node(tmp_path / "tel-aviv", token)  # a fresh process: its clock starts from the store
+    mine = ta.add_listing("Written after a restart")
+    theirs, ours = ta.show(seen).provenance, ta.show(mine).provenance
+    assert (ours.hlc_wall_ms, ours.hlc_counter) > (theirs.hlc_wall_ms, theirs.hlc_counter)
+    ahead.stop()
+    ta.stop()

@@ -42,6 +42,8 @@ class VersionModel(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     hlc_wall_ms: Mapped[int] = mapped_column(Big)
     hlc_counter: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_versions_hlc", "hlc_wall_ms", "hlc_counter"),)
     # The exact signed bytes, never re-serialised.
     body: Mapped[bytes] = mapped_column(LargeBinary)
     # JSON list of {key_id, signature (hex), role}.

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, even
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
+from sync.clock import Stamp
 from sync.codec import decode_registry, decode_version_body, merge_input_of
 from sync.envelope import SignatureValue, Version
 from sync.errors import FailedPrecondition, NotFound
@@ -573,12 +574,20 @@ class Store:
             raise NotFound(f"no listing with id {record_id}")
         return self._record_row(rec)
 
+    def newest_stamp(self) -> Stamp:
+        """The greatest HLC stamp of any version held (a site's clock resumes after it)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(versions_t.c.hlc_wall_ms, versions_t.c.hlc_counter)
+                .order_by(versions_t.c.hlc_wall_ms.desc(), versions_t.c.hlc_counter.desc())
+                .limit(1)
+            ).first()
+        return Stamp(row.hlc_wall_ms, row.hlc_counter) if row else Stamp(0, 0)
+
     def record_nonce(self, record_id: str) -> bytes:
         """The nonce that binds `record_id` to its owner, read from one of its versions."""
         with self.engine.connect() as conn:
-            body = conn.execute(
-                select(versions_t.c.body).where(versions_t.c.record_id == record_id).limit(1)
-            ).scalar()
+            body = conn.execute(select(versions_t.c.body).where(versions_t.c.record_id == record_id).limit(1)).scalar()
         if body is None:
             raise NotFound(f"no listing with id {record_id}")
         return bytes(decode_version_body(body).record_nonce)
