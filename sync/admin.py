@@ -193,16 +193,21 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def ListConflicts(
         self, request: admin_pb2.ListConflictsRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ListConflictsResponse:
-        if request.record_id:
-            rows = [self._site.store.record(request.record_id)]
-        else:
-            rows = self._site.store.list_records(
-                origin=None, limit=PAGE_MAX, only_conflicted=True, include_deleted=True
-            )
         out = admin_pb2.ListConflictsResponse()
-        for row in rows:
+        if request.record_id:
+            row = self._site.store.record(request.record_id)
             out.conflicts.extend(conflict_views(row.record_id, row.state))
-        return out
+            return out
+        after = ""
+        while True:  # every conflicted record, a bounded page at a time
+            rows = self._site.store.list_records(
+                origin=None, limit=PAGE_MAX, after_id=after, only_conflicted=True, include_deleted=True
+            )
+            for row in rows:
+                out.conflicts.extend(conflict_views(row.record_id, row.state))
+            if len(rows) < PAGE_MAX:
+                return out
+            after = rows[-1].record_id
 
     def ResolveConflict(
         self, request: admin_pb2.ResolveConflictRequest, context: grpc.ServicerContext
