@@ -81,7 +81,11 @@ class Admin:
         except TechbridgeError as exc:
             raise CliError(f"error: {exc}") from exc
         self.address = self.data.server_address(self.config)
-        self.channel = channel(self.address)
+        try:
+            tls = None if self.data.running_insecure() else self.data.tls.load()
+        except TechbridgeError as exc:
+            raise CliError(f"error: {exc}") from exc
+        self.channel = channel(self.address, tls)
         try:
             grpc.channel_ready_future(self.channel).result(timeout=CONNECT_TIMEOUT_S)
         except grpc.FutureTimeoutError as exc:
@@ -175,11 +179,23 @@ def print_json(doc: object) -> None:
 # ---- commands: hub ----------------------------------------------------------------
 
 
+def _warn_insecure(what: str) -> None:
+    err.print(
+        f"[bold red]WARNING: this {what} runs WITHOUT TLS (--insecure). Anyone on the network can read and "
+        "inject traffic. For local development only.[/]"
+    )
+
+
 def cmd_hub_init(a: argparse.Namespace) -> None:
     from hub.site import init_hub
 
-    config = init_hub(Path(a.data), site_id=a.id, listen=a.listen, db_url=a.db)
-    out.print(f"hub [bold]{config.site_id}[/] initialised in {a.data}; it will listen on {config.listen}")
+    config = init_hub(
+        Path(a.data), site_id=a.id, listen=a.listen, enrol_listen=a.enrol_listen, db_url=a.db, names=tuple(a.name)
+    )
+    out.print(
+        f"hub [bold]{config.site_id}[/] initialised in {a.data}; it will listen on {config.listen} (mutual TLS) "
+        f"and take enrolments on {config.enrol_listen} (TLS)"
+    )
     out.print(f"start it with: techbridge hub serve --data {a.data}")
 
 
@@ -187,8 +203,11 @@ def cmd_hub_serve(a: argparse.Namespace) -> None:
     from hub.site import start_hub
     from sync.runtime import wait_for_signal
 
-    running = start_hub(Path(a.data), listen=a.listen)
-    out.print(f"hub {running.site.site_id} serving on {running.address} (Ctrl-C to stop)", highlight=False)
+    if a.insecure:
+        _warn_insecure("hub")
+    running = start_hub(Path(a.data), listen=a.listen, insecure=a.insecure)
+    how = "WITHOUT TLS" if a.insecure else f"mutual TLS; enrolment on port {running.enrol_port}"
+    out.print(f"hub {running.site.site_id} serving on {running.address} ({how}; Ctrl-C to stop)", highlight=False)
     sys.stdout.flush()
     wait_for_signal(running)
 
@@ -214,7 +233,9 @@ def cmd_node_init(a: argparse.Namespace) -> None:
     from node.site import init_node
 
     try:
-        config = init_node(Path(a.data), hub=a.hub, token=a.token, listen=a.listen, db_url=a.db)
+        if a.insecure:
+            _warn_insecure("node")
+        config = init_node(Path(a.data), hub=a.hub, token=a.token, listen=a.listen, db_url=a.db, insecure=a.insecure)
     except grpc.RpcError as e:
         raise CliError(*(f"{line} (enrolling at {a.hub})" for line in rpc_error_lines(e))) from e
     out.print(f"node [bold]{config.site_id}[/] enrolled at {a.hub}; data in {a.data}")
@@ -225,7 +246,11 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
     from node.site import start_node
     from sync.runtime import wait_for_signal
 
-    node = start_node(Path(a.data), sync_every_s=a.sync_every, listen=a.listen)
+    if a.insecure:
+        _warn_insecure("node")
+    node = start_node(Path(a.data), sync_every_s=a.sync_every, listen=a.listen, insecure=a.insecure)
+    if node.running.insecure and not a.insecure:
+        _warn_insecure("node (its hub serves without TLS)")
     every = a.sync_every if a.sync_every is not None else node.running.site.config.sync_every_s
     out.print(
         f"node {node.running.site.site_id} serving on {node.running.address}; "
@@ -556,11 +581,18 @@ def build_parser() -> argparse.ArgumentParser:
     data_arg(sp)
     sp.add_argument("--id", default="hq", help="the hub's site id (default hq)")
     sp.add_argument("--listen", default="127.0.0.1:7700", help="HOST:PORT to serve on (default 127.0.0.1:7700)")
+    sp.add_argument(
+        "--enrol-listen", default=None, help="HOST:PORT where new nodes enrol (default: the next port on the same host)"
+    )
+    sp.add_argument(
+        "--name", action="append", default=[], help="another host name or IP nodes use to reach the hub (repeatable)"
+    )
     sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
     sp.set_defaults(func=cmd_hub_init)
     sp = hub.add_parser("serve", help="serve the hub until Ctrl-C / SIGTERM")
     data_arg(sp)
     sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
+    sp.add_argument("--insecure", action="store_true", help="serve WITHOUT TLS (local development only)")
     sp.set_defaults(func=cmd_hub_serve)
     sp = hub.add_parser("invite", help="invite a centre; prints a one-time join token as the last line")
     data_arg(sp)
@@ -577,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--token", required=True, help="the join token from `techbridge hub invite`")
     sp.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for the admin server (default: any free port)")
     sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
+    sp.add_argument("--insecure", action="store_true", help="enrol with a hub that serves WITHOUT TLS (development)")
     sp.set_defaults(func=cmd_node_init)
     sp = node.add_parser("serve", help="serve the node and sync with the hub on a schedule")
     data_arg(sp)
@@ -584,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sync-every", type=parse_duration, default=None, help="interval such as 30s or 5m; 0 turns the schedule off"
     )
     sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
+    sp.add_argument("--insecure", action="store_true", help="serve WITHOUT TLS (local development only)")
     sp.set_defaults(func=cmd_node_serve)
 
     listing = groups.add_parser("listing", help="technology listings").add_subparsers(dest="cmd", required=True)

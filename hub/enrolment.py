@@ -25,7 +25,17 @@ COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
 def invite(
-    store: Store, registry: Registry, hub_id: str, *, centre_id: str, name: str, country: str, ttl_s: int, now_ms: int
+    store: Store,
+    registry: Registry,
+    hub_id: str,
+    *,
+    centre_id: str,
+    name: str,
+    country: str,
+    ttl_s: int,
+    now_ms: int,
+    ca_der: bytes = b"",
+    enrol_port: int = 0,
 ) -> tuple[str, int]:
     problems = []
     if not SITE_ID_RE.match(centre_id):
@@ -42,7 +52,7 @@ def invite(
         raise InvalidInput(problems)
     if registry.centre(centre_id) is not None:
         raise FailedPrecondition(f"centre {centre_id} is already enrolled")
-    token = JoinToken.new(centre_id, hub_id, registry.root_key_id)
+    token = JoinToken.new(centre_id, hub_id, registry.root_key_id, ca_der, enrol_port)
     expires = now_ms + (ttl_s or DEFAULT_TTL_S) * 1000
     store.add_invite(token.secret_hash, Invite(centre_id, name.strip(), country, expires), now_ms)
     return token.encode(), expires

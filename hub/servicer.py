@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -15,10 +16,11 @@ from hub import enrolment
 from sync import auth
 from sync.codec import registry_to_pb
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
-from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
+from sync.errors import FailedPrecondition, FieldViolation, InvalidInput, Unauthenticated
 from sync.keys import SigningKey
 from sync.registry import SiteRole
 from sync.site import Site
+from sync.tls import issue, peer_site
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -26,12 +28,28 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 1000
 
 
+@dataclass
+class EnrolPoint:
+    """What invitations carry and enrolment needs of the hub's TLS set-up (empty with --insecure)."""
+
+    ca_der: bytes
+    ca_key: bytes
+    ca_cert: bytes
+    port: int = 0
+
+
 class EnrolmentServicer(sync_pb2_grpc.EnrolmentServiceServicer):
-    def __init__(self, site: Site, root: SigningKey) -> None:
+    def __init__(self, site: Site, root: SigningKey, point: EnrolPoint) -> None:
         self._site = site
         self._root = root
+        self._point = point
 
     def Enrol(self, request: sync_pb2.EnrolRequest, context: grpc.ServicerContext) -> sync_pb2.EnrolResponse:
+        cert = b""
+        if self._point.ca_key:
+            if not request.tls_csr:
+                raise InvalidInput([FieldViolation("tls_csr", "required: this hub serves TLS")])
+            cert = issue(self._point.ca_key, self._point.ca_cert, request.tls_csr, request.centre_id)
         registry = enrolment.enrol(
             self._site.store,
             self._root,
@@ -44,7 +62,10 @@ class EnrolmentServicer(sync_pb2_grpc.EnrolmentServiceServicer):
         self._site.set_registry(registry)
         log.info("enrolled centre %s; registry version %s", request.centre_id, registry.version)
         return sync_pb2.EnrolResponse(
-            registry=registry_to_pb(registry), root_public_key=self._root.public_bytes, hub_id=self._site.site_id
+            registry=registry_to_pb(registry),
+            root_public_key=self._root.public_bytes,
+            hub_id=self._site.site_id,
+            tls_certificate=cert,
         )
 
 
@@ -53,7 +74,11 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self._site = site
 
     def _caller(self, context: grpc.ServicerContext, method: str) -> str:
-        return auth.authenticate_site(context.invocation_metadata(), method, self._site.registry(), self._site.now_ms())
+        site = auth.authenticate_site(context.invocation_metadata(), method, self._site.registry(), self._site.now_ms())
+        peer = peer_site(context)
+        if peer is not None and peer != site:
+            raise Unauthenticated(f"the call is signed by {site!r} but the TLS certificate names {peer!r}")
+        return site
 
     def GetRegistry(
         self, request: sync_pb2.GetRegistryRequest, context: grpc.ServicerContext
@@ -168,8 +193,9 @@ class HubStatus:
 
 
 class HubAdminServicer(admin_pb2_grpc.HubAdminServiceServicer):
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, point: EnrolPoint) -> None:
         self._site = site
+        self._point = point
 
     def Invite(self, request: admin_pb2.InviteRequest, context: grpc.ServicerContext) -> admin_pb2.InviteResponse:
         token, expires = enrolment.invite(
@@ -181,6 +207,8 @@ class HubAdminServicer(admin_pb2_grpc.HubAdminServiceServicer):
             country=request.country,
             ttl_s=request.ttl_seconds,
             now_ms=self._site.now_ms(),
+            ca_der=self._point.ca_der,
+            enrol_port=self._point.port,
         )
         log.info("invited centre %s", request.centre_id)
         return admin_pb2.InviteResponse(token=token, expires_at_ms=expires)

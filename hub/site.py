@@ -9,15 +9,16 @@ from pathlib import Path
 import grpc
 
 from hub.registry import issue_registry
-from hub.servicer import EnrolmentServicer, HubAdminServicer, HubStatus, SyncServicer
+from hub.servicer import EnrolmentServicer, EnrolPoint, HubAdminServicer, HubStatus, SyncServicer
 from sync.admin import AdminServicer
 from sync.clock import system_now_ms
 from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
-from sync.keys import SigningKey
+from sync.keys import SigningKey, write_private
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
 from sync.runtime import RunningServer, serve_site
 from sync.site import Site
 from sync.store import Store
+from sync.tls import ca_der, issue, make_ca, make_key_and_csr
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -25,18 +26,40 @@ log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:7700"
 
 
-def init_hub(path: Path, *, site_id: str = "hq", listen: str = DEFAULT_LISTEN, db_url: str | None = None) -> SiteConfig:
-    """Make the root key, the hub's signing key, the store and registry version 1."""
+def default_enrol_listen(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    return f"{host}:{int(port) + 1}" if port.isdigit() and int(port) else f"{host}:0"
+
+
+def init_hub(
+    path: Path,
+    *,
+    site_id: str = "hq",
+    listen: str = DEFAULT_LISTEN,
+    enrol_listen: str | None = None,
+    db_url: str | None = None,
+    names: tuple[str, ...] = (),
+) -> SiteConfig:
+    """Make the root key, the hub's signing key, the CA and the hub's TLS
+    certificate (for `names` besides its id, localhost and 127.0.0.1), the
+    store and registry version 1."""
     check_site_id(site_id)
     data = DataDir(path)
     data.prepare_new()
     root, key = SigningKey.generate(), SigningKey.generate()
     root.save(data.root_key)
     key.save(data.signing_key)
+    ca_key, ca_cert = make_ca(site_id)
+    write_private(data.tls.ca_key, ca_key)
+    tls_key, csr = make_key_and_csr(site_id)
+    host = listen.rpartition(":")[0]
+    extra = tuple(n for n in (*names, host) if n and n not in ("0.0.0.0", "[::]", "::"))
+    data.tls.save(ca_cert, issue(ca_key, ca_cert, csr, site_id, extra), tls_key)
     config = SiteConfig(
         site_id=site_id,
         role="hub",
         listen=listen,
+        enrol_listen=enrol_listen or default_enrol_listen(listen),
         db_url=db_url or data.default_db_url(),
         admin_token=new_admin_token(),
         root_public_key=root.public_bytes.hex(),
@@ -60,17 +83,28 @@ def init_hub(path: Path, *, site_id: str = "hq", listen: str = DEFAULT_LISTEN, d
     return config
 
 
-def start_hub(path: Path, *, listen: str | None = None, now_ms: Callable[[], int] = system_now_ms) -> RunningServer:
+def start_hub(
+    path: Path,
+    *,
+    listen: str | None = None,
+    insecure: bool = False,
+    now_ms: Callable[[], int] = system_now_ms,
+) -> RunningServer:
     """Open the hub's store and start serving (returns at once). `now_ms` is the site's clock."""
     data = DataDir(path)
     site = Site.open(data, now_ms=now_ms)
     root = SigningKey.load(data.root_key)
+    enrol = EnrolPoint(
+        ca_der=b"" if insecure else ca_der(data.tls.ca.read_bytes()),
+        ca_key=b"" if insecure else data.tls.ca_key.read_bytes(),
+        ca_cert=b"" if insecure else data.tls.ca.read_bytes(),
+    )
 
     def register(server: grpc.Server) -> list[str]:
         sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(site), server)
-        sync_pb2_grpc.add_EnrolmentServiceServicer_to_server(EnrolmentServicer(site, root), server)
+        sync_pb2_grpc.add_EnrolmentServiceServicer_to_server(EnrolmentServicer(site, root, enrol), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(site, HubStatus(site)), server)
-        admin_pb2_grpc.add_HubAdminServiceServicer_to_server(HubAdminServicer(site), server)
+        admin_pb2_grpc.add_HubAdminServiceServicer_to_server(HubAdminServicer(site, enrol), server)
         return [
             sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,
             sync_pb2.DESCRIPTOR.services_by_name["EnrolmentService"].full_name,
@@ -78,6 +112,13 @@ def start_hub(path: Path, *, listen: str | None = None, now_ms: Callable[[], int
             admin_pb2.DESCRIPTOR.services_by_name["HubAdminService"].full_name,
         ]
 
-    running = serve_site(site, listen or site.config.listen, register)
-    log.info("hub %s serving on %s", site.site_id, running.address)
+    running = serve_site(
+        site,
+        listen or site.config.listen,
+        register,
+        insecure=insecure,
+        enrol_bind=None if insecure else site.config.enrol_listen or default_enrol_listen(site.config.listen),
+    )
+    enrol.port = running.enrol_port
+    log.info("hub %s serving on %s (enrolment on port %s)", site.site_id, running.address, running.enrol_port)
     return running

@@ -25,6 +25,7 @@ from sync.server import channel
 from sync.signing import ENROL_DOMAIN, sign
 from sync.site import Site
 from sync.store import Store
+from sync.tls import ca_pem_from_der, make_key_and_csr
 from sync.token import JoinToken
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
 
@@ -34,22 +35,38 @@ DEFAULT_LISTEN = "127.0.0.1:0"
 
 
 def init_node(
-    path: Path, *, hub: str, token: str, listen: str = DEFAULT_LISTEN, db_url: str | None = None
+    path: Path,
+    *,
+    hub: str,
+    token: str,
+    listen: str = DEFAULT_LISTEN,
+    db_url: str | None = None,
+    insecure: bool = False,
 ) -> SiteConfig:
-    """Make the node's key, enrol it at the hub with the token, store the registry."""
+    """Make the node's keys, enrol it at the hub with the token (server-side TLS
+    checked against the CA in the token), store its certificate and the registry."""
     parsed = JoinToken.decode(token)
     centre_id, hub_id, root_key_id = parsed.centre_id, parsed.hub_id, parsed.root_key_id
     check_site_id(centre_id)
+    hub_tls = parsed.enrol_port != 0
+    if not hub_tls and not insecure:
+        raise ConfigError(
+            "this token comes from a hub serving without TLS; enrol with --insecure (local development only)"
+        )
     data = DataDir(path)
     data.prepare_new()
     key = SigningKey.generate()
-    with channel(hub) as ch:
+    tls_key, csr = make_key_and_csr(centre_id) if hub_tls else (b"", b"")
+    ca_pem = ca_pem_from_der(parsed.ca_der) if hub_tls else b""
+    enrol_at = f"{hub.rpartition(':')[0]}:{parsed.enrol_port}" if hub_tls else hub
+    with channel(enrol_at, ca_only=ca_pem if hub_tls else None) as ch:
         resp = sync_pb2_grpc.EnrolmentServiceStub(ch).Enrol(
             sync_pb2.EnrolRequest(
                 token=token,
                 centre_id=centre_id,
                 public_key=key.public_bytes,
                 proof=sign(key, ENROL_DOMAIN, JoinToken.proof_bytes(token, centre_id)),
+                tls_csr=csr,
             ),
             timeout=UNARY_DEADLINE_S,
         )
@@ -61,6 +78,10 @@ def init_node(
     if entry is None or entry[0].id != centre_id:
         raise VerificationFailed("the registry returned by the hub does not hold this node's key")
     key.save(data.signing_key)
+    if hub_tls:
+        if not resp.tls_certificate:
+            raise VerificationFailed("the hub issued no TLS certificate")
+        data.tls.save(ca_pem, resp.tls_certificate, tls_key)
     config = SiteConfig(
         site_id=centre_id,
         role="node",
@@ -70,6 +91,7 @@ def init_node(
         root_public_key=resp.root_public_key.hex(),
         hub_address=hub,
         hub_id=resp.hub_id or hub_id,
+        hub_insecure=not hub_tls,
     )
     store = Store.open(config.db_url)
     try:
@@ -98,6 +120,7 @@ def start_node(
     *,
     sync_every_s: float | None = None,
     listen: str | None = None,
+    insecure: bool = False,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningNode:
     """Start the node's admin server and, if an interval is set, its sync schedule."""
@@ -106,7 +129,8 @@ def start_node(
     if site.config.role != "node":
         site.close()
         raise ConfigError(f"{path} holds a {site.config.role}, not a node")
-    client = SyncClient(site, site.config.hub_address, site.config.hub_id)
+    hub_tls = None if site.config.hub_insecure else data.tls.load()
+    client = SyncClient(site, site.config.hub_address, site.config.hub_id, hub_tls)
 
     def register(server: grpc.Server) -> list[str]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
@@ -118,7 +142,7 @@ def start_node(
             admin_pb2.DESCRIPTOR.services_by_name["NodeAdminService"].full_name,
         ]
 
-    running = serve_site(site, listen or site.config.listen, register)
+    running = serve_site(site, listen or site.config.listen, register, insecure=insecure or site.config.hub_insecure)
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
     log.info(

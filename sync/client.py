@@ -52,6 +52,7 @@ from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import TechbridgeError, Unavailable, VerificationFailed
 from sync.server import channel
 from sync.site import Received, Site
+from sync.tls import TlsFiles
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,10 @@ def push_txn_id(site: str, first: int, through: int, version_ids: list[str]) -> 
 
 
 class SyncClient:
-    def __init__(self, site: Site, hub_address: str, hub_id: str = "hq") -> None:
+    def __init__(self, site: Site, hub_address: str, hub_id: str = "hq", tls: TlsFiles | None = None) -> None:
         self._site = site
         self._address = hub_address
+        self._tls = tls
         self._hub = hub_id
         self._lock = threading.Lock()
 
@@ -109,7 +111,7 @@ class SyncClient:
         with self._lock:
             result = RoundResult()
             try:
-                with channel(self._address) as ch:
+                with channel(self._address, self._tls) as ch:
                     stub = sync_pb2_grpc.SyncServiceStub(ch)
                     self._registry(stub, result, progress)
                     self._push(stub, result, progress)

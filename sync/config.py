@@ -4,8 +4,14 @@ DIR/site.json          site id, role, listen address, database URL, hub address 
                        admin credential, root public key. Mode 0600.
 DIR/keys/signing.key   the site's Ed25519 signing key (0600)
 DIR/keys/root.key      the hub's root key, which signs the registry (hub only, 0600)
+DIR/keys/tls.key       the site's TLS key (0600)
+DIR/keys/ca.key        the network's certificate authority key (hub only, 0600)
+DIR/tls/ca.pem         the CA certificate every site trusts
+DIR/tls/site.pem       this site's certificate (server and client), issued by the CA
 DIR/store.db           the SQLite store (default)
 DIR/run/address        the address the running server actually bound (for port 0)
+DIR/run/enrol_address  the hub's enrolment address (server-side TLS only)
+DIR/run/insecure       present while the server runs without TLS (--insecure)
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sync.errors import ConfigError
+from sync.tls import TlsPaths
 
 CONFIG_NAME = "site.json"
 SITE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -38,6 +45,10 @@ class SiteConfig:
     push_batch: int = 500
     # How far ahead of this site's clock a received version may be stamped.
     max_future_ms: int = 5 * 60 * 1000
+    # Hub: where nodes without a certificate yet come to enrol (server-side TLS only).
+    enrol_listen: str = ""
+    # Node: the hub serves without TLS (it was started with --insecure).
+    hub_insecure: bool = False
 
     def with_updates(self, **changes: object) -> SiteConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -62,6 +73,26 @@ class DataDir:
     @property
     def address_file(self) -> Path:
         return self.path / "run" / "address"
+
+    @property
+    def enrol_address_file(self) -> Path:
+        return self.path / "run" / "enrol_address"
+
+    @property
+    def insecure_file(self) -> Path:
+        return self.path / "run" / "insecure"
+
+    @property
+    def tls(self) -> TlsPaths:
+        return TlsPaths(
+            ca=self.path / "tls" / "ca.pem",
+            cert=self.path / "tls" / "site.pem",
+            key=self.path / "keys" / "tls.key",
+            ca_key=self.path / "keys" / "ca.key",
+        )
+
+    def running_insecure(self) -> bool:
+        return self.insecure_file.exists()
 
     def default_db_url(self) -> str:
         return f"sqlite:///{(self.path / 'store.db').resolve()}"
@@ -97,14 +128,21 @@ class DataDir:
             f.write("\n")
         os.replace(tmp, self.config_file)
 
-    def write_address(self, address: str) -> None:
+    def write_address(self, address: str, *, enrol: str = "", insecure: bool = False) -> None:
         self.address_file.parent.mkdir(parents=True, exist_ok=True)
+        if insecure:
+            self.insecure_file.write_text("this server runs without TLS (--insecure)\n")
+        else:
+            self.insecure_file.unlink(missing_ok=True)
+        if enrol:
+            self.enrol_address_file.write_text(enrol + "\n")
         tmp = self.address_file.with_suffix(".tmp")
         tmp.write_text(address + "\n")
         os.replace(tmp, self.address_file)
 
     def clear_address(self) -> None:
-        self.address_file.unlink(missing_ok=True)
+        for f in (self.address_file, self.enrol_address_file, self.insecure_file):
+            f.unlink(missing_ok=True)
 
     def server_address(self, config: SiteConfig) -> str:
         """Where the running server listens: the bound address if recorded."""

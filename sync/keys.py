@@ -54,10 +54,7 @@ class SigningKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
+        write_private(path, pem)
 
     @classmethod
     def load(cls, path: Path) -> SigningKey:
@@ -69,6 +66,14 @@ class SigningKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigError(f"{path} is not an Ed25519 private key")
         return cls(key)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create `path` readable only by its owner (0600) and write `data`; never overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def public_key_from_bytes(raw: bytes) -> Ed25519PublicKey:

@@ -23,6 +23,8 @@ class RunningServer:
     server: grpc.Server
     port: int
     host: str
+    enrol_port: int = 0
+    insecure: bool = False
     stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -36,15 +38,30 @@ class RunningServer:
         self.site.close()
 
 
-def serve_site(site: Site, bind: str, register: Callable[[grpc.Server], list[str]]) -> RunningServer:
-    """Start the site's server on `bind` and record the address it bound."""
+def serve_site(
+    site: Site,
+    bind: str,
+    register: Callable[[grpc.Server], list[str]],
+    *,
+    insecure: bool = False,
+    enrol_bind: str | None = None,
+) -> RunningServer:
+    """Start the site's server on `bind` (mutual TLS unless `insecure`) and record the address it bound."""
     try:
-        server, port, _health = build_server(bind, site.config.admin_token, register)
+        tls = None if insecure else site.data.tls.load()
+        bound = build_server(
+            bind, site.config.admin_token, register, site_id=site.site_id, tls=tls, enrol_listen=enrol_bind
+        )
     except Exception:
         site.close()
         raise
-    running = RunningServer(site, server, port, host_of(bind))
-    site.data.write_address(running.address)
+    running = RunningServer(site, bound.server, bound.port, host_of(bind), bound.enrol_port, insecure)
+    enrol = f"{host_of(enrol_bind)}:{bound.enrol_port}" if enrol_bind else ""
+    site.data.write_address(running.address, enrol=enrol, insecure=insecure)
+    if insecure:
+        log.warning(
+            "%s serves WITHOUT TLS on %s (--insecure): for local development only", site.site_id, running.address
+        )
     return running
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -41,6 +42,7 @@ from sync.errors import (
     Unavailable,
     VerificationFailed,
 )
+from sync.tls import TlsFiles, peer_site
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +123,16 @@ def _abort_bad_message(context: grpc.ServicerContext) -> NoReturn:
     raise AssertionError("unreachable")
 
 
+# Methods any caller may reach: the standard services and enrolment (a node
+# has no certificate before it enrols; its join token is the credential).
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/techbridge.v1.EnrolmentService/")
+
+
 class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, admin_token: str) -> None:
+    def __init__(self, admin_token: str, site_id: str = "", *, tls: bool = False) -> None:
         self._admin_token = admin_token
+        self._site_id = site_id
+        self._tls = tls
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -132,8 +141,10 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
         method: str = details.method
         service = method.lstrip("/").split("/")[0]
         needs_admin = service in ADMIN_SERVICES
+        needs_peer = self._tls and not method.startswith(OPEN_PREFIXES)
         deser = handler.request_deserializer
         token = self._admin_token
+        own_site = self._site_id
 
         def decode(raw: bytes, context: grpc.ServicerContext) -> Any:
             if deser is None:
@@ -144,6 +155,12 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 _abort_bad_message(context)
 
         def guard(context: grpc.ServicerContext) -> None:
+            if needs_peer:
+                peer = peer_site(context)
+                if peer is None:
+                    raise Unauthenticated("a client certificate from this network's CA is required here")
+                if needs_admin and peer != own_site:
+                    raise Unauthenticated(f"the admin service takes this site's own certificate, not {peer!r}'s")
             if needs_admin:
                 auth.check_admin(context.invocation_metadata(), token)
 
@@ -228,17 +245,33 @@ def _aborted(context: grpc.ServicerContext) -> bool:
     return code is not None and code != grpc.StatusCode.OK
 
 
+@dataclass(frozen=True)
+class Bound:
+    server: grpc.Server
+    port: int
+    enrol_port: int
+    health: health.HealthServicer
+
+
 def build_server(
     listen: str,
     admin_token: str,
     register: Callable[[grpc.Server], list[str]],
     *,
+    site_id: str = "",
+    tls: TlsFiles | None = None,
+    enrol_listen: str | None = None,
     max_workers: int = 16,
-) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Create, register and start a server; returns (server, bound port, health)."""
+) -> Bound:
+    """Create, register and start a server.
+
+    With `tls`, `listen` requires a client certificate from the CA (mutual
+    TLS) and `enrol_listen`, if given, serves server-side TLS only. Without
+    it the server is plain text (--insecure, local development only).
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[ServiceBoundary(admin_token)],
+        interceptors=[ServiceBoundary(admin_token, site_id, tls=tls is not None)],
         options=SERVER_OPTIONS,
     )
     names = register(server)
@@ -250,12 +283,31 @@ def build_server(
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(listen)
+    if tls is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, tls.server_credentials(require_client_auth=True))
     if port == 0:
         raise ConfigError(f"cannot listen on {listen}")
+    enrol_port = 0
+    if enrol_listen:
+        if tls is None:
+            enrol_port = server.add_insecure_port(enrol_listen)
+        else:
+            enrol_port = server.add_secure_port(enrol_listen, tls.server_credentials(require_client_auth=False))
+        if enrol_port == 0:
+            raise ConfigError(f"cannot listen on {enrol_listen}")
     server.start()
-    return server, port, health_servicer
+    return Bound(server, port, enrol_port, health_servicer)
 
 
-def channel(address: str) -> grpc.Channel:
+def channel(address: str, tls: TlsFiles | None = None, *, ca_only: bytes | None = None) -> grpc.Channel:
+    """A channel to another site: mutual TLS with `tls`, server-side TLS trusting
+    `ca_only` (enrolment), or plain text when neither is given (--insecure)."""
+    if tls is not None:
+        return grpc.secure_channel(address, tls.channel_credentials(), options=CHANNEL_OPTIONS)
+    if ca_only is not None:
+        return grpc.secure_channel(
+            address, grpc.ssl_channel_credentials(root_certificates=ca_only), options=CHANNEL_OPTIONS
+        )
     return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)

@@ -25,6 +25,7 @@ from sync.keys import SigningKey
 from sync.records import ListingChange
 from sync.runtime import RunningServer
 from sync.server import channel
+from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,8 +41,13 @@ class Site:
     @property
     def ch(self) -> grpc.Channel:
         if self._channel is None:
-            self._channel = channel(self.address)
+            self._channel = channel(self.address, self.tls)
         return self._channel
+
+    @property
+    def tls(self) -> TlsFiles:
+        """This site's own certificate: what its CLI presents."""
+        return DataDir(self.path).tls.load()
 
     @property
     def md(self) -> tuple[tuple[str, str | bytes], ...]:

@@ -43,7 +43,9 @@ def test_oversized_message_is_resource_exhausted_by_the_server(hub: Hub) -> None
         listing=records_pb2.Listing(title="x", description="y" * (MAX_MESSAGE_BYTES + 10))
     )
     # A client that would send anything, so the refusal is the server's own.
-    unlimited = grpc.insecure_channel(hub.address, options=[("grpc.max_send_message_length", -1)])
+    unlimited = grpc.secure_channel(
+        hub.address, hub.tls.channel_credentials(), options=[("grpc.max_send_message_length", -1)]
+    )
     with unlimited as ch, pytest.raises(grpc.RpcError) as e:
         admin_pb2_grpc.AdminServiceStub(ch).AddListing(big, metadata=hub.md, timeout=10)
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -56,14 +58,16 @@ def test_garbage_on_streaming_calls_is_invalid_argument(hub: Hub, tmp_path: Path
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     key = SigningKey.load(DataDir(node.path).signing_key)
     now = time.time_ns() // 1_000_000
-    pull = hub.ch.unary_stream("/techbridge.v1.SyncService/Pull", request_serializer=None, response_deserializer=None)
+    as_node = channel(hub.address, node.tls)
+    pull = as_node.unary_stream("/techbridge.v1.SyncService/Pull", request_serializer=None, response_deserializer=None)
     with pytest.raises(grpc.RpcError) as e:
         list(pull(GARBAGE, metadata=auth.site_metadata(key, "tel-aviv", "Pull", now), timeout=5))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    push = hub.ch.stream_stream("/techbridge.v1.SyncService/Push", request_serializer=None, response_deserializer=None)
+    push = as_node.stream_stream("/techbridge.v1.SyncService/Push", request_serializer=None, response_deserializer=None)
     with pytest.raises(grpc.RpcError) as e:
         list(push(iter([GARBAGE]), metadata=auth.site_metadata(key, "tel-aviv", "Push", now), timeout=5))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    as_node.close()
     assert _serving(hub)
     node.stop()
 
@@ -88,7 +92,8 @@ def test_a_handlers_own_abort_passes_through_the_boundary() -> None:
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", {"Get": rpc}),))
         return []
 
-    server, port, _ = build_server("127.0.0.1:0", "token", register)
+    bound = build_server("127.0.0.1:0", "token", register)
+    server, port = bound.server, bound.port
     try:
         with channel(f"127.0.0.1:{port}") as ch:
             call = ch.unary_unary("/test.Echo/Get", request_serializer=None, response_deserializer=None)
@@ -129,7 +134,7 @@ def test_health_and_reflection(hub: Hub) -> None:
     health = health_pb2_grpc.HealthStub(hub.ch)
     for svc in ("techbridge.v1.SyncService", "techbridge.v1.AdminService"):
         assert health.Check(health_pb2.HealthCheckRequest(service=svc), timeout=5).status == 1
-    with channel(hub.address) as ch:
+    with channel(hub.address, hub.tls) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
         responses = stub.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5

@@ -21,6 +21,7 @@ from sync.errors import Unavailable
 from sync.keys import SigningKey
 from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
 from sync.server import channel
+from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
 from tests.harness import Hub, Node, make_node, signed_version, start_existing_node
 
@@ -29,11 +30,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def push(hub: Hub, key: SigningKey, site: str, txn: str, envs: list[envelope_pb2.Envelope]) -> sync_pb2.PushResponse:
+def push(
+    hub: Hub, key: SigningKey, site: str, txn: str, envs: list[envelope_pb2.Envelope], tls: TlsFiles | None = None
+) -> sync_pb2.PushResponse:
     req = sync_pb2.PushRequest(txn_id=txn, through_seq=len(envs))
     for i, env in enumerate(envs, 1):
         req.entries.add(seq=i).envelope.CopyFrom(env)
-    with channel(hub.address) as ch:
+    with channel(hub.address, tls or DataDir(hub.path.parent / site).tls.load()) as ch:
         (resp,) = list(
             sync_pb2_grpc.SyncServiceStub(ch).Push(
                 iter([req]), metadata=auth.site_metadata(key, site, "Push", now_ms()), timeout=10

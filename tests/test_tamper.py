@@ -15,15 +15,18 @@ from sync.envelope import SignatureValue, envelope_to_pb
 from sync.keys import SigningKey
 from sync.records import ListingContent, create_change
 from sync.server import channel
+from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
 from tests.harness import Hub, make_node, signed_version
 
 
-def _push(hub: Hub, key: SigningKey, site: str, entries: list[envelope_pb2.Envelope]) -> sync_pb2.PushResponse:
+def _push(
+    hub: Hub, key: SigningKey, site: str, entries: list[envelope_pb2.Envelope], tls: TlsFiles | None = None
+) -> sync_pb2.PushResponse:
     req = sync_pb2.PushRequest(txn_id=f"{site}:1-{len(entries)}", through_seq=len(entries))
     for i, env in enumerate(entries, 1):
         req.entries.add(seq=i).envelope.CopyFrom(env)
-    with channel(hub.address) as ch:
+    with channel(hub.address, tls or DataDir(hub.path.parent / site).tls.load()) as ch:
         responses = list(
             sync_pb2_grpc.SyncServiceStub(ch).Push(
                 iter([req]), metadata=auth.site_metadata(key, site, "Push", _now()), timeout=10
@@ -77,7 +80,7 @@ def test_tampered_and_forged_versions_are_refused_rest_lands(hub: Hub, tmp_path:
 def test_push_from_an_unknown_site_is_unauthenticated(hub: Hub) -> None:
     stranger = SigningKey.generate()
     with pytest.raises(grpc.RpcError) as e:
-        _push(hub, stranger, "tel-aviv", [])
+        _push(hub, stranger, "tel-aviv", [], hub.tls)
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "not registered" in (e.value.details() or "")
     # and the hub keeps serving

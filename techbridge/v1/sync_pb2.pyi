@@ -32,6 +32,7 @@ class EnrolRequest(_message.Message):
     CENTRE_ID_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     PROOF_FIELD_NUMBER: _builtins.int
+    TLS_CSR_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     centre_id: _builtins.str
     public_key: _builtins.bytes
@@ -40,6 +41,10 @@ class EnrolRequest(_message.Message):
     """Proof the node holds the private key: its signature over
     "techbridge/v1/enrol\\0" + token + "|" + centre_id.
     """
+    tls_csr: _builtins.bytes
+    """PEM certificate signing request for the node's TLS key; the hub answers
+    with a certificate naming the centre id, whatever the request asks.
+    """
     def __init__(
         self,
         *,
@@ -47,10 +52,11 @@ class EnrolRequest(_message.Message):
         centre_id: _builtins.str = ...,
         public_key: _builtins.bytes = ...,
         proof: _builtins.bytes = ...,
+        tls_csr: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["centre_id", b"centre_id", "proof", b"proof", "public_key", b"public_key", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["centre_id", b"centre_id", "proof", b"proof", "public_key", b"public_key", "tls_csr", b"tls_csr", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -63,11 +69,14 @@ class EnrolResponse(_message.Message):
     REGISTRY_FIELD_NUMBER: _builtins.int
     ROOT_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     HUB_ID_FIELD_NUMBER: _builtins.int
+    TLS_CERTIFICATE_FIELD_NUMBER: _builtins.int
     root_public_key: _builtins.bytes
     """The hub's root public key (raw Ed25519); the node checks it against the
     fingerprint carried in the token.
     """
     hub_id: _builtins.str
+    tls_certificate: _builtins.bytes
+    """PEM certificate for the node (server and client), issued by the network's CA."""
     @_builtins.property
     def registry(self) -> _registry_pb2.SignedRegistry: ...
     def __init__(
@@ -76,10 +85,11 @@ class EnrolResponse(_message.Message):
         registry: _registry_pb2.SignedRegistry | None = ...,
         root_public_key: _builtins.bytes = ...,
         hub_id: _builtins.str = ...,
+        tls_certificate: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["registry", b"registry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hub_id", b"hub_id", "registry", b"registry", "root_public_key", b"root_public_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hub_id", b"hub_id", "registry", b"registry", "root_public_key", b"root_public_key", "tls_certificate", b"tls_certificate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
