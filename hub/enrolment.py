@@ -87,7 +87,8 @@ def enrol(
             country=inv.country,
             role=SiteRole.NODE,
             status=CentreStatus.ACTIVE,
-            keys=(SiteKey(key_id_of(public_key), public_key, valid_from_ms=now_ms),),
+            # Open from the start: the node's clock may run behind the hub's.
+            keys=(SiteKey(key_id_of(public_key), public_key),),
         )
         return issue_registry(root, (*centres, new), previous=held, now_ms=now_ms)
 

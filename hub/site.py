@@ -73,7 +73,7 @@ def init_hub(
             country="",
             role=SiteRole.HUB,
             status=CentreStatus.ACTIVE,
-            keys=(SiteKey(key.key_id, key.public_bytes, valid_from_ms=now),),
+            keys=(SiteKey(key.key_id, key.public_bytes),),
         )
         store.save_registry(issue_registry(root, (hub,), previous=None, now_ms=now), now)
     finally:

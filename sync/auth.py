@@ -63,6 +63,8 @@ def authenticate_site(metadata: Metadata, method: str, registry: Registry | None
         raise Unauthenticated(f"key {key_id} is not registered to site {site!r}")
     if found[0].status != CentreStatus.ACTIVE:
         raise Unauthenticated(f"site {site!r} is not active")
+    if found[1].revoked_at_ms or found[1].valid_until_ms:
+        raise Unauthenticated(f"key {key_id} is {'revoked' if found[1].revoked_at_ms else 'retired'}")
     try:
         time_ms = int(time_s)
     except ValueError as exc:

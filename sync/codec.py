@@ -203,6 +203,7 @@ def encode_registry_body(version: int, issued_at_ms: int, root_key_id: str, cent
                         public_key=k.public_key,
                         valid_from_ms=k.valid_from_ms,
                         valid_until_ms=k.valid_until_ms,
+                        revoked_at_ms=k.revoked_at_ms,
                     )
                     for k in c.keys
                 ],
@@ -228,7 +229,9 @@ def decode_registry(body: bytes, signature: bytes) -> Registry:
                 country=c.country,
                 role=_ROLE_FROM_PB[c.role],
                 status=_CSTATUS_FROM_PB[c.status],
-                keys=tuple(SiteKey(k.key_id, k.public_key, k.valid_from_ms, k.valid_until_ms) for k in c.keys),
+                keys=tuple(
+                    SiteKey(k.key_id, k.public_key, k.valid_from_ms, k.valid_until_ms, k.revoked_at_ms) for k in c.keys
+                ),
             )
         )
     seen: set[str] = set()

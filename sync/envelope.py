@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sync.clock import Stamp
 from sync.codec import change_from_pb, decode_version_body, encode_version_body
-from sync.errors import InvalidInput, PermissionDenied, StampAhead, UnknownKey, VerificationFailed
+from sync.errors import InvalidInput, KeyRevoked, PermissionDenied, StampAhead, UnknownKey, VerificationFailed
 from sync.ids import belongs_to
 from sync.keys import SigningKey
 from sync.records import (
@@ -229,6 +229,11 @@ def verify_version(
         )
     if centre.status != CentreStatus.ACTIVE:
         raise VerificationFailed(f"site {centre.id} is {centre.status.value}, not active")
+    problem = key.problem_at(version.hlc.wall_ms)
+    if problem is not None:
+        raise (KeyRevoked if key.revoked_at_ms else VerificationFailed)(
+            f"signed at {version.hlc.wall_ms} ms but {problem}"
+        )
     if not belongs_to(version.record_id, version.origin, version.record_nonce):
         raise VerificationFailed(f"record id {version.record_id} does not belong to origin {version.origin!r}")
     try:

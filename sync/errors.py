@@ -60,6 +60,10 @@ class Unavailable(TechbridgeError):
     """Another site could not be reached or did not finish; trying again later may work."""
 
 
+class KeyRevoked(VerificationFailed):
+    """Signed with a key after its revocation: refused and quarantined."""
+
+
 class StampAhead(VerificationFailed):
     """A version is stamped further ahead of this site's clock than allowed; it may be
     accepted later, so it is deferred rather than refused for good."""

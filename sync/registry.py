@@ -34,6 +34,17 @@ class SiteKey:
     public_key: bytes
     valid_from_ms: int = 0
     valid_until_ms: int = 0
+    revoked_at_ms: int = 0
+
+    def problem_at(self, stamp_ms: int) -> str | None:
+        """Why a signature stamped at `stamp_ms` with this key is not acceptable, or None."""
+        if self.revoked_at_ms and stamp_ms >= self.revoked_at_ms:
+            return f"key {self.key_id} was revoked at {self.revoked_at_ms} ms"
+        if self.valid_from_ms and stamp_ms < self.valid_from_ms:
+            return f"key {self.key_id} was not valid before {self.valid_from_ms} ms"
+        if self.valid_until_ms and stamp_ms >= self.valid_until_ms:
+            return f"key {self.key_id} was retired at {self.valid_until_ms} ms"
+        return None
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class VersionModel(Base):
     received_from: Mapped[str | None] = mapped_column(String(64))
     received_at_ms: Mapped[int] = mapped_column(Big)
     verified: Mapped[bool] = mapped_column(Boolean)
+    # Signed with a key after its revocation: kept, listed, left out of the merge.
+    quarantined: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    quarantine_reason: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class LogEntryModel(Base):

@@ -26,7 +26,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -232,6 +245,53 @@ class Store:
                 )
             )
 
+    def update_registry(self, now_ms: int, build: Callable[[Registry | None], Registry]) -> Registry:
+        """Build and store the next registry from the held one, in one transaction (hub)."""
+        with self._write_lock, self.engine.begin() as conn:
+            reg_row = conn.execute(
+                select(registry_t.c.body, registry_t.c.signature).order_by(registry_t.c.version.desc()).limit(1)
+            ).first()
+            held = decode_registry(reg_row.body, reg_row.signature) if reg_row else None
+            new = build(held)
+            self._save_registry(conn, new, now_ms)
+            return new
+
+    def quarantine(self, key_id: str, since_ms: int, reason: str) -> int:
+        """Take out of the merge every held version signed by `key_id` stamped at or after
+        `since_ms`; they stay stored and listed, never deleted. Returns how many."""
+        with self._write_lock, self.engine.begin() as conn:
+            rows = conn.execute(
+                select(versions_t.c.version_id, versions_t.c.record_id).where(
+                    versions_t.c.key_id == key_id,
+                    versions_t.c.hlc_wall_ms >= since_ms,
+                    versions_t.c.quarantined.is_(False),
+                )
+            ).all()
+            if not rows:
+                return 0
+            ids = [r.version_id for r in rows]
+            for i in range(0, len(ids), _IN_CHUNK):
+                conn.execute(
+                    update(versions_t)
+                    .where(versions_t.c.version_id.in_(ids[i : i + _IN_CHUNK]))
+                    .values(quarantined=True, quarantine_reason=reason)
+                )
+            self._remerge(conn, sorted({r.record_id for r in rows}), {})
+            return len(ids)
+
+    def quarantined(self, limit: int = 1000) -> list[tuple[str, str, str, str]]:
+        """(version id, record id, key id, reason) of quarantined versions."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    versions_t.c.version_id, versions_t.c.record_id, versions_t.c.key_id, versions_t.c.quarantine_reason
+                )
+                .where(versions_t.c.quarantined.is_(True))
+                .order_by(versions_t.c.version_id)
+                .limit(limit)
+            ).all()
+        return [(r.version_id, r.record_id, r.key_id, r.quarantine_reason) for r in rows]
+
     def redeem_invite(
         self, token_hash: str, now_ms: int, build_registry: Callable[[Invite, Registry | None], Registry]
     ) -> Registry:
@@ -348,10 +408,12 @@ class Store:
         Costs one select of the touched records' versions and one statement per
         kind of change; each record's merge reads only that record's versions.
         """
-        ids = sorted({v.record_id for v in fresh})
+        decoded = {v.version_id: MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change) for v in fresh}
+        self._remerge(conn, sorted({v.record_id for v in fresh}), decoded)
+
+    def _remerge(self, conn: Connection, ids: list[str], decoded: dict[str, MergeInput]) -> None:
         bodies: dict[str, list[MergeInput]] = {rid: [] for rid in ids}
         origin: dict[str, tuple[str, str]] = {}
-        decoded = {v.version_id: MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change) for v in fresh}
         for i in range(0, len(ids), _IN_CHUNK):
             rows = conn.execute(
                 select(
@@ -360,7 +422,7 @@ class Store:
                     versions_t.c.body,
                     versions_t.c.kind,
                     versions_t.c.origin,
-                ).where(versions_t.c.record_id.in_(ids[i : i + _IN_CHUNK]))
+                ).where(versions_t.c.record_id.in_(ids[i : i + _IN_CHUNK]), versions_t.c.quarantined.is_(False))
             )
             for row in rows:
                 known = decoded.get(row.version_id)
@@ -378,6 +440,8 @@ class Store:
         for rid in ids:
             state = merge(bodies[rid])
             if state.applied == 0:
+                if rid in existing:  # everything left waits or was quarantined: hide the record
+                    conn.execute(delete(records_t).where(records_t.c.record_id == rid))
                 continue  # every version waits for a parent: nothing to show yet
             kind, owner = origin[rid]
             newest = next(v for v in bodies[rid] if v.version_id == state.newest_head)

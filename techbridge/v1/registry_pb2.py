@@ -25,23 +25,23 @@ _sym_db = _symbol_database.Default()
 from techbridge.v1 import envelope_pb2 as techbridge_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctechbridge/v1/registry.proto\x12\rtechbridge.v1\x1a\x1ctechbridge/v1/envelope.proto\"\\\n\x07SiteKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x15\n\rvalid_from_ms\x18\x03 \x01(\x03\x12\x16\n\x0evalid_until_ms\x18\x04 \x01(\x03\"\xad\x01\n\x06\x43\x65ntre\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\x12%\n\x04role\x18\x04 \x01(\x0e\x32\x17.techbridge.v1.SiteRole\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.techbridge.v1.CentreStatus\x12$\n\x04keys\x18\x06 \x03(\x0b\x32\x16.techbridge.v1.SiteKey\"r\n\x0cRegistryBody\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x14\n\x0cissued_at_ms\x18\x02 \x01(\x03\x12\x13\n\x0broot_key_id\x18\x03 \x01(\t\x12&\n\x07\x63\x65ntres\x18\x04 \x03(\x0b\x32\x15.techbridge.v1.Centre\"K\n\x0eSignedRegistry\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12+\n\tsignature\x18\x02 \x01(\x0b\x32\x18.techbridge.v1.Signature*L\n\x08SiteRole\x12\x19\n\x15SITE_ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rSITE_ROLE_HUB\x10\x01\x12\x12\n\x0eSITE_ROLE_NODE\x10\x02*\x97\x01\n\x0c\x43\x65ntreStatus\x12\x1d\n\x19\x43\x45NTRE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x45NTRE_STATUS_INVITED\x10\x01\x12\x18\n\x14\x43\x45NTRE_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17\x43\x45NTRE_STATUS_SUSPENDED\x10\x03\x12\x16\n\x12\x43\x45NTRE_STATUS_LEFT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctechbridge/v1/registry.proto\x12\rtechbridge.v1\x1a\x1ctechbridge/v1/envelope.proto\"s\n\x07SiteKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x15\n\rvalid_from_ms\x18\x03 \x01(\x03\x12\x16\n\x0evalid_until_ms\x18\x04 \x01(\x03\x12\x15\n\rrevoked_at_ms\x18\x05 \x01(\x03\"\xad\x01\n\x06\x43\x65ntre\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\x12%\n\x04role\x18\x04 \x01(\x0e\x32\x17.techbridge.v1.SiteRole\x12+\n\x06status\x18\x05 \x01(\x0e\x32\x1b.techbridge.v1.CentreStatus\x12$\n\x04keys\x18\x06 \x03(\x0b\x32\x16.techbridge.v1.SiteKey\"r\n\x0cRegistryBody\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x14\n\x0cissued_at_ms\x18\x02 \x01(\x03\x12\x13\n\x0broot_key_id\x18\x03 \x01(\t\x12&\n\x07\x63\x65ntres\x18\x04 \x03(\x0b\x32\x15.techbridge.v1.Centre\"K\n\x0eSignedRegistry\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12+\n\tsignature\x18\x02 \x01(\x0b\x32\x18.techbridge.v1.Signature*L\n\x08SiteRole\x12\x19\n\x15SITE_ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rSITE_ROLE_HUB\x10\x01\x12\x12\n\x0eSITE_ROLE_NODE\x10\x02*\x97\x01\n\x0c\x43\x65ntreStatus\x12\x1d\n\x19\x43\x45NTRE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x45NTRE_STATUS_INVITED\x10\x01\x12\x18\n\x14\x43\x45NTRE_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17\x43\x45NTRE_STATUS_SUSPENDED\x10\x03\x12\x16\n\x12\x43\x45NTRE_STATUS_LEFT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'techbridge.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SITEROLE']._serialized_start=540
-  _globals['_SITEROLE']._serialized_end=616
-  _globals['_CENTRESTATUS']._serialized_start=619
-  _globals['_CENTRESTATUS']._serialized_end=770
+  _globals['_SITEROLE']._serialized_start=563
+  _globals['_SITEROLE']._serialized_end=639
+  _globals['_CENTRESTATUS']._serialized_start=642
+  _globals['_CENTRESTATUS']._serialized_end=793
   _globals['_SITEKEY']._serialized_start=77
-  _globals['_SITEKEY']._serialized_end=169
-  _globals['_CENTRE']._serialized_start=172
-  _globals['_CENTRE']._serialized_end=345
-  _globals['_REGISTRYBODY']._serialized_start=347
-  _globals['_REGISTRYBODY']._serialized_end=461
-  _globals['_SIGNEDREGISTRY']._serialized_start=463
-  _globals['_SIGNEDREGISTRY']._serialized_end=538
+  _globals['_SITEKEY']._serialized_end=192
+  _globals['_CENTRE']._serialized_start=195
+  _globals['_CENTRE']._serialized_end=368
+  _globals['_REGISTRYBODY']._serialized_start=370
+  _globals['_REGISTRYBODY']._serialized_end=484
+  _globals['_SIGNEDREGISTRY']._serialized_start=486
+  _globals['_SIGNEDREGISTRY']._serialized_end=561
 # @@protoc_insertion_point(module_scope)

@@ -68,12 +68,19 @@ class SiteKey(_message.Message):
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     VALID_FROM_MS_FIELD_NUMBER: _builtins.int
     VALID_UNTIL_MS_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_MS_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     public_key: _builtins.bytes
     """Raw 32-byte Ed25519 public key."""
     valid_from_ms: _builtins.int
-    """Validity in Unix milliseconds; 0 means open-ended."""
+    """Validity in Unix milliseconds, compared with a version's HLC stamp;
+    0 means open-ended. A rotated-out key gets valid_until_ms.
+    """
     valid_until_ms: _builtins.int
+    revoked_at_ms: _builtins.int
+    """Revoked: versions stamped at or after this instant are refused everywhere
+    and quarantined; 0 means not revoked.
+    """
     def __init__(
         self,
         *,
@@ -81,10 +88,11 @@ class SiteKey(_message.Message):
         public_key: _builtins.bytes = ...,
         valid_from_ms: _builtins.int = ...,
         valid_until_ms: _builtins.int = ...,
+        revoked_at_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "public_key", b"public_key", "valid_from_ms", b"valid_from_ms", "valid_until_ms", b"valid_until_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "public_key", b"public_key", "revoked_at_ms", b"revoked_at_ms", "valid_from_ms", b"valid_from_ms", "valid_until_ms", b"valid_until_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
