@@ -474,6 +474,99 @@ def cmd_conflicts_resolve(a: argparse.Namespace) -> None:
     print_listing(resp.listing, a.json)
 
 
+# ---- commands: keys and quarantine ------------------------------------------------------
+
+
+def parse_time(text: str) -> int:
+    """Unix milliseconds from ISO 8601 (2026-11-22T10:00:00Z) or a number of milliseconds."""
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-11-22T10:00:00Z") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def cmd_keys_rotate(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.RotateKey(admin_pb2.RotateOwnKeyRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    doc = {
+        "old_key_id": resp.old_key_id,
+        "new_key_id": resp.new_key_id,
+        "registry_version": resp.registry_version,
+        "from": iso(resp.at_ms),
+    }
+    if a.json:
+        print_json(doc)
+        return
+    out.print(
+        f"{s.config.site_id} now signs with key {resp.new_key_id} (from {iso(resp.at_ms)}); "
+        f"key {resp.old_key_id} is retired; registry version {resp.registry_version}",
+        highlight=False,
+    )
+
+
+def cmd_hub_revoke(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            resp = admin_pb2_grpc.HubAdminServiceStub(s.channel).RevokeKey(
+                admin_pb2.RevokeKeyRequest(key_id=a.key, compromised_since_ms=a.compromised_since or 0),
+                metadata=s.md,
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    if a.json:
+        print_json(
+            {
+                "key_id": a.key,
+                "revoked_at": iso(resp.revoked_at_ms),
+                "registry_version": resp.registry_version,
+                "quarantined": resp.quarantined,
+            }
+        )
+        return
+    out.print(
+        f"key {a.key} revoked from {iso(resp.revoked_at_ms)} (registry version {resp.registry_version}); "
+        f"{resp.quarantined} versions held here went to quarantine; every site follows at its next sync",
+        highlight=False,
+    )
+
+
+def cmd_quarantine_list(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        try:
+            resp = s.admin.ListQuarantine(admin_pb2.ListQuarantineRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as e:
+            raise CliError(*rpc_error_lines(e)) from e
+    docs: list[dict[str, Any]] = [
+        {
+            "version_id": q.version_id,
+            "listing": q.record_id or None,
+            "key_id": q.key_id or None,
+            "kind": q.kind,
+            "from": q.peer or None,
+            "reason": q.reason,
+        }
+        for q in resp.entries
+    ]
+    if a.json:
+        print_json(docs)
+        return
+    table = Table(title=f"quarantine at {s.config.site_id} ({len(docs)})")
+    for col in ("version", "listing", "kind", "reason"):
+        table.add_column(col, overflow="fold")
+    for d in docs:
+        table.add_row(d["version_id"][:16], d["listing"] or "", d["kind"], d["reason"])
+    out.print(table)
+
+
 # ---- commands: sync ----------------------------------------------------------------------
 
 
@@ -601,6 +694,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. IL")
     sp.add_argument("--ttl", type=parse_duration, default=7 * 24 * 3600, help="token lifetime (default 7 days)")
     sp.set_defaults(func=cmd_hub_invite)
+
+    sp = hub.add_parser("revoke", help="revoke a signing key; versions it signs from then on are refused everywhere")
+    data_arg(sp)
+    sp.add_argument("--key", required=True, metavar="KEYID", help="the key id (as listing show prints it)")
+    sp.add_argument(
+        "--compromised-since",
+        type=parse_time,
+        default=None,
+        metavar="TIME",
+        help="refuse what it signed from this time on (ISO 8601, e.g. 2026-11-22T10:00:00Z); default: now",
+    )
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_hub_revoke)
+
+    keys = groups.add_parser("keys", help="this site's signing key").add_subparsers(dest="cmd", required=True)
+    sp = keys.add_parser("rotate", help="replace this site's signing key without stopping it")
+    data_arg(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_keys_rotate)
+
+    quarantine = groups.add_parser("quarantine", help="versions set aside because of revoked keys").add_subparsers(
+        dest="cmd", required=True
+    )
+    sp = quarantine.add_parser("list", help="versions quarantined here or refused on receipt")
+    data_arg(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_quarantine_list)
 
     node = groups.add_parser("node", help="run a centre node").add_subparsers(dest="cmd", required=True)
     sp = node.add_parser("init", help="create a node data folder and enrol it at the hub")

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 import grpc
 
 from hub import enrolment
+from hub.registry import issue_registry, with_revoked_key, with_rotated_key
 from sync import auth
+from sync.auth import CALL_SKEW_MS
 from sync.codec import registry_to_pb
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput, Unauthenticated
-from sync.keys import SigningKey
-from sync.registry import SiteRole
+from sync.keys import SigningKey, key_id_of
+from sync.registry import Registry, SiteKey, SiteRole
+from sync.signing import ROTATE_DOMAIN, verify
 from sync.site import Site
 from sync.tls import issue, peer_site
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
@@ -69,9 +72,41 @@ class EnrolmentServicer(sync_pb2_grpc.EnrolmentServiceServicer):
         )
 
 
+def rotate_in_registry(site: Site, root: SigningKey, site_id: str, public_key: bytes, at_ms: int) -> Registry:
+    """Issue the registry that retires `site_id`'s key at `at_ms` and adds the new one."""
+    new = SiteKey(key_id_of(public_key), public_key)
+
+    def build(held: Registry | None) -> Registry:
+        assert held is not None
+        return issue_registry(root, with_rotated_key(held, site_id, new, at_ms), previous=held, now_ms=site.now_ms())
+
+    registry = site.store.update_registry(site.now_ms(), build)
+    site.set_registry(registry)
+    return registry
+
+
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, root: SigningKey) -> None:
         self._site = site
+        self._root = root
+
+    def RotateKey(
+        self, request: sync_pb2.RotateKeyRequest, context: grpc.ServicerContext
+    ) -> sync_pb2.RotateKeyResponse:
+        peer = self._caller(context, "RotateKey")
+        now = self._site.now_ms()
+        problems = []
+        if len(request.public_key) != 32:
+            problems.append(FieldViolation("public_key", "must be a raw 32-byte Ed25519 public key"))
+        elif not verify(request.public_key, ROTATE_DOMAIN, f"{peer}|{request.at_ms}".encode(), request.proof):
+            problems.append(FieldViolation("proof", "is not the new key's signature over the site and instant"))
+        if abs(request.at_ms - now) > CALL_SKEW_MS:
+            problems.append(FieldViolation("at_ms", "must be within 5 minutes of the hub's clock"))
+        if problems:
+            raise InvalidInput(problems)
+        registry = rotate_in_registry(self._site, self._root, peer, request.public_key, request.at_ms)
+        log.info("rotated the signing key of %s; registry version %s", peer, registry.version)
+        return sync_pb2.RotateKeyResponse(registry=registry_to_pb(registry))
 
     def _caller(self, context: grpc.ServicerContext, method: str) -> str:
         site = auth.authenticate_site(context.invocation_metadata(), method, self._site.registry(), self._site.now_ms())
@@ -193,9 +228,32 @@ class HubStatus:
 
 
 class HubAdminServicer(admin_pb2_grpc.HubAdminServiceServicer):
-    def __init__(self, site: Site, point: EnrolPoint) -> None:
+    def __init__(self, site: Site, point: EnrolPoint, root: SigningKey) -> None:
         self._site = site
         self._point = point
+        self._root = root
+
+    def RevokeKey(
+        self, request: admin_pb2.RevokeKeyRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.RevokeKeyResponse:
+        now = self._site.now_ms()
+        at = request.compromised_since_ms or now
+        if at > now:
+            raise InvalidInput([FieldViolation("compromised_since_ms", "must not be in the future")])
+        if request.key_id == self._site.key.key_id:
+            raise FailedPrecondition("this is the hub's signing key in use: rotate it first (techbridge keys rotate)")
+        if request.key_id == self._site.registry().root_key_id:
+            raise FailedPrecondition("the root key cannot be revoked from the registry it signs")
+
+        def build(held: Registry | None) -> Registry:
+            assert held is not None
+            return issue_registry(self._root, with_revoked_key(held, request.key_id, at), previous=held, now_ms=now)
+
+        registry = self._site.store.update_registry(now, build)
+        self._site.set_registry(registry)
+        quarantined = len([q for q in self._site.store.quarantined() if q[2] == request.key_id])
+        log.warning("revoked key %s from %s ms; registry version %s", request.key_id, at, registry.version)
+        return admin_pb2.RevokeKeyResponse(registry_version=registry.version, quarantined=quarantined, revoked_at_ms=at)
 
     def Invite(self, request: admin_pb2.InviteRequest, context: grpc.ServicerContext) -> admin_pb2.InviteResponse:
         token, expires = enrolment.invite(

@@ -9,7 +9,14 @@ from pathlib import Path
 import grpc
 
 from hub.registry import issue_registry
-from hub.servicer import EnrolmentServicer, EnrolPoint, HubAdminServicer, HubStatus, SyncServicer
+from hub.servicer import (
+    EnrolmentServicer,
+    EnrolPoint,
+    HubAdminServicer,
+    HubStatus,
+    SyncServicer,
+    rotate_in_registry,
+)
 from sync.admin import AdminServicer
 from sync.clock import system_now_ms
 from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
@@ -101,10 +108,19 @@ def start_hub(
     )
 
     def register(server: grpc.Server) -> list[str]:
-        sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(site), server)
+        sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(site, root), server)
         sync_pb2_grpc.add_EnrolmentServiceServicer_to_server(EnrolmentServicer(site, root, enrol), server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(site, HubStatus(site)), server)
-        admin_pb2_grpc.add_HubAdminServiceServicer_to_server(HubAdminServicer(site, enrol), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(
+                site,
+                HubStatus(site),
+                rotate=lambda: site.rotate_key(
+                    lambda new, at: rotate_in_registry(site, root, site.site_id, new.public_bytes, at)
+                ),
+            ),
+            server,
+        )
+        admin_pb2_grpc.add_HubAdminServiceServicer_to_server(HubAdminServicer(site, enrol, root), server)
         return [
             sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,
             sync_pb2.DESCRIPTOR.services_by_name["EnrolmentService"].full_name,

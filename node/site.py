@@ -134,7 +134,7 @@ def start_node(
 
     def register(server: grpc.Server) -> list[str]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(site, NodeStatus(site, site.config.hub_id)), server
+            AdminServicer(site, NodeStatus(site, site.config.hub_id), rotate=client.rotate_key), server
         )
         admin_pb2_grpc.add_NodeAdminServiceServicer_to_server(NodeAdminServicer(client), server)
         return [

@@ -7,6 +7,7 @@ mapped to statuses by sync.server.ServiceBoundary.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Protocol
 
 import grpc
@@ -15,6 +16,7 @@ from sync.codec import action_from_pb, fields_from_pb, listing_from_pb, listing_
 from sync.errors import FieldViolation, InvalidInput
 from sync.merge import Candidate, RecordState
 from sync.records import FIELD_DEFAULTS, FieldValue, ListingStatus
+from sync.registry import Registry
 from sync.site import ListingDetail, Site
 from sync.store.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
@@ -130,9 +132,34 @@ class StatusSource(Protocol):
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, site: Site, status: StatusSource) -> None:
+    def __init__(
+        self,
+        site: Site,
+        status: StatusSource,
+        rotate: Callable[[], tuple[str, str, Registry, int]],
+    ) -> None:
         self._site = site
         self._status = status
+        self._rotate = rotate
+
+    def RotateKey(
+        self, request: admin_pb2.RotateOwnKeyRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.RotateOwnKeyResponse:
+        old, new, registry, at = self._rotate()
+        return admin_pb2.RotateOwnKeyResponse(
+            old_key_id=old, new_key_id=new, registry_version=registry.version, at_ms=at
+        )
+
+    def ListQuarantine(
+        self, request: admin_pb2.ListQuarantineRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListQuarantineResponse:
+        out = admin_pb2.ListQuarantineResponse()
+        for vid, rid, key_id, reason in self._site.store.quarantined():
+            out.entries.add(version_id=vid, record_id=rid, key_id=key_id, reason=reason, kind="held")
+        for vid, peer, reason in self._site.store.rejections(limit=PAGE_MAX):
+            if "revoked" in reason:  # refused on receipt because of a revocation (envelope.KeyRevoked)
+                out.entries.add(version_id=vid, reason=reason, kind="refused", peer=peer)
+        return out
 
     def AddListing(
         self, request: admin_pb2.AddListingRequest, context: grpc.ServicerContext

@@ -50,7 +50,10 @@ from sync import auth
 from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import TechbridgeError, Unavailable, VerificationFailed
+from sync.keys import SigningKey
+from sync.registry import Registry
 from sync.server import channel
+from sync.signing import ROTATE_DOMAIN, sign
 from sync.site import Received, Site
 from sync.tls import TlsFiles
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
@@ -106,6 +109,45 @@ class SyncClient:
     def _md(self, method: str) -> tuple[tuple[str, str | bytes], ...]:
         return auth.site_metadata(self._site.key, self._site.site_id, method, self._site.now_ms())
 
+    def rotate_key(self) -> tuple[str, str, Registry, int]:
+        """Replace this node's signing key: the hub registers the new one (the call is
+        signed with the current key), then the node switches."""
+
+        def register(new: SigningKey, at: int) -> Registry:
+            with channel(self._address, self._tls) as ch:
+                resp = sync_pb2_grpc.SyncServiceStub(ch).RotateKey(
+                    sync_pb2.RotateKeyRequest(
+                        public_key=new.public_bytes,
+                        at_ms=at,
+                        proof=sign(new, ROTATE_DOMAIN, f"{self._site.site_id}|{at}".encode()),
+                    ),
+                    timeout=UNARY_DEADLINE_S,
+                    metadata=self._md("RotateKey"),
+                )
+            reg = decode_registry(resp.registry.body, resp.registry.signature.signature)
+            self._site.accept_registry(reg)
+            return reg
+
+        with self._lock:
+            try:
+                return self._site.rotate_key(register)
+            except grpc.RpcError as err:
+                raise SyncError(f"hub {self._address}: {err.code().name}: {err.details()}") from err
+
+    def _finish_rotation(self, stub: sync_pb2_grpc.SyncServiceStub) -> None:
+        def hub_knows(pending: SigningKey) -> bool:
+            md = auth.site_metadata(pending, self._site.site_id, "GetRegistry", self._site.now_ms())
+            try:
+                stub.GetRegistry(sync_pb2.GetRegistryRequest(), timeout=UNARY_DEADLINE_S, metadata=md)
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    return False
+                raise
+            return True
+
+        if self._site.finish_rotation(hub_knows):
+            log.warning("finished a key rotation interrupted by a restart")
+
     def run_round(self, progress: Callable[[Progress], None] = lambda p: None) -> RoundResult:
         """Run one round; rounds never overlap (a second caller waits)."""
         with self._lock:
@@ -113,6 +155,7 @@ class SyncClient:
             try:
                 with channel(self._address, self._tls) as ch:
                     stub = sync_pb2_grpc.SyncServiceStub(ch)
+                    self._finish_rotation(stub)
                     self._registry(stub, result, progress)
                     self._push(stub, result, progress)
                     self._pull(stub, result, progress)

@@ -16,6 +16,7 @@ VERSION_DOMAIN = b"techbridge/v1/version\x00"
 REGISTRY_DOMAIN = b"techbridge/v1/registry\x00"
 CALL_DOMAIN = b"techbridge/v1/call\x00"
 ENROL_DOMAIN = b"techbridge/v1/enrol\x00"
+ROTATE_DOMAIN = b"techbridge/v1/rotate\x00"
 
 
 def sign(key: SigningKey, domain: bytes, data: bytes) -> bytes:

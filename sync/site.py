@@ -8,11 +8,13 @@ store or sign anything themselves.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from sync.clock import HybridClock, system_now_ms
+from sync.clock import HybridClock, Stamp, system_now_ms
 from sync.config import DataDir, SiteConfig
 from sync.envelope import (
     SignatureValue,
@@ -129,17 +131,79 @@ class Site:
         check_registry_signature(registry.body, registry.root_key_id, registry.signature, root)
         with self._registry_lock:
             check_not_rollback(registry, self._registry)
+            previous = self._registry
             stored = self.store.save_registry(registry, self.now_ms())
             if stored:
                 self._registry = registry
                 log.info("registry version %s in force", registry.version)
-            return stored
+        if stored:
+            self._apply_revocations(previous, registry)
+        return stored
 
     def set_registry(self, registry: Registry) -> None:
         """Adopt a registry this process has just stored (hub side)."""
         with self._registry_lock:
-            if self._registry is None or registry.version > self._registry.version:
+            previous = self._registry
+            if previous is None or registry.version > previous.version:
                 self._registry = registry
+        self._apply_revocations(previous, registry)
+
+    def _apply_revocations(self, previous: Registry | None, registry: Registry) -> int:
+        """Quarantine held versions signed by keys the new registry revokes."""
+        moved = 0
+        for centre in registry.centres:
+            for key in centre.keys:
+                before = previous.key(key.key_id) if previous else None
+                if key.revoked_at_ms and (before is None or not before[1].revoked_at_ms):
+                    moved += self.store.quarantine(
+                        key.key_id, key.revoked_at_ms, f"signed by key {key.key_id} after its revocation"
+                    )
+        if moved:
+            log.warning("quarantined %s versions signed with revoked keys", moved)
+        return moved
+
+    # ---- key rotation -----------------------------------------------------------
+
+    @property
+    def pending_key_path(self) -> Path:
+        return self.data.signing_key.with_name("signing.pending.key")
+
+    def rotate_key(self, register: Callable[[SigningKey, int], Registry]) -> tuple[str, str, Registry, int]:
+        """Replace this site's signing key without stopping.
+
+        Under the write lock (no version is signed meanwhile): pick the switch
+        instant just after everything signed so far, keep the new key as a
+        pending file, let `register` get the new key into a root-signed
+        registry (the hub itself, or a call to the hub), then make it the key.
+        A crash in between leaves the pending file; `finish_rotation` settles it.
+        """
+        with self._write_lock:
+            at = self.clock.tick().wall_ms + 1
+            new = SigningKey.generate()
+            self.pending_key_path.unlink(missing_ok=True)
+            new.save(self.pending_key_path)
+            registry = register(new, at)
+            old = self.key.key_id
+            self._install_pending(new, at)
+        log.info("signing key rotated from %s to %s", old, new.key_id)
+        return old, new.key_id, registry, at
+
+    def _install_pending(self, new: SigningKey, at: int) -> None:
+        os.replace(self.pending_key_path, self.data.signing_key)
+        self.key = new
+        self.clock.observe(Stamp(at, 0))
+
+    def finish_rotation(self, hub_knows_pending: Callable[[SigningKey], bool]) -> bool:
+        """After a crash mid-rotation: adopt the pending key if the hub registered it, else drop it."""
+        if not self.pending_key_path.exists():
+            return False
+        pending = SigningKey.load(self.pending_key_path)
+        with self._write_lock:
+            if hub_knows_pending(pending):
+                self._install_pending(pending, self.clock.tick().wall_ms)
+                return True
+            self.pending_key_path.unlink(missing_ok=True)
+        return False
 
     # ---- local writes ---------------------------------------------------------
     #

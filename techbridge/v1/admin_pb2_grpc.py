@@ -75,6 +75,16 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictResponse.FromString,
                 _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/techbridge.v1.AdminService/RotateKey',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.RotateOwnKeyRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.RotateOwnKeyResponse.FromString,
+                _registered_method=True)
+        self.ListQuarantine = channel.unary_unary(
+                '/techbridge.v1.AdminService/ListQuarantine',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -132,6 +142,20 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateKey(self, request, context):
+        """Replace this site's signing key without stopping (a node asks the hub).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuarantine(self, request, context):
+        """Versions refused or taken out of the merge because of a revoked key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +198,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ResolveConflict,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.ResolveConflictResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.RotateOwnKeyRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.RotateOwnKeyResponse.SerializeToString,
+            ),
+            'ListQuarantine': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuarantine,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +437,60 @@ class AdminService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/RotateKey',
+            techbridge_dot_v1_dot_admin__pb2.RotateOwnKeyRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.RotateOwnKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuarantine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/ListQuarantine',
+            techbridge_dot_v1_dot_admin__pb2.ListQuarantineRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ListQuarantineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class HubAdminServiceStub:
     """Served by the hub only.
@@ -419,6 +507,11 @@ class HubAdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.InviteRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.InviteResponse.FromString,
                 _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/techbridge.v1.HubAdminService/RevokeKey',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.RevokeKeyRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.RevokeKeyResponse.FromString,
+                _registered_method=True)
 
 
 class HubAdminServiceServicer:
@@ -431,6 +524,13 @@ class HubAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeKey(self, request, context):
+        """Revoke a signing key from a time on; versions it signed from then are refused and quarantined.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -438,6 +538,11 @@ def add_HubAdminServiceServicer_to_server(servicer, server):
                     servicer.Invite,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.InviteRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.InviteResponse.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.RevokeKeyRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.RevokeKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -468,6 +573,33 @@ class HubAdminService:
             '/techbridge.v1.HubAdminService/Invite',
             techbridge_dot_v1_dot_admin__pb2.InviteRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.InviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.HubAdminService/RevokeKey',
+            techbridge_dot_v1_dot_admin__pb2.RevokeKeyRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.RevokeKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

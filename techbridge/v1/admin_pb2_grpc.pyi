@@ -46,6 +46,10 @@ class AdminServiceStub:
     ListConflicts: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListConflictsRequest, _admin_pb2.ListConflictsResponse]
     ResolveConflict: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ResolveConflictRequest, _admin_pb2.ResolveConflictResponse]
     """Settle a conflict with a new version made on top of the competing ones."""
+    RotateKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RotateOwnKeyRequest, _admin_pb2.RotateOwnKeyResponse]
+    """Replace this site's signing key without stopping (a node asks the hub)."""
+    ListQuarantine: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListQuarantineRequest, _admin_pb2.ListQuarantineResponse]
+    """Versions refused or taken out of the merge because of a revoked key."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -63,6 +67,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListConflicts: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListConflictsRequest, _admin_pb2.ListConflictsResponse]  # type: ignore[assignment]
     ResolveConflict: _aio.UnaryUnaryMultiCallable[_admin_pb2.ResolveConflictRequest, _admin_pb2.ResolveConflictResponse]  # type: ignore[assignment]
     """Settle a conflict with a new version made on top of the competing ones."""
+    RotateKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RotateOwnKeyRequest, _admin_pb2.RotateOwnKeyResponse]  # type: ignore[assignment]
+    """Replace this site's signing key without stopping (a node asks the hub)."""
+    ListQuarantine: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListQuarantineRequest, _admin_pb2.ListQuarantineResponse]  # type: ignore[assignment]
+    """Versions refused or taken out of the merge because of a revoked key."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by every site."""
@@ -126,6 +134,22 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.ResolveConflictResponse, _abc.Awaitable[_admin_pb2.ResolveConflictResponse]]:
         """Settle a conflict with a new version made on top of the competing ones."""
 
+    @_abc_1.abstractmethod
+    def RotateKey(
+        self,
+        request: _admin_pb2.RotateOwnKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RotateOwnKeyResponse, _abc.Awaitable[_admin_pb2.RotateOwnKeyResponse]]:
+        """Replace this site's signing key without stopping (a node asks the hub)."""
+
+    @_abc_1.abstractmethod
+    def ListQuarantine(
+        self,
+        request: _admin_pb2.ListQuarantineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListQuarantineResponse, _abc.Awaitable[_admin_pb2.ListQuarantineResponse]]:
+        """Versions refused or taken out of the merge because of a revoked key."""
+
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class HubAdminServiceStub:
@@ -136,6 +160,8 @@ class HubAdminServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> HubAdminServiceAsyncStub: ...
     Invite: _grpc.UnaryUnaryMultiCallable[_admin_pb2.InviteRequest, _admin_pb2.InviteResponse]
+    RevokeKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeKeyRequest, _admin_pb2.RevokeKeyResponse]
+    """Revoke a signing key from a time on; versions it signed from then are refused and quarantined."""
 
 @_typing.type_check_only
 class HubAdminServiceAsyncStub(HubAdminServiceStub):
@@ -143,6 +169,8 @@ class HubAdminServiceAsyncStub(HubAdminServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Invite: _aio.UnaryUnaryMultiCallable[_admin_pb2.InviteRequest, _admin_pb2.InviteResponse]  # type: ignore[assignment]
+    RevokeKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeKeyRequest, _admin_pb2.RevokeKeyResponse]  # type: ignore[assignment]
+    """Revoke a signing key from a time on; versions it signed from then are refused and quarantined."""
 
 class HubAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by the hub only."""
@@ -153,6 +181,14 @@ class HubAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.InviteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.InviteResponse, _abc.Awaitable[_admin_pb2.InviteResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeKey(
+        self,
+        request: _admin_pb2.RevokeKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RevokeKeyResponse, _abc.Awaitable[_admin_pb2.RevokeKeyResponse]]:
+        """Revoke a signing key from a time on; versions it signed from then are refused and quarantined."""
 
 def add_HubAdminServiceServicer_to_server(servicer: HubAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -122,6 +122,11 @@ class SyncServiceStub:
                 request_serializer=techbridge_dot_v1_dot_sync__pb2.PullRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_sync__pb2.PullResponse.FromString,
                 _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/techbridge.v1.SyncService/RotateKey',
+                request_serializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -148,6 +153,13 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateKey(self, request, context):
+        """Replace the caller's signing key (the call is signed with the current one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +177,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.Pull,
                     request_deserializer=techbridge_dot_v1_dot_sync__pb2.PullRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_sync__pb2.PullResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -248,6 +265,33 @@ class SyncService:
             '/techbridge.v1.SyncService/Pull',
             techbridge_dot_v1_dot_sync__pb2.PullRequest.SerializeToString,
             techbridge_dot_v1_dot_sync__pb2.PullResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.SyncService/RotateKey',
+            techbridge_dot_v1_dot_sync__pb2.RotateKeyRequest.SerializeToString,
+            techbridge_dot_v1_dot_sync__pb2.RotateKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

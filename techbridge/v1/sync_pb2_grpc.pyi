@@ -66,6 +66,8 @@ class SyncServiceStub:
     """Push the caller's log to the hub, one batch in flight at a time."""
     Pull: _grpc.UnaryStreamMultiCallable[_sync_pb2.PullRequest, _sync_pb2.PullResponse]
     """Stream the hub's log after a cursor, in bounded batches."""
+    RotateKey: _grpc.UnaryUnaryMultiCallable[_sync_pb2.RotateKeyRequest, _sync_pb2.RotateKeyResponse]
+    """Replace the caller's signing key (the call is signed with the current one)."""
 
 @_typing.type_check_only
 class SyncServiceAsyncStub(SyncServiceStub):
@@ -76,6 +78,8 @@ class SyncServiceAsyncStub(SyncServiceStub):
     """Push the caller's log to the hub, one batch in flight at a time."""
     Pull: _aio.UnaryStreamMultiCallable[_sync_pb2.PullRequest, _sync_pb2.PullResponse]  # type: ignore[assignment]
     """Stream the hub's log after a cursor, in bounded batches."""
+    RotateKey: _aio.UnaryUnaryMultiCallable[_sync_pb2.RotateKeyRequest, _sync_pb2.RotateKeyResponse]  # type: ignore[assignment]
+    """Replace the caller's signing key (the call is signed with the current one)."""
 
 class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -101,5 +105,13 @@ class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_sync_pb2.PullResponse], _abc.AsyncIterator[_sync_pb2.PullResponse]]:
         """Stream the hub's log after a cursor, in bounded batches."""
+
+    @_abc_1.abstractmethod
+    def RotateKey(
+        self,
+        request: _sync_pb2.RotateKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sync_pb2.RotateKeyResponse, _abc.Awaitable[_sync_pb2.RotateKeyResponse]]:
+        """Replace the caller's signing key (the call is signed with the current one)."""
 
 def add_SyncServiceServicer_to_server(servicer: SyncServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
