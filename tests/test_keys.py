@@ -1,0 +1,156 @@
+"""Signing keys: rotation without downtime, revocation with quarantine."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sync import auth
+from sync.clock import Stamp
+from sync.config import DataDir
+from sync.envelope import envelope_to_pb
+from sync.keys import SigningKey
+from sync.records import ListingContent, create_change
+from sync.server import channel
+from sync.signing import ROTATE_DOMAIN, sign
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
+from tests.harness import Hub, Node, cli, make_node, signed_version, start_existing_node
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def rotate(site: Hub | Node) -> admin_pb2.RotateOwnKeyResponse:
+    return site.admin.RotateKey(admin_pb2.RotateOwnKeyRequest(), metadata=site.md, timeout=10)
+
+
+def quarantine(site: Hub | Node) -> list[admin_pb2.QuarantineEntry]:
+    return list(site.admin.ListQuarantine(admin_pb2.ListQuarantineRequest(), metadata=site.md, timeout=10).entries)
+
+
+def push(hub: Hub, node: Node, call_key: SigningKey, versions: list[object]) -> sync_pb2.PushResponse:
+    req = sync_pb2.PushRequest(txn_id=f"{node.path.name}:1-{len(versions)}:t", through_seq=len(versions))
+    for i, v in enumerate(versions, 1):
+        req.entries.add(seq=i).envelope.CopyFrom(envelope_to_pb(v))  # type: ignore[arg-type]
+    with channel(hub.address, node.tls) as ch:
+        md = auth.site_metadata(call_key, node.path.name, "Push", now_ms())
+        (resp,) = list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter([req]), metadata=md, timeout=10))
+    return resp
+
+
+def test_a_node_rotates_its_key_while_serving(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    old_key = SigningKey.load(DataDir(ta.path).signing_key)
+    before = ta.add_listing("Signed with the old key")
+    ta.sync()
+    r = rotate(ta)
+    assert r.old_key_id == old_key.key_id and r.new_key_id != old_key.key_id
+    after = ta.add_listing("Signed with the new key")
+    assert ta.sync().pushed == 1  # calls now signed with the new key
+    dj.sync()
+    for site in (hub, ta, dj):
+        assert site.show(before).provenance.key_id == old_key.key_id and site.show(before).provenance.verified
+        assert site.show(after).provenance.key_id == r.new_key_id and site.show(after).provenance.verified
+    # The old key can no longer sign anything new, nor call.
+    late = signed_version(old_key, "tel-aviv", create_change(ListingContent("Old key, too late")))
+    new_key = SigningKey.load(DataDir(ta.path).signing_key)
+    resp = push(hub, ta, new_key, [late])
+    assert resp.stored == 0 and "retired" in resp.rejected[0].reason
+    with pytest.raises(grpc.RpcError) as e:
+        push(hub, ta, old_key, [])
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "retired" in (e.value.details() or "")
+    ta.stop()
+    dj.stop()
+
+
+def test_the_hub_rotates_its_own_key(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    first = hub.add_listing("HQ, old key")
+    r = rotate(hub)
+    second = hub.add_listing("HQ, new key")
+    ta.sync()
+    assert ta.show(first).provenance.verified and ta.show(second).provenance.verified
+    assert ta.show(second).provenance.key_id == r.new_key_id
+    ta.stop()
+
+
+def test_a_rotation_cut_short_by_a_crash_is_finished_at_the_next_round(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    data = DataDir(ta.path)
+    old_key = SigningKey.load(data.signing_key)
+    token = ta.admin_token
+    ta.stop()
+    # What a crash leaves behind: the pending key written, the hub told, the switch never made.
+    pending = SigningKey.generate()
+    pending.save(data.signing_key.with_name("signing.pending.key"))
+    at = now_ms()
+    with channel(hub.address, data.tls.load()) as ch:
+        sync_pb2_grpc.SyncServiceStub(ch).RotateKey(
+            sync_pb2.RotateKeyRequest(
+                public_key=pending.public_bytes, at_ms=at, proof=sign(pending, ROTATE_DOMAIN, f"tel-aviv|{at}".encode())
+            ),
+            metadata=auth.site_metadata(old_key, "tel-aviv", "RotateKey", now_ms()),
+            timeout=10,
+        )
+    ta = start_existing_node(ta.path, token)
+    ta.sync()
+    assert SigningKey.load(data.signing_key).key_id == pending.key_id
+    rid = ta.add_listing("After the interrupted rotation")
+    assert ta.sync().pushed == 1 and hub.show(rid).provenance.key_id == pending.key_id
+    ta.stop()
+
+
+def test_revocation_quarantines_everywhere_and_refuses_what_comes_later(hub: Hub, tmp_path: Path) -> None:
+    br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    early = br.add_listing("Before the compromise")
+    time.sleep(0.01)
+    since = now_ms()
+    time.sleep(0.01)
+    late = br.add_listing("After the compromise")
+    br.sync()
+    dj.sync()
+    assert {v.id for v in dj.listings()} == {early, late}
+
+    r = admin_pb2_grpc.HubAdminServiceStub(hub.ch).RevokeKey(
+        admin_pb2.RevokeKeyRequest(key_id=br_key.key_id, compromised_since_ms=since), metadata=hub.md, timeout=10
+    )
+    assert r.quarantined == 1
+    assert [v.id for v in hub.listings()] == [early]  # quarantined, not deleted
+    assert [(q.record_id, q.kind) for q in quarantine(hub)] == [(late, "held")]
+    dj.sync()  # the new registry reaches Daejeon, which quarantines too
+    assert [v.id for v in dj.listings()] == [early]
+    assert [q.record_id for q in quarantine(dj)] == [late]
+    # A version the stolen key signs now is refused on receipt and listed.
+    forged = signed_version(br_key, "brussels", create_change(ListingContent("Forged later")), hlc=Stamp(now_ms(), 0))
+    assert hub.running is not None
+    hub.running.site.store.apply_batch("brussels", [forged], [], through_seq=99, now_ms=now_ms())  # a hub fooled
+    dj.sync()
+    assert any(q.kind == "refused" and "revoked" in q.reason for q in quarantine(dj))
+    br.stop()
+    dj.stop()
+
+
+def test_revocation_cli(hub: Hub, tmp_path: Path) -> None:
+    br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    key_id = SigningKey.load(DataDir(br.path).signing_key).key_id
+    r = cli("hub", "revoke", "--data", str(hub.path), "--key", key_id, "--compromised-since", "not a time")
+    assert r.returncode == 2 and "not a time like" in r.stderr
+    r = cli("hub", "revoke", "--data", str(hub.path), "--key", "0" * 32)
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr
+    r = cli("hub", "revoke", "--data", str(hub.path), "--key", key_id, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["registry_version"] >= 3
+    r = cli("quarantine", "list", "--data", str(hub.path), "--json")
+    assert json.loads(r.stdout) == []
+    r = cli("keys", "rotate", "--data", str(hub.path), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["new_key_id"]
+    br.stop()
