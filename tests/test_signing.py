@@ -97,3 +97,70 @@ def test_key_files_are_private(tmp_path: Path) -> None:
     assert SigningKey.load(path).key_id == key.key_id
     with pytest.raises(FileExistsError):
         key.save(path)
+
+
+def _owner(vec: dict[str, Any]) -> SigningKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return SigningKey(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vec["seed"])))
+
+
+def test_exact_bytes_not_a_reserialisation() -> None:
+    """A body whose encoding is not what a re-serialisation would produce still verifies as
+    stored, and the re-serialised bytes (same content) do not: nobody re-encodes to verify."""
+    from techbridge.v1 import envelope_pb2
+
+    vec = VECTORS[0]
+    key = _owner(vec)
+    body = bytes.fromhex(vec["body"])
+    # Same content, other bytes: the record_id field repeated (protobuf keeps the last).
+    msg = envelope_pb2.VersionBody.FromString(body)
+    odd = envelope_pb2.VersionBody(record_id="x").SerializeToString() + body
+    assert envelope_pb2.VersionBody.FromString(odd) == msg and odd != body
+    sig = key.sign(VERSION_DOMAIN + odd)
+    v = read_version(odd, (SignatureValue(key.key_id, sig),))
+    assert v.body == odd and v.version_id != vec["version_id"]
+    assert verify(key.public_bytes, VERSION_DOMAIN, odd, sig)
+    reserialised = envelope_pb2.VersionBody.FromString(odd).SerializeToString(deterministic=True)
+    assert reserialised != odd and not verify(key.public_bytes, VERSION_DOMAIN, reserialised, sig)
+
+
+def test_a_signature_over_the_hex_of_the_body_is_refused() -> None:
+    vec = VECTORS[0]
+    key = _owner(vec)
+    body = bytes.fromhex(vec["body"])
+    wrong = key.sign(VERSION_DOMAIN + body.hex().encode())
+    v = read_version(body, (SignatureValue(key.key_id, wrong),))
+    with pytest.raises(VerificationFailed, match="does not verify"):
+        verify_version(v, _registry_with("tel-aviv", key))
+
+
+def test_flipped_bytes_in_signature_and_key_id_are_refused() -> None:
+    vec = VECTORS[0]
+    key = _owner(vec)
+    body, sig = bytes.fromhex(vec["body"]), bytes.fromhex(vec["signature"])
+    reg = _registry_with("tel-aviv", key)
+    bad_sig = bytes([sig[0] ^ 1]) + sig[1:]
+    with pytest.raises(VerificationFailed, match="does not verify"):
+        verify_version(read_version(body, (SignatureValue(key.key_id, bad_sig),)), reg)
+    bad_id = ("0" if key.key_id[0] != "0" else "1") + key.key_id[1:]
+    with pytest.raises(VerificationFailed, match="not in registry"):
+        verify_version(read_version(body, (SignatureValue(bad_id, sig),)), reg)
+
+
+def test_registry_signed_by_a_node_key_or_older_is_refused() -> None:
+    from hub.registry import issue_registry
+    from sync.registry import check_not_rollback, check_registry_signature
+
+    root, node = SigningKey.generate(), SigningKey.generate()
+    hub = Centre("hq", "HQ", "", SiteRole.HUB, CentreStatus.ACTIVE)
+    r1 = issue_registry(root, (hub,), previous=None, now_ms=1)
+    r2 = issue_registry(root, (hub,), previous=r1, now_ms=2)
+    forged = issue_registry(node, (hub,), previous=r2, now_ms=3)
+    check_registry_signature(r2.body, r2.root_key_id, r2.signature, root.public_bytes)
+    with pytest.raises(VerificationFailed, match="not the root key"):
+        check_registry_signature(forged.body, forged.root_key_id, forged.signature, root.public_bytes)
+    with pytest.raises(VerificationFailed, match="does not verify"):
+        check_registry_signature(forged.body, root.key_id, forged.signature, root.public_bytes)
+    with pytest.raises(VerificationFailed, match="older than the held"):
+        check_not_rollback(r1, r2)
