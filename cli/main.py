@@ -625,6 +625,8 @@ def cmd_sync_status(a: argparse.Namespace) -> None:
             "last_error_at": iso(p.last_error_ms) or None,
             "cursors": {"pull": p.pull_cursor, "push_acked": p.push_acked},
             "pending": {"push": p.pending_push, "pull": p.pending_pull},
+            "backoff": {"failures": p.failures, "next_attempt": iso(p.next_attempt_ms) or None},
+            "watching": p.watching,
         }
         for p in st.peers
     ]

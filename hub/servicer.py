@@ -29,6 +29,8 @@ from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 1000
+# A watch stream sends a heartbeat at least this often, so either side notices a dead link.
+WATCH_HEARTBEAT_S = 10.0
 
 
 @dataclass
@@ -89,6 +91,16 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def __init__(self, site: Site, root: SigningKey) -> None:
         self._site = site
         self._root = root
+
+    def Watch(self, request: sync_pb2.WatchRequest, context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchEvent]:
+        peer = self._caller(context, "Watch")
+        store = self._site.store
+        last = request.after_seq
+        log.info("%s is watching from %s", peer, last)
+        while context.is_active():
+            head = store.wait_for_head(last, WATCH_HEARTBEAT_S)
+            yield sync_pb2.WatchEvent(head_seq=head)
+            last = max(last, head)
 
     def RotateKey(
         self, request: sync_pb2.RotateKeyRequest, context: grpc.ServicerContext

@@ -26,6 +26,9 @@ JOB_ID = "sync-with-hub"
 
 
 def _round(client: SyncClient) -> None:
+    if client.in_backoff():
+        log.debug("scheduled sync skipped: backing off after failures")
+        return
     try:
         result = client.run_round()
         log.info("scheduled sync: pushed %s, pulled %s", result.pushed, result.pulled)

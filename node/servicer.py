@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Protocol
 
 import grpc
 
@@ -59,6 +60,7 @@ class NodeStatus:
     def __init__(self, site: Site, hub_id: str) -> None:
         self._site = site
         self._hub = hub_id
+        self.watcher: Watching | None = None
 
     def peer_statuses(self) -> list[admin_pb2.PeerStatus]:
         store = self._site.store
@@ -74,5 +76,12 @@ class NodeStatus:
                 push_acked=st.push_acked,
                 pending_push=store.count_pending(st.push_acked, only_local=True),
                 pending_pull=st.pending_pull,
+                failures=st.failures,
+                next_attempt_ms=st.next_attempt_ms,
+                watching=bool(self.watcher and self.watcher.connected),
             )
         ]
+
+
+class Watching(Protocol):
+    connected: bool

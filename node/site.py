@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from node.live import Kicker, Watcher
 from node.schedule import start_schedule
 from node.servicer import NodeAdminServicer, NodeStatus
 from sync.admin import AdminServicer
@@ -108,10 +109,16 @@ class RunningNode:
     running: RunningServer
     client: SyncClient
     scheduler: BackgroundScheduler | None
+    kicker: Kicker | None = None
+    watcher: Watcher | None = None
 
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.kicker is not None:
+            self.kicker.stop()
         self.running.stop()
 
 
@@ -121,6 +128,7 @@ def start_node(
     sync_every_s: float | None = None,
     listen: str | None = None,
     insecure: bool = False,
+    live: bool = True,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningNode:
     """Start the node's admin server and, if an interval is set, its sync schedule."""
@@ -131,11 +139,10 @@ def start_node(
         raise ConfigError(f"{path} holds a {site.config.role}, not a node")
     hub_tls = None if site.config.hub_insecure else data.tls.load()
     client = SyncClient(site, site.config.hub_address, site.config.hub_id, hub_tls)
+    status = NodeStatus(site, site.config.hub_id)
 
     def register(server: grpc.Server) -> list[str]:
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(site, NodeStatus(site, site.config.hub_id), rotate=client.rotate_key), server
-        )
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(site, status, rotate=client.rotate_key), server)
         admin_pb2_grpc.add_NodeAdminServiceServicer_to_server(NodeAdminServicer(client), server)
         return [
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
@@ -145,11 +152,20 @@ def start_node(
     running = serve_site(site, listen or site.config.listen, register, insecure=insecure or site.config.hub_insecure)
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
+    kicker = watcher = None
+    if live:
+        kicker = Kicker(client)
+        watcher = Watcher(site, client, site.config.hub_address, site.config.hub_id, hub_tls, kicker)
+        site.on_local_write.append(kicker.kick)
+        status.watcher = watcher
+        kicker.start()
+        watcher.start()
     log.info(
-        "node %s serving on %s, syncing with %s every %ss",
+        "node %s serving on %s, syncing with %s every %ss%s",
         site.site_id,
         running.address,
         site.config.hub_address,
         every,
+        " and at once through a watch stream" if live else "",
     )
-    return RunningNode(running, client, scheduler)
+    return RunningNode(running, client, scheduler, kicker, watcher)

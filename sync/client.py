@@ -109,6 +109,10 @@ class SyncClient:
     def _md(self, method: str) -> tuple[tuple[str, str | bytes], ...]:
         return auth.site_metadata(self._site.key, self._site.site_id, method, self._site.now_ms())
 
+    def in_backoff(self) -> bool:
+        st = self._site.store.peer_state(self._hub)
+        return st.next_attempt_ms > self._site.now_ms()
+
     def rotate_key(self) -> tuple[str, str, Registry, int]:
         """Replace this node's signing key: the hub registers the new one (the call is
         signed with the current key), then the node switches."""

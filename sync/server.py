@@ -261,7 +261,8 @@ def build_server(
     site_id: str = "",
     tls: TlsFiles | None = None,
     enrol_listen: str | None = None,
-    max_workers: int = 16,
+    # Each open stream (a node's watch) holds a thread: room for tens of centres.
+    max_workers: int = 128,
 ) -> Bound:
     """Create, register and start a server.
 

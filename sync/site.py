@@ -101,6 +101,8 @@ class Site:
         self.clock.observe(store.newest_stamp())
         self._registry_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # Called after each local write (a node kicks a sync round).
+        self.on_local_write: list[Callable[[], None]] = []
         self._registry = store.registry()
 
     @property
@@ -233,6 +235,8 @@ class Site:
         )
         seq = self.store.append_local(version, self.now_ms())
         log.info("stored version %s of listing %s as log entry %s", version.version_id[:12], record_id, seq)
+        for hook in self.on_local_write:
+            hook()
         return version
 
     def add_listing(self, content: ListingContent) -> Version:

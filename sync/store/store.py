@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
 
+from sync import backoff
 from sync.clock import Stamp
 from sync.codec import decode_registry, decode_version_body, merge_input_of
 from sync.envelope import SignatureValue, Version
@@ -146,6 +147,8 @@ class PeerState:
     last_success_ms: int = 0
     last_error: str = ""
     last_error_ms: int = 0
+    failures: int = 0
+    next_attempt_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,23 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write_lock = threading.Lock()
+        # The log head as last committed, and a condition watchers wait on.
+        self._head_changed = threading.Condition()
+        self._head = -1
+
+    def _committed(self, head: int) -> None:
+        with self._head_changed:
+            if head > self._head:
+                self._head = head
+                self._head_changed.notify_all()
+
+    def wait_for_head(self, after: int, timeout_s: float) -> int:
+        """Block until the log head passes `after` or `timeout_s` elapses; return the head."""
+        with self._head_changed:
+            if self._head < 0:
+                self._head = self.log_head()
+            self._head_changed.wait_for(lambda: self._head > after, timeout=timeout_s)
+            return self._head
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -317,8 +337,10 @@ class Store:
 
     def append_local(self, version: Version, now_ms: int) -> int:
         """Store a version written at this site; returns its log position."""
-        with self._write_lock, self.engine.begin() as conn:
-            seqs = self._insert_versions(conn, [version], None, now_ms)
+        with self._write_lock:
+            with self.engine.begin() as conn:
+                seqs = self._insert_versions(conn, [version], None, now_ms)
+            self._committed(seqs[0])
             return seqs[0]
 
     def apply_batch(
@@ -333,17 +355,33 @@ class Store:
         txn_id: str | None = None,
     ) -> ApplyResult:
         """Store a batch from `peer` and move its cursor to `through_seq`, atomically."""
-        with self._write_lock, self.engine.begin() as conn:
+        with self._write_lock:
+            result, head = self._apply(peer, accepted, rejected, through_seq, now_ms, head_seq, txn_id)
+            if head:
+                self._committed(head)
+            return result
+
+    def _apply(
+        self,
+        peer: str,
+        accepted: Sequence[Version],
+        rejected: Sequence[Rejected],
+        through_seq: int,
+        now_ms: int,
+        head_seq: int | None,
+        txn_id: str | None,
+    ) -> tuple[ApplyResult, int]:
+        with self.engine.begin() as conn:
             if txn_id is not None:
                 done = conn.execute(select(txns_t.c.acked_seq).where(txns_t.c.txn_id == txn_id)).first()
                 if done is not None:
-                    return ApplyResult(0, len(accepted), 0, already_applied=True)
+                    return ApplyResult(0, len(accepted), 0, already_applied=True), 0
             unique: dict[str, Version] = {}
             for v in accepted:
                 unique.setdefault(v.version_id, v)
             held = self._held(conn, list(unique))
             fresh = [v for vid, v in unique.items() if vid not in held]
-            self._insert_versions(conn, fresh, peer, now_ms)
+            seqs = self._insert_versions(conn, fresh, peer, now_ms)
             for r in rejected:
                 conn.execute(
                     insert(rejections_t).values(
@@ -358,7 +396,7 @@ class Store:
                 conn.execute(
                     insert(txns_t).values(txn_id=txn_id, peer=peer, acked_seq=through_seq, applied_at_ms=now_ms)
                 )
-            return ApplyResult(len(fresh), len(accepted) - len(fresh), len(rejected))
+            return ApplyResult(len(fresh), len(accepted) - len(fresh), len(rejected)), (seqs[-1] if seqs else 0)
 
     def _held(self, conn: Connection, ids: list[str]) -> set[str]:
         held: set[str] = set()
@@ -489,6 +527,8 @@ class Store:
                 "last_success_ms": 0,
                 "last_error": "",
                 "last_error_ms": 0,
+                "failures": 0,
+                "next_attempt_ms": 0,
             }
             defaults.update(values)
             conn.execute(insert(peers_t).values(peer=peer, **defaults))
@@ -506,14 +546,27 @@ class Store:
         with self._write_lock, self.engine.begin() as conn:
             self._upsert_peer(conn, peer, {"push_acked": acked})
 
-    def record_attempt(self, peer: str, now_ms: int, error: str | None) -> None:
+    def record_attempt(self, peer: str, now_ms: int, error: str | None) -> PeerState:
+        """Record a round's outcome; a failure lengthens the backoff, a success clears it."""
         values: dict[str, object] = {"last_attempt_ms": now_ms}
-        if error is None:
-            values["last_success_ms"] = now_ms
-        else:
-            values.update(last_error=error[:2000], last_error_ms=now_ms)
         with self._write_lock, self.engine.begin() as conn:
+            failures = conn.execute(select(peers_t.c.failures).where(peers_t.c.peer == peer)).scalar() or 0
+            if error is None:
+                values.update(last_success_ms=now_ms, failures=0, next_attempt_ms=0)
+            else:
+                failures += 1
+                values.update(
+                    last_error=error[:2000],
+                    last_error_ms=now_ms,
+                    failures=failures,
+                    next_attempt_ms=now_ms + backoff.delay_ms(failures),
+                )
             self._upsert_peer(conn, peer, values)
+        return self.peer_state(peer)
+
+    def clear_backoff(self, peer: str) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            self._upsert_peer(conn, peer, {"failures": 0, "next_attempt_ms": 0})
 
     # ---- reading the log ----------------------------------------------------
 

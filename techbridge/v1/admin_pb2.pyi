@@ -719,6 +719,9 @@ class PeerStatus(_message.Message):
     PUSH_ACKED_FIELD_NUMBER: _builtins.int
     PENDING_PUSH_FIELD_NUMBER: _builtins.int
     PENDING_PULL_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_MS_FIELD_NUMBER: _builtins.int
+    WATCHING_FIELD_NUMBER: _builtins.int
     peer: _builtins.str
     last_success_ms: _builtins.int
     last_attempt_ms: _builtins.int
@@ -732,6 +735,11 @@ class PeerStatus(_message.Message):
     """Versions of this site's log the peer has not acknowledged yet."""
     pending_pull: _builtins.int
     """Versions of the peer's log not yet received (as of the last round)."""
+    failures: _builtins.int
+    """Backoff: failed rounds in a row and when the next may start (0: none)."""
+    next_attempt_ms: _builtins.int
+    watching: _builtins.bool
+    """The node keeps a watch stream open to the hub."""
     def __init__(
         self,
         *,
@@ -744,10 +752,13 @@ class PeerStatus(_message.Message):
         push_acked: _builtins.int = ...,
         pending_push: _builtins.int = ...,
         pending_pull: _builtins.int = ...,
+        failures: _builtins.int = ...,
+        next_attempt_ms: _builtins.int = ...,
+        watching: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_attempt_ms", b"last_attempt_ms", "last_error", b"last_error", "last_error_ms", b"last_error_ms", "last_success_ms", b"last_success_ms", "peer", b"peer", "pending_pull", b"pending_pull", "pending_push", b"pending_push", "pull_cursor", b"pull_cursor", "push_acked", b"push_acked"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "last_attempt_ms", b"last_attempt_ms", "last_error", b"last_error", "last_error_ms", b"last_error_ms", "last_success_ms", b"last_success_ms", "next_attempt_ms", b"next_attempt_ms", "peer", b"peer", "pending_pull", b"pending_pull", "pending_push", b"pending_push", "pull_cursor", b"pull_cursor", "push_acked", b"push_acked", "watching", b"watching"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

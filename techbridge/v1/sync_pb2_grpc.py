@@ -127,6 +127,11 @@ class SyncServiceStub:
                 request_serializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyResponse.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/techbridge.v1.SyncService/Watch',
+                request_serializer=techbridge_dot_v1_dot_sync__pb2.WatchRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_sync__pb2.WatchEvent.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -160,6 +165,13 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Stay connected and hear at once when the hub's log grows (plus heartbeats).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +194,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.RotateKey,
                     request_deserializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_sync__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=techbridge_dot_v1_dot_sync__pb2.WatchRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_sync__pb2.WatchEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -292,6 +309,33 @@ class SyncService:
             '/techbridge.v1.SyncService/RotateKey',
             techbridge_dot_v1_dot_sync__pb2.RotateKeyRequest.SerializeToString,
             techbridge_dot_v1_dot_sync__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/techbridge.v1.SyncService/Watch',
+            techbridge_dot_v1_dot_sync__pb2.WatchRequest.SerializeToString,
+            techbridge_dot_v1_dot_sync__pb2.WatchEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,8 @@ class SyncServiceStub:
     """Stream the hub's log after a cursor, in bounded batches."""
     RotateKey: _grpc.UnaryUnaryMultiCallable[_sync_pb2.RotateKeyRequest, _sync_pb2.RotateKeyResponse]
     """Replace the caller's signing key (the call is signed with the current one)."""
+    Watch: _grpc.UnaryStreamMultiCallable[_sync_pb2.WatchRequest, _sync_pb2.WatchEvent]
+    """Stay connected and hear at once when the hub's log grows (plus heartbeats)."""
 
 @_typing.type_check_only
 class SyncServiceAsyncStub(SyncServiceStub):
@@ -80,6 +82,8 @@ class SyncServiceAsyncStub(SyncServiceStub):
     """Stream the hub's log after a cursor, in bounded batches."""
     RotateKey: _aio.UnaryUnaryMultiCallable[_sync_pb2.RotateKeyRequest, _sync_pb2.RotateKeyResponse]  # type: ignore[assignment]
     """Replace the caller's signing key (the call is signed with the current one)."""
+    Watch: _aio.UnaryStreamMultiCallable[_sync_pb2.WatchRequest, _sync_pb2.WatchEvent]  # type: ignore[assignment]
+    """Stay connected and hear at once when the hub's log grows (plus heartbeats)."""
 
 class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -113,5 +117,13 @@ class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sync_pb2.RotateKeyResponse, _abc.Awaitable[_sync_pb2.RotateKeyResponse]]:
         """Replace the caller's signing key (the call is signed with the current one)."""
+
+    @_abc_1.abstractmethod
+    def Watch(
+        self,
+        request: _sync_pb2.WatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_sync_pb2.WatchEvent], _abc.AsyncIterator[_sync_pb2.WatchEvent]]:
+        """Stay connected and hear at once when the hub's log grows (plus heartbeats)."""
 
 def add_SyncServiceServicer_to_server(servicer: SyncServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
