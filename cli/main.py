@@ -85,7 +85,9 @@ class Admin:
             tls = None if self.data.running_insecure() else self.data.tls.load()
         except TechbridgeError as exc:
             raise CliError(f"error: {exc}") from exc
-        self.channel = channel(self.address, tls)
+        if tls is None:
+            err.print(f"[bold red]warning: the {self.config.role} at {self.address} runs WITHOUT TLS (--insecure)[/]")
+        self.channel = channel(self.address, tls, expect=self.config.site_id)
         try:
             grpc.channel_ready_future(self.channel).result(timeout=CONNECT_TIMEOUT_S)
         except grpc.FutureTimeoutError as exc:

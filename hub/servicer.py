@@ -17,13 +17,14 @@ from hub.registry import issue_registry, with_revoked_key, with_rotated_key
 from sync import auth
 from sync.auth import CALL_SKEW_MS
 from sync.codec import registry_to_pb
+from sync.config import SITE_ID_RE
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput, Unauthenticated
 from sync.keys import SigningKey, key_id_of
 from sync.registry import Registry, SiteKey, SiteRole
 from sync.signing import ROTATE_DOMAIN, verify
 from sync.site import Site
-from sync.tls import issue, peer_site
+from sync.tls import check_csr, issue, peer_site
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,12 @@ class EnrolmentServicer(sync_pb2_grpc.EnrolmentServiceServicer):
         self._point = point
 
     def Enrol(self, request: sync_pb2.EnrolRequest, context: grpc.ServicerContext) -> sync_pb2.EnrolResponse:
-        cert = b""
+        if not SITE_ID_RE.match(request.centre_id):
+            raise InvalidInput([FieldViolation("centre_id", "not a centre id")])
         if self._point.ca_key:
             if not request.tls_csr:
                 raise InvalidInput([FieldViolation("tls_csr", "required: this hub serves TLS")])
-            cert = issue(self._point.ca_key, self._point.ca_cert, request.tls_csr, request.centre_id)
+            check_csr(request.tls_csr)
         registry = enrolment.enrol(
             self._site.store,
             self._root,
@@ -65,6 +67,12 @@ class EnrolmentServicer(sync_pb2_grpc.EnrolmentServiceServicer):
             now_ms=self._site.now_ms(),
         )
         self._site.set_registry(registry)
+        # Only now, with the token spent for this centre, does the CA sign anything.
+        cert = (
+            issue(self._point.ca_key, self._point.ca_cert, request.tls_csr, request.centre_id)
+            if self._point.ca_key
+            else b""
+        )
         log.info("enrolled centre %s; registry version %s", request.centre_id, registry.version)
         return sync_pb2.EnrolResponse(
             registry=registry_to_pb(registry),
@@ -167,6 +175,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 txn_id=req.txn_id if deferred is None else None,
                 now_ms=self._site.now_ms(),
             )
+            self._site.requarantine(accepted)
             yield sync_pb2.PushResponse(
                 txn_id=req.txn_id,
                 acked_seq=through,

@@ -61,7 +61,7 @@ def init_hub(
     tls_key, csr = make_key_and_csr(site_id)
     host = listen.rpartition(":")[0]
     extra = tuple(n for n in (*names, host) if n and n not in ("0.0.0.0", "[::]", "::"))
-    data.tls.save(ca_cert, issue(ca_key, ca_cert, csr, site_id, extra), tls_key)
+    data.tls.save(ca_cert, issue(ca_key, ca_cert, csr, site_id, extra, local_names=True), tls_key)
     config = SiteConfig(
         site_id=site_id,
         role="hub",
@@ -100,6 +100,9 @@ def start_hub(
     """Open the hub's store and start serving (returns at once). `now_ms` is the site's clock."""
     data = DataDir(path)
     site = Site.open(data, now_ms=now_ms)
+    if site.pending_key() is not None:  # the hub's own registry is the authority
+        site.drop_pending_key()
+        log.warning("dropped a pending signing key this hub's registry never registered")
     root = SigningKey.load(data.root_key)
     enrol = EnrolPoint(
         ca_der=b"" if insecure else ca_der(data.tls.ca.read_bytes()),

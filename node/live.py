@@ -110,7 +110,7 @@ class Watcher:
         store = self._site.store
         after = store.peer_state(self._hub).pull_cursor
         md = auth.site_metadata(self._site.key, self._site.site_id, "Watch", self._site.now_ms())
-        with channel(self._address, self._tls) as ch:
+        with channel(self._address, self._tls, expect=self._hub) as ch:
             stream = sync_pb2_grpc.SyncServiceStub(ch).Watch(
                 sync_pb2.WatchRequest(after_seq=after), metadata=md, timeout=WATCH_DEADLINE_S
             )

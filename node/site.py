@@ -60,7 +60,7 @@ def init_node(
     tls_key, csr = make_key_and_csr(centre_id) if hub_tls else (b"", b"")
     ca_pem = ca_pem_from_der(parsed.ca_der) if hub_tls else b""
     enrol_at = f"{hub.rpartition(':')[0]}:{parsed.enrol_port}" if hub_tls else hub
-    with channel(enrol_at, ca_only=ca_pem if hub_tls else None) as ch:
+    with channel(enrol_at, ca_only=ca_pem if hub_tls else None, expect=hub_id if hub_tls else None) as ch:
         resp = sync_pb2_grpc.EnrolmentServiceStub(ch).Enrol(
             sync_pb2.EnrolRequest(
                 token=token,

@@ -118,7 +118,7 @@ class SyncClient:
         signed with the current key), then the node switches."""
 
         def register(new: SigningKey, at: int) -> Registry:
-            with channel(self._address, self._tls) as ch:
+            with channel(self._address, self._tls, expect=self._hub) as ch:
                 resp = sync_pb2_grpc.SyncServiceStub(ch).RotateKey(
                     sync_pb2.RotateKeyRequest(
                         public_key=new.public_bytes,
@@ -139,25 +139,35 @@ class SyncClient:
                 raise SyncError(f"hub {self._address}: {err.code().name}: {err.details()}") from err
 
     def _finish_rotation(self, stub: sync_pb2_grpc.SyncServiceStub) -> None:
-        def hub_knows(pending: SigningKey) -> bool:
-            md = auth.site_metadata(pending, self._site.site_id, "GetRegistry", self._site.now_ms())
-            try:
-                stub.GetRegistry(sync_pb2.GetRegistryRequest(), timeout=UNARY_DEADLINE_S, metadata=md)
-            except grpc.RpcError as err:
-                if err.code() == grpc.StatusCode.UNAUTHENTICATED:
-                    return False
-                raise
-            return True
-
-        if self._site.finish_rotation(hub_knows):
-            log.warning("finished a key rotation interrupted by a restart")
+        """A pending key the local registry does not name yet: ask the hub, signing with it.
+        If the hub answers, its root-signed registry decides; if the hub says the key is not
+        registered, the rotation never reached it and the pending key is dropped."""
+        pending = self._site.pending_key()
+        if pending is None or self._site.settle_pending_key():
+            return
+        md = auth.site_metadata(pending, self._site.site_id, "GetRegistry", self._site.now_ms())
+        try:
+            resp = stub.GetRegistry(
+                sync_pb2.GetRegistryRequest(have_version=self._site.registry().version),
+                timeout=UNARY_DEADLINE_S,
+                metadata=md,
+            )
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNAUTHENTICATED and "is not registered" in (err.details() or ""):
+                self._site.drop_pending_key()
+                log.warning("dropped a pending key the hub never registered")
+                return
+            raise
+        if resp.HasField("registry"):
+            self._site.accept_registry(decode_registry(resp.registry.body, resp.registry.signature.signature))
+        self._site.settle_pending_key()
 
     def run_round(self, progress: Callable[[Progress], None] = lambda p: None) -> RoundResult:
         """Run one round; rounds never overlap (a second caller waits)."""
         with self._lock:
             result = RoundResult()
             try:
-                with channel(self._address, self._tls) as ch:
+                with channel(self._address, self._tls, expect=self._hub) as ch:
                     stub = sync_pb2_grpc.SyncServiceStub(ch)
                     self._finish_rotation(stub)
                     self._registry(stub, result, progress)
@@ -292,6 +302,7 @@ class SyncClient:
             checked, deferred = self._site.until_deferred(checked)
             through = msg.through_seq if deferred is None else deferred - 1
             applied = self._apply(checked, through, msg.head_seq)
+            self._site.requarantine([c.version for c in checked if c.version is not None])
             result.pulled += applied[0]
             result.pull_duplicates += applied[1]
             result.pull_rejected += applied[2]

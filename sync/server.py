@@ -302,13 +302,17 @@ def build_server(
     return Bound(server, port, enrol_port, health_servicer)
 
 
-def channel(address: str, tls: TlsFiles | None = None, *, ca_only: bytes | None = None) -> grpc.Channel:
+def channel(
+    address: str, tls: TlsFiles | None = None, *, ca_only: bytes | None = None, expect: str | None = None
+) -> grpc.Channel:
     """A channel to another site: mutual TLS with `tls`, server-side TLS trusting
-    `ca_only` (enrolment), or plain text when neither is given (--insecure)."""
+    `ca_only` (enrolment), or plain text when neither is given (--insecure).
+    `expect` is the site id the server's certificate must name."""
+    options: list[tuple[str, object]] = list(CHANNEL_OPTIONS)
+    if expect:
+        options.append(("grpc.ssl_target_name_override", expect))
     if tls is not None:
-        return grpc.secure_channel(address, tls.channel_credentials(), options=CHANNEL_OPTIONS)
+        return grpc.secure_channel(address, tls.channel_credentials(), options=options)
     if ca_only is not None:
-        return grpc.secure_channel(
-            address, grpc.ssl_channel_credentials(root_certificates=ca_only), options=CHANNEL_OPTIONS
-        )
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca_only), options=options)
     return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)

@@ -104,6 +104,10 @@ class Site:
         # Called after each local write (a node kicks a sync round).
         self.on_local_write: list[Callable[[], None]] = []
         self._registry = store.registry()
+        if self._registry is not None:
+            # Finish what a crash may have cut short: a revocation's quarantine, a key switch.
+            self._apply_revocations(None, self._registry)
+            self.settle_pending_key()
 
     @property
     def site_id(self) -> str:
@@ -180,11 +184,15 @@ class Site:
         A crash in between leaves the pending file; `finish_rotation` settles it.
         """
         with self._write_lock:
+            if self.pending_key_path.exists():
+                raise FailedPrecondition("a previous key rotation is not settled yet; run `techbridge sync now` first")
             at = self.clock.tick().wall_ms + 1
             new = SigningKey.generate()
-            self.pending_key_path.unlink(missing_ok=True)
             new.save(self.pending_key_path)
             registry = register(new, at)
+            found = registry.key(new.key_id)
+            if found is None or found[0].id != self.site_id or found[1].valid_from_ms != at:
+                raise VerificationFailed("the registry returned does not hold the new key from the agreed instant")
             old = self.key.key_id
             self._install_pending(new, at)
         log.info("signing key rotated from %s to %s", old, new.key_id)
@@ -195,17 +203,39 @@ class Site:
         self.key = new
         self.clock.observe(Stamp(at, 0))
 
-    def finish_rotation(self, hub_knows_pending: Callable[[SigningKey], bool]) -> bool:
-        """After a crash mid-rotation: adopt the pending key if the hub registered it, else drop it."""
-        if not self.pending_key_path.exists():
+    def pending_key(self) -> SigningKey | None:
+        return SigningKey.load(self.pending_key_path) if self.pending_key_path.exists() else None
+
+    def settle_pending_key(self) -> bool:
+        """Adopt a pending key if the registry held here already names it for this site."""
+        pending = self.pending_key()
+        if pending is None:
             return False
-        pending = SigningKey.load(self.pending_key_path)
+        found = self.registry().key(pending.key_id)
+        if found is None or found[0].id != self.site_id:
+            return False
         with self._write_lock:
-            if hub_knows_pending(pending):
-                self._install_pending(pending, self.clock.tick().wall_ms)
-                return True
-            self.pending_key_path.unlink(missing_ok=True)
-        return False
+            self._install_pending(pending, found[1].valid_from_ms)
+        log.warning("finished a key rotation cut short: now signing with %s", pending.key_id)
+        return True
+
+    def drop_pending_key(self) -> None:
+        """The registry's authority says the pending key was never registered."""
+        self.pending_key_path.unlink(missing_ok=True)
+
+    def requarantine(self, versions: Sequence[Version]) -> None:
+        """Quarantine just-stored versions whose key was revoked while they were being checked."""
+        registry = self.registry()
+        seen: set[str] = set()
+        for v in versions:
+            found = registry.key(v.author_key_id)
+            if found is None or not found[1].revoked_at_ms or v.author_key_id in seen:
+                continue
+            if v.hlc.wall_ms >= found[1].revoked_at_ms:
+                seen.add(v.author_key_id)
+                self.store.quarantine(
+                    v.author_key_id, found[1].revoked_at_ms, f"signed by key {v.author_key_id} after its revocation"
+                )
 
     # ---- local writes ---------------------------------------------------------
     #
@@ -223,12 +253,20 @@ class Site:
     ) -> Version:
         check_permission(change, author=self.site_id, origin=origin, author_is_hub=self.is_hub)
         validate_change(change)
+        stamp = self.clock.tick()
+        own = self.registry().key(self.key.key_id)
+        problem = "it is not in the registry" if own is None else own[1].problem_at(stamp.wall_ms)
+        if problem is not None:
+            raise FailedPrecondition(
+                f"this site's signing key cannot sign now ({problem}); settle the key rotation with "
+                "`techbridge sync now`, or have the centre re-enrolled"
+            )
         version = make_listing_version(
             self.key,
             site=self.site_id,
             origin=origin,
             record_id=record_id,
-            hlc=self.clock.tick(),
+            hlc=stamp,
             change=change,
             parents=parents,
             record_nonce=self.store.record_nonce(record_id) if nonce is None else nonce,

@@ -106,19 +106,36 @@ def _names(site_id: str, extra: tuple[str, ...]) -> list[x509.GeneralName]:
     return names
 
 
-def issue(
-    ca_key_pem: bytes, ca_cert_pem: bytes, csr_pem: bytes, site_id: str, extra_names: tuple[str, ...] = ()
-) -> bytes:
-    """A site certificate for the key in `csr_pem`, naming `site_id` (whatever the CSR asks)."""
+def check_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
+    """The parsed request, or InvalidInput saying what is wrong with it."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError as exc:
         raise InvalidInput([FieldViolation("tls_csr", "not a PEM certificate signing request")]) from exc
     if not csr.is_signature_valid:
         raise InvalidInput([FieldViolation("tls_csr", "its signature does not verify")])
-    public = csr.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey):
+    if not isinstance(csr.public_key(), ec.EllipticCurvePublicKey):
         raise InvalidInput([FieldViolation("tls_csr", "the key must be an EC key")])
+    return csr
+
+
+def issue(
+    ca_key_pem: bytes,
+    ca_cert_pem: bytes,
+    csr_pem: bytes,
+    site_id: str,
+    extra_names: tuple[str, ...] = (),
+    *,
+    local_names: bool = False,
+) -> bytes:
+    """A site certificate for the key in `csr_pem`, naming `site_id` (whatever the CSR asks).
+
+    Node certificates name only the site id (clients check it with a target
+    name override), so no node's certificate can pass for the hub or for
+    localhost; the hub's also names localhost, 127.0.0.1 and `extra_names`.
+    """
+    public = check_csr(csr_pem).public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ConfigError("the CA key is not an EC key")
@@ -131,7 +148,10 @@ def issue(
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now() - datetime.timedelta(minutes=5))
         .not_valid_after(_now() + datetime.timedelta(days=SITE_DAYS))
-        .add_extension(x509.SubjectAlternativeName(_names(site_id, extra_names)), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(_names(site_id, extra_names) if local_names else [x509.DNSName(site_id)]),
+            critical=False,
+        )
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )

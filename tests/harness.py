@@ -41,7 +41,7 @@ class Site:
     @property
     def ch(self) -> grpc.Channel:
         if self._channel is None:
-            self._channel = channel(self.address, self.tls)
+            self._channel = channel(self.address, self.tls, expect=DataDir(self.path).load().site_id)
         return self._channel
 
     @property

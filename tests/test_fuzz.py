@@ -87,7 +87,7 @@ def test_fuzzed_requests_get_a_clear_status(sites: tuple[Hub, Node], service: st
     target = node if on_node else hub
     key = SigningKey.load(DataDir(node.path).signing_key)
     tls = node.tls if service == "SyncService" else target.tls
-    ch = channel(target.address, tls)
+    ch = channel(target.address, tls, expect="tel-aviv" if on_node else "hq")
     path = f"/techbridge.v1.{service}/{method.name}"
     seed = SEEDS.get(method.name, b"")
 

@@ -39,7 +39,7 @@ def _sync_now_in_background(path: Path) -> threading.Thread:
     address = data.server_address(cfg)
 
     def run() -> None:
-        with channel(address, data.tls.load()) as ch:
+        with channel(address, data.tls.load(), expect=cfg.site_id) as ch:
             try:
                 for _ in admin_pb2_grpc.NodeAdminServiceStub(ch).SyncNow(
                     admin_pb2.SyncNowRequest(), metadata=auth.admin_metadata(cfg.admin_token), timeout=120
