@@ -154,3 +154,92 @@ def test_revocation_cli(hub: Hub, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["new_key_id"]
     br.stop()
+
+
+def test_an_unsettled_rotation_blocks_the_next_and_a_retired_key_signs_nothing(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    data = DataDir(ta.path)
+    old_key = SigningKey.load(data.signing_key)
+    # The hub registers a new key but the answer is lost: the pending key is left behind.
+    pending = SigningKey.generate()
+    pending.save(data.signing_key.with_name("signing.pending.key"))
+    at = now_ms()
+    with channel(hub.address, data.tls.load()) as ch:
+        sync_pb2_grpc.SyncServiceStub(ch).RotateKey(
+            sync_pb2.RotateKeyRequest(
+                public_key=pending.public_bytes, at_ms=at, proof=sign(pending, ROTATE_DOMAIN, f"tel-aviv|{at}".encode())
+            ),
+            metadata=auth.site_metadata(old_key, "tel-aviv", "RotateKey", now_ms()),
+            timeout=10,
+        )
+    with pytest.raises(grpc.RpcError) as e:
+        rotate(ta)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not settled" in (e.value.details() or "")
+    assert (data.signing_key.with_name("signing.pending.key")).exists()  # never thrown away by a retry
+    ta.sync()  # settles: the hub's registry names the pending key
+    assert SigningKey.load(data.signing_key).key_id == pending.key_id
+    assert ta.sync().pushed == 0
+    rid = ta.add_listing("Signed with the settled key")
+    assert ta.sync().pushed == 1 and hub.show(rid).provenance.key_id == pending.key_id
+    ta.stop()
+
+
+def test_a_pending_key_the_hub_never_registered_is_dropped(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    data = DataDir(ta.path)
+    old = SigningKey.load(data.signing_key).key_id
+    SigningKey.generate().save(data.signing_key.with_name("signing.pending.key"))
+    ta.sync()
+    assert not data.signing_key.with_name("signing.pending.key").exists()
+    assert SigningKey.load(data.signing_key).key_id == old
+    assert rotate(ta).old_key_id == old  # and a new rotation works
+    ta.stop()
+
+
+def test_the_hub_settles_its_own_interrupted_rotation(tmp_path: Path) -> None:
+    from hub.servicer import rotate_in_registry
+    from tests.harness import make_hub
+
+    hub = make_hub(tmp_path / "hq")
+    assert hub.running is not None
+    site = hub.running.site
+    data = DataDir(hub.path)
+    pending = SigningKey.generate()
+    pending.save(data.signing_key.with_name("signing.pending.key"))
+    rotate_in_registry(site, SigningKey.load(data.root_key), "hq", pending.public_bytes, now_ms())
+    hub.stop()  # the crash: registry stored, key not switched
+    from hub.site import start_hub
+
+    running = start_hub(tmp_path / "hq")
+    try:
+        assert running.site.key.key_id == pending.key_id
+        assert not data.signing_key.with_name("signing.pending.key").exists()
+    finally:
+        running.stop()
+
+
+def test_a_revocation_cut_short_is_quarantined_at_the_next_start(tmp_path: Path) -> None:
+    from hub.registry import issue_registry, with_revoked_key
+    from hub.site import start_hub
+    from tests.harness import make_hub
+
+    hub = make_hub(tmp_path / "hq")
+    br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    key = SigningKey.load(DataDir(br.path).signing_key)
+    rid = br.add_listing("Signed before the revocation is known")
+    br.sync()
+    assert hub.running is not None
+    site = hub.running.site
+    root = SigningKey.load(DataDir(hub.path).root_key)
+    # The registry is stored, then the process dies before quarantining.
+    site.store.update_registry(
+        now_ms(),
+        lambda held: issue_registry(root, with_revoked_key(held, key.key_id, 1), previous=held, now_ms=now_ms()),  # type: ignore[arg-type]
+    )
+    br.stop()
+    hub.stop()
+    running = start_hub(tmp_path / "hq")
+    try:
+        assert [q[1] for q in running.site.store.quarantined()] == [rid]
+    finally:
+        running.stop()

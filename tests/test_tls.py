@@ -140,3 +140,59 @@ def test_insecure_mode_is_explicit_and_loud(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_certificates_name_only_their_centre_whatever_the_request_asks() -> None:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    greedy = (
+        cx509.CertificateSigningRequestBuilder()
+        .subject_name(cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "hq")]))
+        .add_extension(cx509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(cx509.SubjectAlternativeName([cx509.DNSName("hq"), cx509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    cert = cx509.load_pem_x509_certificate(issue(FOREIGN_CA_KEY, FOREIGN_CA, greedy, "toledo"))
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "toledo"
+    assert cert.extensions.get_extension_for_class(cx509.BasicConstraints).value.ca is False
+    assert cert.extensions.get_extension_for_class(cx509.SubjectAlternativeName).value.get_values_for_type(
+        cx509.DNSName
+    ) == ["toledo"]
+
+
+def test_a_node_certificate_cannot_pass_for_the_hub(hub: Hub, tmp_path: Path) -> None:
+    from sync.server import build_server
+
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    # A server wearing Tel Aviv's certificate, on localhost.
+    bound = build_server("127.0.0.1:0", "t", lambda s: [], site_id="tel-aviv", tls=node.tls)
+    try:
+        addr = f"127.0.0.1:{bound.port}"
+        for expect, ok in (("hq", False), ("tel-aviv", True)):
+            with channel(addr, hub.tls, expect=expect) as ch:
+                try:
+                    health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=3)
+                    reached = True
+                except grpc.RpcError:
+                    reached = False
+            assert reached is ok, expect
+    finally:
+        bound.server.stop(0)
+        node.stop()
+
+
+def test_enrolment_refuses_odd_centre_ids_clearly(hub: Hub) -> None:
+    assert hub.running is not None
+    enrol = f"127.0.0.1:{hub.running.enrol_port}"
+    with channel(enrol, ca_only=hub.tls.ca, expect="hq") as ch:
+        for centre in ("ééé", "", "HQ!"):
+            with pytest.raises(grpc.RpcError) as e:
+                sync_pb2_grpc.EnrolmentServiceStub(ch).Enrol(
+                    sync_pb2.EnrolRequest(token="tbj1.e30", centre_id=centre), timeout=5
+                )
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, centre
