@@ -27,7 +27,7 @@ from sync import auth
 from sync.codec import listing_to_pb
 from sync.config import DataDir, SiteConfig
 from sync.errors import InvalidInput, TechbridgeError
-from sync.records import FIELD_DEFAULTS, ListingContent, listing_from_json, parse_field_value
+from sync.records import FIELD_DEFAULTS, ListingContent, audience_from_json, listing_from_json, parse_field_value
 from sync.server import channel, field_violations
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
@@ -135,6 +135,7 @@ def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
             trl=view.listing.trl or None,
             tags=list(view.listing.tags),
             featured=view.listing.featured,
+            audience=list(view.audience) or "network",
             heads=list(view.heads),
             waiting=view.waiting,
             conflicts=[conflict_json(c) for c in view.conflicts],
@@ -284,12 +285,15 @@ def cmd_listing_add(a: argparse.Namespace) -> None:
         raise CliError(f"error: {name}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     try:
         listing = listing_from_json(doc)
+        audience = audience_from_json(doc)
     except InvalidInput as exc:
         raise CliError(*(f"error: {name}: {v.field}: {v.description}" for v in exc.violations)) from exc
     with Admin(a.data) as s:
         try:
             resp = s.admin.AddListing(
-                admin_pb2.AddListingRequest(listing=listing_to_pb(listing)), metadata=s.md, timeout=CALL_TIMEOUT_S
+                admin_pb2.AddListingRequest(listing=listing_to_pb(listing), audience=list(audience)),
+                metadata=s.md,
+                timeout=CALL_TIMEOUT_S,
             )
         except grpc.RpcError as e:
             raise CliError(*rpc_error_lines(e, name)) from e

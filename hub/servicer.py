@@ -107,7 +107,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         log.info("%s is watching from %s", peer, last)
         while context.is_active():
             head = store.wait_for_head(last, WATCH_HEARTBEAT_S)
-            yield sync_pb2.WatchEvent(head_seq=head)
+            # Only what this node may receive: the watch says nothing of the rest.
+            yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
             last = max(last, head)
 
     def RotateKey(
@@ -199,7 +200,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         after = request.after_seq
         head_at_start = -1
         while True:
-            rows, through, head = store.log_after(after, batch, exclude_from=peer)
+            rows, through, head = store.log_after(after, batch, exclude_from=peer, audience_of=peer)
             if head_at_start < 0:
                 head_at_start = head
             msg = sync_pb2.PullResponse(through_seq=through, head_seq=head)
@@ -241,7 +242,7 @@ class HubStatus:
                     last_error_ms=st.last_error_ms if st else 0,
                     pull_cursor=st.pull_cursor if st else 0,
                     push_acked=acked,
-                    pending_push=store.count_pending(acked, exclude_from=peer),
+                    pending_push=store.count_pending(acked, exclude_from=peer, audience_of=peer),
                     pending_pull=st.pending_pull if st else 0,
                 )
             )

@@ -71,6 +71,7 @@ def record_view(row: RecordRow) -> admin_pb2.ListingView:
         conflicts=conflict_views(row.record_id, state),
         deleted=state.deleted,
         waiting=len(state.waiting),
+        audience=list(state.audience),
     )
 
 
@@ -97,6 +98,7 @@ def detail_view(detail: ListingDetail) -> admin_pb2.ListingView:
         conflicts=conflict_views(v.record_id, state),
         deleted=state.deleted,
         waiting=len(state.waiting),
+        audience=list(state.audience),
     )
 
 
@@ -175,7 +177,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 ]
             )
         content = listing_from_pb(request.listing, default_status=ListingStatus.SUBMITTED)
-        version = self._site.add_listing(content)
+        version = self._site.add_listing(content, tuple(request.audience))
         return admin_pb2.AddListingResponse(listing=detail_view(self._site.listing_detail(version.record_id)))
 
     def ListListings(

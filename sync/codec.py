@@ -123,6 +123,7 @@ def change_to_pb(change: ListingChange) -> records_pb2.ListingChange:
         values=values,
         action=action_to_pb(change.action),
         status=_STATUS_TO_PB[change.status] if change.status else records_pb2.LISTING_STATUS_UNSPECIFIED,
+        audience=list(change.audience),
     )
 
 
@@ -139,7 +140,7 @@ def change_from_pb(msg: records_pb2.ListingChange) -> ListingChange:
     status = _STATUS_FROM_PB.get(msg.status)
     if msg.status and status is None:
         raise VerificationFailed(f"unknown listing status {msg.status}")
-    return ListingChange(fields=fields, action=action, status=status)
+    return ListingChange(fields=fields, action=action, status=status, audience=tuple(msg.audience))
 
 
 def encode_version_body(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sync.clock import Stamp
 from sync.codec import change_from_pb, decode_version_body, encode_version_body
+from sync.config import SITE_ID_RE
 from sync.errors import InvalidInput, KeyRevoked, PermissionDenied, StampAhead, UnknownKey, VerificationFailed
 from sync.ids import belongs_to
 from sync.keys import SigningKey
@@ -185,6 +186,14 @@ def check_change_shape(change: ListingChange, parents: tuple[str, ...]) -> None:
         raise VerificationFailed("a create has no parents, and every other version has at least one")
     if action in TOMBSTONE_ACTIONS and change.fields:
         raise VerificationFailed(f"a {action.value} sets no fields")
+    if change.audience:
+        if action != Action.CREATE:
+            raise VerificationFailed("only a create names the audience")
+        if list(change.audience) != sorted(set(change.audience)):
+            raise VerificationFailed("the audience must be sorted and distinct")
+        bad = [a for a in change.audience if not SITE_ID_RE.match(a)]
+        if bad:
+            raise VerificationFailed(f"the audience names no centre: {', '.join(bad)}")
     if action == Action.CREATE:
         if change.status not in CREATE_STATUSES or "title" not in change.names:
             raise VerificationFailed("a create sets a title and starts as draft or submitted")

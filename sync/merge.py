@@ -120,6 +120,8 @@ class RecordState:
     newest_head: str
     # Lifecycle steps that were not legal from the status their ancestors reached.
     ignored: tuple[str, ...] = ()
+    # Who may receive the record, as its create said (empty: the whole network).
+    audience: tuple[str, ...] = ()
 
     def conflict(self, field: str) -> Conflict | None:
         return next((c for c in self.conflicts if c.field == field), None)
@@ -252,6 +254,7 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
         updated=max((v.hlc for v in ordered), default=Stamp(0, 0)),
         newest_head=newest.version_id if newest else "",
         ignored=tuple(sorted(ignored)),
+        audience=root.change.audience if root is not None else (),
     )
 
 
@@ -290,6 +293,7 @@ def state_to_json(state: RecordState) -> str:
         "updated": [state.updated.wall_ms, state.updated.counter],
         "newest_head": state.newest_head,
         "ignored": list(state.ignored),
+        "audience": list(state.audience),
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -324,4 +328,5 @@ def state_from_json(text: str) -> RecordState:
         updated=Stamp(*doc["updated"]),
         newest_head=doc["newest_head"],
         ignored=tuple(doc.get("ignored", ())),
+        audience=tuple(doc.get("audience", ())),
     )

@@ -126,6 +126,8 @@ class ListingChange:
     action: Action | None = None
     # The status a CREATE, a status step or a SETTLE leads to.
     status: ListingStatus | None = None
+    # CREATE only: the centres that may receive the record; empty for the whole network.
+    audience: tuple[str, ...] = ()
     _index: dict[str, FieldValue] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -144,10 +146,21 @@ def change_of(content: ListingContent, names: tuple[str, ...]) -> tuple[tuple[st
     return tuple((n, content.value(n)) for n in sorted(set(names)))
 
 
-def create_change(content: ListingContent) -> ListingChange:
+def create_change(content: ListingContent, audience: tuple[str, ...] = ()) -> ListingChange:
     """The change that creates a listing: its title, its other non-empty content fields, its first status."""
     names = tuple(n for n in CONTENT_FIELDS if n == "title" or content.value(n) != FIELD_DEFAULTS[n])
-    return ListingChange(change_of(content, names), Action.CREATE, content.status)
+    return ListingChange(change_of(content, names), Action.CREATE, content.status, tuple(sorted(set(audience))))
+
+
+NETWORK = "*"
+
+
+def audience_key(origin: str, audience: tuple[str, ...]) -> str:
+    """How the store keeps an audience for filtering: "*" for the whole network, else
+    ",a,b," with the owner included (HQ receives everything anyway)."""
+    if not audience:
+        return NETWORK
+    return "," + ",".join(sorted({origin, *audience})) + ","
 
 
 def next_status(current: ListingStatus, action: Action) -> ListingStatus:
@@ -162,7 +175,7 @@ def next_status(current: ListingStatus, action: Action) -> ListingStatus:
     return target
 
 
-_FILE_FIELDS = {"title", "summary", "description", "keywords", "trl"}
+_FILE_FIELDS = {"title", "summary", "description", "keywords", "trl", "audience"}
 
 
 def validate_listing(listing: ListingContent) -> None:
@@ -202,8 +215,20 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
+def audience_from_json(data: object) -> tuple[str, ...]:
+    """The optional "audience" of a listing file: "network" (default), "hq", or a list of centre ids."""
+    raw = data.get("audience") if isinstance(data, dict) else None
+    if raw is None or raw == "network":
+        return ()
+    if raw == "hq":
+        return ("hq",)
+    if not isinstance(raw, list) or not raw or not all(isinstance(a, str) for a in raw):
+        raise InvalidInput([FieldViolation("audience", 'must be "network", "hq" or a list of centre ids')])
+    return tuple(sorted(set(raw)))
+
+
 def listing_from_json(data: object) -> ListingContent:
-    """Build a listing from a parsed JSON document, checking types and rules."""
+    """Build a listing from a parsed JSON document, checking types and rules (not the audience)."""
     if not isinstance(data, dict):
         raise InvalidInput([FieldViolation("(document)", "must be a JSON object")])
     problems: list[FieldViolation] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sync.clock import HybridClock, Stamp, system_now_ms
-from sync.config import DataDir, SiteConfig
+from sync.config import SITE_ID_RE, DataDir, SiteConfig
 from sync.envelope import (
     SignatureValue,
     Version,
@@ -277,11 +277,14 @@ class Site:
             hook()
         return version
 
-    def add_listing(self, content: ListingContent) -> Version:
+    def add_listing(self, content: ListingContent, audience: tuple[str, ...] = ()) -> Version:
         validate_listing(content)
         if content.status not in CREATE_STATUSES:
             raise InvalidInput([FieldViolation("status", "a new listing is draft or submitted")])
-        change = create_change(content)
+        bad = [a for a in audience if not SITE_ID_RE.match(a)]
+        if bad:
+            raise InvalidInput([FieldViolation("audience", f"not centre ids: {', '.join(bad)}")])
+        change = create_change(content, audience)
         with self._write_lock:
             record_id, nonce = new_record_id(self.site_id, self.now_ms())
             return self._write(record_id, self.site_id, change, (), nonce)

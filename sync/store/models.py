@@ -66,6 +66,8 @@ class LogEntryModel(Base):
     version_id: Mapped[str] = mapped_column(ForeignKey("versions.version_id"), unique=True)
     # Copied from the version so push and pull filter without a join.
     received_from: Mapped[str | None] = mapped_column(String(64))
+    # Who may receive it: "*" (the whole network) or ",a,b," (records.audience_key).
+    audience: Mapped[str] = mapped_column(Text, server_default="*")
 
     __table_args__ = (Index("ix_log_entries_received_from_seq", "received_from", "seq"),)
 
@@ -92,6 +94,7 @@ class RecordModel(Base):
     open_conflicts: Mapped[int] = mapped_column(Integer, server_default="0", index=True)
     # Versions held whose parents have not all arrived.
     waiting: Mapped[int] = mapped_column(Integer, server_default="0")
+    audience: Mapped[str] = mapped_column(Text, server_default="*")
 
 
 class PeerStateModel(Base):

@@ -49,6 +49,7 @@ from sync.codec import decode_registry, decode_version_body, merge_input_of
 from sync.envelope import SignatureValue, Version
 from sync.errors import FailedPrecondition, NotFound
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
+from sync.records import NETWORK, Action, audience_key
 from sync.registry import Registry
 from sync.store import migrate
 from sync.store.models import (
@@ -167,13 +168,18 @@ def _sigs_from_json(text: str) -> tuple[SignatureValue, ...]:
     return tuple(SignatureValue(d["key_id"], bytes.fromhex(d["signature"]), d["role"]) for d in json.loads(text))
 
 
-def _log_filter(after_seq: int, only_local: bool, exclude_from: str | None) -> list[ColumnElement[bool]]:
-    """Log entries after `after_seq`: only those written here, or all but those from one peer."""
+def _log_filter(
+    after_seq: int, only_local: bool, exclude_from: str | None, audience_of: str | None = None
+) -> list[ColumnElement[bool]]:
+    """Log entries after `after_seq`: only those written here, or all but those from one
+    peer, and (with `audience_of`) only those that site may receive."""
     cond: list[ColumnElement[bool]] = [log_t.c.seq > after_seq]
     if only_local:
         cond.append(log_t.c.received_from.is_(None))
     if exclude_from is not None:
         cond.append(or_(log_t.c.received_from.is_(None), log_t.c.received_from != exclude_from))
+    if audience_of is not None:
+        cond.append(or_(log_t.c.audience == NETWORK, log_t.c.audience.contains(f",{audience_of},", autoescape=True)))
     return cond
 
 
@@ -433,12 +439,35 @@ class Store:
             ],
         )
         seqs = list(range(head + 1, head + 1 + len(fresh)))
+        audiences = self._audiences(conn, fresh)
         conn.execute(
             insert(log_t),
-            [{"seq": s, "version_id": v.version_id, "received_from": peer} for s, v in zip(seqs, fresh, strict=True)],
+            [
+                {"seq": s, "version_id": v.version_id, "received_from": peer, "audience": audiences[v.version_id]}
+                for s, v in zip(seqs, fresh, strict=True)
+            ],
         )
         self._update_records(conn, fresh)
         return seqs
+
+    def _audiences(self, conn: Connection, fresh: Sequence[Version]) -> dict[str, str]:
+        """The audience of each version: its create's, or its record's as held here.
+
+        A version whose record is not held yet (it cannot happen at the hub,
+        which receives each owner's log in order) goes to the whole network."""
+        known: dict[str, str] = {}
+        ids = sorted({v.record_id for v in fresh})
+        for i in range(0, len(ids), _IN_CHUNK):
+            for row in conn.execute(
+                select(records_t.c.record_id, records_t.c.audience).where(
+                    records_t.c.record_id.in_(ids[i : i + _IN_CHUNK])
+                )
+            ):
+                known[row.record_id] = row.audience
+        for v in fresh:
+            if v.change.action == Action.CREATE and not v.parents:
+                known.setdefault(v.record_id, audience_key(v.origin, v.change.audience))
+        return {v.version_id: known.get(v.record_id, NETWORK) for v in fresh}
 
     def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
         """Re-merge every record the batch touched, from all of its versions.
@@ -497,6 +526,7 @@ class Store:
                 "deleted": state.deleted,
                 "open_conflicts": len(state.conflicts),
                 "waiting": len(state.waiting),
+                "audience": audience_key(owner, state.audience),
             }
             if rid in existing:
                 updates.append({"rid": rid, **values})
@@ -577,6 +607,7 @@ class Store:
         *,
         only_local: bool = False,
         exclude_from: str | None = None,
+        audience_of: str | None = None,
         max_bytes: int = BATCH_BYTES,
     ) -> tuple[list[LogRow], int, int]:
         """Up to `limit` log entries after `after_seq` (and at most about
@@ -589,7 +620,7 @@ class Store:
         positions are assigned and committed in order by the one writer, so
         every entry up to the head is visible to the second select.
         """
-        cond = _log_filter(after_seq, only_local, exclude_from)
+        cond = _log_filter(after_seq, only_local, exclude_from, audience_of)
         with self.engine.connect() as conn, conn.begin():
             head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
             rows = conn.execute(
@@ -611,12 +642,28 @@ class Store:
         through = out[-1].seq if len(out) == limit else max(head, after_seq)
         return out, through, head
 
+    def visible_head(self, site: str) -> int:
+        """The last log position `site` may receive (0 if none)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.coalesce(func.max(log_t.c.seq), 0)).where(*_log_filter(0, False, None, site))
+                ).scalar_one()
+            )
+
     def log_head(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one())
 
-    def count_pending(self, after_seq: int, *, only_local: bool = False, exclude_from: str | None = None) -> int:
-        cond = _log_filter(after_seq, only_local, exclude_from)
+    def count_pending(
+        self,
+        after_seq: int,
+        *,
+        only_local: bool = False,
+        exclude_from: str | None = None,
+        audience_of: str | None = None,
+    ) -> int:
+        cond = _log_filter(after_seq, only_local, exclude_from, audience_of)
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(log_t).where(*cond)).scalar_one())
 

@@ -211,16 +211,22 @@ class AddListingRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LISTING_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def listing(self) -> _records_pb2.Listing: ...
+    @_builtins.property
+    def audience(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who may receive it: empty for the whole network; else centre ids ("hq" alone: HQ only)."""
+
     def __init__(
         self,
         *,
         listing: _records_pb2.Listing | None = ...,
+        audience: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "listing", b"listing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -400,6 +406,7 @@ class ListingView(_message.Message):
     CONFLICTS_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
     WAITING_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     updated_at_ms: _builtins.int
     version_count: _builtins.int
@@ -420,6 +427,10 @@ class ListingView(_message.Message):
 
     @_builtins.property
     def conflicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConflictView]: ...
+    @_builtins.property
+    def audience(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty: the whole network; else the centres that receive it."""
+
     def __init__(
         self,
         *,
@@ -432,10 +443,11 @@ class ListingView(_message.Message):
         conflicts: _abc.Iterable[Global___ConflictView] | None = ...,
         deleted: _builtins.bool = ...,
         waiting: _builtins.int = ...,
+        audience: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing", "provenance", b"provenance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflicts", b"conflicts", "deleted", b"deleted", "heads", b"heads", "id", b"id", "listing", b"listing", "provenance", b"provenance", "updated_at_ms", b"updated_at_ms", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "conflicts", b"conflicts", "deleted", b"deleted", "heads", b"heads", "id", b"id", "listing", b"listing", "provenance", b"provenance", "updated_at_ms", b"updated_at_ms", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btechbridge/v1/records.proto\x12\rtechbridge.v1\"\xab\x01\n\x07Listing\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08keywords\x18\x04 \x03(\t\x12\x0b\n\x03trl\x18\x05 \x01(\r\x12,\n\x06status\x18\x06 \x01(\x0e\x32\x1c.techbridge.v1.ListingStatus\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x10\n\x08\x66\x65\x61tured\x18\x08 \x01(\x08\"\xa5\x01\n\rListingChange\x12\x0e\n\x06\x66ields\x18\x01 \x03(\t\x12&\n\x06values\x18\x02 \x01(\x0b\x32\x16.techbridge.v1.Listing\x12.\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1e.techbridge.v1.LifecycleAction\x12,\n\x06status\x18\x04 \x01(\x0e\x32\x1c.techbridge.v1.ListingStatus*\xfa\x01\n\rListingStatus\x12\x1e\n\x1aLISTING_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14LISTING_STATUS_DRAFT\x10\x01\x12\x1c\n\x18LISTING_STATUS_SUBMITTED\x10\x02\x12\x1c\n\x18LISTING_STATUS_VALIDATED\x10\x03\x12\x1c\n\x18LISTING_STATUS_PUBLISHED\x10\x04\x12\x1a\n\x16LISTING_STATUS_EXPIRED\x10\x05\x12\x1c\n\x18LISTING_STATUS_WITHDRAWN\x10\x06\x12\x1b\n\x17LISTING_STATUS_ARCHIVED\x10\x07*\xdd\x02\n\x0fLifecycleAction\x12 \n\x1cLIFECYCLE_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17LIFECYCLE_ACTION_CREATE\x10\x01\x12\x1b\n\x17LIFECYCLE_ACTION_SUBMIT\x10\x02\x12\x1d\n\x19LIFECYCLE_ACTION_VALIDATE\x10\x03\x12\x1c\n\x18LIFECYCLE_ACTION_PUBLISH\x10\x04\x12\x1d\n\x19LIFECYCLE_ACTION_WITHDRAW\x10\x05\x12\x1b\n\x17LIFECYCLE_ACTION_EXPIRE\x10\x06\x12\x1c\n\x18LIFECYCLE_ACTION_ARCHIVE\x10\x07\x12\x1b\n\x17LIFECYCLE_ACTION_DELETE\x10\x08\x12\x1d\n\x19LIFECYCLE_ACTION_UNDELETE\x10\t\x12\x1b\n\x17LIFECYCLE_ACTION_SETTLE\x10\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btechbridge/v1/records.proto\x12\rtechbridge.v1\"\xab\x01\n\x07Listing\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08keywords\x18\x04 \x03(\t\x12\x0b\n\x03trl\x18\x05 \x01(\r\x12,\n\x06status\x18\x06 \x01(\x0e\x32\x1c.techbridge.v1.ListingStatus\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x10\n\x08\x66\x65\x61tured\x18\x08 \x01(\x08\"\xb7\x01\n\rListingChange\x12\x0e\n\x06\x66ields\x18\x01 \x03(\t\x12&\n\x06values\x18\x02 \x01(\x0b\x32\x16.techbridge.v1.Listing\x12.\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1e.techbridge.v1.LifecycleAction\x12,\n\x06status\x18\x04 \x01(\x0e\x32\x1c.techbridge.v1.ListingStatus\x12\x10\n\x08\x61udience\x18\x05 \x03(\t*\xfa\x01\n\rListingStatus\x12\x1e\n\x1aLISTING_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14LISTING_STATUS_DRAFT\x10\x01\x12\x1c\n\x18LISTING_STATUS_SUBMITTED\x10\x02\x12\x1c\n\x18LISTING_STATUS_VALIDATED\x10\x03\x12\x1c\n\x18LISTING_STATUS_PUBLISHED\x10\x04\x12\x1a\n\x16LISTING_STATUS_EXPIRED\x10\x05\x12\x1c\n\x18LISTING_STATUS_WITHDRAWN\x10\x06\x12\x1b\n\x17LISTING_STATUS_ARCHIVED\x10\x07*\xdd\x02\n\x0fLifecycleAction\x12 \n\x1cLIFECYCLE_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17LIFECYCLE_ACTION_CREATE\x10\x01\x12\x1b\n\x17LIFECYCLE_ACTION_SUBMIT\x10\x02\x12\x1d\n\x19LIFECYCLE_ACTION_VALIDATE\x10\x03\x12\x1c\n\x18LIFECYCLE_ACTION_PUBLISH\x10\x04\x12\x1d\n\x19LIFECYCLE_ACTION_WITHDRAW\x10\x05\x12\x1b\n\x17LIFECYCLE_ACTION_EXPIRE\x10\x06\x12\x1c\n\x18LIFECYCLE_ACTION_ARCHIVE\x10\x07\x12\x1b\n\x17LIFECYCLE_ACTION_DELETE\x10\x08\x12\x1d\n\x19LIFECYCLE_ACTION_UNDELETE\x10\t\x12\x1b\n\x17LIFECYCLE_ACTION_SETTLE\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'techbridge.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTINGSTATUS']._serialized_start=389
-  _globals['_LISTINGSTATUS']._serialized_end=639
-  _globals['_LIFECYCLEACTION']._serialized_start=642
-  _globals['_LIFECYCLEACTION']._serialized_end=991
+  _globals['_LISTINGSTATUS']._serialized_start=407
+  _globals['_LISTINGSTATUS']._serialized_end=657
+  _globals['_LIFECYCLEACTION']._serialized_start=660
+  _globals['_LIFECYCLEACTION']._serialized_end=1009
   _globals['_LISTING']._serialized_start=47
   _globals['_LISTING']._serialized_end=218
   _globals['_LISTINGCHANGE']._serialized_start=221
-  _globals['_LISTINGCHANGE']._serialized_end=386
+  _globals['_LISTINGCHANGE']._serialized_end=404
 # @@protoc_insertion_point(module_scope)

@@ -149,6 +149,7 @@ class ListingChange(_message.Message):
     VALUES_FIELD_NUMBER: _builtins.int
     ACTION_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
     action: Global___LifecycleAction.ValueType
     status: Global___ListingStatus.ValueType
     """The status the step leads to (CREATE, status steps and SETTLE)."""
@@ -156,6 +157,13 @@ class ListingChange(_message.Message):
     def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def values(self) -> Global___Listing: ...
+    @_builtins.property
+    def audience(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Set by CREATE only: who may receive the record. Empty: the whole network;
+        otherwise the centre ids named (the owner and HQ always receive it; "hq"
+        alone means HQ only). Sorted, distinct.
+        """
+
     def __init__(
         self,
         *,
@@ -163,10 +171,11 @@ class ListingChange(_message.Message):
         values: Global___Listing | None = ...,
         action: Global___LifecycleAction.ValueType = ...,
         status: Global___ListingStatus.ValueType = ...,
+        audience: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "fields", b"fields", "status", b"status", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audience", b"audience", "fields", b"fields", "status", b"status", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
