@@ -199,8 +199,15 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         batch = min(request.batch_size or 500, BATCH_MAX)
         after = request.after_seq
         head_at_start = -1
+        # A node that holds less of its own log than the hub received from it was restored
+        # from a backup: send its own entries back too (it skips what it still holds).
+        restored = store.peer_state(peer).pull_cursor > request.own_head
+        if restored:
+            log.warning("%s holds less of its own log than this hub received: sending its entries back", peer)
         while True:
-            rows, through, head = store.log_after(after, batch, exclude_from=peer, audience_of=peer)
+            rows, through, head = store.log_after(
+                after, batch, exclude_from=None if restored else peer, audience_of=peer
+            )
             if head_at_start < 0:
                 head_at_start = head
             msg = sync_pb2.PullResponse(through_seq=through, head_seq=head)

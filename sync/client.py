@@ -172,7 +172,14 @@ class SyncClient:
                     self._finish_rotation(stub)
                     self._registry(stub, result, progress)
                     self._push(stub, result, progress)
-                    self._pull(stub, result, progress)
+                    try:
+                        self._pull(stub, result, progress)
+                    except grpc.RpcError as err:
+                        if err.code() != grpc.StatusCode.FAILED_PRECONDITION or "past this hub" not in (
+                            err.details() or ""
+                        ):
+                            raise
+                        self._reconcile(stub, result, progress)
             except grpc.RpcError as err:
                 message = f"hub {self._address}: {err.code().name}: {err.details()}"
                 self._site.store.record_attempt(self._hub, self._site.now_ms(), message)
@@ -216,12 +223,33 @@ class SyncClient:
 
     # ---- 2. push ----------------------------------------------------------------
 
-    def _push(
+    def _reconcile(
         self, stub: sync_pb2_grpc.SyncServiceStub, result: RoundResult, progress: Callable[[Progress], None]
     ) -> None:
+        """The hub's log ends before our cursor: it was restored from an older backup.
+
+        Never skip and never trust either side's checkpoint: push every version
+        held here (not only our own; the hub keeps what it lacks and skips the
+        rest by hash, so versions it lost from other sites come back too), then
+        pull the hub's whole log again (we skip what we hold by hash)."""
+        log.warning("the hub's log is behind this node's cursor: reconciling by what each holds")
+        store = self._site.store
+        store.reset_cursors(self._hub)
+        self._push(stub, result, progress, everything=True)
+        self._pull(stub, result, progress)
+
+    def _push(
+        self,
+        stub: sync_pb2_grpc.SyncServiceStub,
+        result: RoundResult,
+        progress: Callable[[Progress], None],
+        *,
+        everything: bool = False,
+    ) -> None:
         store, cfg = self._site.store, self._site.config
+        only_local = not everything
         acked = store.peer_state(self._hub).push_acked
-        total = store.count_pending(acked, only_local=True)
+        total = store.count_pending(acked, only_local=only_local)
         progress(Progress("push", 0, total))
         if total == 0:
             return
@@ -238,13 +266,13 @@ class SyncClient:
         done = 0
         try:
             while True:
-                rows, through, head = store.log_after(acked, cfg.push_batch, only_local=True)
+                rows, through, head = store.log_after(acked, cfg.push_batch, only_local=only_local)
                 if not rows:
                     if through > acked:
                         store.set_push_acked(self._hub, through)
                     break
                 txn = push_txn_id(self._site.site_id, rows[0].seq, through, [r.version_id for r in rows])
-                remaining = store.count_pending(through, only_local=True)
+                remaining = store.count_pending(through, only_local=only_local)
                 req = sync_pb2.PushRequest(txn_id=txn, through_seq=through, remaining=remaining)
                 for r in rows:
                     req.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
@@ -285,7 +313,7 @@ class SyncClient:
         store, cfg = self._site.store, self._site.config
         after = store.peer_state(self._hub).pull_cursor
         stream = stub.Pull(
-            sync_pb2.PullRequest(after_seq=after, batch_size=cfg.pull_batch),
+            sync_pb2.PullRequest(after_seq=after, batch_size=cfg.pull_batch, own_head=store.log_head()),
             timeout=STREAM_DEADLINE_S,
             metadata=self._md("Pull"),
         )

@@ -86,16 +86,17 @@ def test_node_restored_from_backup_still_pushes_what_it_writes_next(hub: Hub, tm
     node.stop()
 
 
-def test_cursor_past_the_hubs_head_is_refused_not_skipped(hub: Hub, tmp_path: Path) -> None:
+def test_cursor_past_the_hubs_head_reconciles_instead_of_skipping(hub: Hub, tmp_path: Path) -> None:
     node = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     node.sync()
     with sqlite3.connect(node.path / "store.db") as conn:
         conn.execute("UPDATE peer_state SET pull_cursor = 999 WHERE peer = 'hq'")
-    hub.add_listing("written at HQ after the node's cursor")
-    with pytest.raises(Unavailable, match="past this hub's log head"):
-        node.sync()
+    rid = hub.add_listing("written at HQ after the node's cursor")
+    node.sync()  # the hub refuses the cursor; the node reconciles by what each holds
+    assert [v.id for v in node.listings()] == [rid]
+    assert hub.running is not None
     (peer,) = status(node).peers
-    assert peer.pull_cursor == 999 and "FAILED_PRECONDITION" in peer.last_error
+    assert peer.pull_cursor == hub.running.site.store.log_head()
     node.stop()
 
 
@@ -239,4 +240,63 @@ def test_a_restarted_site_stamps_after_everything_it_holds(hub: Hub, tmp_path: P
     theirs, ours = ta.show(seen).provenance, ta.show(mine).provenance
     assert (ours.hlc_wall_ms, ours.hlc_counter) > (theirs.hlc_wall_ms, theirs.hlc_counter)
     ahead.stop()
+    ta.stop()
+
+
+def test_a_hub_restored_from_an_older_backup_loses_nothing(tmp_path: Path) -> None:
+    from hub.site import start_hub
+    from tests.harness import make_hub
+
+    hub = make_hub(tmp_path / "hq")
+    address = hub.address
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    before = ta.add_listing("Before the backup")
+    ta.sync()
+    dj.sync()
+    assert hub.running is not None
+    hub.running.stop()
+    shutil.copytree(tmp_path / "hq", tmp_path / "hq-backup")
+    running = start_hub(tmp_path / "hq", listen=address)
+    hub.running = running
+    after_ta = ta.add_listing("After the backup, at Tel Aviv")
+    after_hq = hub.add_listing("After the backup, at HQ")
+    ta.sync()
+    dj.sync()  # Daejeon now holds HQ's listing too
+    running.stop()
+    hub.close_channel()
+    shutil.rmtree(tmp_path / "hq")
+    shutil.copytree(tmp_path / "hq-backup", tmp_path / "hq")  # the hub comes back from the backup
+    hub.running = start_hub(tmp_path / "hq", listen=address)
+    for _ in range(2):
+        ta.sync()
+        dj.sync()
+    expected = {before, after_ta, after_hq}
+    for site in (hub, ta, dj):
+        assert {v.id for v in site.listings()} == expected
+    ta.stop()
+    dj.stop()
+    hub.stop()
+
+
+def test_a_node_restored_from_an_older_backup_gets_its_own_writes_back(hub: Hub, tmp_path: Path) -> None:
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    token = ta.admin_token
+    first = ta.add_listing("Kept in the backup")
+    ta.sync()
+    ta.stop()
+    shutil.copytree(ta.path, tmp_path / "ta-backup")
+    ta = start_existing_node(ta.path, token)
+    lost = ta.add_listing("Written after the backup")
+    ta.sync()
+    ta.stop()
+    shutil.rmtree(ta.path)
+    shutil.copytree(tmp_path / "ta-backup", ta.path)
+    ta = start_existing_node(ta.path, token)
+    assert {v.id for v in ta.listings()} == {first}
+    ta.sync()
+    assert {v.id for v in ta.listings()} == {first, lost}
+    again = ta.add_listing("And life goes on")
+    ta.sync()
+    assert {v.id for v in hub.listings()} == {first, lost, again}
     ta.stop()

@@ -572,6 +572,11 @@ class Store:
         with self.engine.connect() as conn:
             return [PeerState(**r._asdict()) for r in conn.execute(select(peers_t).order_by(peers_t.c.peer))]
 
+    def reset_cursors(self, peer: str) -> None:
+        """Start over with `peer` (after a restore): both cursors back to 0, in one transaction."""
+        with self._write_lock, self.engine.begin() as conn:
+            self._upsert_peer(conn, peer, {"pull_cursor": 0, "push_acked": 0, "pending_pull": 0})
+
     def set_push_acked(self, peer: str, acked: int) -> None:
         with self._write_lock, self.engine.begin() as conn:
             self._upsert_peer(conn, peer, {"push_acked": acked})

@@ -349,18 +349,25 @@ class PullRequest(_message.Message):
 
     AFTER_SEQ_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    OWN_HEAD_FIELD_NUMBER: _builtins.int
     after_seq: _builtins.int
     batch_size: _builtins.int
     """Entries per message; the server caps it."""
+    own_head: _builtins.int
+    """The head of the caller's own log. If the hub has received more of it than
+    this, the caller was restored from a backup: the hub then also sends back
+    the entries the caller itself pushed, so it recovers what it lost.
+    """
     def __init__(
         self,
         *,
         after_seq: _builtins.int = ...,
         batch_size: _builtins.int = ...,
+        own_head: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "batch_size", b"batch_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "batch_size", b"batch_size", "own_head", b"own_head"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
