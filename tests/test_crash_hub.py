@@ -54,6 +54,7 @@ def test_hub_killed_mid_push_many_times_ends_identical(tmp_path: Path) -> None:
     deadline = time.monotonic() + 90
     try:
         while kills < KILLS and time.monotonic() < deadline:
+
             def push() -> None:
                 try:
                     node.sync()
