@@ -251,13 +251,14 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
 
     if a.insecure:
         _warn_insecure("node")
-    node = start_node(Path(a.data), sync_every_s=a.sync_every, listen=a.listen, insecure=a.insecure)
+    node = start_node(Path(a.data), sync_every_s=a.sync_every, listen=a.listen, insecure=a.insecure, live=not a.no_live)
     if node.running.insecure and not a.insecure:
         _warn_insecure("node (its hub serves without TLS)")
     every = a.sync_every if a.sync_every is not None else node.running.site.config.sync_every_s
+    live = "" if a.no_live else "at once (watch stream) and "
     out.print(
         f"node {node.running.site.site_id} serving on {node.running.address}; "
-        f"syncing with {node.running.site.config.hub_address} every {every:g}s (Ctrl-C to stop)",
+        f"syncing with {node.running.site.config.hub_address} {live}every {every:g}s (Ctrl-C to stop)",
         highlight=False,
     )
     sys.stdout.flush()
@@ -746,6 +747,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
     sp.add_argument("--insecure", action="store_true", help="serve WITHOUT TLS (local development only)")
+    sp.add_argument(
+        "--no-live",
+        action="store_true",
+        help="no watch stream and no immediate push: sync only on the schedule or by `sync now` (a link kept down)",
+    )
     sp.set_defaults(func=cmd_node_serve)
 
     listing = groups.add_parser("listing", help="technology listings").add_subparsers(dest="cmd", required=True)
