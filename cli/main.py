@@ -217,14 +217,11 @@ def cmd_hub_serve(a: argparse.Namespace) -> None:
 
 def cmd_hub_invite(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            resp = admin_pb2_grpc.HubAdminServiceStub(s.channel).Invite(
-                admin_pb2.InviteRequest(centre_id=a.centre, name=a.name, country=a.country, ttl_seconds=int(a.ttl)),
-                metadata=s.md,
-                timeout=CALL_TIMEOUT_S,
-            )
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = admin_pb2_grpc.HubAdminServiceStub(s.channel).Invite(
+            admin_pb2.InviteRequest(centre_id=a.centre, name=a.name, country=a.country, ttl_seconds=int(a.ttl)),
+            metadata=s.md,
+            timeout=CALL_TIMEOUT_S,
+        )
     err.print(f"invited {a.centre} ({a.name}, {a.country}); the token works once, until {iso(resp.expires_at_ms)}:")
     sys.stdout.write(resp.token + "\n")
 
@@ -329,10 +326,7 @@ def _all_listings(s: Admin, origin: str, include_deleted: bool = False) -> list[
 
 def cmd_listing_list(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            views = _all_listings(s, a.centre or "", a.deleted)
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        views = _all_listings(s, a.centre or "", a.deleted)
     if a.json:
         print_json([listing_json(v, detail=False) for v in views])
         return
@@ -354,10 +348,7 @@ def cmd_listing_list(a: argparse.Namespace) -> None:
 
 def cmd_listing_show(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            resp = s.admin.GetListing(admin_pb2.GetListingRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = s.admin.GetListing(admin_pb2.GetListingRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S)
     print_listing(resp.listing, a.json)
 
 
@@ -415,37 +406,28 @@ def cmd_listing_edit(a: argparse.Namespace) -> None:
     base = {**FIELD_DEFAULTS, **fields}
     values = listing_to_pb(ListingContent(**base))
     with Admin(a.data) as s:
-        try:
-            resp = s.admin.EditListing(
-                admin_pb2.EditListingRequest(id=a.id, fields=sorted(fields), values=values),
-                metadata=s.md,
-                timeout=CALL_TIMEOUT_S,
-            )
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = s.admin.EditListing(
+            admin_pb2.EditListingRequest(id=a.id, fields=sorted(fields), values=values),
+            metadata=s.md,
+            timeout=CALL_TIMEOUT_S,
+        )
     print_listing(resp.listing, a.json)
 
 
 def cmd_listing_step(a: argparse.Namespace) -> None:
     action = records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{a.step.upper()}")
     with Admin(a.data) as s:
-        try:
-            resp = s.admin.StepListing(
-                admin_pb2.StepListingRequest(id=a.id, action=action), metadata=s.md, timeout=CALL_TIMEOUT_S
-            )
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = s.admin.StepListing(
+            admin_pb2.StepListingRequest(id=a.id, action=action), metadata=s.md, timeout=CALL_TIMEOUT_S
+        )
     print_listing(resp.listing, a.json)
 
 
 def cmd_conflicts_list(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            resp = s.admin.ListConflicts(
-                admin_pb2.ListConflictsRequest(record_id=a.listing or ""), metadata=s.md, timeout=CALL_TIMEOUT_S
-            )
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = s.admin.ListConflicts(
+            admin_pb2.ListConflictsRequest(record_id=a.listing or ""), metadata=s.md, timeout=CALL_TIMEOUT_S
+        )
     docs = [conflict_json(c) for c in resp.conflicts]
     if a.json:
         print_json(docs)
@@ -474,10 +456,7 @@ def cmd_conflicts_resolve(a: argparse.Namespace) -> None:
     else:
         req.value_json = a.value
     with Admin(a.data) as s:
-        try:
-            resp = s.admin.ResolveConflict(req, metadata=s.md, timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = s.admin.ResolveConflict(req, metadata=s.md, timeout=CALL_TIMEOUT_S)
     print_listing(resp.listing, a.json)
 
 
@@ -499,10 +478,7 @@ def parse_time(text: str) -> int:
 
 def cmd_keys_rotate(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            resp = s.admin.RotateKey(admin_pb2.RotateOwnKeyRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = s.admin.RotateKey(admin_pb2.RotateOwnKeyRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
     doc = {
         "old_key_id": resp.old_key_id,
         "new_key_id": resp.new_key_id,
@@ -521,14 +497,11 @@ def cmd_keys_rotate(a: argparse.Namespace) -> None:
 
 def cmd_hub_revoke(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            resp = admin_pb2_grpc.HubAdminServiceStub(s.channel).RevokeKey(
-                admin_pb2.RevokeKeyRequest(key_id=a.key, compromised_since_ms=a.compromised_since or 0),
-                metadata=s.md,
-                timeout=CALL_TIMEOUT_S,
-            )
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = admin_pb2_grpc.HubAdminServiceStub(s.channel).RevokeKey(
+            admin_pb2.RevokeKeyRequest(key_id=a.key, compromised_since_ms=a.compromised_since or 0),
+            metadata=s.md,
+            timeout=CALL_TIMEOUT_S,
+        )
     if a.json:
         print_json(
             {
@@ -548,10 +521,7 @@ def cmd_hub_revoke(a: argparse.Namespace) -> None:
 
 def cmd_quarantine_list(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            resp = s.admin.ListQuarantine(admin_pb2.ListQuarantineRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        resp = s.admin.ListQuarantine(admin_pb2.ListQuarantineRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
     docs: list[dict[str, Any]] = [
         {
             "version_id": q.version_id,
@@ -583,29 +553,26 @@ def cmd_sync_now(a: argparse.Namespace) -> None:
             raise CliError("error: `sync now` runs on a node; the hub syncs whenever its nodes call in")
         stub = admin_pb2_grpc.NodeAdminServiceStub(s.channel)
         final: admin_pb2.SyncProgress | None = None
-        try:
-            with Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=False
-            ) as bar:
-                tasks: dict[int, Any] = {}
-                names = {
-                    admin_pb2.SYNC_PHASE_REGISTRY: "registry",
-                    admin_pb2.SYNC_PHASE_PUSH: "push to hub",
-                    admin_pb2.SYNC_PHASE_PULL: "pull from hub",
-                }
-                for ev in stub.SyncNow(admin_pb2.SyncNowRequest(), metadata=s.md, timeout=SYNC_TIMEOUT_S):
-                    if ev.phase == admin_pb2.SYNC_PHASE_DONE:
-                        final = ev
-                        continue
-                    if ev.phase not in tasks:
-                        tasks[ev.phase] = bar.add_task(names.get(ev.phase, "sync"), total=ev.total or None)
-                    bar.update(tasks[ev.phase], completed=ev.done, total=max(ev.total, ev.done) or None)
-                for t in tasks.values():
-                    task = bar.tasks[t]
-                    if task.total is None:
-                        bar.update(t, total=task.completed or 1, completed=task.completed or 1)
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=False
+        ) as bar:
+            tasks: dict[int, Any] = {}
+            names = {
+                admin_pb2.SYNC_PHASE_REGISTRY: "registry",
+                admin_pb2.SYNC_PHASE_PUSH: "push to hub",
+                admin_pb2.SYNC_PHASE_PULL: "pull from hub",
+            }
+            for ev in stub.SyncNow(admin_pb2.SyncNowRequest(), metadata=s.md, timeout=SYNC_TIMEOUT_S):
+                if ev.phase == admin_pb2.SYNC_PHASE_DONE:
+                    final = ev
+                    continue
+                if ev.phase not in tasks:
+                    tasks[ev.phase] = bar.add_task(names.get(ev.phase, "sync"), total=ev.total or None)
+                bar.update(tasks[ev.phase], completed=ev.done, total=max(ev.total, ev.done) or None)
+            for t in tasks.values():
+                task = bar.tasks[t]
+                if task.total is None:
+                    bar.update(t, total=task.completed or 1, completed=task.completed or 1)
     if final is not None:
         msg = (
             f"sync done: {final.done} versions pushed, {final.stored} new versions received, "
@@ -619,10 +586,7 @@ def cmd_sync_now(a: argparse.Namespace) -> None:
 
 def cmd_sync_status(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        try:
-            st = s.admin.GetSyncStatus(admin_pb2.GetSyncStatusRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as e:
-            raise CliError(*rpc_error_lines(e)) from e
+        st = s.admin.GetSyncStatus(admin_pb2.GetSyncStatusRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
     peers = [
         {
             "peer": p.peer,
