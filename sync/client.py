@@ -61,7 +61,6 @@ from techbridge.v1 import sync_pb2, sync_pb2_grpc
 log = logging.getLogger(__name__)
 
 UNARY_DEADLINE_S = 15.0
-STREAM_DEADLINE_S = 900.0
 ACK_WAIT_S = 120.0
 
 
@@ -262,7 +261,7 @@ class SyncClient:
                     return
                 yield item
 
-        responses = stub.Push(requests(), timeout=STREAM_DEADLINE_S, metadata=self._md("Push"))
+        responses = stub.Push(requests(), timeout=self._site.config.stream_deadline_s, metadata=self._md("Push"))
         done = 0
         try:
             while True:
@@ -314,7 +313,7 @@ class SyncClient:
         after = store.peer_state(self._hub).pull_cursor
         stream = stub.Pull(
             sync_pb2.PullRequest(after_seq=after, batch_size=cfg.pull_batch, own_head=store.log_head()),
-            timeout=STREAM_DEADLINE_S,
+            timeout=self._site.config.stream_deadline_s,
             metadata=self._md("Pull"),
         )
         done = 0

@@ -43,6 +43,8 @@ class SiteConfig:
     sync_every_s: float = 30.0
     pull_batch: int = 500
     push_batch: int = 500
+    # Deadline of one push or pull stream; a slow consumer resumes from its cursor next round.
+    stream_deadline_s: float = 900.0
     # How far ahead of this site's clock a received version may be stamped.
     max_future_ms: int = 5 * 60 * 1000
     # Hub: where nodes without a certificate yet come to enrol (server-side TLS only).

@@ -300,3 +300,28 @@ def test_a_node_restored_from_an_older_backup_gets_its_own_writes_back(hub: Hub,
     ta.sync()
     assert {v.id for v in hub.listings()} == {first, lost, again}
     ta.stop()
+
+
+def test_a_slow_consumer_hits_its_deadline_and_resumes_from_its_cursor(hub: Hub, tmp_path: Path) -> None:
+    br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    for i in range(120):
+        br.add_listing(f"Listing {i}")
+    br.sync()
+    path = tmp_path / "daejeon"
+    dj = make_node(hub, path, "daejeon", country="KR")
+    token = dj.admin_token
+    dj.stop()
+    data = DataDir(path)
+    data.save(data.load().with_updates(pull_batch=10, stream_deadline_s=1.0))
+    dj = start_existing_node(path, token)
+    assert dj.node is not None
+    # A consumer far slower than the hub: 0.3 s per batch of 10, against a 1 s deadline.
+    with pytest.raises(Unavailable, match="DEADLINE_EXCEEDED"):
+        dj.node.client.run_round(lambda p: time.sleep(0.3) if p.phase == "pull" else None)
+    cursor = status(dj).peers[0].pull_cursor
+    assert 0 < cursor < 120  # what it took is kept
+    assert len(dj.listings()) == cursor
+    assert dj.sync().pulled == 120 - cursor  # and it resumes where it stopped
+    assert len(dj.listings()) == 120
+    br.stop()
+    dj.stop()
