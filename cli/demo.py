@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "deploy" / "samples"
 TB = [sys.executable, "-m", "cli.main"]
+# Every server started, so that none outlives the demo whatever fails.
+STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def step(text: str) -> None:
@@ -50,6 +52,7 @@ def serve(role: str, data: Path, log: Path, *extra: str) -> subprocess.Popen[byt
     addr.unlink(missing_ok=True)
     with open(log, "wb") as f:
         proc = subprocess.Popen([*TB, role, "serve", "--data", str(data), *extra], cwd=ROOT, stdout=f, stderr=f)
+    STARTED.append(proc)
     deadline = time.monotonic() + 30
     while not addr.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -169,6 +172,8 @@ def main() -> None:
         else:
             print("Start a site again with e.g.: .venv/bin/techbridge hub serve --data demo-data/hq")
     finally:
+        if not a.keep:
+            procs = list(STARTED)
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:

@@ -38,7 +38,9 @@ def invite(
     enrol_port: int = 0,
 ) -> tuple[str, int]:
     problems = []
-    if not SITE_ID_RE.match(centre_id):
+    if centre_id == "hq":
+        problems.append(FieldViolation("centre_id", '"hq" names HQ in audiences and cannot be a centre id'))
+    elif not SITE_ID_RE.match(centre_id):
         problems.append(
             FieldViolation("centre_id", "2-63 characters: lower-case letters, digits, '-', starting with a letter")
         )

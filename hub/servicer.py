@@ -105,6 +105,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         store = self._site.store
         last = request.after_seq
         log.info("%s is watching from %s", peer, last)
+        # Answer at once: the node learns the link is up without waiting for a change.
+        yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
         while context.is_active():
             head = store.wait_for_head(last, WATCH_HEARTBEAT_S)
             # Only what this node may receive: the watch says nothing of the rest.

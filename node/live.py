@@ -41,12 +41,16 @@ class Kicker:
         self._client = client
         self._kick = threading.Event()
         self._stop = threading.Event()
+        self._force = False
         self._thread = threading.Thread(target=self._run, name="sync-kicker", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def kick(self) -> None:
+    def kick(self, *, force: bool = False) -> None:
+        """Ask for a round; `force` runs it even while backing off (the hub just answered)."""
+        if force:
+            self._force = True
         self._kick.set()
 
     def stop(self) -> None:
@@ -60,10 +64,16 @@ class Kicker:
             if self._stop.is_set():
                 return
             self._kick.clear()
+            force, self._force = self._force, False
+            if self._client.in_backoff() and not force:
+                continue  # the schedule, or the hub answering a watch, will try again
             try:
                 self._client.run_round()
             except TechbridgeError as exc:
                 log.info("round after a kick failed: %s", exc)
+            except Exception:
+                # Never let one unexpected error end the thread: every later kick would be lost.
+                log.exception("unexpected error in a kicked round")
 
 
 class Watcher:
@@ -102,6 +112,9 @@ class Watcher:
                     return
                 failures += 1
                 log.info("watch stream to %s ended: %s", self._address, err.code().name)
+            except Exception:
+                failures += 1
+                log.exception("unexpected error in the watch stream")
             finally:
                 self.connected = False
             self._stop.wait(backoff.delay_ms(failures) / 1000 if failures else 0.5)
@@ -115,17 +128,20 @@ class Watcher:
                 sync_pb2.WatchRequest(after_seq=after), metadata=md, timeout=WATCH_DEADLINE_S
             )
             self._call = stream
+            if self._stop.is_set():
+                stream.cancel()  # type: ignore[no-untyped-call]
+                return
             first = True
             for event in stream:
+                if self._stop.is_set():
+                    stream.cancel()  # type: ignore[no-untyped-call]
+                    return
                 if first:
                     # The hub answers: the link is up. Forget the backoff and catch up.
                     self.connected = True
                     store.clear_backoff(self._hub)
                     first = False
-                    self._kicker.kick()
+                    self._kicker.kick(force=True)
                     continue
                 if event.head_seq > store.peer_state(self._hub).pull_cursor:
                     self._kicker.kick()
-                if self._stop.is_set():
-                    stream.cancel()  # type: ignore[no-untyped-call]
-                    return

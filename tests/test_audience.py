@@ -64,3 +64,43 @@ def test_the_audience_in_a_listing_file(hub: Hub, tmp_path: Path) -> None:
     f.write_text(json.dumps({"title": "Bad", "audience": ["Not A Centre"]}))
     r = cli("listing", "add", "--data", str(hub.path), "--file", str(f))
     assert r.returncode == 1 and "audience" in r.stderr
+
+
+def test_a_version_whose_create_is_not_here_never_goes_wider(tmp_path: Path) -> None:
+    """The hub may hold a record's later versions without its create (a restore, a
+    quarantine): they go to the owner and the hub only, never to the whole network."""
+    from sync.clock import Stamp
+    from sync.keys import SigningKey
+    from sync.records import ListingChange, ListingContent, create_change
+    from sync.store import Store
+    from tests.harness import signed_version
+
+    key = SigningKey.generate()
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    create = signed_version(key, "tel-aviv", create_change(ListingContent("Secret"), ("brussels",)))
+    record = (create.record_id, create.record_nonce)
+    edit = signed_version(
+        key,
+        "tel-aviv",
+        ListingChange((("summary", "secret summary"),)),
+        record=record,
+        parents=(create.version_id,),
+        hlc=Stamp(create.hlc.wall_ms + 1, 0),
+    )
+    store.apply_batch("tel-aviv", [edit], [], through_seq=1, now_ms=1)  # the create is not here
+    assert store.visible_head("daejeon") == 0 and store.visible_head("tel-aviv") == 1
+    store.apply_batch("tel-aviv", [create], [], through_seq=2, now_ms=1)
+    assert store.visible_head("brussels") == 2 and store.visible_head("daejeon") == 0
+    # Everything of the record quarantined, then a later version: still not for Daejeon.
+    store.quarantine(key.key_id, 0 + 1, "test")
+    later = signed_version(
+        SigningKey.generate(),
+        "tel-aviv",
+        ListingChange((("trl", 5),)),
+        record=record,
+        parents=(edit.version_id,),
+        hlc=Stamp(create.hlc.wall_ms + 2, 0),
+    )
+    store.apply_batch("tel-aviv", [later], [], through_seq=3, now_ms=1)
+    assert store.visible_head("daejeon") == 0 and store.visible_head("brussels") == 3
+    store.close()

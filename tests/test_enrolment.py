@@ -95,3 +95,9 @@ def test_invite_checks_its_fields(hub: Hub) -> None:
 def test_garbage_token_is_refused_locally(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="token"):
         init_node(tmp_path / "a", hub="127.0.0.1:1", token="not-a-token")
+
+
+def test_hq_is_not_a_centre_id(hub: Hub) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        hub.invite("hq")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "audiences" in (e.value.details() or "")

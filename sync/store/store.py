@@ -62,6 +62,7 @@ from sync.store.models import (
     RejectionModel,
     VersionModel,
 )
+from techbridge.v1.records_pb2 import LIFECYCLE_ACTION_CREATE as CREATE_PB
 
 log = logging.getLogger(__name__)
 
@@ -451,12 +452,17 @@ class Store:
         return seqs
 
     def _audiences(self, conn: Connection, fresh: Sequence[Version]) -> dict[str, str]:
-        """The audience of each version: its create's, or its record's as held here.
+        """The audience of each version: its record's, from the record's create.
 
-        A version whose record is not held yet (it cannot happen at the hub,
-        which receives each owner's log in order) goes to the whole network."""
+        The create is looked for among the fresh versions, the records held,
+        and every stored version of the record (quarantined ones too). A
+        version whose create is nowhere here goes to its owner (and the hub)
+        only: never wider than its audience can be."""
         known: dict[str, str] = {}
-        ids = sorted({v.record_id for v in fresh})
+        for v in fresh:
+            if v.change.action == Action.CREATE and not v.parents:
+                known.setdefault(v.record_id, audience_key(v.origin, v.change.audience))
+        ids = sorted({v.record_id for v in fresh} - set(known))
         for i in range(0, len(ids), _IN_CHUNK):
             for row in conn.execute(
                 select(records_t.c.record_id, records_t.c.audience).where(
@@ -464,10 +470,17 @@ class Store:
                 )
             ):
                 known[row.record_id] = row.audience
-        for v in fresh:
-            if v.change.action == Action.CREATE and not v.parents:
-                known.setdefault(v.record_id, audience_key(v.origin, v.change.audience))
-        return {v.version_id: known.get(v.record_id, NETWORK) for v in fresh}
+        missing = sorted(set(ids) - set(known))
+        for i in range(0, len(missing), _IN_CHUNK):
+            for row in conn.execute(
+                select(versions_t.c.record_id, versions_t.c.body).where(
+                    versions_t.c.record_id.in_(missing[i : i + _IN_CHUNK])
+                )
+            ):
+                msg = decode_version_body(row.body)
+                if msg.listing.action == CREATE_PB and not msg.parents:
+                    known[row.record_id] = audience_key(msg.origin, tuple(msg.listing.audience))
+        return {v.version_id: known.get(v.record_id, audience_key(v.origin, (v.origin,))) for v in fresh}
 
     def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
         """Re-merge every record the batch touched, from all of its versions.
