@@ -19,7 +19,7 @@ from sync.auth import CALL_SKEW_MS
 from sync.codec import registry_to_pb
 from sync.config import SITE_ID_RE
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
-from sync.errors import FailedPrecondition, FieldViolation, InvalidInput, Unauthenticated
+from sync.errors import CHECKPOINT_MISMATCH, FailedPrecondition, FieldViolation, InvalidInput, Unauthenticated
 from sync.keys import SigningKey, key_id_of
 from sync.registry import Registry, SiteKey, SiteRole
 from sync.signing import ROTATE_DOMAIN, verify
@@ -159,6 +159,15 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 raise InvalidInput([FieldViolation("txn_id", f"must start with the caller's site id ({peer}:)")])
             if any(e.seq > req.through_seq for e in req.entries):
                 raise InvalidInput([FieldViolation("through_seq", "must cover every entry's seq")])
+            held = store.peer_state(peer).pull_cursor
+            if req.after_seq > held:
+                raise FailedPrecondition(
+                    f"{CHECKPOINT_MISMATCH}: this hub holds {peer}'s log up to {held}, not {req.after_seq} "
+                    "(restored from a backup?)"
+                )
+            if req.after_seq < held:
+                # The node holds less of its own log than it once sent: it was restored.
+                store.set_flags(peer, resend_own=True)
             checked = self._site.check_entries(
                 [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries]
             )
@@ -194,25 +203,37 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         head = store.log_head()
         if request.after_seq > head:
             raise FailedPrecondition(
-                f"cursor {request.after_seq} is past this hub's log head {head}: the hub's store is older than "
-                "the node's (restored from a backup?); refusing to skip what the hub now holds"
+                f"{CHECKPOINT_MISMATCH}: cursor {request.after_seq} is past this hub's log head; the hub's store is "
+                "older than the node's (restored from a backup?); refusing to skip what the hub now holds"
+            )
+        checkpoint = request.after_seq and request.after_version_id
+        if checkpoint and store.version_at(request.after_seq) != request.after_version_id:
+            raise FailedPrecondition(
+                f"{CHECKPOINT_MISMATCH}: this hub's log differs from the node's checkpoint at "
+                f"{request.after_seq} (restored from a backup?)"
             )
         store.set_push_acked(peer, request.after_seq)
         batch = min(request.batch_size or 500, BATCH_MAX)
         after = request.after_seq
         head_at_start = -1
         # A node that holds less of its own log than the hub received from it was restored
-        # from a backup: send its own entries back too (it skips what it still holds).
-        restored = store.peer_state(peer).pull_cursor > request.own_head
+        # from a backup: send its own entries back too (it skips what it still holds), in
+        # every pull until one is read to its end.
+        state = store.peer_state(peer)
+        restored = state.resend_own or state.pull_cursor > request.own_head
+        if restored and not state.resend_own:
+            store.set_flags(peer, resend_own=True)
         if restored:
-            log.warning("%s holds less of its own log than this hub received: sending its entries back", peer)
+            log.warning("%s was restored from a backup: sending its own entries back", peer)
         while True:
             rows, through, head = store.log_after(
                 after, batch, exclude_from=None if restored else peer, audience_of=peer
             )
             if head_at_start < 0:
                 head_at_start = head
-            msg = sync_pb2.PullResponse(through_seq=through, head_seq=head)
+            msg = sync_pb2.PullResponse(
+                through_seq=through, head_seq=head, through_version_id=store.version_at(through) or ""
+            )
             for r in rows:
                 msg.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
             yield msg
@@ -225,6 +246,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         # to its end is delivered; its next Pull's after_seq corrects this if
         # the last commit was lost.
         store.set_push_acked(peer, after)
+        if restored:
+            store.set_flags(peer, resend_own=False)
         store.record_attempt(peer, self._site.now_ms(), None)
 
 

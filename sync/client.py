@@ -49,7 +49,7 @@ import grpc
 from sync import auth
 from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
-from sync.errors import TechbridgeError, Unavailable, VerificationFailed
+from sync.errors import CHECKPOINT_MISMATCH, TechbridgeError, Unavailable, VerificationFailed
 from sync.keys import SigningKey
 from sync.registry import Registry
 from sync.server import channel
@@ -170,15 +170,17 @@ class SyncClient:
                     stub = sync_pb2_grpc.SyncServiceStub(ch)
                     self._finish_rotation(stub)
                     self._registry(stub, result, progress)
-                    self._push(stub, result, progress)
-                    try:
-                        self._pull(stub, result, progress)
-                    except grpc.RpcError as err:
-                        if err.code() != grpc.StatusCode.FAILED_PRECONDITION or "past this hub" not in (
-                            err.details() or ""
-                        ):
-                            raise
-                        self._reconcile(stub, result, progress)
+                    if self._site.store.peer_state(self._hub).reconciling:
+                        self._reconcile(stub, result, progress, resume=True)
+                    else:
+                        try:
+                            self._push(stub, result, progress)
+                            self._pull(stub, result, progress)
+                        except grpc.RpcError as err:
+                            details = err.details() or ""
+                            if err.code() != grpc.StatusCode.FAILED_PRECONDITION or CHECKPOINT_MISMATCH not in details:
+                                raise
+                            self._reconcile(stub, result, progress)
             except grpc.RpcError as err:
                 message = f"hub {self._address}: {err.code().name}: {err.details()}"
                 self._site.store.record_attempt(self._hub, self._site.now_ms(), message)
@@ -223,7 +225,12 @@ class SyncClient:
     # ---- 2. push ----------------------------------------------------------------
 
     def _reconcile(
-        self, stub: sync_pb2_grpc.SyncServiceStub, result: RoundResult, progress: Callable[[Progress], None]
+        self,
+        stub: sync_pb2_grpc.SyncServiceStub,
+        result: RoundResult,
+        progress: Callable[[Progress], None],
+        *,
+        resume: bool = False,
     ) -> None:
         """The hub's log ends before our cursor: it was restored from an older backup.
 
@@ -231,11 +238,13 @@ class SyncClient:
         held here (not only our own; the hub keeps what it lacks and skips the
         rest by hash, so versions it lost from other sites come back too), then
         pull the hub's whole log again (we skip what we hold by hash)."""
-        log.warning("the hub's log is behind this node's cursor: reconciling by what each holds")
         store = self._site.store
-        store.reset_cursors(self._hub)
+        if not resume:
+            log.warning("the hub's log does not match this node's checkpoints: reconciling by what each holds")
+            store.reset_cursors(self._hub)  # also marks the reconciliation, so a crash resumes it
         self._push(stub, result, progress, everything=True)
         self._pull(stub, result, progress)
+        store.set_flags(self._hub, reconciling=False)
 
     def _push(
         self,
@@ -267,12 +276,10 @@ class SyncClient:
             while True:
                 rows, through, head = store.log_after(acked, cfg.push_batch, only_local=only_local)
                 if not rows:
-                    if through > acked:
-                        store.set_push_acked(self._hub, through)
-                    break
+                    break  # the acknowledged position stays where the hub put it: the hub checks it
                 txn = push_txn_id(self._site.site_id, rows[0].seq, through, [r.version_id for r in rows])
                 remaining = store.count_pending(through, only_local=only_local)
-                req = sync_pb2.PushRequest(txn_id=txn, through_seq=through, remaining=remaining)
+                req = sync_pb2.PushRequest(txn_id=txn, through_seq=through, remaining=remaining, after_seq=acked)
                 for r in rows:
                     req.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
                 try:
@@ -312,7 +319,12 @@ class SyncClient:
         store, cfg = self._site.store, self._site.config
         after = store.peer_state(self._hub).pull_cursor
         stream = stub.Pull(
-            sync_pb2.PullRequest(after_seq=after, batch_size=cfg.pull_batch, own_head=store.log_head()),
+            sync_pb2.PullRequest(
+                after_seq=after,
+                batch_size=cfg.pull_batch,
+                own_head=store.log_head(),
+                after_version_id=store.peer_state(self._hub).pull_cursor_version,
+            ),
             timeout=self._site.config.stream_deadline_s,
             metadata=self._md("Pull"),
         )
@@ -328,7 +340,9 @@ class SyncClient:
                 checked = self._site.check_entries(entries)
             checked, deferred = self._site.until_deferred(checked)
             through = msg.through_seq if deferred is None else deferred - 1
-            applied = self._apply(checked, through, msg.head_seq)
+            applied = self._apply(
+                checked, through, msg.head_seq, msg.through_version_id if through == msg.through_seq else ""
+            )
             self._site.requarantine([c.version for c in checked if c.version is not None])
             result.pulled += applied[0]
             result.pull_duplicates += applied[1]
@@ -343,10 +357,16 @@ class SyncClient:
                     "the next round takes it again"
                 )
 
-    def _apply(self, checked: list[Received], through: int, head: int) -> tuple[int, int, int]:
+    def _apply(self, checked: list[Received], through: int, head: int, through_version: str) -> tuple[int, int, int]:
         accepted = [c.version for c in checked if c.version is not None]
         rejected = [c.rejection for c in checked if c.rejection is not None]
         res = self._site.store.apply_batch(
-            self._hub, accepted, rejected, through_seq=through, head_seq=head, now_ms=self._site.now_ms()
+            self._hub,
+            accepted,
+            rejected,
+            through_seq=through,
+            head_seq=head,
+            now_ms=self._site.now_ms(),
+            through_version=through_version,
         )
         return res.stored, res.duplicates, res.rejected

@@ -20,6 +20,10 @@ class FieldViolation:
         return f"{self.field}: {self.description}"
 
 
+# Starts the message of a refusal that tells a node to reconcile with the hub.
+CHECKPOINT_MISMATCH = "checkpoint mismatch"
+
+
 class TechbridgeError(Exception):
     """Base of every error the domain raises on purpose."""
 

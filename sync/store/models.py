@@ -116,6 +116,12 @@ class PeerStateModel(Base):
     # Backoff: failed rounds in a row, and when the next may start (sync.backoff).
     failures: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_ms: Mapped[int] = mapped_column(Big, server_default="0")
+    # The version id at pull_cursor in the peer's log (a checkpoint the peer can check).
+    pull_cursor_version: Mapped[str] = mapped_column(String(64), server_default="")
+    # Hub: the peer was restored from a backup; send its own entries back until a pull completes.
+    resend_own: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Node: reconciling with a restored hub; push everything and pull again until done.
+    reconciling: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class PushTxnModel(Base):

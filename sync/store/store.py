@@ -151,6 +151,9 @@ class PeerState:
     last_error_ms: int = 0
     failures: int = 0
     next_attempt_ms: int = 0
+    pull_cursor_version: str = ""
+    resend_own: bool = False
+    reconciling: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,10 +363,11 @@ class Store:
         now_ms: int,
         head_seq: int | None = None,
         txn_id: str | None = None,
+        through_version: str | None = None,
     ) -> ApplyResult:
         """Store a batch from `peer` and move its cursor to `through_seq`, atomically."""
         with self._write_lock:
-            result, head = self._apply(peer, accepted, rejected, through_seq, now_ms, head_seq, txn_id)
+            result, head = self._apply(peer, accepted, rejected, through_seq, now_ms, head_seq, txn_id, through_version)
             if head:
                 self._committed(head)
             return result
@@ -377,6 +381,7 @@ class Store:
         now_ms: int,
         head_seq: int | None,
         txn_id: str | None,
+        through_version: str | None = None,
     ) -> tuple[ApplyResult, int]:
         with self.engine.begin() as conn:
             if txn_id is not None:
@@ -396,6 +401,8 @@ class Store:
                     )
                 )
             values: dict[str, object] = {"pull_cursor": through_seq}
+            if through_version is not None:
+                values["pull_cursor_version"] = through_version
             if head_seq is not None:
                 values["pending_pull"] = max(0, head_seq - through_seq)
             self._upsert_peer(conn, peer, values)
@@ -572,6 +579,9 @@ class Store:
                 "last_error_ms": 0,
                 "failures": 0,
                 "next_attempt_ms": 0,
+                "pull_cursor_version": "",
+                "resend_own": False,
+                "reconciling": False,
             }
             defaults.update(values)
             conn.execute(insert(peers_t).values(peer=peer, **defaults))
@@ -586,9 +596,24 @@ class Store:
             return [PeerState(**r._asdict()) for r in conn.execute(select(peers_t).order_by(peers_t.c.peer))]
 
     def reset_cursors(self, peer: str) -> None:
-        """Start over with `peer` (after a restore): both cursors back to 0, in one transaction."""
+        """Start over with `peer` (after a restore): both cursors back to 0 and the
+        reconciliation marked, in one transaction, so a crash resumes it."""
         with self._write_lock, self.engine.begin() as conn:
-            self._upsert_peer(conn, peer, {"pull_cursor": 0, "push_acked": 0, "pending_pull": 0})
+            self._upsert_peer(
+                conn,
+                peer,
+                {"pull_cursor": 0, "pull_cursor_version": "", "push_acked": 0, "pending_pull": 0, "reconciling": True},
+            )
+
+    def set_flags(self, peer: str, **flags: bool) -> None:
+        """Set `resend_own` or `reconciling` for `peer`."""
+        with self._write_lock, self.engine.begin() as conn:
+            self._upsert_peer(conn, peer, dict(flags))
+
+    def version_at(self, seq: int) -> str | None:
+        """The version id at log position `seq`, if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(log_t.c.version_id).where(log_t.c.seq == seq)).scalar()
 
     def set_push_acked(self, peer: str, acked: int) -> None:
         with self._write_lock, self.engine.begin() as conn:

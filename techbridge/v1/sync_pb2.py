@@ -26,7 +26,7 @@ from techbridge.v1 import envelope_pb2 as techbridge_dot_v1_dot_envelope__pb2
 from techbridge.v1 import registry_pb2 as techbridge_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18techbridge/v1/sync.proto\x12\rtechbridge.v1\x1a\x1ctechbridge/v1/envelope.proto\x1a\x1ctechbridge/v1/registry.proto\"!\n\x0cWatchRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\"\x1e\n\nWatchEvent\x12\x10\n\x08head_seq\x18\x01 \x01(\x04\"D\n\x10RotateKeyRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\r\n\x05\x61t_ms\x18\x02 \x01(\x03\x12\r\n\x05proof\x18\x03 \x01(\x0c\"D\n\x11RotateKeyResponse\x12/\n\x08registry\x18\x01 \x01(\x0b\x32\x1d.techbridge.v1.SignedRegistry\"d\n\x0c\x45nrolRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x11\n\tcentre_id\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\r\n\x05proof\x18\x04 \x01(\x0c\x12\x0f\n\x07tls_csr\x18\x05 \x01(\x0c\"\x82\x01\n\rEnrolResponse\x12/\n\x08registry\x18\x01 \x01(\x0b\x32\x1d.techbridge.v1.SignedRegistry\x12\x17\n\x0froot_public_key\x18\x02 \x01(\x0c\x12\x0e\n\x06hub_id\x18\x03 \x01(\t\x12\x17\n\x0ftls_certificate\x18\x04 \x01(\x0c\"*\n\x12GetRegistryRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\"F\n\x13GetRegistryResponse\x12/\n\x08registry\x18\x01 \x01(\x0b\x32\x1d.techbridge.v1.SignedRegistry\"B\n\x08LogEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x17.techbridge.v1.Envelope\"o\n\x0bPushRequest\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12(\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x17.techbridge.v1.LogEntry\x12\x13\n\x0bthrough_seq\x18\x03 \x01(\x04\x12\x11\n\tremaining\x18\x04 \x01(\x04\"/\n\tRejection\x12\x12\n\nversion_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x81\x01\n\x0cPushResponse\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12\x11\n\tacked_seq\x18\x02 \x01(\x04\x12\x0e\n\x06stored\x18\x03 \x01(\r\x12\x12\n\nduplicates\x18\x04 \x01(\r\x12*\n\x08rejected\x18\x05 \x03(\x0b\x32\x18.techbridge.v1.Rejection\"F\n\x0bPullRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\x12\n\nbatch_size\x18\x02 \x01(\r\x12\x10\n\x08own_head\x18\x03 \x01(\x04\"_\n\x0cPullResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.techbridge.v1.LogEntry\x12\x13\n\x0bthrough_seq\x18\x02 \x01(\x04\x12\x10\n\x08head_seq\x18\x03 \x01(\x04\x32V\n\x10\x45nrolmentService\x12\x42\n\x05\x45nrol\x12\x1b.techbridge.v1.EnrolRequest\x1a\x1c.techbridge.v1.EnrolResponse2\xfe\x02\n\x0bSyncService\x12T\n\x0bGetRegistry\x12!.techbridge.v1.GetRegistryRequest\x1a\".techbridge.v1.GetRegistryResponse\x12\x43\n\x04Push\x12\x1a.techbridge.v1.PushRequest\x1a\x1b.techbridge.v1.PushResponse(\x01\x30\x01\x12\x41\n\x04Pull\x12\x1a.techbridge.v1.PullRequest\x1a\x1b.techbridge.v1.PullResponse0\x01\x12N\n\tRotateKey\x12\x1f.techbridge.v1.RotateKeyRequest\x1a .techbridge.v1.RotateKeyResponse\x12\x41\n\x05Watch\x12\x1b.techbridge.v1.WatchRequest\x1a\x19.techbridge.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18techbridge/v1/sync.proto\x12\rtechbridge.v1\x1a\x1ctechbridge/v1/envelope.proto\x1a\x1ctechbridge/v1/registry.proto\"!\n\x0cWatchRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\"\x1e\n\nWatchEvent\x12\x10\n\x08head_seq\x18\x01 \x01(\x04\"D\n\x10RotateKeyRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\r\n\x05\x61t_ms\x18\x02 \x01(\x03\x12\r\n\x05proof\x18\x03 \x01(\x0c\"D\n\x11RotateKeyResponse\x12/\n\x08registry\x18\x01 \x01(\x0b\x32\x1d.techbridge.v1.SignedRegistry\"d\n\x0c\x45nrolRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x11\n\tcentre_id\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\r\n\x05proof\x18\x04 \x01(\x0c\x12\x0f\n\x07tls_csr\x18\x05 \x01(\x0c\"\x82\x01\n\rEnrolResponse\x12/\n\x08registry\x18\x01 \x01(\x0b\x32\x1d.techbridge.v1.SignedRegistry\x12\x17\n\x0froot_public_key\x18\x02 \x01(\x0c\x12\x0e\n\x06hub_id\x18\x03 \x01(\t\x12\x17\n\x0ftls_certificate\x18\x04 \x01(\x0c\"*\n\x12GetRegistryRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x04\"F\n\x13GetRegistryResponse\x12/\n\x08registry\x18\x01 \x01(\x0b\x32\x1d.techbridge.v1.SignedRegistry\"B\n\x08LogEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x17.techbridge.v1.Envelope\"\x82\x01\n\x0bPushRequest\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12(\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x17.techbridge.v1.LogEntry\x12\x13\n\x0bthrough_seq\x18\x03 \x01(\x04\x12\x11\n\tremaining\x18\x04 \x01(\x04\x12\x11\n\tafter_seq\x18\x05 \x01(\x04\"/\n\tRejection\x12\x12\n\nversion_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x81\x01\n\x0cPushResponse\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12\x11\n\tacked_seq\x18\x02 \x01(\x04\x12\x0e\n\x06stored\x18\x03 \x01(\r\x12\x12\n\nduplicates\x18\x04 \x01(\r\x12*\n\x08rejected\x18\x05 \x03(\x0b\x32\x18.techbridge.v1.Rejection\"`\n\x0bPullRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\x12\n\nbatch_size\x18\x02 \x01(\r\x12\x10\n\x08own_head\x18\x03 \x01(\x04\x12\x18\n\x10\x61\x66ter_version_id\x18\x04 \x01(\t\"{\n\x0cPullResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.techbridge.v1.LogEntry\x12\x13\n\x0bthrough_seq\x18\x02 \x01(\x04\x12\x10\n\x08head_seq\x18\x03 \x01(\x04\x12\x1a\n\x12through_version_id\x18\x04 \x01(\t2V\n\x10\x45nrolmentService\x12\x42\n\x05\x45nrol\x12\x1b.techbridge.v1.EnrolRequest\x1a\x1c.techbridge.v1.EnrolResponse2\xfe\x02\n\x0bSyncService\x12T\n\x0bGetRegistry\x12!.techbridge.v1.GetRegistryRequest\x1a\".techbridge.v1.GetRegistryResponse\x12\x43\n\x04Push\x12\x1a.techbridge.v1.PushRequest\x1a\x1b.techbridge.v1.PushResponse(\x01\x30\x01\x12\x41\n\x04Pull\x12\x1a.techbridge.v1.PullRequest\x1a\x1b.techbridge.v1.PullResponse0\x01\x12N\n\tRotateKey\x12\x1f.techbridge.v1.RotateKeyRequest\x1a .techbridge.v1.RotateKeyResponse\x12\x41\n\x05Watch\x12\x1b.techbridge.v1.WatchRequest\x1a\x19.techbridge.v1.WatchEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,18 +51,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETREGISTRYRESPONSE']._serialized_end=659
   _globals['_LOGENTRY']._serialized_start=661
   _globals['_LOGENTRY']._serialized_end=727
-  _globals['_PUSHREQUEST']._serialized_start=729
-  _globals['_PUSHREQUEST']._serialized_end=840
-  _globals['_REJECTION']._serialized_start=842
-  _globals['_REJECTION']._serialized_end=889
-  _globals['_PUSHRESPONSE']._serialized_start=892
-  _globals['_PUSHRESPONSE']._serialized_end=1021
-  _globals['_PULLREQUEST']._serialized_start=1023
-  _globals['_PULLREQUEST']._serialized_end=1093
-  _globals['_PULLRESPONSE']._serialized_start=1095
-  _globals['_PULLRESPONSE']._serialized_end=1190
-  _globals['_ENROLMENTSERVICE']._serialized_start=1192
-  _globals['_ENROLMENTSERVICE']._serialized_end=1278
-  _globals['_SYNCSERVICE']._serialized_start=1281
-  _globals['_SYNCSERVICE']._serialized_end=1663
+  _globals['_PUSHREQUEST']._serialized_start=730
+  _globals['_PUSHREQUEST']._serialized_end=860
+  _globals['_REJECTION']._serialized_start=862
+  _globals['_REJECTION']._serialized_end=909
+  _globals['_PUSHRESPONSE']._serialized_start=912
+  _globals['_PUSHRESPONSE']._serialized_end=1041
+  _globals['_PULLREQUEST']._serialized_start=1043
+  _globals['_PULLREQUEST']._serialized_end=1139
+  _globals['_PULLRESPONSE']._serialized_start=1141
+  _globals['_PULLRESPONSE']._serialized_end=1264
+  _globals['_ENROLMENTSERVICE']._serialized_start=1266
+  _globals['_ENROLMENTSERVICE']._serialized_end=1352
+  _globals['_SYNCSERVICE']._serialized_start=1355
+  _globals['_SYNCSERVICE']._serialized_end=1737
 # @@protoc_insertion_point(module_scope)

@@ -259,6 +259,7 @@ class PushRequest(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     THROUGH_SEQ_FIELD_NUMBER: _builtins.int
     REMAINING_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
     txn_id: _builtins.str
     """Idempotency key of this batch: "<site>:<first seq>-<through seq>:<digest>",
     where digest is the hex of the first 8 bytes of SHA-256 over the batch's
@@ -270,6 +271,11 @@ class PushRequest(_message.Message):
     """
     remaining: _builtins.int
     """Entries of the sender's log still to push after this batch."""
+    after_seq: _builtins.int
+    """The position of the sender's log the hub acknowledged before this batch,
+    as the sender remembers it. A hub holding less refuses (it was restored);
+    a hub holding more learns the sender was restored.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogEntry]: ...
     def __init__(
@@ -279,10 +285,11 @@ class PushRequest(_message.Message):
         entries: _abc.Iterable[Global___LogEntry] | None = ...,
         through_seq: _builtins.int = ...,
         remaining: _builtins.int = ...,
+        after_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "remaining", b"remaining", "through_seq", b"through_seq", "txn_id", b"txn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "entries", b"entries", "remaining", b"remaining", "through_seq", b"through_seq", "txn_id", b"txn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -350,6 +357,7 @@ class PullRequest(_message.Message):
     AFTER_SEQ_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     OWN_HEAD_FIELD_NUMBER: _builtins.int
+    AFTER_VERSION_ID_FIELD_NUMBER: _builtins.int
     after_seq: _builtins.int
     batch_size: _builtins.int
     """Entries per message; the server caps it."""
@@ -358,16 +366,22 @@ class PullRequest(_message.Message):
     this, the caller was restored from a backup: the hub then also sends back
     the entries the caller itself pushed, so it recovers what it lost.
     """
+    after_version_id: _builtins.str
+    """The version id of the hub's log entry at after_seq, as the hub said when
+    the caller reached it: a checkpoint. If the hub's entry there differs (the
+    hub was restored and its log grew again), the hub refuses the cursor.
+    """
     def __init__(
         self,
         *,
         after_seq: _builtins.int = ...,
         batch_size: _builtins.int = ...,
         own_head: _builtins.int = ...,
+        after_version_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "batch_size", b"batch_size", "own_head", b"own_head"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "after_version_id", b"after_version_id", "batch_size", b"batch_size", "own_head", b"own_head"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -380,12 +394,15 @@ class PullResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     THROUGH_SEQ_FIELD_NUMBER: _builtins.int
     HEAD_SEQ_FIELD_NUMBER: _builtins.int
+    THROUGH_VERSION_ID_FIELD_NUMBER: _builtins.int
     through_seq: _builtins.int
     """The cursor after this batch (entries the caller may not see, or that it
     sent itself, are skipped but still covered).
     """
     head_seq: _builtins.int
     """The head of the hub's log when the stream started."""
+    through_version_id: _builtins.str
+    """The version id of the hub's log entry at through_seq (the checkpoint)."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogEntry]: ...
     def __init__(
@@ -394,10 +411,11 @@ class PullResponse(_message.Message):
         entries: _abc.Iterable[Global___LogEntry] | None = ...,
         through_seq: _builtins.int = ...,
         head_seq: _builtins.int = ...,
+        through_version_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "head_seq", b"head_seq", "through_seq", b"through_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "head_seq", b"head_seq", "through_seq", b"through_seq", "through_version_id", b"through_version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
