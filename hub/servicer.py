@@ -7,6 +7,7 @@ mapped to statuses in one place (sync.server.ServiceBoundary).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,14 @@ from sync.auth import CALL_SKEW_MS
 from sync.codec import registry_to_pb
 from sync.config import SITE_ID_RE
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
-from sync.errors import CHECKPOINT_MISMATCH, FailedPrecondition, FieldViolation, InvalidInput, Unauthenticated
+from sync.errors import (
+    CHECKPOINT_MISMATCH,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidInput,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from sync.keys import SigningKey, key_id_of
 from sync.registry import Registry, SiteKey, SiteRole
 from sync.signing import ROTATE_DOMAIN, verify
@@ -32,6 +40,7 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 1000
 # A watch stream sends a heartbeat at least this often, so either side notices a dead link.
 WATCH_HEARTBEAT_S = 10.0
+WATCHES_PER_NODE = 2
 
 
 @dataclass
@@ -99,19 +108,31 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def __init__(self, site: Site, root: SigningKey) -> None:
         self._site = site
         self._root = root
+        # Open watch streams per node: each holds a server thread, so one node may not hold many.
+        self._watching: dict[str, int] = {}
+        self._watch_lock = threading.Lock()
 
     def Watch(self, request: sync_pb2.WatchRequest, context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchEvent]:
         peer = self._caller(context, "Watch")
-        store = self._site.store
-        last = request.after_seq
-        log.info("%s is watching from %s", peer, last)
-        # Answer at once: the node learns the link is up without waiting for a change.
-        yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
-        while context.is_active():
-            head = store.wait_for_head(last, WATCH_HEARTBEAT_S)
-            # Only what this node may receive: the watch says nothing of the rest.
+        with self._watch_lock:
+            if self._watching.get(peer, 0) >= WATCHES_PER_NODE:
+                raise ResourceExhausted(f"{peer} already has {WATCHES_PER_NODE} watch streams open")
+            self._watching[peer] = self._watching.get(peer, 0) + 1
+        try:
+            store = self._site.store
+            context.add_callback(store.wake)  # a caller that leaves frees its thread at once
+            last = request.after_seq
+            log.info("%s is watching from %s", peer, last)
+            # Answer at once: the node learns the link is up without waiting for a change.
             yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
-            last = max(last, head)
+            while context.is_active():
+                head = store.wait_for_head(last, WATCH_HEARTBEAT_S)
+                # Only what this node may receive: the watch says nothing of the rest.
+                yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
+                last = max(last, head)
+        finally:
+            with self._watch_lock:
+                self._watching[peer] -= 1
 
     def RotateKey(
         self, request: sync_pb2.RotateKeyRequest, context: grpc.ServicerContext

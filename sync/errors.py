@@ -73,5 +73,9 @@ class StampAhead(VerificationFailed):
     accepted later, so it is deferred rather than refused for good."""
 
 
+class ResourceExhausted(TechbridgeError):
+    """A caller asks for more than its share (streams, sizes)."""
+
+
 class ConfigError(TechbridgeError):
     """A site's data folder or configuration is missing or wrong."""

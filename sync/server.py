@@ -37,6 +37,7 @@ from sync.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     TechbridgeError,
     Unauthenticated,
     Unavailable,
@@ -78,6 +79,7 @@ _CODES: list[tuple[type[TechbridgeError], grpc.StatusCode]] = [
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
 ]
 
 

@@ -70,3 +70,48 @@ def test_jitter_spreads_reconnects() -> None:
     rng = random.Random(7)
     delays = {backoff.delay_ms(5, rng) for _ in range(30)}
     assert len(delays) > 20 and min(delays) >= backoff.BASE_MS * 16 // 2 and max(delays) < backoff.BASE_MS * 16
+
+
+def test_one_node_cannot_hold_many_hub_threads_with_watch_streams(hub: Hub, tmp_path: Path) -> None:
+    import grpc
+
+    from sync import auth
+    from sync.config import DataDir
+    from sync.keys import SigningKey
+    from sync.server import channel
+    from techbridge.v1 import sync_pb2, sync_pb2_grpc
+
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    key = SigningKey.load(DataDir(node.path).signing_key)
+    streams = []
+    with channel(hub.address, node.tls) as ch:
+        stub = sync_pb2_grpc.SyncServiceStub(ch)
+
+        def watch() -> object:
+            md = auth.site_metadata(key, "tel-aviv", "Watch", time.time_ns() // 1_000_000)
+            s = stub.Watch(sync_pb2.WatchRequest(), metadata=md, timeout=30)
+            next(iter(s))  # the hub answers at once
+            return s
+
+        streams = [watch(), watch()]
+        try:
+            watch()
+            raise AssertionError("a third watch stream was allowed")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for s in streams:
+            s.cancel()  # type: ignore[attr-defined]
+        # A caller that leaves frees its place at once (no waiting for the heartbeat).
+        assert wait_until(lambda: _try(watch), timeout=5)
+    node.stop()
+
+
+def _try(fn: object) -> bool:
+    import grpc
+
+    try:
+        s = fn()  # type: ignore[operator]
+        s.cancel()
+        return True
+    except grpc.RpcError:
+        return False

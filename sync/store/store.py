@@ -212,12 +212,19 @@ class Store:
                 self._head = head
                 self._head_changed.notify_all()
 
+    def wake(self) -> None:
+        """Wake every waiter (a watch stream whose caller went away)."""
+        with self._head_changed:
+            self._head_changed.notify_all()
+
     def wait_for_head(self, after: int, timeout_s: float) -> int:
-        """Block until the log head passes `after` or `timeout_s` elapses; return the head."""
+        """Block until the log head passes `after`, `wake` is called or `timeout_s`
+        elapses; return the head (callers treat an unchanged head as a heartbeat)."""
         with self._head_changed:
             if self._head < 0:
                 self._head = self.log_head()
-            self._head_changed.wait_for(lambda: self._head > after, timeout=timeout_s)
+            if self._head <= after:
+                self._head_changed.wait(timeout=timeout_s)  # a commit or a wake() ends it early
             return self._head
 
     @classmethod
