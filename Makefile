@@ -41,10 +41,12 @@ proto: $(STAMP)
 	$(PY) scripts/genproto.py
 
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py --n 5000
+	$(PY) bench/processes.py --n 10000 --samples 200
 
 bench-quick: $(STAMP)
 	$(PY) bench/run.py --n 500
+	$(PY) bench/processes.py --n 1000 --samples 30
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,176 @@
+"""Figures from real processes: a hub and nodes started with the techbridge CLI
+on 127.0.0.1, driven only through the CLI and the sites' gRPC admin API.
+
+    .venv/bin/python bench/processes.py [--n 2000] [--samples 50]
+
+Reports intake (listings/s through a node's API, 8 concurrent clients), the
+initial sync (push of N to an empty hub; pull of N by a new node), a round with
+nothing new, propagation through the watch stream (p50/p99), and the peak
+memory of the hub and a node. Writes bench/results/processes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sync import auth  # noqa: E402
+from sync.config import DataDir  # noqa: E402
+from sync.server import channel  # noqa: E402
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2  # noqa: E402
+
+TB = [sys.executable, "-m", "cli.main"]
+
+
+def cli(*args: str) -> str:
+    r = subprocess.run([*TB, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        raise SystemExit(f"techbridge {' '.join(args)} failed: {r.stderr}")
+    return r.stdout
+
+
+def serve(role: str, data: Path, *extra: str) -> subprocess.Popen[bytes]:
+    addr = data / "run" / "address"
+    log = open(data.parent / f"{data.name}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([*TB, role, "serve", "--data", str(data), *extra], cwd=ROOT, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while not addr.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{role} {data.name} did not start")
+        time.sleep(0.05)
+    return proc
+
+
+class Admin:
+    def __init__(self, data: Path) -> None:
+        d = DataDir(data)
+        cfg = d.load()
+        self.ch = channel(d.address_file.read_text().strip(), d.tls.load(), expect=cfg.site_id)
+        self.md = auth.admin_metadata(cfg.admin_token)
+        self.admin = admin_pb2_grpc.AdminServiceStub(self.ch)
+        self.node = admin_pb2_grpc.NodeAdminServiceStub(self.ch)
+
+    def add(self, title: str) -> str:
+        req = admin_pb2.AddListingRequest(
+            listing=records_pb2.Listing(title=title, summary="x" * 400, description="y" * 1500)
+        )
+        return self.admin.AddListing(req, metadata=self.md, timeout=30).listing.id
+
+    def sync_now(self) -> None:
+        for _ in self.node.SyncNow(admin_pb2.SyncNowRequest(), metadata=self.md, timeout=900):
+            pass
+
+    def has(self, rid: str) -> bool:
+        try:
+            self.admin.GetListing(admin_pb2.GetListingRequest(id=rid), metadata=self.md, timeout=5)
+            return True
+        except Exception:
+            return False
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--samples", type=int, default=50)
+    a = ap.parse_args()
+    figures: dict[str, Any] = {"n": a.n}
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        try:
+            cli("hub", "init", "--data", str(base / "hq"), "--listen", "127.0.0.1:0")
+            hub = serve("hub", base / "hq")
+            procs.append(hub)
+            hub_addr = (base / "hq" / "run" / "address").read_text().strip()
+
+            def node(name: str, *extra: str) -> tuple[subprocess.Popen[bytes], Admin]:
+                token = cli(
+                    "hub", "invite", "--data", str(base / "hq"), "--centre", name, "--name", name, "--country", "BE"
+                )
+                cli(
+                    "node",
+                    "init",
+                    "--data",
+                    str(base / name),
+                    "--hub",
+                    hub_addr,
+                    "--token",
+                    token.strip().splitlines()[-1],
+                )
+                p = serve("node", base / name, *extra)
+                procs.append(p)
+                return p, Admin(base / name)
+
+            _, a_admin = node("brussels", "--sync-every", "0", "--no-live")
+            t = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}"), range(a.n)))
+            figures["intake_per_s_8_clients"] = a.n / (time.perf_counter() - t)
+            t = time.perf_counter()
+            a_admin.sync_now()
+            figures["initial_push_per_s"] = a.n / (time.perf_counter() - t)
+            pb, b_admin = node("daejeon", "--sync-every", "0", "--no-live")
+            t = time.perf_counter()
+            b_admin.sync_now()
+            figures["initial_pull_per_s"] = a.n / (time.perf_counter() - t)
+            idle = []
+            for _ in range(5):
+                t = time.perf_counter()
+                b_admin.sync_now()
+                idle.append((time.perf_counter() - t) * 1000)
+            figures["noop_round_ms_median"] = statistics.median(idle)
+            figures["hub_peak_rss_mb"] = peak_rss_mb(hub.pid)
+            figures["node_peak_rss_mb"] = peak_rss_mb(pb.pid)
+
+            _, c_admin = node("tel-aviv")
+            _, d_admin = node("toledo")
+            time.sleep(1.0)  # watch streams open
+            lat = []
+            for i in range(a.samples):
+                t = time.perf_counter()
+                rid = c_admin.add(f"Propagation {i}")
+                while not d_admin.has(rid):
+                    if time.perf_counter() - t > 30:
+                        raise SystemExit("a listing did not arrive within 30 s")
+                    time.sleep(0.002)
+                lat.append((time.perf_counter() - t) * 1000)
+            lat.sort()
+            figures["propagation_ms_p50"] = lat[len(lat) // 2]
+            figures["propagation_ms_p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    print(f"techbridge bench (separate processes, {a.n} listings)")
+    for k, v in figures.items():
+        print(f"{k:32} {v:12.1f}" if isinstance(v, float) else f"{k:32} {v:12}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "processes.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
