@@ -252,10 +252,11 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
     if node.running.insecure and not a.insecure:
         _warn_insecure("node (its hub serves without TLS)")
     every = a.sync_every if a.sync_every is not None else node.running.site.config.sync_every_s
-    live = "" if a.no_live else "at once (watch stream) and "
+    how = [] if a.no_live else ["at once (watch stream)"]
+    how.append(f"every {every:g}s" if every > 0 else "by `sync now`" if a.no_live else "(no schedule)")
     out.print(
         f"node {node.running.site.site_id} serving on {node.running.address}; "
-        f"syncing with {node.running.site.config.hub_address} {live}every {every:g}s (Ctrl-C to stop)",
+        f"syncing with {node.running.site.config.hub_address} {' and '.join(how)} (Ctrl-C to stop)",
         highlight=False,
     )
     sys.stdout.flush()
@@ -616,7 +617,11 @@ def cmd_sync_status(a: argparse.Namespace) -> None:
         f"site {st.site_id}: {st.versions} versions, log head {st.log_head}, {st.rejected} refused", highlight=False
     )
     table = Table()
-    for col in ("peer", "last success", "pull cursor", "push acked", "pending push", "pending pull", "last error"):
+    cols = ["peer", "last success", "pull cursor", "push acked", "pending push", "pending pull", "last error"]
+    node_view = s.config.role == "node"
+    if node_view:
+        cols += ["backoff", "watching"]
+    for col in cols:
         table.add_column(col, overflow="fold")
     for p in st.peers:
         table.add_row(
@@ -627,6 +632,14 @@ def cmd_sync_status(a: argparse.Namespace) -> None:
             str(p.pending_push),
             str(p.pending_pull),
             p.last_error if p.last_error_ms > p.last_success_ms else "",
+            *(
+                [
+                    f"{p.failures} failures, next {iso(p.next_attempt_ms)}" if p.failures else "",
+                    "yes" if p.watching else "no",
+                ]
+                if node_view
+                else []
+            ),
         )
     out.print(table)
 
@@ -721,7 +734,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = groups.add_parser("listing", help="technology listings").add_subparsers(dest="cmd", required=True)
     sp = listing.add_parser("add", help="sign and store a listing from a JSON file; prints its id last")
     data_arg(sp)
-    sp.add_argument("--file", required=True, help="listing JSON: title (required), summary, description, keywords, trl")
+    sp.add_argument(
+        "--file",
+        required=True,
+        help='listing JSON: title (required), summary, description, keywords, trl, status ("draft" or "submitted"), '
+        'audience ("network", "hq" or a list of centre ids)',
+    )
     sp.add_argument("--json", action="store_true", help="print the stored listing as JSON")
     sp.set_defaults(func=cmd_listing_add)
     sp = listing.add_parser("list", help="list the listings this site holds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ def init_node(
     """Make the node's keys, enrol it at the hub with the token (server-side TLS
     checked against the CA in the token), store its certificate and the registry."""
     parsed = JoinToken.decode(token)
-    centre_id, hub_id, root_key_id = parsed.centre_id, parsed.hub_id, parsed.root_key_id
+    centre_id = parsed.centre_id
     check_site_id(centre_id)
     hub_tls = parsed.enrol_port != 0
     if not hub_tls and not insecure:
@@ -55,7 +56,27 @@ def init_node(
             "this token comes from a hub serving without TLS; enrol with --insecure (local development only)"
         )
     data = DataDir(path)
+    fresh_folder = not path.exists()
     data.prepare_new()
+    try:
+        return _enrol(data, parsed, token=token, hub=hub, listen=listen, db_url=db_url, hub_tls=hub_tls)
+    except BaseException:
+        if fresh_folder:  # leave nothing half made behind a refused enrolment
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _enrol(
+    data: DataDir,
+    parsed: JoinToken,
+    *,
+    token: str,
+    hub: str,
+    listen: str,
+    db_url: str | None,
+    hub_tls: bool,
+) -> SiteConfig:
+    centre_id, hub_id, root_key_id = parsed.centre_id, parsed.hub_id, parsed.root_key_id
     key = SigningKey.generate()
     tls_key, csr = make_key_and_csr(centre_id) if hub_tls else (b"", b"")
     ca_pem = ca_pem_from_der(parsed.ca_der) if hub_tls else b""

@@ -175,7 +175,7 @@ def next_status(current: ListingStatus, action: Action) -> ListingStatus:
     return target
 
 
-_FILE_FIELDS = {"title", "summary", "description", "keywords", "trl", "audience"}
+_FILE_FIELDS = {"title", "summary", "description", "keywords", "trl", "audience", "status"}
 
 
 def validate_listing(listing: ListingContent) -> None:
@@ -274,7 +274,20 @@ def listing_from_json(data: object) -> ListingContent:
             problems.append(FieldViolation("trl", f"must be an integer from 1 to 9 (got {raw_trl})"))
         else:
             trl = raw_trl
-    listing = ListingContent(title=title, summary=summary, description=description, keywords=keywords, trl=trl)
+    status = ListingStatus.SUBMITTED
+    raw_status = data.get("status")
+    if raw_status is not None:
+        if raw_status not in ("draft", "submitted"):
+            problems.append(FieldViolation("status", 'a new listing is "draft" or "submitted"'))
+        else:
+            status = ListingStatus(raw_status)
+    try:
+        audience_from_json(data)
+    except InvalidInput as exc:
+        problems.extend(exc.violations)
+    listing = ListingContent(
+        title=title, summary=summary, description=description, keywords=keywords, trl=trl, status=status
+    )
     try:
         validate_listing(listing)
     except InvalidInput as exc:

@@ -76,6 +76,7 @@ def test_invite_prints_token_last_and_enrol_reuse_is_clear(hub: Hub, tmp_path: P
     r = cli("node", "init", "--data", str(tmp_path / "ta2"), "--hub", hub.address, "--token", token)
     assert r.returncode == 1
     assert "join token has already been used" in r.stderr
+    assert not (tmp_path / "ta2").exists()  # nothing half made is left behind
 
 
 def test_commands_say_when_the_server_is_not_running(tmp_path: Path) -> None:
@@ -137,3 +138,17 @@ def test_processes_end_to_end_with_sync_now_and_status(tmp_path: Path) -> None:
                 p.send_signal(signal.SIGTERM)
                 assert p.wait(timeout=15) == 0
     assert not DataDir(hq).address_file.exists()  # a clean stop removes the address
+
+
+def test_a_draft_then_submitted(hub: Hub, tmp_path: Path) -> None:
+    f = tmp_path / "d.json"
+    f.write_text(json.dumps({"title": "Draft first", "status": "draft"}))
+    rid = cli("listing", "add", "--data", str(hub.path), "--file", str(f)).stdout.strip().splitlines()[-1]
+    assert json.loads(cli("listing", "show", "--data", str(hub.path), rid, "--json").stdout)["status"] == "draft"
+    r = cli("listing", "submit", "--data", str(hub.path), rid, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "submitted"
+    f.write_text(json.dumps({"title": 3, "status": "published", "audience": "everyone"}))
+    r = cli("listing", "add", "--data", str(hub.path), "--file", str(f))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 3  # every problem at once, one line each
