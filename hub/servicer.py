@@ -325,8 +325,7 @@ class HubAdminServicer(admin_pb2_grpc.HubAdminServiceServicer):
             return issue_registry(self._root, with_revoked_key(held, request.key_id, at), previous=held, now_ms=now)
 
         registry = self._site.store.update_registry(now, build)
-        self._site.set_registry(registry)
-        quarantined = len([q for q in self._site.store.quarantined() if q[2] == request.key_id])
+        quarantined = self._site.set_registry(registry)
         log.warning("revoked key %s from %s ms; registry version %s", request.key_id, at, registry.version)
         return admin_pb2.RevokeKeyResponse(registry_version=registry.version, quarantined=quarantined, revoked_at_ms=at)
 

@@ -64,14 +64,6 @@ def listing_to_pb(listing: ListingContent) -> records_pb2.Listing:
     )
 
 
-def status_to_pb(status: ListingStatus) -> records_pb2.ListingStatus.ValueType:
-    return _STATUS_TO_PB[status]
-
-
-def status_from_pb(value: int) -> ListingStatus | None:
-    return _STATUS_FROM_PB.get(value)
-
-
 def action_to_pb(action: Action | None) -> records_pb2.LifecycleAction.ValueType:
     return _ACTION_TO_PB[action] if action else records_pb2.LIFECYCLE_ACTION_UNSPECIFIED
 

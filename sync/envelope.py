@@ -149,10 +149,6 @@ def signatures_from_pb(env: envelope_pb2.Envelope) -> tuple[SignatureValue, ...]
     )
 
 
-def envelope_from_pb(env: envelope_pb2.Envelope) -> Version:
-    return read_version(env.body, signatures_from_pb(env))
-
-
 # How far ahead of the receiver's clock a version may be stamped.
 MAX_FUTURE_MS = 5 * 60 * 1000
 

@@ -146,13 +146,14 @@ class Site:
             self._apply_revocations(previous, registry)
         return stored
 
-    def set_registry(self, registry: Registry) -> None:
-        """Adopt a registry this process has just stored (hub side)."""
+    def set_registry(self, registry: Registry) -> int:
+        """Adopt a registry this process has just stored (hub side); returns how many
+        held versions its revocations sent to quarantine."""
         with self._registry_lock:
             previous = self._registry
             if previous is None or registry.version > previous.version:
                 self._registry = registry
-        self._apply_revocations(previous, registry)
+        return self._apply_revocations(previous, registry)
 
     def _apply_revocations(self, previous: Registry | None, registry: Registry) -> int:
         """Quarantine held versions signed by keys the new registry revokes."""

@@ -26,7 +26,7 @@ from sync.records import ListingChange
 from sync.runtime import RunningServer
 from sync.server import channel
 from sync.tls import TlsFiles
-from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,3 +215,16 @@ def signed_version(
         change=change,
         parents=parents,
     )
+
+
+def push_raw(
+    hub: Hub, tls: TlsFiles, key: SigningKey, site: str, txn: str, envelopes: list[envelope_pb2.Envelope]
+) -> sync_pb2.PushResponse:
+    """One push batch sent by hand, as `site` over `tls`, the call signed with `key` (attacks, faults)."""
+    req = sync_pb2.PushRequest(txn_id=txn, through_seq=len(envelopes))
+    for i, env in enumerate(envelopes, 1):
+        req.entries.add(seq=i).envelope.CopyFrom(env)
+    with channel(hub.address, tls) as ch:
+        md = auth.site_metadata(key, site, "Push", system_now_ms())
+        (resp,) = list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter([req]), metadata=md, timeout=10))
+    return resp

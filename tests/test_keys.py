@@ -18,7 +18,7 @@ from sync.records import ListingContent, create_change
 from sync.server import channel
 from sync.signing import ROTATE_DOMAIN, sign
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, Node, cli, make_node, signed_version, start_existing_node
+from tests.harness import Hub, Node, cli, make_node, push_raw, signed_version, start_existing_node
 
 
 def now_ms() -> int:
@@ -34,13 +34,8 @@ def quarantine(site: Hub | Node) -> list[admin_pb2.QuarantineEntry]:
 
 
 def push(hub: Hub, node: Node, call_key: SigningKey, versions: list[object]) -> sync_pb2.PushResponse:
-    req = sync_pb2.PushRequest(txn_id=f"{node.path.name}:1-{len(versions)}:t", through_seq=len(versions))
-    for i, v in enumerate(versions, 1):
-        req.entries.add(seq=i).envelope.CopyFrom(envelope_to_pb(v))  # type: ignore[arg-type]
-    with channel(hub.address, node.tls) as ch:
-        md = auth.site_metadata(call_key, node.path.name, "Push", now_ms())
-        (resp,) = list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter([req]), metadata=md, timeout=10))
-    return resp
+    envs = [envelope_to_pb(v) for v in versions]  # type: ignore[arg-type]
+    return push_raw(hub, node.tls, call_key, node.path.name, f"{node.path.name}:1-{len(versions)}:t", envs)
 
 
 def test_a_node_rotates_its_key_while_serving(hub: Hub, tmp_path: Path) -> None:

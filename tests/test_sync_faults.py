@@ -13,17 +13,15 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sync import auth
 from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, version_id_of
 from sync.errors import Unavailable
 from sync.keys import SigningKey
 from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
-from sync.server import channel
 from sync.tls import TlsFiles
-from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, Node, make_node, signed_version, start_existing_node
+from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2
+from tests.harness import Hub, Node, make_node, push_raw, signed_version, start_existing_node
 
 
 def now_ms() -> int:
@@ -33,16 +31,7 @@ def now_ms() -> int:
 def push(
     hub: Hub, key: SigningKey, site: str, txn: str, envs: list[envelope_pb2.Envelope], tls: TlsFiles | None = None
 ) -> sync_pb2.PushResponse:
-    req = sync_pb2.PushRequest(txn_id=txn, through_seq=len(envs))
-    for i, env in enumerate(envs, 1):
-        req.entries.add(seq=i).envelope.CopyFrom(env)
-    with channel(hub.address, tls or DataDir(hub.path.parent / site).tls.load()) as ch:
-        (resp,) = list(
-            sync_pb2_grpc.SyncServiceStub(ch).Push(
-                iter([req]), metadata=auth.site_metadata(key, site, "Push", now_ms()), timeout=10
-            )
-        )
-    return resp
+    return push_raw(hub, tls or DataDir(hub.path.parent / site).tls.load(), key, site, txn, envs)
 
 
 def key_of(node: Node) -> SigningKey:

@@ -8,32 +8,21 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sync import auth
 from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import SignatureValue, envelope_to_pb
 from sync.keys import SigningKey
 from sync.records import ListingContent, create_change
-from sync.server import channel
 from sync.tls import TlsFiles
-from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, make_node, signed_version
+from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2
+from tests.harness import Hub, make_node, push_raw, signed_version
 
 
 def _push(
     hub: Hub, key: SigningKey, site: str, entries: list[envelope_pb2.Envelope], tls: TlsFiles | None = None
 ) -> sync_pb2.PushResponse:
-    req = sync_pb2.PushRequest(txn_id=f"{site}:1-{len(entries)}", through_seq=len(entries))
-    for i, env in enumerate(entries, 1):
-        req.entries.add(seq=i).envelope.CopyFrom(env)
-    with channel(hub.address, tls or DataDir(hub.path.parent / site).tls.load()) as ch:
-        responses = list(
-            sync_pb2_grpc.SyncServiceStub(ch).Push(
-                iter([req]), metadata=auth.site_metadata(key, site, "Push", _now()), timeout=10
-            )
-        )
-    assert len(responses) == 1
-    return responses[0]
+    tls = tls or DataDir(hub.path.parent / site).tls.load()
+    return push_raw(hub, tls, key, site, f"{site}:1-{len(entries)}", entries)
 
 
 def _now() -> int:
