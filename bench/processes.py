@@ -63,10 +63,10 @@ class Admin:
         self.node = admin_pb2_grpc.NodeAdminServiceStub(self.ch)
 
     def add(self, title: str) -> str:
-        req = admin_pb2.AddListingRequest(
+        req = admin_pb2.AddRecordRequest(
             listing=records_pb2.Listing(title=title, summary="x" * 400, description="y" * 1500)
         )
-        return self.admin.AddListing(req, metadata=self.md, timeout=30).listing.id
+        return self.admin.AddRecord(req, metadata=self.md, timeout=30).record.id
 
     def sync_now(self) -> None:
         for _ in self.node.SyncNow(admin_pb2.SyncNowRequest(), metadata=self.md, timeout=900):
@@ -74,7 +74,7 @@ class Admin:
 
     def has(self, rid: str) -> bool:
         try:
-            self.admin.GetListing(admin_pb2.GetListingRequest(id=rid), metadata=self.md, timeout=5)
+            self.admin.GetRecord(admin_pb2.GetRecordRequest(id=rid), metadata=self.md, timeout=5)
             return True
         except Exception:
             return False

@@ -24,10 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from sync import auth
-from sync.codec import listing_to_pb
+from sync.codec import values_from_pb, values_to_pb
 from sync.config import DataDir, SiteConfig
 from sync.errors import InvalidInput, TechbridgeError
-from sync.records import FIELD_DEFAULTS, ListingContent, audience_from_json, listing_from_json, parse_field_value
+from sync.records import KINDS, LISTING, FieldValue, Kind, audience_from_json, content_from_json, parse_field_value
 from sync.server import channel, field_violations
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
@@ -59,8 +59,41 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def status_name(value: int) -> str:
-    return records_pb2.ListingStatus.Name(value).removeprefix("LISTING_STATUS_").lower()  # type: ignore[arg-type]
+def record_values(view: admin_pb2.RecordView) -> tuple[Kind, dict[str, FieldValue]]:
+    """A view's kind and its fields, as domain values."""
+    slot = view.values.WhichOneof("values") or view.kind or "listing"
+    kind = KINDS[slot]
+    return kind, dict(values_from_pb(kind, getattr(view.values, slot)))
+
+
+def values_message(kind: Kind, fields: dict[str, FieldValue]) -> records_pb2.RecordValues:
+    out = records_pb2.RecordValues()
+    getattr(out, kind.name).CopyFrom(values_to_pb(kind.name, sorted(fields.items())))
+    return out
+
+
+def jsonable(value: FieldValue, name: str = "") -> object:
+    if name == "translations" and isinstance(value, tuple):
+        keys = ("language", "title", "summary", "description")
+        return [dict(zip(keys, t, strict=True)) for t in value]
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return None
+    return value
+
+
+def read_json_file(name: str) -> object:
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"error: {name}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"error: {name}: not UTF-8 text") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"error: {name}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
 
 
 def parse_duration(text: str) -> float:
@@ -113,13 +146,16 @@ def rpc_error_lines(e: grpc.RpcError, what: str = "") -> list[str]:
     return [f"error: {e.code().name}: {e.details()}"]
 
 
-def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
+def listing_json(view: admin_pb2.RecordView, detail: bool) -> dict[str, Any]:
     p = view.provenance
+    kind, values = record_values(view)
     doc: dict[str, Any] = {
         "id": view.id,
-        "title": view.listing.title,
+        "kind": kind.name,
+        "title": str(values[kind.title_field]),
         "origin": p.origin,
-        "status": status_name(view.listing.status),
+        "status": view.status,
+        "live": view.live,
         "updated_at": iso(view.updated_at_ms),
         "verified": p.verified,
         "version_id": p.version_id,
@@ -128,13 +164,12 @@ def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
         "conflicts": len(view.conflicts),
     }
     if detail:
+        doc.update({name: jsonable(value, name) for name, value in sorted(values.items())})
+        if kind.name == "listing":
+            doc["extended"] = view.extended
+        if view.private_note:
+            doc["private_note"] = view.private_note
         doc.update(
-            summary=view.listing.summary,
-            description=view.listing.description,
-            keywords=list(view.listing.keywords),
-            trl=view.listing.trl or None,
-            tags=list(view.listing.tags),
-            featured=view.listing.featured,
             audience=list(view.audience) or "network",
             heads=list(view.heads),
             waiting=view.waiting,
@@ -150,6 +185,7 @@ def listing_json(view: admin_pb2.ListingView, detail: bool) -> dict[str, Any]:
                 "received_at": iso(p.received_at_ms),
                 "hlc": {"wall_ms": p.hlc_wall_ms, "counter": p.hlc_counter},
                 "parents": list(p.parents),
+                "relay": p.relay or None,
             },
         )
     return doc
@@ -271,75 +307,94 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
 
 
 def cmd_listing_add(a: argparse.Namespace) -> None:
+    add_record_from_file(a, LISTING)
+
+
+def add_record_from_file(a: argparse.Namespace, kind: Kind, private_note: str = "") -> None:
+    """Read a record file, check every field here, then have the site sign and store it."""
     name = a.file
+    doc = read_json_file(name)
     try:
-        text = Path(a.file).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"error: {name}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise CliError(f"error: {name}: not UTF-8 text") from exc
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"error: {name}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    try:
-        listing = listing_from_json(doc)
+        content = content_from_json(kind, doc, extra=frozenset({"audience", "status", "private_note"}))
         audience = audience_from_json(doc)
     except InvalidInput as exc:
         raise CliError(*(f"error: {name}: {v.field}: {v.description}" for v in exc.violations)) from exc
+    note = doc.get("private_note") if isinstance(doc, dict) else None
+    if note is not None and not isinstance(note, str):
+        raise CliError(f"error: {name}: private_note: must be a string")
     with Admin(a.data) as s:
         try:
-            resp = s.admin.AddListing(
-                admin_pb2.AddListingRequest(listing=listing_to_pb(listing), audience=list(audience)),
+            resp = s.admin.AddRecord(
+                admin_pb2.AddRecordRequest(
+                    values=values_message(kind, content.as_dict()),
+                    audience=list(audience),
+                    status=content.status,
+                    private_note=note or private_note,
+                ),
                 metadata=s.md,
                 timeout=CALL_TIMEOUT_S,
             )
         except grpc.RpcError as e:
             raise CliError(*rpc_error_lines(e, name)) from e
-    view = resp.listing
+    view = resp.record
     if a.json:
         print_json(listing_json(view, detail=True))
         return
+    doc_out = listing_json(view, detail=False)
     err.print(
-        f'stored listing "{view.listing.title}" at {view.provenance.origin} '
-        f"(status {status_name(view.listing.status)}, signed by key {view.provenance.key_id})",
+        f'stored {kind.name} "{doc_out["title"]}" at {view.provenance.origin} '
+        f"(status {view.status}, signed by key {view.provenance.key_id})",
         highlight=False,
     )
     sys.stdout.write(view.id + "\n")
 
 
-def _all_listings(s: Admin, origin: str, include_deleted: bool = False) -> list[admin_pb2.ListingView]:
-    views: list[admin_pb2.ListingView] = []
+def _all_listings(
+    s: Admin, origin: str, include_deleted: bool = False, kind: str = "listing", status: str = ""
+) -> list[admin_pb2.RecordView]:
+    views: list[admin_pb2.RecordView] = []
     token = ""
     while True:
-        resp = s.admin.ListListings(
-            admin_pb2.ListListingsRequest(
-                origin=origin, page_size=500, page_token=token, include_deleted=include_deleted
+        resp = s.admin.ListRecords(
+            admin_pb2.ListRecordsRequest(
+                origin=origin,
+                page_size=500,
+                page_token=token,
+                include_deleted=include_deleted,
+                kind=kind,
+                status=status,
             ),
             metadata=s.md,
             timeout=CALL_TIMEOUT_S,
         )
-        views.extend(resp.listings)
+        views.extend(resp.records)
         token = resp.next_page_token
         if not token:
             return views
 
 
 def cmd_listing_list(a: argparse.Namespace) -> None:
+    list_records(a, "listing")
+
+
+def list_records(a: argparse.Namespace, kind: str) -> None:
     with Admin(a.data) as s:
-        views = _all_listings(s, a.centre or "", a.deleted)
+        views = _all_listings(s, getattr(a, "centre", None) or "", getattr(a, "deleted", False), kind)
     if a.json:
         print_json([listing_json(v, detail=False) for v in views])
         return
-    table = Table(title=f"listings at {s.config.site_id} ({len(views)})")
+    table = Table(title=f"{kind}s at {s.config.site_id} ({len(views)})")
     for col in ("id", "title", "origin", "status", "updated", "verified", "conflicts"):
         table.add_column(col, overflow="fold")
     for v in views:
+        doc = listing_json(v, detail=False)
         table.add_row(
             v.id,
-            v.listing.title,
+            doc["title"],
             v.provenance.origin,
-            status_name(v.listing.status) + (" (deleted)" if v.deleted else ""),
+            v.status
+            + (" (deleted)" if v.deleted else "")
+            + (" (not live)" if v.status == "published" and not v.live else ""),
             iso(v.updated_at_ms),
             "yes" if v.provenance.verified else "NO",
             str(len(v.conflicts)) if v.conflicts else "",
@@ -349,17 +404,21 @@ def cmd_listing_list(a: argparse.Namespace) -> None:
 
 def cmd_listing_show(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        resp = s.admin.GetListing(admin_pb2.GetListingRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S)
-    print_listing(resp.listing, a.json)
+        resp = s.admin.GetRecord(admin_pb2.GetRecordRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S)
+    print_listing(resp.record, a.json)
 
 
 def _cell(v: object) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list) and v and isinstance(v[0], dict):
+        return "; ".join(", ".join(f"{k}: {x}" for k, x in d.items() if x) for d in v)
     if isinstance(v, list):
         return ", ".join(str(x)[:12] if len(str(x)) == 64 else str(x) for x in v)
     return "" if v is None else str(v)
 
 
-def print_listing(view: admin_pb2.ListingView, as_json: bool) -> None:
+def print_listing(view: admin_pb2.RecordView, as_json: bool) -> None:
     doc = listing_json(view, detail=True)
     if as_json:
         print_json(doc)
@@ -368,10 +427,12 @@ def print_listing(view: admin_pb2.ListingView, as_json: bool) -> None:
     conflicts = doc.pop("conflicts")
     for k in ("verified", "key_id"):
         doc.pop(k)
-    table = Table(show_header=False, title=f"listing {doc['id']}")
+    table = Table(show_header=False, title=f"{doc['kind']} {doc['id']}")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for k, v in doc.items():
+        if v in (None, "", [], False) and k not in ("deleted", "conflicts", "waiting"):
+            continue  # fields not given
         table.add_row(k, _cell(v))
     table.add_section()
     table.add_row("verified", "yes" if prov["verified"] else "NO")
@@ -390,38 +451,62 @@ def print_listing(view: admin_pb2.ListingView, as_json: bool) -> None:
     out.print(table)
 
 
-def cmd_listing_edit(a: argparse.Namespace) -> None:
+def parse_sets(items: list[str], kind: Kind) -> dict[str, FieldValue]:
+    """FIELD=VALUE arguments converted to the kind's field types; every problem reported."""
     problems: list[str] = []
-    fields: dict[str, Any] = {}
-    for item in a.set:
+    fields: dict[str, FieldValue] = {}
+    for item in items:
         name, sep, text = item.partition("=")
         if not sep:
             problems.append(f"error: --set {item}: expected FIELD=VALUE")
             continue
         try:
-            fields[name.strip()] = parse_field_value(name.strip(), text)
+            fields[name.strip()] = parse_field_value(name.strip(), text, kind)
         except InvalidInput as exc:
             problems.extend(f"error: {v.field}: {v.description}" for v in exc.violations)
     if problems:
         raise CliError(*problems)
-    base = {**FIELD_DEFAULTS, **fields}
-    values = listing_to_pb(ListingContent(**base))
+    if any(n in fields for n in ("keywords", "market_keywords", "sectors")) and "taxonomy" not in fields:
+        from sync import taxonomy
+
+        fields["taxonomy"] = taxonomy.CURRENT
+    return fields
+
+
+def _kind_at(s: Admin, record_id: str) -> Kind:
+    view = s.admin.GetRecord(admin_pb2.GetRecordRequest(id=record_id), metadata=s.md, timeout=CALL_TIMEOUT_S)
+    return KINDS[view.record.kind or "listing"]
+
+
+def cmd_listing_edit(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        resp = s.admin.EditListing(
-            admin_pb2.EditListingRequest(id=a.id, fields=sorted(fields), values=values),
+        kind = _kind_at(s, a.id)
+        fields = parse_sets(a.set, kind)
+        resp = s.admin.EditRecord(
+            admin_pb2.EditRecordRequest(id=a.id, fields=sorted(fields), values=values_message(kind, fields)),
             metadata=s.md,
             timeout=CALL_TIMEOUT_S,
         )
-    print_listing(resp.listing, a.json)
+    print_listing(resp.record, a.json)
 
 
 def cmd_listing_step(a: argparse.Namespace) -> None:
-    action = records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{a.step.upper()}")
+    step_record(a, a.step, getattr(a, "set", None) or [])
+
+
+def step_record(a: argparse.Namespace, step: str, sets: list[str]) -> None:
+    action = records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{step.upper()}")
     with Admin(a.data) as s:
-        resp = s.admin.StepListing(
-            admin_pb2.StepListingRequest(id=a.id, action=action), metadata=s.md, timeout=CALL_TIMEOUT_S
+        kind = _kind_at(s, a.id)
+        fields = parse_sets(sets, kind)
+        resp = s.admin.StepRecord(
+            admin_pb2.StepRecordRequest(
+                id=a.id, action=action, fields=sorted(fields), values=values_message(kind, fields)
+            ),
+            metadata=s.md,
+            timeout=CALL_TIMEOUT_S,
         )
-    print_listing(resp.listing, a.json)
+    print_listing(resp.record, a.json)
 
 
 def cmd_conflicts_list(a: argparse.Namespace) -> None:
@@ -458,7 +543,7 @@ def cmd_conflicts_resolve(a: argparse.Namespace) -> None:
         req.value_json = a.value
     with Admin(a.data) as s:
         resp = s.admin.ResolveConflict(req, metadata=s.md, timeout=CALL_TIMEOUT_S)
-    print_listing(resp.listing, a.json)
+    print_listing(resp.record, a.json)
 
 
 # ---- commands: keys and quarantine ------------------------------------------------------

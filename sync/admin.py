@@ -11,22 +11,40 @@ from collections.abc import Callable
 from typing import Protocol
 
 import grpc
+from google.protobuf.message import Message
 
-from sync.codec import action_from_pb, fields_from_pb, listing_from_pb, listing_to_pb
+from sync.codec import action_from_pb, content_to_pb, values_from_pb
 from sync.errors import FieldViolation, InvalidInput
 from sync.merge import Candidate, RecordState
-from sync.records import FIELD_DEFAULTS, FieldValue, ListingStatus
+from sync.records import KINDS, Content, FieldValue, Kind, kind_of, make_content
 from sync.registry import Registry
 from sync.site import ListingDetail, Site
 from sync.store.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
 PAGE_MAX = 1000
-ADDABLE_STATUSES = (
-    records_pb2.LISTING_STATUS_UNSPECIFIED,
-    records_pb2.LISTING_STATUS_DRAFT,
-    records_pb2.LISTING_STATUS_SUBMITTED,
-)
+
+
+def values_pb(content: Content) -> records_pb2.RecordValues:
+    out = records_pb2.RecordValues()
+    getattr(out, content.kind).CopyFrom(content_to_pb(content))
+    return out
+
+
+def values_of(values: records_pb2.RecordValues, what: str = "values") -> tuple[Kind, Message]:
+    """The kind and message a RecordValues holds, or InvalidInput naming the field."""
+    slot = values.WhichOneof("values")
+    if slot is None:
+        raise InvalidInput([FieldViolation(what, "required: the record's values (listing, request, firm or interest)")])
+    return kind_of(slot), getattr(values, slot)
+
+
+def is_live(content: Content, now_ms: int) -> bool:
+    """Published, and (for an offer) within its validity, here and now."""
+    if content.status != "published":
+        return False
+    until = content.as_dict().get("valid_until_ms", 0)
+    return not (isinstance(until, int) and until and until <= now_ms)
 
 
 def _json(value: FieldValue) -> str:
@@ -57,11 +75,16 @@ def conflict_views(record_id: str, state: RecordState) -> list[admin_pb2.Conflic
     ]
 
 
-def record_view(row: RecordRow) -> admin_pb2.ListingView:
+def record_view(row: RecordRow, now_ms: int, note: str = "") -> admin_pb2.RecordView:
     state = row.state
-    return admin_pb2.ListingView(
+    return admin_pb2.RecordView(
         id=row.record_id,
-        listing=listing_to_pb(state.content),
+        kind=row.kind,
+        status=state.content.status,
+        values=values_pb(state.content),
+        extended=state.extended,
+        live=is_live(state.content, now_ms),
+        private_note=note,
         updated_at_ms=row.updated_at_ms,
         version_count=row.version_count,
         provenance=admin_pb2.Provenance(
@@ -75,11 +98,16 @@ def record_view(row: RecordRow) -> admin_pb2.ListingView:
     )
 
 
-def detail_view(detail: ListingDetail) -> admin_pb2.ListingView:
+def detail_view(detail: ListingDetail, now_ms: int) -> admin_pb2.RecordView:
     v, head, state = detail.version, detail.head, detail.state
-    return admin_pb2.ListingView(
+    return admin_pb2.RecordView(
         id=v.record_id,
-        listing=listing_to_pb(state.content),
+        kind=v.kind,
+        status=state.content.status,
+        values=values_pb(state.content),
+        extended=state.extended,
+        live=is_live(state.content, now_ms),
+        private_note=detail.private_note,
         updated_at_ms=head.record.updated_at_ms,
         version_count=head.record.version_count,
         provenance=admin_pb2.Provenance(
@@ -93,6 +121,7 @@ def detail_view(detail: ListingDetail) -> admin_pb2.ListingView:
             hlc_wall_ms=v.hlc.wall_ms,
             hlc_counter=v.hlc.counter,
             parents=list(v.parents),
+            relay=detail.relay,
         ),
         heads=list(state.heads),
         conflicts=conflict_views(v.record_id, state),
@@ -102,13 +131,14 @@ def detail_view(detail: ListingDetail) -> admin_pb2.ListingView:
     )
 
 
-def _value_from_json(conflict_id: str, text: str) -> FieldValue:
-    name = conflict_id.rpartition("/")[2]
+def _value_from_json(site: Site, conflict_id: str, text: str) -> FieldValue:
+    record_id, _, name = conflict_id.rpartition("/")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError:
         raw = text  # a bare word is a string
-    default = FIELD_DEFAULTS.get(name)
+    kind = KINDS[site.store.record(record_id).kind] if record_id else KINDS["listing"]
+    default = kind.defaults.get(name)
     if isinstance(default, tuple) and isinstance(raw, list) and all(isinstance(w, str) for w in raw):
         return tuple(raw)
     if isinstance(default, bool) and isinstance(raw, bool):
@@ -163,61 +193,75 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 out.entries.add(version_id=vid, reason=reason, kind="refused", peer=peer)
         return out
 
-    def AddListing(
-        self, request: admin_pb2.AddListingRequest, context: grpc.ServicerContext
-    ) -> admin_pb2.AddListingResponse:
-        if not request.HasField("listing"):
-            raise InvalidInput([FieldViolation("listing", "required")])
-        if request.listing.status not in ADDABLE_STATUSES:
-            raise InvalidInput(
-                [
-                    FieldViolation(
-                        "listing.status", "a new listing is draft or submitted; later steps are lifecycle changes"
-                    )
-                ]
-            )
-        content = listing_from_pb(request.listing, default_status=ListingStatus.SUBMITTED)
-        version = self._site.add_listing(content, tuple(request.audience))
-        return admin_pb2.AddListingResponse(listing=detail_view(self._site.listing_detail(version.record_id)))
+    def _view(self, record_id: str) -> admin_pb2.RecordView:
+        return detail_view(self._site.listing_detail(record_id), self._site.now_ms())
 
-    def ListListings(
-        self, request: admin_pb2.ListListingsRequest, context: grpc.ServicerContext
-    ) -> admin_pb2.ListListingsResponse:
+    def AddRecord(
+        self, request: admin_pb2.AddRecordRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.AddRecordResponse:
+        kind, msg = values_of(request.values)
+        status = request.status or sorted(kind.initial, key=lambda s: kind.rank[s])[-1]
+        if status not in kind.initial:
+            initial = " or ".join(sorted(kind.initial))
+            raise InvalidInput(
+                [FieldViolation("status", f"a new {kind.name} is {initial}; later steps are lifecycle changes")]
+            )
+        fields = dict(values_from_pb(kind, msg))
+        content = make_content(kind, fields, status)
+        version = self._site.add_record(content, tuple(request.audience), private_note=request.private_note)
+        return admin_pb2.AddRecordResponse(record=self._view(version.record_id))
+
+    def ListRecords(
+        self, request: admin_pb2.ListRecordsRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListRecordsResponse:
+        if request.kind:
+            kind_of(request.kind)
         size = min(request.page_size or 100, PAGE_MAX)
         rows = self._site.store.list_records(
             origin=request.origin or None,
             limit=size + 1,
             after_id=request.page_token,
             include_deleted=request.include_deleted,
+            kind=request.kind or None,
+            status=request.status or None,
         )
         more = len(rows) > size
         rows = rows[:size]
-        return admin_pb2.ListListingsResponse(
-            listings=[record_view(r) for r in rows],
+        now = self._site.now_ms()
+        return admin_pb2.ListRecordsResponse(
+            records=[record_view(r, now) for r in rows],
             next_page_token=rows[-1].record_id if more else "",
         )
 
-    def GetListing(
-        self, request: admin_pb2.GetListingRequest, context: grpc.ServicerContext
-    ) -> admin_pb2.GetListingResponse:
+    def GetRecord(
+        self, request: admin_pb2.GetRecordRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.GetRecordResponse:
         if not request.id:
             raise InvalidInput([FieldViolation("id", "required")])
-        return admin_pb2.GetListingResponse(listing=detail_view(self._site.listing_detail(request.id)))
+        return admin_pb2.GetRecordResponse(record=self._view(request.id))
 
-    def EditListing(
-        self, request: admin_pb2.EditListingRequest, context: grpc.ServicerContext
-    ) -> admin_pb2.EditListingResponse:
-        version = self._site.edit_listing(request.id, fields_from_pb(request.fields, request.values))
-        return admin_pb2.EditListingResponse(listing=detail_view(self._site.listing_detail(version.record_id)))
+    def EditRecord(
+        self, request: admin_pb2.EditRecordRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.EditRecordResponse:
+        if not request.id:
+            raise InvalidInput([FieldViolation("id", "required")])
+        kind = KINDS[self._site.store.record(request.id).kind]
+        msg = getattr(request.values, kind.name)
+        version = self._site.edit_record(request.id, values_from_pb(kind, msg, request.fields))
+        return admin_pb2.EditRecordResponse(record=self._view(version.record_id))
 
-    def StepListing(
-        self, request: admin_pb2.StepListingRequest, context: grpc.ServicerContext
-    ) -> admin_pb2.StepListingResponse:
+    def StepRecord(
+        self, request: admin_pb2.StepRecordRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.StepRecordResponse:
         action = action_from_pb(request.action)
         if action is None:
             raise InvalidInput([FieldViolation("action", "required")])
-        version = self._site.step_listing(request.id, action)
-        return admin_pb2.StepListingResponse(listing=detail_view(self._site.listing_detail(version.record_id)))
+        if not request.id:
+            raise InvalidInput([FieldViolation("id", "required")])
+        kind = KINDS[self._site.store.record(request.id).kind]
+        fields = values_from_pb(kind, getattr(request.values, kind.name), request.fields) if request.fields else ()
+        version = self._site.step_record(request.id, action, fields)
+        return admin_pb2.StepRecordResponse(record=self._view(version.record_id))
 
     def ListConflicts(
         self, request: admin_pb2.ListConflictsRequest, context: grpc.ServicerContext
@@ -244,11 +288,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         choice = request.WhichOneof("choice")
         value: FieldValue | None = None
         if choice == "value_json":
-            value = _value_from_json(request.conflict_id, request.value_json)
+            value = _value_from_json(self._site, request.conflict_id, request.value_json)
         version = self._site.resolve_conflict(
             request.conflict_id, take=request.take_version if choice == "take_version" else None, value=value
         )
-        return admin_pb2.ResolveConflictResponse(listing=detail_view(self._site.listing_detail(version.record_id)))
+        return admin_pb2.ResolveConflictResponse(record=self._view(version.record_id))
 
     def GetSyncStatus(
         self, request: admin_pb2.GetSyncStatusRequest, context: grpc.ServicerContext

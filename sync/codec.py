@@ -9,36 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from sync.clock import Stamp
 from sync.errors import FieldViolation, InvalidInput, VerificationFailed
 from sync.keys import key_id_of
 from sync.merge import MergeInput
-from sync.records import (
-    FIELD_DEFAULTS,
-    Action,
-    FieldValue,
-    ListingChange,
-    ListingContent,
-    ListingStatus,
-)
+from sync.records import KINDS, Action, Change, Content, FieldValue, Kind, kind_of, make_content
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from techbridge.v1 import envelope_pb2, records_pb2, registry_pb2
 
-_STATUS_TO_PB = {
-    ListingStatus.DRAFT: records_pb2.LISTING_STATUS_DRAFT,
-    ListingStatus.SUBMITTED: records_pb2.LISTING_STATUS_SUBMITTED,
-    ListingStatus.VALIDATED: records_pb2.LISTING_STATUS_VALIDATED,
-    ListingStatus.PUBLISHED: records_pb2.LISTING_STATUS_PUBLISHED,
-    ListingStatus.EXPIRED: records_pb2.LISTING_STATUS_EXPIRED,
-    ListingStatus.WITHDRAWN: records_pb2.LISTING_STATUS_WITHDRAWN,
-    ListingStatus.ARCHIVED: records_pb2.LISTING_STATUS_ARCHIVED,
-}
-_STATUS_FROM_PB: dict[int, ListingStatus] = {v: k for k, v in _STATUS_TO_PB.items()}
-
 _ACTION_TO_PB = {a: records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{a.name}") for a in Action}
 _ACTION_FROM_PB: dict[int, Action] = {v: k for k, v in _ACTION_TO_PB.items()}
+
+_KIND_TO_PB = {name: envelope_pb2.RecordKind.Value(f"RECORD_KIND_{name.upper()}") for name in KINDS}
+
+# The values message of each kind, by the name of its slot in Change.values.
+_VALUES_MESSAGE: dict[str, type[Message]] = {
+    "listing": records_pb2.Listing,
+    "request": records_pb2.Request,
+    "firm": records_pb2.Firm,
+    "interest": records_pb2.Interest,
+}
 
 _ROLE_TO_PB = {SiteRole.HUB: registry_pb2.SITE_ROLE_HUB, SiteRole.NODE: registry_pb2.SITE_ROLE_NODE}
 _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
@@ -51,17 +43,15 @@ _CSTATUS_TO_PB = {
 _CSTATUS_FROM_PB = {v: k for k, v in _CSTATUS_TO_PB.items()}
 
 
-def listing_to_pb(listing: ListingContent) -> records_pb2.Listing:
-    return records_pb2.Listing(
-        title=listing.title,
-        summary=listing.summary,
-        description=listing.description,
-        keywords=list(listing.keywords),
-        trl=listing.trl,
-        status=_STATUS_TO_PB[listing.status],
-        tags=list(listing.tags),
-        featured=listing.featured,
-    )
+def kind_to_pb(kind: str) -> envelope_pb2.RecordKind.ValueType:
+    return _KIND_TO_PB[kind]
+
+
+def kind_from_pb(value: int) -> str | None:
+    for name, number in _KIND_TO_PB.items():
+        if number == value:
+            return name
+    return None
 
 
 def action_to_pb(action: Action | None) -> records_pb2.LifecycleAction.ValueType:
@@ -72,67 +62,86 @@ def action_from_pb(value: int) -> Action | None:
     return _ACTION_FROM_PB.get(value)
 
 
-def listing_from_pb(msg: records_pb2.Listing, default_status: ListingStatus | None = None) -> ListingContent:
-    status = _STATUS_FROM_PB.get(msg.status)
-    if status is None:
-        if default_status is None:
-            raise VerificationFailed(f"listing status {msg.status} is not a known status")
-        status = default_status
-    return ListingContent(
-        title=msg.title,
-        summary=msg.summary,
-        description=msg.description,
-        keywords=tuple(msg.keywords),
-        trl=msg.trl,
-        status=status,
-        tags=tuple(msg.tags),
-        featured=msg.featured,
-    )
+def _get(msg: Message, name: str, default: FieldValue) -> FieldValue:
+    raw = getattr(msg, name)
+    if name == "translations":
+        return tuple((t.language, t.title, t.summary, t.description) for t in raw)
+    if isinstance(default, tuple):
+        return tuple(raw)
+    if isinstance(default, bool):
+        return bool(raw)
+    if isinstance(default, int):
+        return int(raw)
+    return str(raw)
 
 
-def fields_from_pb(names: Iterable[str], values: records_pb2.Listing) -> tuple[tuple[str, FieldValue], ...]:
-    """The named fields of `values`; unknown names are refused, naming each."""
-    names = sorted(set(names))
-    unknown = [n for n in names if n not in FIELD_DEFAULTS]
+def _set(msg: Message, name: str, value: FieldValue) -> None:
+    if name == "translations":
+        assert isinstance(value, tuple)
+        for t in value:
+            assert isinstance(t, tuple)
+            lang, title, summary, description = t
+            getattr(msg, name).add(language=lang, title=title, summary=summary, description=description)
+    elif isinstance(value, tuple):
+        getattr(msg, name).extend(value)
+    else:
+        setattr(msg, name, value)
+
+
+def values_to_pb(kind: str, fields: Iterable[tuple[str, FieldValue]]) -> Message:
+    """The kind's values message holding `fields` (others left at their defaults)."""
+    msg = _VALUES_MESSAGE[kind]()
+    for name, value in fields:
+        _set(msg, name, value)
+    return msg
+
+
+def values_from_pb(kind: Kind, msg: Message, names: Iterable[str] | None = None) -> tuple[tuple[str, FieldValue], ...]:
+    """The named fields of a values message (all of them when `names` is None);
+    names the kind does not have are refused, each named."""
+    wanted = kind.field_names() if names is None else tuple(sorted(set(names)))
+    unknown = [n for n in wanted if n not in kind.defaults]
     if unknown:
-        raise InvalidInput([FieldViolation(n, "not a listing field that can be set") for n in unknown])
-    out: list[tuple[str, FieldValue]] = []
-    for name in names:
-        raw = getattr(values, name)
-        out.append((name, raw if isinstance(raw, str | int | bool) else tuple(raw)))
-    return tuple(out)
+        raise InvalidInput([FieldViolation(n, f"not a {kind.name} field that can be set") for n in unknown])
+    return tuple((n, _get(msg, n, kind.defaults[n])) for n in wanted)
 
 
-def change_to_pb(change: ListingChange) -> records_pb2.ListingChange:
-    base = {**FIELD_DEFAULTS, **dict(change.fields)}
-    values = listing_to_pb(ListingContent(**base))  # type: ignore[arg-type]
-    values.ClearField("status")
-    for name in FIELD_DEFAULTS:
-        if name not in change.names:
-            values.ClearField(name)  # type: ignore[arg-type]
-    return records_pb2.ListingChange(
+def content_to_pb(content: Content) -> Message:
+    return values_to_pb(content.kind, content.fields)
+
+
+def content_from_pb(kind: Kind, msg: Message, status: str) -> Content:
+    return make_content(kind, dict(values_from_pb(kind, msg)), status)
+
+
+def change_to_pb(kind: str, change: Change) -> records_pb2.Change:
+    msg = records_pb2.Change(
         fields=list(change.names),
-        values=values,
         action=action_to_pb(change.action),
-        status=_STATUS_TO_PB[change.status] if change.status else records_pb2.LISTING_STATUS_UNSPECIFIED,
+        status=change.status or "",
         audience=list(change.audience),
     )
+    getattr(msg, kind).CopyFrom(values_to_pb(kind, change.fields))
+    return msg
 
 
-def change_from_pb(msg: records_pb2.ListingChange) -> ListingChange:
+def change_from_pb(kind: Kind, msg: records_pb2.Change) -> Change:
     if len(set(msg.fields)) != len(msg.fields) or list(msg.fields) != sorted(msg.fields):
         raise VerificationFailed("change fields must be sorted and distinct")
+    slot = msg.WhichOneof("values")
+    if slot is not None and slot != kind.name:
+        raise VerificationFailed(f"a {kind.name} version carries {slot} values")
+    values = getattr(msg, kind.name)
     try:
-        fields = fields_from_pb(msg.fields, msg.values)
+        fields = values_from_pb(kind, values, msg.fields)
     except InvalidInput as exc:
         raise VerificationFailed(str(exc)) from exc
     action = _ACTION_FROM_PB.get(msg.action)
     if msg.action and action is None:
         raise VerificationFailed(f"unknown lifecycle action {msg.action}")
-    status = _STATUS_FROM_PB.get(msg.status)
-    if msg.status and status is None:
-        raise VerificationFailed(f"unknown listing status {msg.status}")
-    return ListingChange(fields=fields, action=action, status=status, audience=tuple(msg.audience))
+    if msg.status and msg.status not in kind.statuses:
+        raise VerificationFailed(f"{msg.status!r} is not a {kind.name} status")
+    return Change(fields=fields, action=action, status=msg.status or None, audience=tuple(msg.audience))
 
 
 def encode_version_body(
@@ -142,19 +151,20 @@ def encode_version_body(
     author: str,
     hlc: Stamp,
     parents: tuple[str, ...],
-    change: ListingChange,
+    change: Change,
     record_nonce: bytes,
+    kind: str = "listing",
 ) -> bytes:
     """Serialise a version body once; the result is what gets signed and stored."""
     body = envelope_pb2.VersionBody(
         record_id=record_id,
-        kind=envelope_pb2.RECORD_KIND_LISTING,
+        kind=_KIND_TO_PB[kind],
         origin=origin,
         author=author,
         hlc=envelope_pb2.Hlc(wall_ms=hlc.wall_ms, counter=hlc.counter),
         parents=list(parents),
         record_nonce=record_nonce,
-        listing=change_to_pb(change),
+        change=change_to_pb(kind, change),
     )
     return body.SerializeToString(deterministic=True)
 
@@ -168,15 +178,25 @@ def decode_version_body(body: bytes) -> envelope_pb2.VersionBody:
     return msg
 
 
+def body_kind(msg: envelope_pb2.VersionBody) -> Kind:
+    name = kind_from_pb(msg.kind)
+    if name is None:
+        raise VerificationFailed(f"body carries an unknown record kind ({msg.kind})")
+    return kind_of(name)
+
+
 def merge_input_of(version_id: str, body: bytes) -> MergeInput:
     """What the merge needs, read from stored body bytes."""
     msg = decode_version_body(body)
+    kind = body_kind(msg)
     return MergeInput(
         version_id=version_id,
         parents=tuple(msg.parents),
         hlc=Stamp(msg.hlc.wall_ms, msg.hlc.counter),
         author=msg.author,
-        change=change_from_pb(msg.listing),
+        change=change_from_pb(kind, msg.change),
+        kind=kind.name,
+        origin=msg.origin,
     )
 
 

@@ -13,27 +13,16 @@ centre that owns it, its curation fields and validation also by HQ.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sync.clock import Stamp
-from sync.codec import change_from_pb, decode_version_body, encode_version_body
+from sync.codec import body_kind, change_from_pb, decode_version_body, encode_version_body
 from sync.config import SITE_ID_RE
 from sync.errors import InvalidInput, KeyRevoked, PermissionDenied, StampAhead, UnknownKey, VerificationFailed
 from sync.ids import belongs_to
-from sync.keys import SigningKey
-from sync.records import (
-    CONTENT_FIELDS,
-    CREATE_STATUSES,
-    CURATION_FIELDS,
-    HUB_ONLY_ACTIONS,
-    OWNER_ONLY_ACTIONS,
-    STATUS_ACTIONS,
-    TOMBSTONE_ACTIONS,
-    TRANSITIONS,
-    Action,
-    ListingChange,
-    validate_change,
-)
+from sync.keys import SigningKey, key_id_of
+from sync.records import HUB, KINDS, LISTING, OWNER, PARTY, TOMBSTONE_ACTIONS, Action, Change, Kind, validate_change
 from sync.registry import CentreStatus, Registry, SiteRole
 from sync.signing import VERSION_DOMAIN, sign, verify
 from techbridge.v1 import envelope_pb2
@@ -62,7 +51,7 @@ class Version:
     author: str
     hlc: Stamp
     parents: tuple[str, ...]
-    change: ListingChange
+    change: Change
     record_nonce: bytes = b""
 
     @property
@@ -71,6 +60,32 @@ class Version:
             if s.role == AUTHOR:
                 return s.key_id
         return ""
+
+    @property
+    def relay_key_ids(self) -> tuple[str, ...]:
+        return tuple(s.key_id for s in self.signatures if s.role == RELAY)
+
+
+@dataclass(frozen=True)
+class FirmKey:
+    """What a site knows of a firm's signing key, from the firm's record."""
+
+    firm_id: str
+    home: str
+    public_key: bytes
+    # The stamp of the erasure step, 0 while the firm is active.
+    erased_at_ms: int = 0
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.public_key)
+
+
+FirmLookup = Callable[[str], "FirmKey | None"]
+
+
+def no_firms(_firm_id: str) -> FirmKey | None:
+    return None
 
 
 def version_id_of(body: bytes) -> str:
@@ -83,11 +98,13 @@ def make_listing_version(
     site: str,
     record_id: str,
     hlc: Stamp,
-    change: ListingChange,
+    change: Change,
     parents: tuple[str, ...] = (),
     origin: str | None = None,
     record_nonce: bytes = b"",
+    kind: str = "listing",
 ) -> Version:
+    """A version written and signed by `site` (a centre, or a firm signing with its own key)."""
     body = encode_version_body(
         record_id=record_id,
         origin=origin or site,
@@ -96,9 +113,19 @@ def make_listing_version(
         parents=tuple(sorted(parents)),
         change=change,
         record_nonce=record_nonce,
+        kind=kind,
     )
     sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, body), AUTHOR)
     return read_version(body, (sig,))
+
+
+make_version = make_listing_version
+
+
+def countersign(version: Version, key: SigningKey) -> Version:
+    """The version with a relay signature by `key` added (over the same body bytes)."""
+    sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, version.body), RELAY)
+    return read_version(version.body, (*version.signatures, sig))
 
 
 def read_version(body: bytes, signatures: tuple[SignatureValue, ...]) -> Version:
@@ -106,19 +133,20 @@ def read_version(body: bytes, signatures: tuple[SignatureValue, ...]) -> Version
     msg = decode_version_body(body)
     if not msg.record_id:
         raise VerificationFailed("body has no record_id")
-    if msg.WhichOneof("payload") != "listing" or msg.kind != envelope_pb2.RECORD_KIND_LISTING:
-        raise VerificationFailed("body carries no listing (the only record kind known here)")
+    kind = body_kind(msg)
+    if not msg.HasField("change"):
+        raise VerificationFailed("body carries no change")
     return Version(
         version_id=version_id_of(body),
         body=body,
         signatures=signatures,
         record_id=msg.record_id,
-        kind="listing",
+        kind=kind.name,
         origin=msg.origin,
         author=msg.author,
         hlc=Stamp(msg.hlc.wall_ms, msg.hlc.counter),
         parents=tuple(msg.parents),
-        change=change_from_pb(msg.listing),
+        change=change_from_pb(kind, msg.change),
         record_nonce=msg.record_nonce,
     )
 
@@ -153,25 +181,53 @@ def signatures_from_pb(env: envelope_pb2.Envelope) -> tuple[SignatureValue, ...]
 MAX_FUTURE_MS = 5 * 60 * 1000
 
 
-def check_permission(change: ListingChange, *, author: str, origin: str, author_is_hub: bool) -> None:
-    """Raise PermissionDenied unless `author` may make `change` to a listing owned by `origin`."""
+def check_permission(
+    change: Change,
+    *,
+    author: str,
+    origin: str,
+    author_is_hub: bool,
+    kind: Kind = LISTING,
+    author_is_centre: bool = True,
+) -> None:
+    """Raise PermissionDenied unless `author` may make `change` to a record of `kind` owned by `origin`."""
     owner = author == origin
-    content = [n for n in change.names if n in CONTENT_FIELDS]
-    curation = [n for n in change.names if n in CURATION_FIELDS]
-    if content and not owner:
-        raise PermissionDenied(f"content fields ({', '.join(content)}) are written only by the owning centre {origin}")
-    if curation and not author_is_hub:
-        raise PermissionDenied(f"curation fields ({', '.join(curation)}) are written only by HQ")
+    what = f"{kind.name}"
     action = change.action
-    if action in OWNER_ONLY_ACTIONS and not owner:
-        raise PermissionDenied(f"only the owning centre {origin} may {action.value} this listing")
-    if action in HUB_ONLY_ACTIONS and not author_is_hub:
-        raise PermissionDenied(f"only HQ may {action.value} a listing")
-    if action is not None and not (owner or author_is_hub):
-        raise PermissionDenied(f"only the owning centre {origin} or HQ may {action.value} this listing")
+    step_fields = kind.step_fields.get(action, ()) if action is not None else ()
+    hub_only = [n for n in change.names if n in kind.hub_fields]
+    owner_only = [n for n in change.names if n in kind.owner_fields]
+    other = [n for n in change.names if n not in kind.hub_fields and n not in kind.owner_fields]
+    if owner_only and not owner:
+        owner_word = "owning centre" if kind.owned_by == frozenset({"centre"}) else "owner"
+        raise PermissionDenied(
+            f"content fields ({', '.join(owner_only)}) are written only by the {owner_word} {origin}"
+        )
+    if hub_only and not author_is_hub:
+        raise PermissionDenied(f"curation fields ({', '.join(hub_only)}) are written only by HQ")
+    stray = [n for n in other if n not in step_fields]
+    if stray:
+        raise PermissionDenied(f"fields {', '.join(stray)} are set only by the step they belong to")
+    fixed = [n for n in change.names if n in kind.fixed]
+    if fixed and action != Action.CREATE:
+        raise PermissionDenied(f"fields {', '.join(fixed)} are fixed when the {what} is created")
+    if action is None:
+        return
+    rights = kind.rights.get(action)
+    if rights is None:
+        raise PermissionDenied(f"a {what} has no {action.value} step")
+    allowed = (
+        (OWNER in rights and owner)
+        or (HUB in rights and author_is_hub)
+        or (PARTY in rights and author_is_centre and not owner)
+    )
+    if not allowed:
+        who = {OWNER: f"its owner {origin}", HUB: "HQ", PARTY: "the centre handling it"}
+        names = " or ".join(who[r] for r in (OWNER, HUB, PARTY) if r in rights)
+        raise PermissionDenied(f"only {names} may {action.value} this {what}")
 
 
-def check_change_shape(change: ListingChange, parents: tuple[str, ...]) -> None:
+def check_change_shape(change: Change, parents: tuple[str, ...], kind: Kind = LISTING) -> None:
     """Raise VerificationFailed if the change is not well formed (a version is all or nothing)."""
     action = change.action
     if action is None and not change.fields:
@@ -190,67 +246,146 @@ def check_change_shape(change: ListingChange, parents: tuple[str, ...]) -> None:
         bad = [a for a in change.audience if not SITE_ID_RE.match(a)]
         if bad:
             raise VerificationFailed(f"the audience names no centre: {', '.join(bad)}")
+        for name in ("via", "to_owner", "from_centre"):
+            value = change.get(name)
+            if isinstance(value, str) and value and value not in change.audience:
+                raise VerificationFailed(f"the audience must include the {name} centre {value}")
     if action == Action.CREATE:
-        if change.status not in CREATE_STATUSES or "title" not in change.names:
-            raise VerificationFailed("a create sets a title and starts as draft or submitted")
-    elif action in TRANSITIONS:
-        if change.status != TRANSITIONS[action][1]:
-            raise VerificationFailed(f"a {action.value} step leads to {TRANSITIONS[action][1].value}")
+        missing = [n for n in kind.required if n not in change.names]
+        if change.status not in kind.initial or missing:
+            initial = " or ".join(sorted(kind.initial))
+            raise VerificationFailed(f"a {kind.name} create sets {', '.join(kind.required)} and starts as {initial}")
+    elif action is not None and action in kind.transitions:
+        if change.status != kind.transitions[action][1]:
+            raise VerificationFailed(f"a {action.value} step leads to {kind.transitions[action][1]}")
     elif action == Action.SETTLE:
         if change.status is None:
             raise VerificationFailed("a settle step names the status it keeps")
     elif change.status is not None:
         raise VerificationFailed("only status steps carry a status")
-    if action in STATUS_ACTIONS and action != Action.CREATE and change.fields:
-        raise VerificationFailed("a status step sets no fields")
+    if action is not None and action in kind.status_actions and action != Action.CREATE:
+        allowed = kind.step_fields.get(action, ())
+        if any(n not in allowed for n in change.names):
+            raise VerificationFailed("a status step sets no fields but its own")
+        if allowed and allowed[0] not in change.names:
+            raise VerificationFailed(f"a {action.value} step sets {allowed[0]}")
     try:
-        validate_change(change)
+        validate_change(change, kind)
     except InvalidInput as exc:
-        raise VerificationFailed(f"listing breaks the rules: {exc}") from exc
+        raise VerificationFailed(f"{kind.name} breaks the rules: {exc}") from exc
 
 
 def verify_version(
-    version: Version, registry: Registry, now_ms: int | None = None, max_future_ms: int = MAX_FUTURE_MS
+    version: Version,
+    registry: Registry,
+    now_ms: int | None = None,
+    max_future_ms: int = MAX_FUTURE_MS,
+    firms: FirmLookup = no_firms,
 ) -> None:
     """Raise VerificationFailed with the reason unless `version` may be accepted.
 
-    Checks, in order: an author signature exists; its key is in the registry
-    and belongs to the author site; that site is active; the author may make
-    this change (`check_permission`); the change is well formed and keeps the
-    listing rules; the stamp is not more than `max_future_ms` ahead of `now_ms`
-    (when given); the signature verifies over the exact body bytes.
+    Checks, in order: one author signature; its key is a centre's key in the
+    registry, or the key of the firm the body names as author (found with
+    `firms`, from the firm records held here) — a firm's version must also
+    carry a relay signature of an active centre; the author's standing at the
+    version's stamp (site active, key valid and not revoked; firm not erased);
+    the record id belongs to the origin, and the origin is of a sort that may
+    own the kind; the author may make this change (`check_permission`); the
+    change is well formed and keeps the kind's rules; the stamp is not more
+    than `max_future_ms` ahead of `now_ms` (when given); the signatures verify
+    over the exact body bytes.
     """
+    kind = KINDS[version.kind]
     authors = [s for s in version.signatures if s.role == AUTHOR]
     if len(authors) != 1:
         raise VerificationFailed(f"expected one author signature, found {len(authors)}")
     sig = authors[0]
     found = registry.key(sig.key_id)
-    if found is None:
-        raise UnknownKey(f"signing key {sig.key_id} is not in registry version {registry.version}")
-    centre, key = found
-    if centre.id != version.author:
-        raise VerificationFailed(
-            f"signing key {sig.key_id} belongs to {centre.id}, but the body names author {version.author!r}"
-        )
-    if centre.status != CentreStatus.ACTIVE:
-        raise VerificationFailed(f"site {centre.id} is {centre.status.value}, not active")
-    problem = key.problem_at(version.hlc.wall_ms)
-    if problem is not None:
-        raise (KeyRevoked if key.revoked_at_ms else VerificationFailed)(
-            f"signed at {version.hlc.wall_ms} ms but {problem}"
-        )
+    firm: FirmKey | None = None
+    relay: tuple[SignatureValue, bytes] | None = None
+    if found is not None:
+        centre, key = found
+        if centre.id != version.author:
+            raise VerificationFailed(
+                f"signing key {sig.key_id} belongs to {centre.id}, but the body names author {version.author!r}"
+            )
+        if centre.status != CentreStatus.ACTIVE:
+            raise VerificationFailed(f"site {centre.id} is {centre.status.value}, not active")
+        problem = key.problem_at(version.hlc.wall_ms)
+        if problem is not None:
+            raise (KeyRevoked if key.revoked_at_ms else VerificationFailed)(
+                f"signed at {version.hlc.wall_ms} ms but {problem}"
+            )
+        public_key = key.public_key
+        author_is_hub, author_is_centre = centre.role == SiteRole.HUB, True
+    else:
+        firm = firms(version.author)
+        if firm is None or firm.key_id != sig.key_id:
+            also = (
+                ""
+                if registry.centre(version.author)
+                else f", nor the key of a firm known here named {version.author!r}"
+            )
+            raise UnknownKey(f"signing key {sig.key_id} is not in registry version {registry.version}{also}")
+        if firm.erased_at_ms and version.hlc.wall_ms >= firm.erased_at_ms:
+            raise VerificationFailed(f"firm {firm.firm_id} was erased before this version was signed")
+        relay = _relay_of(version, registry)
+        public_key = firm.public_key
+        author_is_hub, author_is_centre = False, False
     if not belongs_to(version.record_id, version.origin, version.record_nonce):
         raise VerificationFailed(f"record id {version.record_id} does not belong to origin {version.origin!r}")
+    origin_sort = "centre" if registry.centre(version.origin) is not None else "firm"
+    if origin_sort == "firm" and firms(version.origin) is None:
+        raise UnknownKey(f"origin {version.origin!r} is neither a centre nor a firm known here")
+    if origin_sort not in kind.owned_by:
+        raise VerificationFailed(
+            f"a {kind.name} is owned by a {' or '.join(sorted(kind.owned_by))}, not a {origin_sort}"
+        )
     try:
         check_permission(
-            version.change, author=version.author, origin=version.origin, author_is_hub=centre.role == SiteRole.HUB
+            version.change,
+            author=version.author,
+            origin=version.origin,
+            author_is_hub=author_is_hub,
+            kind=kind,
+            author_is_centre=author_is_centre,
         )
     except PermissionDenied as exc:
         raise VerificationFailed(str(exc)) from exc
-    check_change_shape(version.change, version.parents)
+    check_change_shape(version.change, version.parents, kind)
     if now_ms is not None and version.hlc.wall_ms > now_ms + max_future_ms:
         raise StampAhead(
             f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {max_future_ms} ms)"
         )
-    if not verify(key.public_key, VERSION_DOMAIN, version.body, sig.signature):
+    if not verify(public_key, VERSION_DOMAIN, version.body, sig.signature):
         raise VerificationFailed("signature does not verify over the body bytes")
+    if relay is not None and not verify(relay[1], VERSION_DOMAIN, version.body, relay[0].signature):
+        raise VerificationFailed("relay signature does not verify over the body bytes")
+
+
+def _relay_of(version: Version, registry: Registry) -> tuple[SignatureValue, bytes]:
+    """The relay signature of a firm's version: one, by an active centre's key valid at the stamp."""
+    relays = [s for s in version.signatures if s.role == RELAY]
+    if len(relays) != 1:
+        raise VerificationFailed(f"a firm's version carries one relay signature by a centre, found {len(relays)}")
+    found = registry.key(relays[0].key_id)
+    if found is None:
+        raise UnknownKey(f"relay key {relays[0].key_id} is not in registry version {registry.version}")
+    centre, key = found
+    if centre.status != CentreStatus.ACTIVE:
+        raise VerificationFailed(f"relay site {centre.id} is {centre.status.value}, not active")
+    problem = key.problem_at(version.hlc.wall_ms)
+    if problem is not None:
+        raise (KeyRevoked if key.revoked_at_ms else VerificationFailed)(
+            f"relayed at {version.hlc.wall_ms} ms but {problem}"
+        )
+    return relays[0], key.public_key
+
+
+def relay_site(version: Version, registry: Registry) -> str | None:
+    """The centre that countersigned a firm's version as relay, if any."""
+    for key_id in version.relay_key_ids:
+        found = registry.key(key_id)
+        if found is not None:
+            return found[0].id
+    return None

@@ -35,6 +35,16 @@ class SigningKey:
     def generate(cls) -> SigningKey:
         return cls(Ed25519PrivateKey.generate())
 
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @property
+    def seed(self) -> bytes:
+        return self.private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+
     @property
     def public_bytes(self) -> bytes:
         return self.private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

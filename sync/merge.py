@@ -39,6 +39,21 @@ Status: the lifecycle, merged by rank
     as a conflict on "status" (rule "lifecycle rank") so staff see it
     happened; a SETTLE step on top of them closes it.
 
+Guards that need the record's history, checked here so every site agrees
+    A step counts only if its author may take it given the record's create:
+    an interest's handling steps (forward, accept, decline, introduce) only by
+    the centre its create names in `to_owner`. An introduction counts only
+    if the sender's consent (`sender_consent`, resolved by the field rule
+    among the step's own ancestors) is true. An offer is extended once: an
+    EXTEND with a valid EXTEND among its ancestors counts for nothing. Steps
+    failing a guard are listed as ignored, like illegal steps.
+
+Kinds
+    Every kind (sync/records.py) merges by these rules; its field defaults,
+    statuses in rank order, initial statuses and transitions come from its
+    `Kind`. All versions of a record are of one kind (the receipt check makes
+    sure the kind never changes under a record id).
+
 Deletion: tombstones
     DELETE and UNDELETE versions form their own frontier. The record is
     deleted if any frontier version is a DELETE: an edit made without having
@@ -60,18 +75,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sync.clock import Stamp
-from sync.records import (
-    CREATE_STATUSES,
-    FIELD_DEFAULTS,
-    STATUS_ACTIONS,
-    STATUS_RANK,
-    TRANSITIONS,
-    Action,
-    FieldValue,
-    ListingChange,
-    ListingContent,
-    ListingStatus,
-)
+from sync.records import KINDS, LISTING, OWNER, PARTY, Action, Change, Content, FieldValue, Kind, make_content
 
 RULE_HLC = "hlc"
 RULE_RANK = "lifecycle rank"
@@ -85,7 +89,9 @@ class MergeInput:
     parents: tuple[str, ...]
     hlc: Stamp
     author: str
-    change: ListingChange
+    change: Change
+    kind: str = "listing"
+    origin: str = ""
 
     @property
     def order(self) -> tuple[int, int, str, str]:
@@ -110,7 +116,7 @@ class Conflict:
 
 @dataclass(frozen=True)
 class RecordState:
-    content: ListingContent
+    content: Content
     deleted: bool
     heads: tuple[str, ...]
     conflicts: tuple[Conflict, ...]
@@ -122,6 +128,8 @@ class RecordState:
     ignored: tuple[str, ...] = ()
     # Who may receive the record, as its create said (empty: the whole network).
     audience: tuple[str, ...] = ()
+    # An offer's one extension has been taken.
+    extended: bool = False
 
     def conflict(self, field: str) -> Conflict | None:
         return next((c for c in self.conflicts if c.field == field), None)
@@ -154,7 +162,19 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
     by_id: dict[str, MergeInput] = {}
     for v in versions:
         by_id.setdefault(v.version_id, v)
+    # One kind per record: the kind of its earliest create (of any version
+    # when none is held yet); versions of another kind count for nothing.
+    creates = sorted(
+        (v for v in by_id.values() if v.change.action == Action.CREATE and not v.parents), key=lambda v: v.order
+    )
+    first = creates[0] if creates else min(by_id.values(), key=lambda v: v.order, default=None)
+    kind = KINDS[first.kind] if first is not None else LISTING
+    foreign = sorted(vid for vid, v in by_id.items() if v.kind != kind.name)
+    for vid in foreign:
+        del by_id[vid]
     ordered, waiting = _causal_order(by_id)
+    defaults = kind.defaults
+    rank = kind.rank
 
     bit: dict[str, int] = {}
     ancestors: dict[str, int] = {}
@@ -174,9 +194,9 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
     def candidate(v: MergeInput, value: FieldValue) -> Candidate:
         return Candidate(v.version_id, v.author, v.hlc, value)
 
-    values: dict[str, FieldValue] = dict(FIELD_DEFAULTS)
+    values: dict[str, FieldValue] = dict(defaults)
     conflicts: list[Conflict] = []
-    for name in sorted(FIELD_DEFAULTS):
+    for name in sorted(defaults):
         writers = [v for v in ordered if name in v.change.names]
         if not writers:
             continue
@@ -186,37 +206,57 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
         assert value is not None
         values[name] = value
         if len(front) > 1:
-            others = tuple(candidate(v, v.change.get(name) or FIELD_DEFAULTS[name]) for v in front[1:])
+            others = tuple(candidate(v, v.change.get(name) or defaults[name]) for v in front[1:])
             conflicts.append(Conflict(name, candidate(winner, value), others, RULE_HLC))
 
     # Status: a step counts only if it is legal from the status its own
     # ancestors reached, so every site gives the same verdict on a step that
     # skips or undoes the machine; such steps are listed as ignored.
-    effective: dict[str, ListingStatus] = {}
+    effective: dict[str, str] = {}
     valid: list[MergeInput] = []
-    ignored: list[str] = []
+    ignored: list[str] = list(foreign)
     root = next((v for v in ordered if not v.parents and v.change.action == Action.CREATE), None)
+    handler = root.change.get("to_owner") if root is not None else None
 
-    def reached(group: list[MergeInput]) -> tuple[ListingStatus | None, list[MergeInput]]:
+    def reached(group: list[MergeInput]) -> tuple[str | None, list[MergeInput]]:
         if not group:
             return None, []
-        front = sorted(frontier(group), key=lambda v: (STATUS_RANK[effective[v.version_id]], v.order), reverse=True)
+        front = sorted(frontier(group), key=lambda v: (rank[effective[v.version_id]], v.order), reverse=True)
         return effective[front[0].version_id], front
 
+    def consented(v: MergeInput) -> bool:
+        """The sender's consent stands among v's ancestors (introductions need it)."""
+        writers = [
+            w for w in ordered if "sender_consent" in w.change.names and ancestors[v.version_id] & bit[w.version_id]
+        ]
+        if not writers:
+            return False
+        return bool(max(frontier(writers), key=lambda w: w.order).change.get("sender_consent"))
+
+    status_actions = kind.status_actions
     for v in ordered:
         action = v.change.action
-        if action not in STATUS_ACTIONS:
+        if action not in status_actions:
             continue
         if action == Action.CREATE:
-            ok = v is root and v.change.status in CREATE_STATUSES
+            ok = v is root and v.change.status in kind.initial
             target = v.change.status
         else:
-            source, _ = reached([s for s in valid if ancestors[v.version_id] & bit[s.version_id]])
+            prior = [s for s in valid if ancestors[v.version_id] & bit[s.version_id]]
+            source, _ = reached(prior)
             if action == Action.SETTLE:
                 ok, target = source is not None and v.change.status == source, source
             else:
-                sources, target = TRANSITIONS[action]
+                sources, target = kind.transitions[action]
                 ok = source in sources and v.change.status == target
+            rights = kind.rights.get(action, frozenset())
+            if ok and PARTY in rights:
+                # Only the centre handling an interest (and, where allowed, its sender) takes its steps.
+                ok = v.author == handler or (OWNER in rights and v.author == v.origin)
+            if ok and action == Action.EXTEND and any(s.change.action == Action.EXTEND for s in prior):
+                ok = False  # an offer is extended once
+            if ok and action == Action.INTRODUCE and not consented(v):
+                ok = False
         if ok and target is not None:
             effective[v.version_id] = target
             valid.append(v)
@@ -225,15 +265,15 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
 
     status, front = reached(valid)
     if status is None:
-        status = ListingStatus.DRAFT
+        status = kind.statuses[0]
     else:
         losers = [v for v in front[1:] if effective[v.version_id] != status]
         if losers:
             conflicts.append(
                 Conflict(
                     "status",
-                    candidate(front[0], status.value),
-                    tuple(candidate(v, effective[v.version_id].value) for v in losers),
+                    candidate(front[0], status),
+                    tuple(candidate(v, effective[v.version_id]) for v in losers),
                     RULE_RANK,
                 )
             )
@@ -243,7 +283,7 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
 
     heads = frontier(ordered)
     newest = max(heads, key=lambda v: v.order) if heads else None
-    content = ListingContent(status=status, **values)  # type: ignore[arg-type]
+    content = make_content(kind, values, status)
     return RecordState(
         content=content,
         deleted=deleted,
@@ -255,11 +295,14 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
         newest_head=newest.version_id if newest else "",
         ignored=tuple(sorted(ignored)),
         audience=root.change.audience if root is not None else (),
+        extended=any(v.change.action == Action.EXTEND for v in valid),
     )
 
 
 def _jsonable(value: FieldValue) -> object:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return [list(v) if isinstance(v, tuple) else v for v in value]
+    return value
 
 
 def _candidate_json(c: Candidate) -> dict[str, object]:
@@ -275,8 +318,9 @@ def state_to_json(state: RecordState) -> str:
     """Canonical JSON of a state: the same state gives the same bytes at every site."""
     c = state.content
     doc = {
-        "fields": {name: _jsonable(c.value(name)) for name in sorted(FIELD_DEFAULTS)},
-        "status": c.status.value,
+        "kind": c.kind,
+        "fields": {name: _jsonable(v) for name, v in c.fields},
+        "status": c.status,
         "deleted": state.deleted,
         "heads": list(state.heads),
         "conflicts": [
@@ -294,17 +338,18 @@ def state_to_json(state: RecordState) -> str:
         "newest_head": state.newest_head,
         "ignored": list(state.ignored),
         "audience": list(state.audience),
+        "extended": state.extended,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def state_from_json(text: str) -> RecordState:
     doc = json.loads(text)
+    kind: Kind = KINDS[doc.get("kind", "listing")]
 
     def value(name: str, raw: object) -> FieldValue:
-        default = FIELD_DEFAULTS.get(name)
-        if isinstance(default, tuple) or isinstance(raw, list):
-            return tuple(raw)  # type: ignore[arg-type]
+        if isinstance(raw, list):
+            return tuple(tuple(x) if isinstance(x, list) else x for x in raw)
         return raw  # type: ignore[return-value]
 
     def cand(d: dict[str, object], name: str) -> Candidate:
@@ -314,7 +359,7 @@ def state_from_json(text: str) -> RecordState:
 
     fields = {k: value(k, v) for k, v in doc["fields"].items()}
     return RecordState(
-        content=ListingContent(status=ListingStatus(doc["status"]), **fields),  # type: ignore[arg-type]
+        content=make_content(kind, fields, doc["status"]),
         deleted=doc["deleted"],
         heads=tuple(doc["heads"]),
         conflicts=tuple(
@@ -329,4 +374,5 @@ def state_from_json(text: str) -> RecordState:
         newest_head=doc["newest_head"],
         ignored=tuple(doc.get("ignored", ())),
         audience=tuple(doc.get("audience", ())),
+        extended=bool(doc.get("extended", False)),
     )

@@ -1,10 +1,39 @@
-"""Record payloads as domain values, and the rules their fields keep.
+"""Record kinds as domain values, and the rules their fields and lifecycles keep.
 
-A listing's fields are of two kinds: **content** (title, summary,
-description, keywords, trl), written only by the centre that owns the
-listing, and **curation** (tags, featured), written only by HQ. Its status is
-never edited: it follows from lifecycle steps (`Action`), each legal only from
-certain statuses (`TRANSITIONS`).
+Four kinds of record travel the network, each described once here by a
+`Kind`:
+
+listing (technology offer)
+    Owned by a centre (its `origin`). Content fields only by that centre,
+    curation fields (tags, featured) only by HQ. Lifecycle draft → submitted
+    → validated (HQ) → published → expired / withdrawn → archived; a
+    published or expired offer can be extended once (EXTEND sets a new
+    `valid_until_ms`).
+request (enterprise request)
+    Owned and signed by a firm (its `origin` is the firm's id); the centre it
+    came through countersigns as relay and is named in `via`. The audience is
+    the centres it is addressed to (plus `via`). Same lifecycle as listings,
+    validated and published by HQ.
+firm
+    Owned by the firm's home centre, which registered it; it carries the
+    firm's public key (fixed at creation), so any site can check what the
+    firm signs. Its id is the firm's id. Personal data (contacts) never enters
+    a signed body: it stays at the home centre. Lifecycle active → erased.
+interest (expression of interest)
+    Sent by a firm (signed by it, relayed by a centre) or by a centre on a
+    client's behalf, to the centre that handles the target record
+    (`to_owner`). sent → forwarded → accepted / declined (reason) →
+    introduced → negotiating → agreed / closed. The steps after "sent" are the
+    handling centre's (the "party"); the sender may close, negotiate and
+    agree too. Introduction needs the sender's signed consent
+    (`sender_consent`) among its ancestors, and reveals the owner's identity
+    (`owner_identity`), which for an anonymous offer leaves the owning centre
+    only then.
+
+A record's status is never edited: it follows from lifecycle steps
+(`Action`), each legal only from certain statuses (`Kind.transitions`), taken
+only by certain parties (`Kind.rights`). A step may carry the few fields that
+belong to it (`Kind.step_fields`: a decline's reason, an extension's date).
 
 Validation collects every problem at once, one `FieldViolation` per problem,
 so the CLI can print one line each and the server can answer INVALID_ARGUMENT
@@ -13,40 +42,30 @@ naming every field.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sync import taxonomy
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
 
 TITLE_MAX = 256
 SUMMARY_MAX = 500
 DESCRIPTION_MAX = 4000
+ADVANTAGES_MAX = 2000
+SOUGHT_MAX = 2000
 KEYWORDS_MAX = 5
 KEYWORD_MAX = 64
 TAGS_MAX = 10
+CODES_MAX = 10
+COUNTRIES_MAX = 30
+TRANSLATIONS_MAX = 10
+NAME_MAX = 200
 
-
-class ListingStatus(StrEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    VALIDATED = "validated"
-    PUBLISHED = "published"
-    EXPIRED = "expired"
-    WITHDRAWN = "withdrawn"
-    ARCHIVED = "archived"
-
-
-# Concurrent lifecycle steps merge to the highest rank: a withdrawal is not
-# undone by a concurrent or stale publish.
-STATUS_RANK = {
-    ListingStatus.DRAFT: 0,
-    ListingStatus.SUBMITTED: 1,
-    ListingStatus.VALIDATED: 2,
-    ListingStatus.PUBLISHED: 3,
-    ListingStatus.EXPIRED: 4,
-    ListingStatus.WITHDRAWN: 5,
-    ListingStatus.ARCHIVED: 6,
-}
+# A translation of an offer's text fields: (language, title, summary, description).
+Translation = tuple[str, str, str, str]
+FieldValue = str | int | bool | tuple[str, ...] | tuple[Translation, ...]
 
 
 class Action(StrEnum):
@@ -60,72 +79,617 @@ class Action(StrEnum):
     DELETE = "delete"
     UNDELETE = "undelete"
     SETTLE = "settle"
+    EXTEND = "extend"
+    FORWARD = "forward"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    INTRODUCE = "introduce"
+    NEGOTIATE = "negotiate"
+    AGREE = "agree"
+    CLOSE = "close"
+    ERASE = "erase"
 
 
-# Steps that move the status: the statuses they start from and where they lead.
-TRANSITIONS: dict[Action, tuple[frozenset[ListingStatus], ListingStatus]] = {
-    Action.SUBMIT: (frozenset({ListingStatus.DRAFT}), ListingStatus.SUBMITTED),
-    Action.VALIDATE: (frozenset({ListingStatus.SUBMITTED}), ListingStatus.VALIDATED),
-    Action.PUBLISH: (frozenset({ListingStatus.VALIDATED}), ListingStatus.PUBLISHED),
-    Action.WITHDRAW: (
-        frozenset(
-            {
-                ListingStatus.DRAFT,
-                ListingStatus.SUBMITTED,
-                ListingStatus.VALIDATED,
-                ListingStatus.PUBLISHED,
-                ListingStatus.EXPIRED,
-            }
-        ),
-        ListingStatus.WITHDRAWN,
-    ),
-    Action.EXPIRE: (frozenset({ListingStatus.PUBLISHED}), ListingStatus.EXPIRED),
-    Action.ARCHIVE: (frozenset({ListingStatus.WITHDRAWN, ListingStatus.EXPIRED}), ListingStatus.ARCHIVED),
-}
-STATUS_ACTIONS = frozenset({Action.CREATE, Action.SETTLE, *TRANSITIONS})
 TOMBSTONE_ACTIONS = frozenset({Action.DELETE, Action.UNDELETE})
-HUB_ONLY_ACTIONS = frozenset({Action.VALIDATE})
-CREATE_STATUSES = frozenset({ListingStatus.DRAFT, ListingStatus.SUBMITTED})
-OWNER_ONLY_ACTIONS = frozenset({Action.CREATE})
 
-FieldValue = str | int | bool | tuple[str, ...]
-CONTENT_FIELDS = ("title", "summary", "description", "keywords", "trl")
-CURATION_FIELDS = ("tags", "featured")
-FIELD_DEFAULTS: dict[str, FieldValue] = {
+# Who may take a step or write a field.
+OWNER = "owner"  # the record's origin: the owning centre, or the firm
+HUB = "hub"  # HQ
+PARTY = "party"  # an interest's handling centre (`to_owner`); checked in the merge
+
+
+class ListingStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    VALIDATED = "validated"
+    PUBLISHED = "published"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+    ARCHIVED = "archived"
+
+
+class FirmStatus(StrEnum):
+    ACTIVE = "active"
+    ERASED = "erased"
+
+
+class InterestStatus(StrEnum):
+    SENT = "sent"
+    FORWARDED = "forwarded"
+    ACCEPTED = "accepted"
+    INTRODUCED = "introduced"
+    NEGOTIATING = "negotiating"
+    AGREED = "agreed"
+    DECLINED = "declined"
+    CLOSED = "closed"
+
+
+S = ListingStatus
+I = InterestStatus  # noqa: E741
+
+_LISTING_TRANSITIONS: dict[Action, tuple[frozenset[str], str]] = {
+    Action.SUBMIT: (frozenset({S.DRAFT}), S.SUBMITTED),
+    Action.VALIDATE: (frozenset({S.SUBMITTED}), S.VALIDATED),
+    Action.PUBLISH: (frozenset({S.VALIDATED}), S.PUBLISHED),
+    Action.WITHDRAW: (frozenset({S.DRAFT, S.SUBMITTED, S.VALIDATED, S.PUBLISHED, S.EXPIRED}), S.WITHDRAWN),
+    Action.EXPIRE: (frozenset({S.PUBLISHED}), S.EXPIRED),
+    Action.ARCHIVE: (frozenset({S.WITHDRAWN, S.EXPIRED}), S.ARCHIVED),
+}
+
+STAGES = ("concept", "under-development", "lab-tested", "available-for-demonstration", "on-the-market")
+IPR_STATUSES = ("none", "secret-know-how", "applied", "granted")
+PARTNERSHIPS = (
+    "licence",
+    "joint-venture",
+    "rnd-cooperation",
+    "technical-cooperation",
+    "commercial-with-technical-assistance",
+    "investment",
+    "acquisition",
+)
+PARTNER_TYPES = ("industry", "sme", "start-up", "university", "research-institute", "public-body", "investor")
+SIZES = ("micro", "small", "medium", "large")
+REQUEST_TYPES = ("technology", "partner", "rnd-call", "investment", "establishment")
+CONFIDENTIALITY = ("public", "restricted", "confidential")
+INSTRUMENTS = ("equity", "loan", "grant", "convertible", "other")
+FACILITIES = ("rnd-centre", "office", "incubator")
+DECLINE_REASONS = ("not-relevant", "no-capacity", "already-partnered", "terms-unacceptable", "incomplete", "other")
+
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+_LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
+_IPC_RE = re.compile(r"^[A-H][0-9]{2}[A-Z]( ?[0-9]{1,4}/[0-9]{2,6})?$")
+_NACE_RE = re.compile(r"^[A-U]([0-9]{2}(\.[0-9]{1,2})?)?$")
+_SITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+_HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+_RECORD_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+# ---- field rules ----------------------------------------------------------------
+
+Rule = Callable[[FieldValue], list[str]]
+
+
+def _text(limit: int, required: bool = False) -> Rule:
+    def rule(v: FieldValue) -> list[str]:
+        assert isinstance(v, str)
+        if required and not v.strip():
+            return ["required, must not be empty"]
+        if len(v) > limit:
+            return [f"at most {limit} characters (got {len(v)})"]
+        return []
+
+    return rule
+
+
+def _choice(options: tuple[str, ...], required: bool = False) -> Rule:
+    def rule(v: FieldValue) -> list[str]:
+        if v == "" and not required:
+            return []
+        if v not in options:
+            return [f"must be one of: {', '.join(options)} (got {v!r})"]
+        return []
+
+    return rule
+
+
+def _int_range(lo: int, hi: int, what: str) -> Rule:
+    def rule(v: FieldValue) -> list[str]:
+        assert isinstance(v, int)
+        if v != 0 and not lo <= v <= hi:
+            return [f"must be {what} (got {v})"]
+        return []
+
+    return rule
+
+
+def _non_negative(v: FieldValue) -> list[str]:
+    assert isinstance(v, int)
+    return ["must not be negative"] if v < 0 else []
+
+
+def _words(limit: int, noun: str, item: Rule | None = None, at_least: int = 0, distinct: bool = True) -> Rule:
+    def rule(v: FieldValue) -> list[str]:
+        assert isinstance(v, tuple)
+        out: list[str] = []
+        if len(v) > limit:
+            out.append(f"at most {limit} {noun} (got {len(v)})")
+        elif v and len(v) < at_least:
+            out.append(f"at least {at_least} {noun} (got {len(v)})")
+        elif distinct and len(set(v)) != len(v):
+            out.append(f"{noun} must be distinct")
+        for i, w in enumerate(v):
+            assert isinstance(w, str)
+            if item is not None:
+                out.extend(f"[{i}] {p}" for p in item(w))
+            elif not w.strip() or len(w) > KEYWORD_MAX:
+                out.append(f"[{i}] must be 1 to {KEYWORD_MAX} characters")
+        return out
+
+    return rule
+
+
+def _matches(regex: re.Pattern[str], what: str) -> Rule:
+    def rule(v: FieldValue) -> list[str]:
+        return [] if isinstance(v, str) and regex.match(v) else [f"{v!r} is not {what}"]
+
+    return rule
+
+
+def _translations(v: FieldValue) -> list[str]:
+    assert isinstance(v, tuple)
+    out: list[str] = []
+    if len(v) > TRANSLATIONS_MAX:
+        out.append(f"at most {TRANSLATIONS_MAX} translations (got {len(v)})")
+    seen: set[str] = set()
+    for i, t in enumerate(v):
+        assert isinstance(t, tuple)
+        lang, title, summary, description = t
+        if not _LANGUAGE_RE.match(lang):
+            out.append(f"[{i}] language {lang!r} is not an ISO 639-1 code (two lowercase letters)")
+        elif lang in seen:
+            out.append(f"[{i}] language {lang} is translated twice")
+        seen.add(lang)
+        for name, text, limit in (
+            ("title", title, TITLE_MAX),
+            ("summary", summary, SUMMARY_MAX),
+            ("description", description, DESCRIPTION_MAX),
+        ):
+            if len(text) > limit:
+                out.append(f"[{i}] {name} at most {limit} characters (got {len(text)})")
+    return out
+
+
+# ---- kinds ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    # Every field with its default (the type of the default is the field's type).
+    defaults: Mapping[str, FieldValue]
+    rules: Mapping[str, Rule]
+    # Written by the record's owner (its origin) only; curation fields by HQ only.
+    owner_fields: frozenset[str]
+    statuses: tuple[str, ...]  # in rank order: concurrent steps merge to the highest
+    initial: frozenset[str]  # statuses a record may be created in
+    transitions: Mapping[Action, tuple[frozenset[str], str]]
+    rights: Mapping[Action, frozenset[str]]
+    hub_fields: frozenset[str] = frozenset()
+    # Set by the create only, never changed afterwards.
+    fixed: frozenset[str] = frozenset()
+    # A create must set these, non-empty.
+    required: tuple[str, ...] = ()
+    # Fields a step sets along with taking it; the first of each tuple is required.
+    step_fields: Mapping[Action, tuple[str, ...]] = field(default_factory=dict)
+    # Rules across fields of a whole record (checked at creation).
+    whole: Callable[[Mapping[str, FieldValue]], list[FieldViolation]] | None = None
+    title_field: str = "title"
+    # Who may own (be the origin of) a record of this kind: "centre" and/or "firm".
+    owned_by: frozenset[str] = frozenset({"centre"})
+
+    @property
+    def rank(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.statuses)}
+
+    @property
+    def status_actions(self) -> frozenset[Action]:
+        return frozenset({Action.CREATE, Action.SETTLE, *self.transitions})
+
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.defaults))
+
+
+def _taxonomy_rules(values: Mapping[str, FieldValue], names: Iterable[str]) -> list[FieldViolation]:
+    """Keywords must be terms of the taxonomy version the change names."""
+    names = set(names)
+    problems: list[FieldViolation] = []
+    keyed = [n for n in ("keywords", "market_keywords", "sectors") if n in names and values.get(n)]
+    if not keyed:
+        return problems
+    version = values.get("taxonomy")
+    if "taxonomy" not in names or not isinstance(version, str) or version not in taxonomy.VERSIONS:
+        known = ", ".join(sorted(taxonomy.VERSIONS))
+        problems.append(FieldViolation("taxonomy", f"keywords need a known taxonomy version ({known})"))
+        return problems
+    for name in keyed:
+        terms = taxonomy.technology_terms(version) if name == "keywords" else taxonomy.market_terms(version)
+        assert terms is not None
+        words = values[name]
+        assert isinstance(words, tuple)
+        for i, w in enumerate(words):
+            if w not in terms:
+                problems.append(FieldViolation(f"{name}[{i}]", f"{w!r} is not a term of taxonomy {version}"))
+    return problems
+
+
+_LISTING_DEFAULTS: dict[str, FieldValue] = {
     "title": "",
     "summary": "",
     "description": "",
     "keywords": (),
     "trl": 0,
+    "advantages": "",
+    "stage": "",
+    "ipr_status": "",
+    "patents": (),
+    "market_keywords": (),
+    "taxonomy": "",
+    "ipc_codes": (),
+    "nace_codes": (),
+    "partnership_types": (),
+    "partner_types": (),
+    "partner_sizes": (),
+    "partner_role": "",
+    "target_countries": (),
+    "languages": (),
+    "translations": (),
+    "anonymous": False,
+    "client_name": "",
+    "valid_until_ms": 0,
     "tags": (),
     "featured": False,
 }
 
 
+def _listing_whole(values: Mapping[str, FieldValue]) -> list[FieldViolation]:
+    if values.get("anonymous") and values.get("client_name"):
+        return [FieldViolation("client_name", "an anonymous offer does not name its client (it stays at the centre)")]
+    if values.get("patents") and values.get("ipr_status") not in ("applied", "granted"):
+        return [FieldViolation("patents", 'patent references need ipr_status "applied" or "granted"')]
+    return []
+
+
+LISTING = Kind(
+    name="listing",
+    defaults=_LISTING_DEFAULTS,
+    rules={
+        "title": _text(TITLE_MAX, required=True),
+        "summary": _text(SUMMARY_MAX),
+        "description": _text(DESCRIPTION_MAX),
+        "advantages": _text(ADVANTAGES_MAX),
+        "stage": _choice(STAGES),
+        "trl": _int_range(1, 9, "an integer from 1 to 9"),
+        "ipr_status": _choice(IPR_STATUSES),
+        "patents": _words(CODES_MAX, "patent references"),
+        "keywords": _words(KEYWORDS_MAX, "keywords"),
+        "market_keywords": _words(KEYWORDS_MAX, "keywords"),
+        "taxonomy": _text(32),
+        "ipc_codes": _words(CODES_MAX, "codes", _matches(_IPC_RE, "an IPC/CPC code (e.g. C02F 1/44)")),
+        "nace_codes": _words(CODES_MAX, "codes", _matches(_NACE_RE, "a NACE code (e.g. C26.1)")),
+        "partnership_types": _words(3, "partnership types", _choice(PARTNERSHIPS, required=True), at_least=1),
+        "partner_types": _words(len(PARTNER_TYPES), "partner types", _choice(PARTNER_TYPES, required=True)),
+        "partner_sizes": _words(len(SIZES), "sizes", _choice(SIZES, required=True)),
+        "partner_role": _text(ADVANTAGES_MAX),
+        "target_countries": _words(COUNTRIES_MAX, "countries", _matches(_COUNTRY_RE, "an ISO 3166-1 alpha-2 code")),
+        "languages": _words(TRANSLATIONS_MAX, "languages", _matches(_LANGUAGE_RE, "an ISO 639-1 code")),
+        "translations": _translations,
+        "client_name": _text(NAME_MAX),
+        "valid_until_ms": _non_negative,
+        "tags": _words(TAGS_MAX, "tags"),
+    },
+    owner_fields=frozenset(_LISTING_DEFAULTS) - {"tags", "featured"},
+    hub_fields=frozenset({"tags", "featured"}),
+    statuses=tuple(ListingStatus),
+    initial=frozenset({S.DRAFT, S.SUBMITTED}),
+    transitions={**_LISTING_TRANSITIONS, Action.EXTEND: (frozenset({S.PUBLISHED, S.EXPIRED}), S.PUBLISHED)},
+    rights={
+        Action.CREATE: frozenset({OWNER}),
+        Action.VALIDATE: frozenset({HUB}),
+        **{
+            a: frozenset({OWNER, HUB})
+            for a in (
+                Action.SUBMIT,
+                Action.PUBLISH,
+                Action.WITHDRAW,
+                Action.EXPIRE,
+                Action.ARCHIVE,
+                Action.EXTEND,
+                Action.DELETE,
+                Action.UNDELETE,
+                Action.SETTLE,
+            )
+        },
+    },
+    required=("title",),
+    step_fields={Action.EXTEND: ("valid_until_ms",)},
+    whole=_listing_whole,
+)
+
+_REQUEST_DEFAULTS: dict[str, FieldValue] = {
+    "title": "",
+    "request_type": "",
+    "sought": "",
+    "sectors": (),
+    "keywords": (),
+    "taxonomy": "",
+    "target_countries": (),
+    "deadline_ms": 0,
+    "confidentiality": "restricted",
+    "via": "",
+    "programme": "",
+    "call_id": "",
+    "call_deadline_ms": 0,
+    "amount_min": 0,
+    "amount_max": 0,
+    "instrument": "",
+    "use_of_funds": "",
+    "facility": "",
+    "at_centre": "",
+    "area_m2": 0,
+    "headcount": 0,
+    "start_ms": 0,
+    "duration_months": 0,
+    "budget": 0,
+    "tags": (),
+    "featured": False,
+}
+
+
+def _request_whole(values: Mapping[str, FieldValue]) -> list[FieldViolation]:
+    kind = values.get("request_type")
+    out: list[FieldViolation] = []
+
+    def need(*names: str) -> None:
+        for n in names:
+            if not values.get(n):
+                out.append(FieldViolation(n, f"required for a {kind} request"))
+
+    if kind == "rnd-call":
+        need("programme", "call_id")
+    elif kind == "investment":
+        need("amount_max", "instrument")
+        lo, hi = values.get("amount_min", 0), values.get("amount_max", 0)
+        if isinstance(lo, int) and isinstance(hi, int) and hi and lo > hi:
+            out.append(FieldViolation("amount_min", f"greater than amount_max ({lo} > {hi})"))
+    elif kind == "establishment":
+        need("facility", "at_centre")
+    return out
+
+
+REQUEST = Kind(
+    name="request",
+    defaults=_REQUEST_DEFAULTS,
+    rules={
+        "title": _text(TITLE_MAX, required=True),
+        "request_type": _choice(REQUEST_TYPES, required=True),
+        "sought": _text(SOUGHT_MAX, required=True),
+        "sectors": _words(KEYWORDS_MAX, "sectors"),
+        "keywords": _words(KEYWORDS_MAX, "keywords"),
+        "taxonomy": _text(32),
+        "target_countries": _words(COUNTRIES_MAX, "countries", _matches(_COUNTRY_RE, "an ISO 3166-1 alpha-2 code")),
+        "deadline_ms": _non_negative,
+        "confidentiality": _choice(CONFIDENTIALITY, required=True),
+        "via": _matches(_SITE_RE, "a centre id"),
+        "programme": _text(NAME_MAX),
+        "call_id": _text(100),
+        "call_deadline_ms": _non_negative,
+        "amount_min": _non_negative,
+        "amount_max": _non_negative,
+        "instrument": _choice(INSTRUMENTS),
+        "use_of_funds": _text(SOUGHT_MAX),
+        "facility": _choice(FACILITIES),
+        "at_centre": lambda v: [] if v == "" else _matches(_SITE_RE, "a centre id")(v),
+        "area_m2": _non_negative,
+        "headcount": _non_negative,
+        "start_ms": _non_negative,
+        "duration_months": _non_negative,
+        "budget": _non_negative,
+        "tags": _words(TAGS_MAX, "tags"),
+    },
+    owner_fields=frozenset(_REQUEST_DEFAULTS) - {"tags", "featured"},
+    hub_fields=frozenset({"tags", "featured"}),
+    statuses=tuple(ListingStatus),
+    initial=frozenset({S.DRAFT, S.SUBMITTED}),
+    transitions=_LISTING_TRANSITIONS,
+    rights={
+        Action.CREATE: frozenset({OWNER}),
+        Action.SUBMIT: frozenset({OWNER}),
+        Action.VALIDATE: frozenset({HUB}),
+        Action.PUBLISH: frozenset({HUB}),
+        **{
+            a: frozenset({OWNER, HUB})
+            for a in (Action.WITHDRAW, Action.EXPIRE, Action.ARCHIVE, Action.DELETE, Action.UNDELETE, Action.SETTLE)
+        },
+    },
+    fixed=frozenset({"via"}),
+    required=("title", "request_type", "sought", "via"),
+    owned_by=frozenset({"firm"}),
+    whole=_request_whole,
+)
+
+_FIRM_DEFAULTS: dict[str, FieldValue] = {
+    "name": "",
+    "country": "",
+    "size": "",
+    "sectors": (),
+    "taxonomy": "",
+    "public_key": "",
+}
+
+FIRM = Kind(
+    name="firm",
+    defaults=_FIRM_DEFAULTS,
+    rules={
+        "name": _text(NAME_MAX, required=True),
+        "country": _matches(_COUNTRY_RE, "an ISO 3166-1 alpha-2 code"),
+        "size": _choice(SIZES),
+        "sectors": _words(KEYWORDS_MAX, "sectors"),
+        "taxonomy": _text(32),
+        "public_key": _matches(_HEX_KEY_RE, "a raw Ed25519 public key in hex (64 characters)"),
+    },
+    owner_fields=frozenset(_FIRM_DEFAULTS),
+    statuses=tuple(FirmStatus),
+    initial=frozenset({FirmStatus.ACTIVE}),
+    transitions={Action.ERASE: (frozenset({FirmStatus.ACTIVE}), FirmStatus.ERASED)},
+    rights={
+        Action.CREATE: frozenset({OWNER}),
+        Action.ERASE: frozenset({OWNER, HUB}),
+        Action.SETTLE: frozenset({OWNER, HUB}),
+    },
+    fixed=frozenset({"public_key"}),
+    required=("name", "country", "public_key"),
+    title_field="name",
+)
+
+_INTEREST_DEFAULTS: dict[str, FieldValue] = {
+    "to_record": "",
+    "to_kind": "",
+    "to_owner": "",
+    "from_centre": "",
+    "message": "",
+    "sender_consent": False,
+    "decline_reason": "",
+    "owner_identity": "",
+}
+
+INTEREST = Kind(
+    name="interest",
+    defaults=_INTEREST_DEFAULTS,
+    rules={
+        "to_record": _matches(_RECORD_ID_RE, "a record id"),
+        "to_kind": _choice(("listing", "request"), required=True),
+        "to_owner": _matches(_SITE_RE, "a centre id"),
+        "from_centre": _matches(_SITE_RE, "a centre id"),
+        "message": _text(SOUGHT_MAX),
+        "decline_reason": _choice(DECLINE_REASONS, required=True),
+        "owner_identity": _text(ADVANTAGES_MAX),
+    },
+    owner_fields=frozenset({"to_record", "to_kind", "to_owner", "from_centre", "message", "sender_consent"}),
+    statuses=tuple(InterestStatus),
+    initial=frozenset({I.SENT}),
+    transitions={
+        Action.FORWARD: (frozenset({I.SENT}), I.FORWARDED),
+        Action.ACCEPT: (frozenset({I.SENT, I.FORWARDED}), I.ACCEPTED),
+        Action.DECLINE: (frozenset({I.SENT, I.FORWARDED}), I.DECLINED),
+        Action.INTRODUCE: (frozenset({I.ACCEPTED}), I.INTRODUCED),
+        Action.NEGOTIATE: (frozenset({I.INTRODUCED}), I.NEGOTIATING),
+        Action.AGREE: (frozenset({I.NEGOTIATING}), I.AGREED),
+        Action.CLOSE: (frozenset({I.SENT, I.FORWARDED, I.ACCEPTED, I.INTRODUCED, I.NEGOTIATING}), I.CLOSED),
+    },
+    rights={
+        Action.CREATE: frozenset({OWNER}),
+        Action.FORWARD: frozenset({PARTY}),
+        Action.ACCEPT: frozenset({PARTY}),
+        Action.DECLINE: frozenset({PARTY}),
+        Action.INTRODUCE: frozenset({PARTY}),
+        Action.NEGOTIATE: frozenset({OWNER, PARTY}),
+        Action.AGREE: frozenset({OWNER, PARTY}),
+        Action.CLOSE: frozenset({OWNER, PARTY}),
+        Action.SETTLE: frozenset({OWNER, PARTY}),
+    },
+    fixed=frozenset({"to_record", "to_kind", "to_owner", "from_centre"}),
+    required=("to_record", "to_kind", "to_owner", "from_centre"),
+    step_fields={Action.DECLINE: ("decline_reason",), Action.INTRODUCE: ("owner_identity",)},
+    title_field="to_record",
+    owned_by=frozenset({"centre", "firm"}),
+)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (LISTING, REQUEST, FIRM, INTEREST)}
+
+
+def kind_of(name: str) -> Kind:
+    found = KINDS.get(name)
+    if found is None:
+        raise InvalidInput([FieldViolation("kind", f"unknown record kind {name!r} (kinds: {', '.join(KINDS)})")])
+    return found
+
+
+# Compatibility names for the listing kind, used across the code base.
+FIELD_DEFAULTS = LISTING.defaults
+CONTENT_FIELDS = tuple(n for n in LISTING.field_names() if n in LISTING.owner_fields)
+CURATION_FIELDS = tuple(sorted(LISTING.hub_fields))
+STATUS_RANK = LISTING.rank
+TRANSITIONS = LISTING.transitions
+CREATE_STATUSES = LISTING.initial
+
+
+# ---- values -----------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class ListingContent:
-    title: str
-    summary: str = ""
-    description: str = ""
-    keywords: tuple[str, ...] = ()
-    trl: int = 0
-    status: ListingStatus = ListingStatus.SUBMITTED
-    tags: tuple[str, ...] = ()
-    featured: bool = False
+class Content:
+    """A record's fields (every field of its kind, sorted by name) and its status."""
+
+    kind: str
+    fields: tuple[tuple[str, FieldValue], ...]
+    status: str
 
     def value(self, name: str) -> FieldValue:
-        v: FieldValue = getattr(self, name)
-        return v
+        for n, v in self.fields:
+            if n == name:
+                return v
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, FieldValue]:
+        return dict(self.fields)
+
+    @property
+    def title(self) -> str:
+        return str(self.value(KINDS[self.kind].title_field))
+
+    def __getattr__(self, name: str) -> FieldValue:
+        # Read fields as attributes (content.summary); only reached for names
+        # that are not attributes of the dataclass itself.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.value(name)
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def make_content(kind: Kind, values: Mapping[str, FieldValue], status: str) -> Content:
+    unknown = set(values) - set(kind.defaults)
+    if unknown:
+        raise InvalidInput([FieldViolation(n, f"not a {kind.name} field") for n in sorted(unknown)])
+    merged = {**kind.defaults, **values}
+    return Content(kind.name, tuple(sorted(merged.items())), status)
+
+
+_KEYWORD_FIELDS = ("keywords", "market_keywords", "sectors")
+
+
+def with_taxonomy(fields: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
+    """`fields` with the current taxonomy version named when keywords are set without one."""
+    out = dict(fields)
+    if any(out.get(n) for n in _KEYWORD_FIELDS) and not out.get("taxonomy"):
+        out["taxonomy"] = taxonomy.CURRENT
+    return out
+
+
+def listing_content(status: str = ListingStatus.SUBMITTED, **values: FieldValue) -> Content:
+    """A listing's content from keyword arguments (lists given as tuples)."""
+    return make_content(LISTING, values, status)
 
 
 @dataclass(frozen=True)
-class ListingChange:
+class Change:
     """What one version does: set some fields, and/or take one lifecycle step."""
 
     fields: tuple[tuple[str, FieldValue], ...] = ()
     action: Action | None = None
     # The status a CREATE, a status step or a SETTLE leads to.
-    status: ListingStatus | None = None
+    status: str | None = None
     # CREATE only: the centres that may receive the record; empty for the whole network.
     audience: tuple[str, ...] = ()
     _index: dict[str, FieldValue] = field(default_factory=dict, compare=False, repr=False)
@@ -141,15 +705,22 @@ class ListingChange:
         return self._index.get(name)
 
 
-def change_of(content: ListingContent, names: tuple[str, ...]) -> tuple[tuple[str, FieldValue], ...]:
+# The old name, kept while the listing is the kind most code handles.
+ListingChange = Change
+
+
+def change_of(content: Content, names: Iterable[str]) -> tuple[tuple[str, FieldValue], ...]:
     """The (name, value) pairs of `content` for `names`, in a stable order."""
     return tuple((n, content.value(n)) for n in sorted(set(names)))
 
 
-def create_change(content: ListingContent, audience: tuple[str, ...] = ()) -> ListingChange:
-    """The change that creates a listing: its title, its other non-empty content fields, its first status."""
-    names = tuple(n for n in CONTENT_FIELDS if n == "title" or content.value(n) != FIELD_DEFAULTS[n])
-    return ListingChange(change_of(content, names), Action.CREATE, content.status, tuple(sorted(set(audience))))
+def create_change(content: Content, audience: tuple[str, ...] = ()) -> Change:
+    """The change that creates a record: its required and non-default fields, its first status."""
+    kind = KINDS[content.kind]
+    names = [n for n, v in content.fields if n in kind.required or v != kind.defaults[n]]
+    if any(n in names for n in ("keywords", "market_keywords", "sectors")) and "taxonomy" not in names:
+        names.append("taxonomy")
+    return Change(change_of(content, names), Action.CREATE, content.status, tuple(sorted(set(audience))))
 
 
 NETWORK = "*"
@@ -163,48 +734,72 @@ def audience_key(origin: str, audience: tuple[str, ...]) -> str:
     return "," + ",".join(sorted({origin, *audience})) + ","
 
 
-def next_status(current: ListingStatus, action: Action) -> ListingStatus:
+def next_status(current: str, action: Action, kind: Kind = LISTING) -> str:
     """Where a step leads from `current`, or FailedPrecondition if it may not be taken."""
-    rule = TRANSITIONS.get(action)
+    rule = kind.transitions.get(action)
     if rule is None:
-        raise FailedPrecondition(f"{action.value} is not a status step")
+        raise FailedPrecondition(f"{action.value} is not a step a {kind.name} takes")
     sources, target = rule
     if current not in sources:
-        allowed = ", ".join(sorted(s.value for s in sources))
-        raise FailedPrecondition(f"cannot {action.value} a listing that is {current.value} (only from: {allowed})")
+        allowed = ", ".join(sorted(str(s) for s in sources))
+        raise FailedPrecondition(f"cannot {action.value} a {kind.name} that is {current} (only from: {allowed})")
     return target
 
 
-_FILE_FIELDS = {"title", "summary", "description", "keywords", "trl", "audience", "status"}
+# ---- validation -------------------------------------------------------------------
 
 
-def validate_listing(listing: ListingContent) -> None:
-    """Raise InvalidInput naming every field that breaks a rule."""
+def check_values(
+    kind: Kind, values: Mapping[str, FieldValue], names: Iterable[str], *, whole: bool = False
+) -> list[FieldViolation]:
+    """Problems with the fields `names` of `values` (a complete record when `whole`)."""
+    order = {n: i for i, n in enumerate(kind.defaults)}
+    names = sorted(set(names), key=lambda n: (order.get(n, len(order)), n))
     problems: list[FieldViolation] = []
-    if not listing.title.strip():
-        problems.append(FieldViolation("title", "required, must not be empty"))
-    elif len(listing.title) > TITLE_MAX:
-        problems.append(FieldViolation("title", f"at most {TITLE_MAX} characters (got {len(listing.title)})"))
-    if len(listing.summary) > SUMMARY_MAX:
-        problems.append(FieldViolation("summary", f"at most {SUMMARY_MAX} characters (got {len(listing.summary)})"))
-    if len(listing.description) > DESCRIPTION_MAX:
-        problems.append(
-            FieldViolation("description", f"at most {DESCRIPTION_MAX} characters (got {len(listing.description)})")
-        )
-    if len(listing.keywords) > KEYWORDS_MAX:
-        problems.append(FieldViolation("keywords", f"at most {KEYWORDS_MAX} keywords (got {len(listing.keywords)})"))
-    for i, word in enumerate(listing.keywords):
-        if not word.strip() or len(word) > KEYWORD_MAX:
-            problems.append(FieldViolation(f"keywords[{i}]", f"must be 1 to {KEYWORD_MAX} characters"))
-    if not 0 <= listing.trl <= 9:
-        problems.append(FieldViolation("trl", f"must be an integer from 1 to 9 (got {listing.trl})"))
-    if len(listing.tags) > TAGS_MAX:
-        problems.append(FieldViolation("tags", f"at most {TAGS_MAX} tags (got {len(listing.tags)})"))
-    for i, word in enumerate(listing.tags):
-        if not word.strip() or len(word) > KEYWORD_MAX:
-            problems.append(FieldViolation(f"tags[{i}]", f"must be 1 to {KEYWORD_MAX} characters"))
+    for name in names:
+        rule = kind.rules.get(name)
+        if rule is None:
+            continue
+        for p in rule(values[name]):
+            if p.startswith("["):
+                index, _, rest = p.partition("] ")
+                problems.append(FieldViolation(f"{name}{index}]", rest))
+            else:
+                problems.append(FieldViolation(name, p))
+    bad = {p.field.split("[")[0] for p in problems}
+    problems.extend(_taxonomy_rules(values, [n for n in names if n not in bad]))
+    if whole and kind.whole is not None:
+        problems.extend(kind.whole(values))
+    return problems
+
+
+def validate_content(content: Content) -> None:
+    """Raise InvalidInput naming every field of a whole record that breaks a rule."""
+    kind = KINDS[content.kind]
+    values = content.as_dict()
+    names = [n for n in values if n in kind.required or values[n] != kind.defaults[n]]
+    if values.get("keywords") or values.get("market_keywords") or values.get("sectors"):
+        names.append("taxonomy")
+    problems = check_values(kind, values, names, whole=True)
     if problems:
         raise InvalidInput(problems)
+
+
+validate_listing = validate_content
+
+
+def validate_change(change: Change, kind: Kind = LISTING) -> None:
+    """The rules for the fields a change sets (a title it sets must not be empty)."""
+    unknown = [n for n in change.names if n not in kind.defaults]
+    if unknown:
+        raise InvalidInput([FieldViolation(n, f"not a {kind.name} field") for n in unknown])
+    values = {**kind.defaults, **dict(change.fields)}
+    problems = check_values(kind, values, change.names, whole=change.action == Action.CREATE)
+    if problems:
+        raise InvalidInput(problems)
+
+
+# ---- reading input ------------------------------------------------------------------
 
 
 def _is_unicode(text: str) -> bool:
@@ -215,110 +810,147 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def audience_from_json(data: object) -> tuple[str, ...]:
-    """The optional "audience" of a listing file: "network" (default), "hq", or a list of centre ids."""
-    raw = data.get("audience") if isinstance(data, dict) else None
+def audience_from_json(data: object, name: str = "audience") -> tuple[str, ...]:
+    """The optional audience of a record file: "network" (default), "hq", or a list of centre ids."""
+    raw = data.get(name) if isinstance(data, dict) else None
     if raw is None or raw == "network":
         return ()
     if raw == "hq":
         return ("hq",)
     if not isinstance(raw, list) or not raw or not all(isinstance(a, str) for a in raw):
-        raise InvalidInput([FieldViolation("audience", 'must be "network", "hq" or a list of centre ids')])
+        raise InvalidInput([FieldViolation(name, 'must be "network", "hq" or a list of centre ids')])
+    bad = [a for a in raw if not _SITE_RE.match(a)]
+    if bad:
+        raise InvalidInput([FieldViolation(name, f"not centre ids: {', '.join(bad)}")])
     return tuple(sorted(set(raw)))
 
 
-def listing_from_json(data: object) -> ListingContent:
-    """Build a listing from a parsed JSON document, checking types and rules (not the audience)."""
+def _type_name(default: FieldValue) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, tuple):
+        return "a list of strings"
+    return "a string"
+
+
+def field_from_json(name: str, raw: object, default: FieldValue) -> tuple[FieldValue | None, list[FieldViolation]]:
+    """One field's JSON value converted to its type, or the problems with it."""
+    if name == "translations":
+        if not isinstance(raw, list):
+            return None, [FieldViolation(name, "must be a list of {language, title, summary, description} objects")]
+        out: list[Translation] = []
+        problems: list[FieldViolation] = []
+        keys = ("language", "title", "summary", "description")
+        for i, t in enumerate(raw):
+            if not isinstance(t, dict) or set(t) - set(keys) or not all(isinstance(t.get(k, ""), str) for k in keys):
+                problems.append(FieldViolation(f"{name}[{i}]", f"must be an object with string fields {keys}"))
+                continue
+            out.append(
+                (
+                    str(t.get("language", "")),
+                    str(t.get("title", "")),
+                    str(t.get("summary", "")),
+                    str(t.get("description", "")),
+                )
+            )
+        return (tuple(out) if not problems else None), problems
+    if isinstance(default, bool):
+        if not isinstance(raw, bool):
+            return None, [FieldViolation(name, f"must be true or false (got {type(raw).__name__})")]
+        return raw, []
+    if isinstance(default, int):
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            what = "an integer from 1 to 9" if name == "trl" else "an integer"
+            return None, [FieldViolation(name, f"must be {what} (got {type(raw).__name__})")]
+        return raw, []
+    if isinstance(default, tuple):
+        if not isinstance(raw, list):
+            return None, [FieldViolation(name, f"must be a list of strings (got {type(raw).__name__})")]
+        bad = [i for i, w in enumerate(raw) if not isinstance(w, str) or not _is_unicode(w)]
+        if bad:
+            return None, [FieldViolation(f"{name}[{i}]", "must be a string of valid Unicode text") for i in bad]
+        return tuple(raw), []
+    if not isinstance(raw, str):
+        return None, [FieldViolation(name, f"must be a string (got {type(raw).__name__})")]
+    if not _is_unicode(raw):
+        return None, [FieldViolation(name, "is not valid Unicode text (lone surrogate)")]
+    return raw, []
+
+
+def content_from_json(
+    kind: Kind,
+    data: object,
+    *,
+    extra: frozenset[str] = frozenset({"audience", "status"}),
+    writable: frozenset[str] | None = None,
+) -> Content:
+    """Build a new record from a parsed JSON document, checking types and rules.
+
+    `extra` names keys the caller reads itself (the audience); "status" may
+    name one of the kind's initial statuses. Only `writable` fields (default:
+    the owner's) may be given. Every problem is reported at once.
+    """
     if not isinstance(data, dict):
         raise InvalidInput([FieldViolation("(document)", "must be a JSON object")])
+    allowed = kind.owner_fields if writable is None else writable
     problems: list[FieldViolation] = []
-    for name in sorted(set(data) - _FILE_FIELDS):
-        problems.append(FieldViolation(str(name), "unknown field"))
-
-    def text(name: str, required: bool = False) -> str:
-        value = data.get(name)
-        if value is None:
-            if required:
-                problems.append(FieldViolation(name, "required field is missing"))
-            return ""
-        if not isinstance(value, str):
-            problems.append(FieldViolation(name, f"must be a string (got {type(value).__name__})"))
-            return ""
-        if not _is_unicode(value):
-            problems.append(FieldViolation(name, "is not valid Unicode text (lone surrogate)"))
-            return ""
-        return value
-
-    title = text("title", required=True)
-    summary = text("summary")
-    description = text("description")
-    keywords: tuple[str, ...] = ()
-    raw_keywords = data.get("keywords")
-    if raw_keywords is not None:
-        if not isinstance(raw_keywords, list):
-            problems.append(
-                FieldViolation("keywords", f"must be a list of strings (got {type(raw_keywords).__name__})")
-            )
+    values: dict[str, FieldValue] = {}
+    order = {n: i for i, n in enumerate(kind.defaults)}
+    for name in sorted(data, key=lambda n: (order.get(n, -1), str(n))):
+        if name in extra:
+            continue
+        if name not in kind.defaults:
+            problems.append(FieldViolation(str(name), "unknown field"))
+        elif name not in allowed:
+            problems.append(FieldViolation(str(name), "cannot be set here"))
         else:
-            bad = [i for i, w in enumerate(raw_keywords) if not isinstance(w, str) or not _is_unicode(w)]
-            for i in bad:
-                problems.append(FieldViolation(f"keywords[{i}]", "must be a string of valid Unicode text"))
-            if not bad:
-                keywords = tuple(raw_keywords)
-    trl = 0
-    raw_trl = data.get("trl")
-    if raw_trl is not None:
-        if isinstance(raw_trl, bool) or not isinstance(raw_trl, int):
-            problems.append(FieldViolation("trl", f"must be an integer from 1 to 9 (got {type(raw_trl).__name__})"))
-        elif not 1 <= raw_trl <= 9:
-            problems.append(FieldViolation("trl", f"must be an integer from 1 to 9 (got {raw_trl})"))
+            value, bad = field_from_json(name, data[name], kind.defaults[name])
+            problems.extend(bad)
+            if value is not None:
+                values[name] = value
+    for name in kind.required:
+        if name in allowed and name not in data:
+            problems.append(FieldViolation(name, "required field is missing"))
+    status = sorted(kind.initial, key=lambda s: kind.rank[s])[-1]
+    if "status" in extra and data.get("status") is not None:
+        raw_status = data["status"]
+        if raw_status not in kind.initial:
+            options = " or ".join(f'"{s}"' for s in sorted(kind.initial))
+            problems.append(FieldViolation("status", f"a new {kind.name} is {options}"))
         else:
-            trl = raw_trl
-    status = ListingStatus.SUBMITTED
-    raw_status = data.get("status")
-    if raw_status is not None:
-        if raw_status not in ("draft", "submitted"):
-            problems.append(FieldViolation("status", 'a new listing is "draft" or "submitted"'))
-        else:
-            status = ListingStatus(raw_status)
-    try:
-        audience_from_json(data)
-    except InvalidInput as exc:
-        problems.extend(exc.violations)
-    listing = ListingContent(
-        title=title, summary=summary, description=description, keywords=keywords, trl=trl, status=status
-    )
-    try:
-        validate_listing(listing)
-    except InvalidInput as exc:
-        # Rule problems of the fields whose type was right, after the type problems.
-        named = {p.field.split("[")[0] for p in problems}
-        problems.extend(v for v in exc.violations if v.field.split("[")[0] not in named)
+            status = str(raw_status)
+    if "audience" in extra:
+        try:
+            audience_from_json(data)
+        except InvalidInput as exc:
+            problems.extend(exc.violations)
+    if (values.get("keywords") or values.get("market_keywords") or values.get("sectors")) and "taxonomy" not in values:
+        values["taxonomy"] = taxonomy.CURRENT
+    content = make_content(kind, values, status)
+    # Rule problems of the fields whose type was right, after the type problems.
+    named = {p.field.split("[")[0] for p in problems}
+    full = content.as_dict()
+    checked = [n for n in values if n not in named]
+    problems.extend(check_values(kind, full, checked, whole=not problems))
     if problems:
         raise InvalidInput(problems)
-    return listing
+    return content
 
 
-def validate_change(change: ListingChange) -> None:
-    """The rules for the fields a change sets (a title it sets must not be empty)."""
-    base = {**FIELD_DEFAULTS, "title": "-"}
-    base.update(change.fields)
-    content = ListingContent(**base)  # type: ignore[arg-type]
-    try:
-        validate_listing(content)
-    except InvalidInput as exc:
-        named = set(change.names)
-        problems = [v for v in exc.violations if v.field.split("[")[0] in named]
-        if problems:
-            raise InvalidInput(problems) from exc
+def listing_from_json(data: object) -> Content:
+    return content_from_json(LISTING, data)
 
 
-def parse_field_value(name: str, text: str) -> FieldValue:
+def parse_field_value(name: str, text: str, kind: Kind = LISTING) -> FieldValue:
     """A value given on the command line as FIELD=TEXT, converted to the field's type."""
-    if name not in FIELD_DEFAULTS:
-        known = ", ".join((*CONTENT_FIELDS, *CURATION_FIELDS))
+    if name not in kind.defaults:
+        known = ", ".join(kind.field_names())
         raise InvalidInput([FieldViolation(name, f"unknown field (fields: {known})")])
-    default = FIELD_DEFAULTS[name]
+    default = kind.defaults[name]
+    if name == "translations":
+        raise InvalidInput([FieldViolation(name, "set translations from a file (listing edit --file)")])
     if isinstance(default, tuple):
         return tuple(w.strip() for w in text.split(",") if w.strip())
     if isinstance(default, bool):

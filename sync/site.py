@@ -17,11 +17,15 @@ from pathlib import Path
 from sync.clock import HybridClock, Stamp, system_now_ms
 from sync.config import SITE_ID_RE, DataDir, SiteConfig
 from sync.envelope import (
+    FirmKey,
     SignatureValue,
     Version,
+    check_change_shape,
     check_permission,
-    make_listing_version,
+    countersign,
+    make_version,
     read_version,
+    relay_site,
     verify_version,
     version_id_of,
 )
@@ -31,6 +35,7 @@ from sync.errors import (
     FieldViolation,
     InvalidInput,
     NotFound,
+    PermissionDenied,
     StampAhead,
     UnknownKey,
     VerificationFailed,
@@ -39,17 +44,23 @@ from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.merge import RecordState
 from sync.records import (
-    CREATE_STATUSES,
-    TRANSITIONS,
+    FIRM,
+    KINDS,
+    LISTING,
+    OWNER,
+    PARTY,
     Action,
+    Change,
+    Content,
     FieldValue,
-    ListingChange,
-    ListingContent,
+    Kind,
     ListingStatus,
     create_change,
+    make_content,
     next_status,
     validate_change,
-    validate_listing,
+    validate_content,
+    with_taxonomy,
 )
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.store import Rejected, Store
@@ -78,6 +89,9 @@ class ListingDetail:
     version: Version
     verified: bool
     verify_error: str
+    # For a firm's version, the centre that relayed it; personal data kept here.
+    relay: str = ""
+    private_note: str = ""
 
 
 class Site:
@@ -249,11 +263,25 @@ class Site:
     def is_hub(self) -> bool:
         return self.config.role == "hub"
 
+    def firm_key(self, firm_id: str) -> FirmKey | None:
+        return self.store.firm_key(firm_id)
+
     def _write(
-        self, record_id: str, origin: str, change: ListingChange, parents: tuple[str, ...], nonce: bytes | None = None
+        self,
+        record_id: str,
+        origin: str,
+        change: Change,
+        parents: tuple[str, ...],
+        nonce: bytes | None = None,
+        kind: Kind = LISTING,
     ) -> Version:
-        check_permission(change, author=self.site_id, origin=origin, author_is_hub=self.is_hub)
-        validate_change(change)
+        origin_is_centre = self.registry().centre(origin) is not None
+        check_permission(
+            change, author=self.site_id, origin=origin, author_is_hub=self.is_hub, kind=kind, author_is_centre=True
+        )
+        if not origin_is_centre and "centre" in kind.owned_by and "firm" not in kind.owned_by:
+            raise FailedPrecondition(f"a {kind.name} is owned by a centre")
+        validate_change(change, kind)
         stamp = self.clock.tick()
         own = self.registry().key(self.key.key_id)
         problem = "it is not in the registry" if own is None else own[1].problem_at(stamp.wall_ms)
@@ -262,7 +290,7 @@ class Site:
                 f"this site's signing key cannot sign now ({problem}); settle the key rotation with "
                 "`techbridge sync now`, or have the centre re-enrolled"
             )
-        version = make_listing_version(
+        version = make_version(
             self.key,
             site=self.site_id,
             origin=origin,
@@ -271,74 +299,123 @@ class Site:
             change=change,
             parents=parents,
             record_nonce=self.store.record_nonce(record_id) if nonce is None else nonce,
+            kind=kind.name,
         )
         seq = self.store.append_local(version, self.now_ms())
-        log.info("stored version %s of listing %s as log entry %s", version.version_id[:12], record_id, seq)
+        log.info("stored version %s of %s %s as log entry %s", version.version_id[:12], kind.name, record_id, seq)
         for hook in self.on_local_write:
             hook()
         return version
 
-    def add_listing(self, content: ListingContent, audience: tuple[str, ...] = ()) -> Version:
-        validate_listing(content)
-        if content.status not in CREATE_STATUSES:
-            raise InvalidInput([FieldViolation("status", "a new listing is draft or submitted")])
+    def add_record(self, content: Content, audience: tuple[str, ...] = (), *, private_note: str = "") -> Version:
+        """Create a record this centre owns (an offer, a firm it registers, an interest on a
+        client's behalf). `private_note` (personal data) is kept here only, never signed or sent."""
+        if len(private_note) > 2000:
+            raise InvalidInput([FieldViolation("private_note", f"at most 2000 characters (got {len(private_note)})")])
+        kind = KINDS[content.kind]
+        content = make_content(kind, with_taxonomy(content.as_dict()), content.status)
+        validate_content(content)
+        if content.status not in kind.initial:
+            initial = " or ".join(sorted(kind.initial))
+            raise InvalidInput([FieldViolation("status", f"a new {kind.name} is {initial}")])
         bad = [a for a in audience if not SITE_ID_RE.match(a)]
         if bad:
             raise InvalidInput([FieldViolation("audience", f"not centre ids: {', '.join(bad)}")])
         change = create_change(content, audience)
+        try:
+            check_change_shape(change, (), kind)
+        except VerificationFailed as exc:
+            raise InvalidInput([FieldViolation("(record)", str(exc))]) from exc
         with self._write_lock:
             record_id, nonce = new_record_id(self.site_id, self.now_ms())
-            return self._write(record_id, self.site_id, change, (), nonce)
+            if private_note:
+                self.store.set_private_note(record_id, private_note, self.now_ms())
+            return self._write(record_id, self.site_id, change, (), nonce, kind)
+
+    def add_listing(self, content: Content, audience: tuple[str, ...] = ()) -> Version:
+        if content.kind != LISTING.name:
+            raise InvalidInput([FieldViolation("kind", "not a listing")])
+        return self.add_record(content, audience)
 
     def _current(self, record_id: str) -> tuple[RecordRow, RecordState]:
         row = self.store.record(record_id)
         return row, row.state
 
+    def _check_open(self, record_id: str, state: RecordState, kind: Kind) -> None:
+        if state.deleted:
+            raise FailedPrecondition(f"{kind.name} {record_id} is deleted; undelete it first")
+        if state.content.status in ("archived", "erased"):
+            raise FailedPrecondition(f"{kind.name} {record_id} is {state.content.status} and can no longer change")
+
     def edit_listing(self, record_id: str, fields: tuple[tuple[str, FieldValue], ...]) -> Version:
         if not fields:
             raise InvalidInput([FieldViolation("fields", "name at least one field to set")])
-        change = ListingChange(tuple(sorted(fields)))
-        validate_change(change)
         with self._write_lock:
             row, state = self._current(record_id)
-            if state.deleted:
-                raise FailedPrecondition(f"listing {record_id} is deleted; undelete it first")
-            if state.content.status == ListingStatus.ARCHIVED:
-                raise FailedPrecondition(f"listing {record_id} is archived and can no longer change")
-            return self._write(record_id, row.origin, change, state.heads)
+            kind = KINDS[row.kind]
+            change = Change(tuple(sorted(with_taxonomy(dict(fields)).items())))
+            validate_change(change, kind)
+            self._check_open(record_id, state, kind)
+            return self._write(record_id, row.origin, change, state.heads, kind=kind)
 
-    def step_listing(self, record_id: str, action: Action) -> Version:
+    edit_record = edit_listing
+
+    def step_listing(self, record_id: str, action: Action, fields: tuple[tuple[str, FieldValue], ...] = ()) -> Version:
         with self._write_lock:
             row, state = self._current(record_id)
+            kind = KINDS[row.kind]
             if action == Action.DELETE:
                 if state.deleted:
-                    raise FailedPrecondition(f"listing {record_id} is already deleted")
-                change = ListingChange(action=Action.DELETE)
+                    raise FailedPrecondition(f"{kind.name} {record_id} is already deleted")
+                change = Change(action=Action.DELETE)
             elif action == Action.UNDELETE:
                 if not state.deleted:
-                    raise FailedPrecondition(f"listing {record_id} is not deleted")
-                change = ListingChange(action=Action.UNDELETE)
-            elif action in TRANSITIONS:
+                    raise FailedPrecondition(f"{kind.name} {record_id} is not deleted")
+                change = Change(action=Action.UNDELETE)
+            elif action in kind.transitions:
                 if state.deleted:
-                    raise FailedPrecondition(f"listing {record_id} is deleted; undelete it first")
-                change = ListingChange(action=action, status=next_status(state.content.status, action))
+                    raise FailedPrecondition(f"{kind.name} {record_id} is deleted; undelete it first")
+                self._check_step(kind, state, action)
+                wanted = kind.step_fields.get(action, ())
+                given = dict(fields)
+                stray = sorted(set(given) - set(wanted))
+                if stray:
+                    raise InvalidInput([FieldViolation(n, f"a {action.value} step does not set it") for n in stray])
+                if wanted and wanted[0] not in given:
+                    raise InvalidInput([FieldViolation(wanted[0], f"required to {action.value}")])
+                status = next_status(state.content.status, action, kind)
+                change = Change(tuple(sorted(given.items())), action=action, status=status)
+                validate_change(change, kind)
             else:
                 raise InvalidInput([FieldViolation("action", f"{action.value} is not a step staff take by hand")])
-            return self._write(record_id, row.origin, change, state.heads)
+            return self._write(record_id, row.origin, change, state.heads, kind=kind)
+
+    step_record = step_listing
+
+    def _check_step(self, kind: Kind, state: RecordState, action: Action) -> None:
+        """The history guards the merge applies (sync.merge), checked before signing."""
+        content = state.content
+        rights = kind.rights.get(action, frozenset())
+        handler = content.value("to_owner") if kind.name == "interest" else None
+        if PARTY in rights and OWNER not in rights and handler != self.site_id:
+            raise PermissionDenied(f"only {handler}, the centre handling it, may {action.value} it")
+        if action == Action.INTRODUCE and not content.value("sender_consent"):
+            raise FailedPrecondition("the sender has not consented to an introduction (sender_consent)")
+        if action == Action.EXTEND and state.extended:
+            raise FailedPrecondition("an offer is extended once; this one already was")
 
     def resolve_conflict(self, conflict_id: str, *, take: str | None, value: FieldValue | None) -> Version:
         record_id, _, field_name = conflict_id.rpartition("/")
         if not record_id or not field_name:
-            raise InvalidInput([FieldViolation("conflict_id", "expected <listing id>/<field>")])
+            raise InvalidInput([FieldViolation("conflict_id", "expected <record id>/<field>")])
         with self._write_lock:
             row, state = self._current(record_id)
+            kind = KINDS[row.kind]
             conflict = state.conflict(field_name)
             if conflict is None:
                 raise NotFound(f"no open conflict {conflict_id}")
-            if field_name != "status" and state.deleted:
-                raise FailedPrecondition(f"listing {record_id} is deleted; undelete it first")
-            if field_name != "status" and state.content.status == ListingStatus.ARCHIVED:
-                raise FailedPrecondition(f"listing {record_id} is archived and can no longer change")
+            if field_name != "status":
+                self._check_open(record_id, state, kind)
             candidates = (conflict.winner, *conflict.others)
             if take is not None:
                 chosen = [c for c in candidates if c.version_id.startswith(take)]
@@ -354,26 +431,86 @@ class Site:
                         f"concurrent lifecycle steps merge by rank to {conflict.winner.value}; "
                         "settling keeps it (take a further step afterwards if needed)"
                     )
-                change = ListingChange(action=Action.SETTLE, status=ListingStatus(str(value)))
+                change = Change(action=Action.SETTLE, status=str(value))
             else:
-                change = ListingChange(((field_name, value),))
-                validate_change(change)
-            return self._write(record_id, row.origin, change, state.heads)
+                change = Change(((field_name, value),))
+                validate_change(change, kind)
+            return self._write(record_id, row.origin, change, state.heads, kind=kind)
+
+    # ---- firms ------------------------------------------------------------------
+
+    def register_firm(self, content: Content) -> Version:
+        """Register a firm whose home is this centre; its record carries the firm's public key."""
+        if content.kind != FIRM.name:
+            raise InvalidInput([FieldViolation("kind", "not a firm")])
+        return self.add_record(content)
+
+    def relay(self, version: Version) -> Version:
+        """Take a version a firm signed, check it as every site will and as its origin
+        would, countersign it as relay and store it; it then travels like any other."""
+        kind = KINDS[version.kind]
+        try:
+            verify_version(version, self.registry(), self.now_ms(), self.config.max_future_ms, self.firm_key)
+        except VerificationFailed as exc:
+            raise PermissionDenied(f"refused: {exc}") from exc
+        if self.firm_key(version.author) is None:
+            raise PermissionDenied("only a firm's own versions are relayed")
+        change = version.change
+        with self._write_lock:
+            if change.action == Action.CREATE:
+                via = change.get("via") if kind.name == "request" else change.get("from_centre")
+                if via != self.site_id:
+                    raise InvalidInput([FieldViolation("via", f"a record sent through {self.site_id} names it")])
+                if self.store.has_record(version.record_id):
+                    raise FailedPrecondition(f"{kind.name} {version.record_id} exists already")
+            else:
+                row, state = self._current(version.record_id)
+                if row.kind != kind.name:
+                    raise InvalidInput([FieldViolation("kind", f"record {version.record_id} is a {row.kind}")])
+                if tuple(sorted(version.parents)) != state.heads:
+                    raise FailedPrecondition(
+                        f"{kind.name} {version.record_id} changed meanwhile; fetch it again and redo the change"
+                    )
+                self._check_open(version.record_id, state, kind)
+                if change.action is not None and change.action in kind.transitions:
+                    self._check_step(kind, state, change.action)
+                    next_status(state.content.status, change.action, kind)
+            relayed = countersign(version, self.key)
+            self.clock.observe(version.hlc)
+            seq = self.store.append_local(relayed, self.now_ms())
+        log.info(
+            "relayed version %s of %s %s as log entry %s", version.version_id[:12], kind.name, version.record_id, seq
+        )
+        for hook in self.on_local_write:
+            hook()
+        return relayed
 
     # ---- receiving ------------------------------------------------------------
 
     def check_entries(self, entries: Sequence[tuple[int, bytes, tuple[SignatureValue, ...]]]) -> list[Received]:
-        """Decode and verify received envelopes; refusals carry their reason."""
+        """Decode and verify received envelopes; refusals carry their reason.
+
+        Firms registered in the same batch are known to the versions after
+        them (a firm's record always precedes its requests in a site's log)."""
         registry = self.registry()
+        batch_firms: dict[str, FirmKey] = {}
+
+        def firms(firm_id: str) -> FirmKey | None:
+            return batch_firms.get(firm_id) or self.firm_key(firm_id)
+
         out: list[Received] = []
         for seq, body, sigs in entries:
             try:
                 version = read_version(body, sigs)
-                verify_version(version, registry, self.now_ms(), self.config.max_future_ms)
+                verify_version(version, registry, self.now_ms(), self.config.max_future_ms, firms)
             except VerificationFailed as exc:
                 rejected = Rejected(version_id_of(body), str(exc), body)
                 out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey), isinstance(exc, StampAhead)))
                 continue
+            if version.kind == FIRM.name and version.change.action == Action.CREATE:
+                key = version.change.get("public_key")
+                if isinstance(key, str):
+                    batch_firms[version.record_id] = FirmKey(version.record_id, version.origin, bytes.fromhex(key))
             self.clock.observe(version.hlc)
             out.append(Received(seq, version, None))
         return out
@@ -392,11 +529,13 @@ class Site:
         head = self.store.head_version(record_id)
         version = read_version(head.body, head.signatures)
         try:
-            verify_version(version, self.registry())
+            verify_version(version, self.registry(), firms=self.firm_key)
             ok, why = True, ""
         except VerificationFailed as exc:
             ok, why = False, str(exc)
-        return ListingDetail(head, head.record.state, version, ok, why)
+        relay = relay_site(version, self.registry()) or ""
+        note = self.store.private_note(record_id)
+        return ListingDetail(head, head.record.state, version, ok, why, relay, note)
 
 
-__all__ = ["ListingContent", "ListingDetail", "ListingStatus", "Received", "Site"]
+__all__ = ["Content", "ListingDetail", "ListingStatus", "Received", "Site"]

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -57,30 +58,32 @@ class Site:
     def admin(self) -> admin_pb2_grpc.AdminServiceStub:
         return admin_pb2_grpc.AdminServiceStub(self.ch)
 
-    def add_listing(self, title: str, **fields: object) -> str:
-        resp = self.admin.AddListing(
-            admin_pb2.AddListingRequest(listing=records_pb2.Listing(title=title, **fields)),  # type: ignore[arg-type]
+    def add_listing(self, title: str, **fields: Any) -> str:
+        resp = self.admin.AddRecord(
+            admin_pb2.AddRecordRequest(
+                values=records_pb2.RecordValues(listing=records_pb2.Listing(title=title, **fields))
+            ),
             metadata=self.md,
             timeout=10,
         )
-        return resp.listing.id
+        return resp.record.id
 
-    def listings(self, origin: str = "") -> list[admin_pb2.ListingView]:
-        out: list[admin_pb2.ListingView] = []
+    def listings(self, origin: str = "") -> list[admin_pb2.RecordView]:
+        out: list[admin_pb2.RecordView] = []
         token = ""
         while True:
-            resp = self.admin.ListListings(
-                admin_pb2.ListListingsRequest(origin=origin, page_size=1000, page_token=token),
+            resp = self.admin.ListRecords(
+                admin_pb2.ListRecordsRequest(origin=origin, page_size=1000, page_token=token),
                 metadata=self.md,
                 timeout=10,
             )
-            out.extend(resp.listings)
+            out.extend(resp.records)
             token = resp.next_page_token
             if not token:
                 return out
 
-    def show(self, record_id: str) -> admin_pb2.ListingView:
-        return self.admin.GetListing(admin_pb2.GetListingRequest(id=record_id), metadata=self.md, timeout=10).listing
+    def show(self, record_id: str) -> admin_pb2.RecordView:
+        return self.admin.GetRecord(admin_pb2.GetRecordRequest(id=record_id), metadata=self.md, timeout=10).record
 
     def close_channel(self) -> None:
         if self._channel is not None:

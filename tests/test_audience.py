@@ -10,12 +10,14 @@ from tests.harness import Hub, Node, cli, make_node
 
 
 def add(node: Node, title: str, audience: list[str]) -> str:
-    resp = node.admin.AddListing(
-        admin_pb2.AddListingRequest(listing=records_pb2.Listing(title=title), audience=audience),
+    resp = node.admin.AddRecord(
+        admin_pb2.AddRecordRequest(
+            values=records_pb2.RecordValues(listing=records_pb2.Listing(title=title)), audience=audience
+        ),
         metadata=node.md,
         timeout=10,
     )
-    return resp.listing.id
+    return resp.record.id
 
 
 def test_records_travel_only_to_their_audience(hub: Hub, tmp_path: Path) -> None:
@@ -33,14 +35,14 @@ def test_records_travel_only_to_their_audience(hub: Hub, tmp_path: Path) -> None
     assert {v.id for v in dj.listings()} == {everyone}
     assert list(hub.show(for_brussels).audience) == ["brussels"]
     # Later versions of a restricted record follow its audience too.
-    hub.admin.StepListing(
-        admin_pb2.StepListingRequest(id=for_brussels, action=records_pb2.LIFECYCLE_ACTION_VALIDATE),
+    hub.admin.StepRecord(
+        admin_pb2.StepRecordRequest(id=for_brussels, action=records_pb2.LIFECYCLE_ACTION_VALIDATE),
         metadata=hub.md,
         timeout=10,
     )
     br.sync()
     dj.sync()
-    assert br.show(for_brussels).listing.status == records_pb2.LISTING_STATUS_VALIDATED
+    assert br.show(for_brussels).status == "validated"
     assert {v.id for v in dj.listings()} == {everyone}
     # The watch stream tells Daejeon nothing about what it may not see.
     assert hub.running is not None
@@ -71,13 +73,13 @@ def test_a_version_whose_create_is_not_here_never_goes_wider(tmp_path: Path) -> 
     quarantine): they go to the owner and the hub only, never to the whole network."""
     from sync.clock import Stamp
     from sync.keys import SigningKey
-    from sync.records import ListingChange, ListingContent, create_change
+    from sync.records import ListingChange, create_change, listing_content
     from sync.store import Store
     from tests.harness import signed_version
 
     key = SigningKey.generate()
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
-    create = signed_version(key, "tel-aviv", create_change(ListingContent("Secret"), ("brussels",)))
+    create = signed_version(key, "tel-aviv", create_change(listing_content(title="Secret"), ("brussels",)))
     record = (create.record_id, create.record_nonce)
     edit = signed_version(
         key,

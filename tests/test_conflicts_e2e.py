@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -16,20 +17,22 @@ from tests.harness import Hub, Node, cli, make_node
 A = records_pb2
 
 
-def step(site: Hub | Node, rid: str, action: int) -> admin_pb2.ListingView:
-    return site.admin.StepListing(
-        admin_pb2.StepListingRequest(id=rid, action=action),  # type: ignore[arg-type]
+def step(site: Hub | Node, rid: str, action: int) -> admin_pb2.RecordView:
+    return site.admin.StepRecord(
+        admin_pb2.StepRecordRequest(id=rid, action=action),  # type: ignore[arg-type]
         metadata=site.md,
         timeout=10,
-    ).listing
+    ).record
 
 
-def edit(site: Hub | Node, rid: str, **values: object) -> admin_pb2.ListingView:
-    return site.admin.EditListing(
-        admin_pb2.EditListingRequest(id=rid, fields=sorted(values), values=records_pb2.Listing(**values)),  # type: ignore[arg-type]
+def edit(site: Hub | Node, rid: str, **values: Any) -> admin_pb2.RecordView:
+    return site.admin.EditRecord(
+        admin_pb2.EditRecordRequest(
+            id=rid, fields=sorted(values), values=records_pb2.RecordValues(listing=records_pb2.Listing(**values))
+        ),
         metadata=site.md,
         timeout=10,
-    ).listing
+    ).record
 
 
 def test_offline_edits_converge_with_the_same_conflict(hub: Hub, tmp_path: Path) -> None:
@@ -39,7 +42,7 @@ def test_offline_edits_converge_with_the_same_conflict(hub: Hub, tmp_path: Path)
     ta.sync()
     step(hub, rid, A.LIFECYCLE_ACTION_VALIDATE)
     ta.sync()
-    assert ta.show(rid).listing.status == A.LISTING_STATUS_VALIDATED
+    assert ta.show(rid).status == "validated"
 
     # The link is down: nobody syncs. Tel Aviv edits content and withdraws;
     # HQ tags it and publishes it.
@@ -47,7 +50,7 @@ def test_offline_edits_converge_with_the_same_conflict(hub: Hub, tmp_path: Path)
     step(ta, rid, A.LIFECYCLE_ACTION_WITHDRAW)
     edit(hub, rid, tags=["irrigation"], featured=True)
     published = step(hub, rid, A.LIFECYCLE_ACTION_PUBLISH)
-    assert published.listing.status == A.LISTING_STATUS_PUBLISHED
+    assert published.status == "published"
 
     # The link is back.
     ta.sync()
@@ -55,9 +58,9 @@ def test_offline_edits_converge_with_the_same_conflict(hub: Hub, tmp_path: Path)
     ta.sync()
     views = [s.show(rid) for s in (hub, ta, dj)]
     for v in views:
-        assert v.listing.status == A.LISTING_STATUS_WITHDRAWN  # the withdrawal is not undone
-        assert v.listing.summary == "rewritten in Tel Aviv" and list(v.listing.tags) == ["irrigation"]
-        assert v.listing.featured
+        assert v.status == "withdrawn"  # the withdrawal is not undone
+        assert v.values.listing.summary == "rewritten in Tel Aviv" and list(v.values.listing.tags) == ["irrigation"]
+        assert v.values.listing.featured
         (c,) = v.conflicts
         assert c.field == "status" and c.rule == "lifecycle rank"
         assert json.loads(c.winner.value_json) == "withdrawn" and json.loads(c.others[0].value_json) == "published"
@@ -75,7 +78,7 @@ def test_offline_edits_converge_with_the_same_conflict(hub: Hub, tmp_path: Path)
         admin_pb2.ResolveConflictRequest(conflict_id=f"{rid}/status", take_version=c.winner.version_id[:10]),
         metadata=hub.md,
         timeout=10,
-    ).listing
+    ).record
     assert not settled.conflicts and len(settled.heads) == 1
     ta.sync()
     dj.sync()
@@ -99,7 +102,7 @@ def test_tombstone_travels_and_a_late_edit_does_not_revive(hub: Hub, tmp_path: P
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     step(ta, rid, A.LIFECYCLE_ACTION_UNDELETE)
     ta.sync()
-    assert [v.id for v in hub.listings()] == [rid] and list(hub.show(rid).listing.tags) == ["late"]
+    assert [v.id for v in hub.listings()] == [rid] and list(hub.show(rid).values.listing.tags) == ["late"]
     ta.stop()
 
 

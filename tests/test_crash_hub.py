@@ -18,7 +18,7 @@ from pathlib import Path
 from hub.site import init_hub
 from sync.config import DataDir
 from sync.errors import TechbridgeError
-from sync.records import ListingContent
+from sync.records import listing_content
 from tests.harness import Hub, make_node, serve_process
 
 # Bounded for CI; TECHBRIDGE_SOAK=1 runs the long variant (20,000 listings, 20 kills).
@@ -53,7 +53,7 @@ def test_hub_killed_mid_push_many_times_ends_identical(tmp_path: Path) -> None:
     assert node.node is not None
     site = node.node.running.site
     for i in range(LISTINGS):
-        site.add_listing(ListingContent(title=f"Brussels technology {i}"))
+        site.add_listing(listing_content(title=f"Brussels technology {i}"))
 
     kills = 0
     counts: list[int] = []

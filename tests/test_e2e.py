@@ -10,7 +10,7 @@ def test_four_nodes_and_hub_converge(network: tuple[Hub, dict[str, Node]]) -> No
     added: dict[str, str] = {}
     for centre, node in nodes.items():
         for i in range(3):
-            added[node.add_listing(f"{centre} technology {i}", summary="s", keywords=["k"], trl=5)] = centre
+            added[node.add_listing(f"{centre} technology {i}", summary="s", keywords=["sensors"], trl=5)] = centre
     hub_own = hub.add_listing("HQ's own listing")
     added[hub_own] = "hq"
 
@@ -50,4 +50,4 @@ def test_listing_filter_by_centre(network: tuple[Hub, dict[str, Node]]) -> None:
     nodes["brussels"].add_listing("Brussels one")
     for n in nodes.values():
         n.sync()
-    assert [v.listing.title for v in hub.listings(origin="toledo")] == ["Toledo one"]
+    assert [v.values.listing.title for v in hub.listings(origin="toledo")] == ["Toledo one"]

@@ -37,9 +37,11 @@ CLEAR = {
 }
 
 SEEDS: dict[str, bytes] = {
-    "AddListing": admin_pb2.AddListingRequest(listing=records_pb2.Listing(title="T", trl=3)).SerializeToString(),
-    "EditListing": admin_pb2.EditListingRequest(
-        id="x", fields=["summary"], values=records_pb2.Listing(summary="s")
+    "AddListing": admin_pb2.AddRecordRequest(
+        values=records_pb2.RecordValues(listing=records_pb2.Listing(title="T", trl=3))
+    ).SerializeToString(),
+    "EditRecord": admin_pb2.EditRecordRequest(
+        id="x", fields=["summary"], values=records_pb2.RecordValues(listing=records_pb2.Listing(summary="s"))
     ).SerializeToString(),
     "Invite": admin_pb2.InviteRequest(centre_id="fuzz-centre", name="F", country="FR").SerializeToString(),
     "Pull": sync_pb2.PullRequest(after_seq=0, batch_size=5).SerializeToString(),

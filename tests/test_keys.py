@@ -14,7 +14,7 @@ from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import envelope_to_pb
 from sync.keys import SigningKey
-from sync.records import ListingContent, create_change
+from sync.records import create_change, listing_content
 from sync.server import channel
 from sync.signing import ROTATE_DOMAIN, sign
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
@@ -53,7 +53,7 @@ def test_a_node_rotates_its_key_while_serving(hub: Hub, tmp_path: Path) -> None:
         assert site.show(before).provenance.key_id == old_key.key_id and site.show(before).provenance.verified
         assert site.show(after).provenance.key_id == r.new_key_id and site.show(after).provenance.verified
     # The old key can no longer sign anything new, nor call.
-    late = signed_version(old_key, "tel-aviv", create_change(ListingContent("Old key, too late")))
+    late = signed_version(old_key, "tel-aviv", create_change(listing_content(title="Old key, too late")))
     new_key = SigningKey.load(DataDir(ta.path).signing_key)
     resp = push(hub, ta, new_key, [late])
     assert resp.stored == 0 and "retired" in resp.rejected[0].reason
@@ -124,7 +124,9 @@ def test_revocation_quarantines_everywhere_and_refuses_what_comes_later(hub: Hub
     assert [v.id for v in dj.listings()] == [early]
     assert [q.record_id for q in quarantine(dj)] == [late]
     # A version the stolen key signs now is refused on receipt and listed.
-    forged = signed_version(br_key, "brussels", create_change(ListingContent("Forged later")), hlc=Stamp(now_ms(), 0))
+    forged = signed_version(
+        br_key, "brussels", create_change(listing_content(title="Forged later")), hlc=Stamp(now_ms(), 0)
+    )
     assert hub.running is not None
     hub.running.site.store.apply_batch("brussels", [forged], [], through_seq=99, now_ms=now_ms())  # a hub fooled
     dj.sync()

@@ -13,7 +13,7 @@ from sync.errors import VerificationFailed
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.merge import RULE_HLC, RULE_RANK, merge, state_from_json, state_to_json
-from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
+from sync.records import Action, ListingChange, ListingStatus, create_change, listing_content
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from sync.store import Store
 from tests.merge_helpers import RECORD, Writer
@@ -212,7 +212,7 @@ def test_future_stamps_beyond_the_bound_are_refused(ahead_ms: int, accepted: boo
         record_id=rid,
         record_nonce=nonce,
         hlc=Stamp(now + ahead_ms, 0),
-        change=create_change(ListingContent("T")),
+        change=create_change(listing_content(title="T")),
     )
     if accepted:
         verify_version(v, _registry(key), now)

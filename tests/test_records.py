@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sync.errors import InvalidInput
-from sync.records import ListingContent, listing_from_json
+from sync.records import listing_content, listing_from_json
 
 
 def problems(doc: object) -> list[str]:
@@ -15,8 +15,10 @@ def problems(doc: object) -> list[str]:
 
 
 def test_good_listing() -> None:
-    got = listing_from_json({"title": "T", "summary": "s", "keywords": ["a", "b"], "trl": 4})
-    assert got == ListingContent(title="T", summary="s", keywords=("a", "b"), trl=4)
+    got = listing_from_json({"title": "T", "summary": "s", "keywords": ["membranes", "solar-energy"], "trl": 4})
+    assert got == listing_content(
+        title="T", summary="s", keywords=("membranes", "solar-energy"), taxonomy="tt-2026.1", trl=4
+    )
 
 
 def test_missing_title() -> None:
@@ -49,7 +51,7 @@ def test_not_an_object() -> None:
 
 
 def test_limits() -> None:
-    got = problems({"title": "x" * 257, "summary": "y" * 501, "keywords": ["k"] * 6})
+    got = problems({"title": "x" * 257, "summary": "y" * 501, "keywords": ["membranes"] * 6})
     assert got == [
         "title: at most 256 characters (got 257)",
         "summary: at most 500 characters (got 501)",

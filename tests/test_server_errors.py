@@ -28,9 +28,9 @@ def _serving(hub: Hub) -> bool:
 
 def test_garbage_bytes_are_invalid_argument(hub: Hub) -> None:
     with pytest.raises(DecodeError):
-        admin_pb2.AddListingRequest.FromString(GARBAGE)
+        admin_pb2.AddRecordRequest.FromString(GARBAGE)
     raw = hub.ch.unary_unary(
-        "/techbridge.v1.AdminService/AddListing", request_serializer=None, response_deserializer=None
+        "/techbridge.v1.AdminService/AddRecord", request_serializer=None, response_deserializer=None
     )
     with pytest.raises(grpc.RpcError) as e:
         raw(GARBAGE, metadata=hub.md, timeout=5)
@@ -39,15 +39,17 @@ def test_garbage_bytes_are_invalid_argument(hub: Hub) -> None:
 
 
 def test_oversized_message_is_resource_exhausted_by_the_server(hub: Hub) -> None:
-    big = admin_pb2.AddListingRequest(
-        listing=records_pb2.Listing(title="x", description="y" * (MAX_MESSAGE_BYTES + 10))
+    big = admin_pb2.AddRecordRequest(
+        values=records_pb2.RecordValues(
+            listing=records_pb2.Listing(title="x", description="y" * (MAX_MESSAGE_BYTES + 10))
+        )
     )
     # A client that would send anything, so the refusal is the server's own.
     unlimited = grpc.secure_channel(
         hub.address, hub.tls.channel_credentials(), options=[("grpc.max_send_message_length", -1)]
     )
     with unlimited as ch, pytest.raises(grpc.RpcError) as e:
-        admin_pb2_grpc.AdminServiceStub(ch).AddListing(big, metadata=hub.md, timeout=10)
+        admin_pb2_grpc.AdminServiceStub(ch).AddRecord(big, metadata=hub.md, timeout=10)
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "CLIENT" not in (e.value.details() or "")
     assert _serving(hub)
@@ -73,13 +75,13 @@ def test_garbage_on_streaming_calls_is_invalid_argument(hub: Hub, tmp_path: Path
 
 
 def test_a_new_listing_cannot_claim_a_curation_status(hub: Hub) -> None:
-    req = admin_pb2.AddListingRequest(
-        listing=records_pb2.Listing(title="T", status=records_pb2.LISTING_STATUS_PUBLISHED)
+    req = admin_pb2.AddRecordRequest(
+        values=records_pb2.RecordValues(listing=records_pb2.Listing(title="T")), status="published"
     )
     with pytest.raises(grpc.RpcError) as e:
-        hub.admin.AddListing(req, metadata=hub.md, timeout=5)
+        hub.admin.AddRecord(req, metadata=hub.md, timeout=5)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [f for f, _ in field_violations(e.value)] == ["listing.status"]
+    assert [f for f, _ in field_violations(e.value)] == ["status"]
 
 
 def test_a_handlers_own_abort_passes_through_the_boundary() -> None:
@@ -105,11 +107,13 @@ def test_a_handlers_own_abort_passes_through_the_boundary() -> None:
 
 
 def test_invalid_listing_names_each_field(hub: Hub) -> None:
-    bad = admin_pb2.AddListingRequest(
-        listing=records_pb2.Listing(title="", summary="s" * 501, keywords=["a"] * 6, trl=12)
+    bad = admin_pb2.AddRecordRequest(
+        values=records_pb2.RecordValues(
+            listing=records_pb2.Listing(title="", summary="s" * 501, keywords=["a"] * 6, trl=12)
+        )
     )
     with pytest.raises(grpc.RpcError) as e:
-        hub.admin.AddListing(bad, metadata=hub.md, timeout=5)
+        hub.admin.AddRecord(bad, metadata=hub.md, timeout=5)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     fields = [f for f, _ in field_violations(e.value)]
     assert fields == ["title", "summary", "keywords", "trl"]
@@ -119,7 +123,7 @@ def test_invalid_listing_names_each_field(hub: Hub) -> None:
 def test_admin_needs_the_credential(hub: Hub) -> None:
     for md in [(), (("authorization", "Bearer wrong"),)]:
         with pytest.raises(grpc.RpcError) as e:
-            hub.admin.ListListings(admin_pb2.ListListingsRequest(), metadata=md, timeout=5)
+            hub.admin.ListRecords(admin_pb2.ListRecordsRequest(), metadata=md, timeout=5)
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sync.clock import Stamp
 from sync.envelope import Version, make_listing_version
 from sync.keys import SigningKey
-from sync.records import ListingContent, create_change
+from sync.records import create_change, listing_content
 from sync.store import Rejected, Store
 from sync.store.migrate import current_revision, head_revisions
 from sync.store.models import Base
@@ -27,7 +27,7 @@ def version(n: int, record: str | None = None, site: str = "tel-aviv", wall: int
         site=site,
         record_id=record or f"rec-{n:05d}",
         hlc=Stamp(wall if wall is not None else 1_000 + n, 0),
-        change=create_change(ListingContent(title=f"listing {n}")),
+        change=create_change(listing_content(title=f"listing {n}")),
     )
 
 

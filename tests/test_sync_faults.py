@@ -18,7 +18,7 @@ from sync.config import DataDir
 from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, version_id_of
 from sync.errors import Unavailable
 from sync.keys import SigningKey
-from sync.records import Action, ListingChange, ListingContent, ListingStatus, create_change
+from sync.records import Action, ListingChange, ListingStatus, create_change, listing_content
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, make_node, push_raw, signed_version, start_existing_node
@@ -93,8 +93,8 @@ def test_node_refuses_what_a_compromised_hub_sends(hub: Hub, tmp_path: Path) -> 
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     key = key_of(ta)
-    good = signed_version(key, "tel-aviv", create_change(ListingContent("Good")))
-    evil = signed_version(key, "tel-aviv", create_change(ListingContent("Evil")))
+    good = signed_version(key, "tel-aviv", create_change(listing_content(title="Good")))
+    evil = signed_version(key, "tel-aviv", create_change(listing_content(title="Evil")))
     tampered = type(evil)(**{**evil.__dict__, "body": evil.body.replace(b"Evil", b"Evi1")})
     forged = type(evil)(**{**tampered.__dict__, "version_id": version_id_of(tampered.body)})
     # The hub's store is written behind its own checks, as an attacker holding the hub could.
@@ -136,11 +136,11 @@ def test_big_listings_travel_in_byte_bounded_batches(hub: Hub, tmp_path: Path) -
         (
             lambda k, now: dict(
                 hlc=Stamp(now, 0),
-                change=create_change(ListingContent("Self-published", status=ListingStatus.PUBLISHED)),
+                change=create_change(listing_content(title="Self-published", status=ListingStatus.PUBLISHED)),
             ),
             "starts as draft or submitted",
         ),
-        (lambda k, now: dict(hlc=Stamp(now, 0), change=create_change(ListingContent("x" * 300))), "at most 256"),
+        (lambda k, now: dict(hlc=Stamp(now, 0), change=create_change(listing_content(title="x" * 300))), "at most 256"),
     ],
     ids=["hub-only-step", "created-published", "too-long-title"],
 )
@@ -175,11 +175,11 @@ def test_a_version_stamped_ahead_is_deferred_not_lost(hub: Hub, tmp_path: Path) 
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     key = key_of(node)
     now = now_ms()
-    first = signed_version(key, "tel-aviv", create_change(ListingContent("Now")))
+    first = signed_version(key, "tel-aviv", create_change(listing_content(title="Now")))
     future = signed_version(
-        key, "tel-aviv", create_change(ListingContent("Later")), hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0)
+        key, "tel-aviv", create_change(listing_content(title="Later")), hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0)
     )
-    after = signed_version(key, "tel-aviv", create_change(ListingContent("After")))
+    after = signed_version(key, "tel-aviv", create_change(listing_content(title="After")))
     resp = push(hub, key, "tel-aviv", "tel-aviv:1-3:x", [envelope_to_pb(v) for v in (first, future, after)])
     # The hub stops before the early version and acknowledges only what came before it.
     assert resp.acked_seq == 1 and resp.stored == 1 and not resp.rejected
@@ -190,11 +190,13 @@ def test_a_version_stamped_ahead_is_deferred_not_lost(hub: Hub, tmp_path: Path) 
 def test_a_node_defers_what_it_pulls_too_early_and_takes_it_later(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv", now_ms=lambda: now_ms() + 3 * 60 * 1000)
     rid = ta.add_listing("Three minutes early")
-    edit_id = ta.admin.EditListing(
-        admin_pb2.EditListingRequest(id=rid, fields=["summary"], values=records_pb2.Listing(summary="child")),
+    edit_id = ta.admin.EditRecord(
+        admin_pb2.EditRecordRequest(
+            id=rid, fields=["summary"], values=records_pb2.RecordValues(listing=records_pb2.Listing(summary="child"))
+        ),
         metadata=ta.md,
         timeout=5,
-    ).listing.id
+    ).record.id
     assert edit_id == rid
     assert ta.sync().pushed == 2  # within the hub's 5 minutes
 
@@ -211,7 +213,7 @@ def test_a_node_defers_what_it_pulls_too_early_and_takes_it_later(hub: Hub, tmp_
     offset[0] = 3 * 60 * 1000  # Daejeon's clock catches up
     assert dj.sync().pulled == 2
     (view,) = dj.listings()
-    assert view.id == rid and dj.show(rid).listing.summary == "child"
+    assert view.id == rid and dj.show(rid).values.listing.summary == "child"
     ta.stop()
     dj.stop()
 

@@ -12,7 +12,7 @@ from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import SignatureValue, envelope_to_pb
 from sync.keys import SigningKey
-from sync.records import ListingContent, create_change
+from sync.records import create_change, listing_content
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2
 from tests.harness import Hub, make_node, push_raw, signed_version
@@ -37,7 +37,7 @@ def test_tampered_and_forged_versions_are_refused_rest_lands(hub: Hub, tmp_path:
     key = SigningKey.load(DataDir(node.path).signing_key)
 
     def listing(n: int, origin: str = "tel-aviv") -> envelope_pb2.Envelope:
-        change = create_change(ListingContent(title=f"T{n}"))
+        change = create_change(listing_content(title=f"T{n}"))
         v = signed_version(key, origin, change, hlc=Stamp(_now(), n))
         if origin != "tel-aviv":
             # written in brussels' name, signed with tel-aviv's key
@@ -59,7 +59,7 @@ def test_tampered_and_forged_versions_are_refused_rest_lands(hub: Hub, tmp_path:
     assert any("belongs to tel-aviv" in r for r in reasons)
     assert any("not a valid VersionBody" in r for r in reasons)
 
-    titles = sorted(v.listing.title for v in hub.listings())
+    titles = sorted(v.values.listing.title for v in hub.listings())
     assert titles == ["T1", "T2", "T5"]
     status = hub.admin.GetSyncStatus(admin_pb2.GetSyncStatusRequest(), metadata=hub.md, timeout=5)
     assert status.rejected == 3

@@ -84,9 +84,7 @@ def test_the_enrolment_port_serves_enrolment_only(hub: Hub, tmp_path: Path) -> N
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "client certificate" in (e.value.details() or "")
         with pytest.raises(grpc.RpcError) as e:
-            admin_pb2_grpc.AdminServiceStub(ch).ListListings(
-                admin_pb2.ListListingsRequest(), metadata=hub.md, timeout=5
-            )
+            admin_pb2_grpc.AdminServiceStub(ch).ListRecords(admin_pb2.ListRecordsRequest(), metadata=hub.md, timeout=5)
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
     node.stop()
 
@@ -94,7 +92,7 @@ def test_the_enrolment_port_serves_enrolment_only(hub: Hub, tmp_path: Path) -> N
 def test_admin_takes_the_sites_own_certificate(hub: Hub, tmp_path: Path) -> None:
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     with channel(hub.address, node.tls) as ch, pytest.raises(grpc.RpcError) as e:
-        admin_pb2_grpc.AdminServiceStub(ch).ListListings(admin_pb2.ListListingsRequest(), metadata=hub.md, timeout=5)
+        admin_pb2_grpc.AdminServiceStub(ch).ListRecords(admin_pb2.ListRecordsRequest(), metadata=hub.md, timeout=5)
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "own certificate" in (e.value.details() or "")
     node.stop()
 

@@ -171,3 +171,15 @@ class InviteModel(Base):
     created_at_ms: Mapped[int] = mapped_column(Big)
     expires_at_ms: Mapped[int] = mapped_column(Big)
     used_at_ms: Mapped[int | None] = mapped_column(Big)
+
+
+class PrivateNoteModel(Base):
+    """Personal data a centre keeps for a record and never signs or sends: a
+    firm's contact at its home centre, an anonymous offer's client. Erasure
+    deletes the row; the signed history stays whole and verifiable."""
+
+    __tablename__ = "private_notes"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    note: Mapped[str] = mapped_column(Text)
+    stored_at_ms: Mapped[int] = mapped_column(Big)

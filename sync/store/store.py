@@ -46,7 +46,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sync import backoff
 from sync.clock import Stamp
 from sync.codec import decode_registry, decode_version_body, merge_input_of
-from sync.envelope import SignatureValue, Version
+from sync.envelope import FirmKey, SignatureValue, Version
 from sync.errors import FailedPrecondition, NotFound
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
 from sync.records import NETWORK, Action, audience_key
@@ -56,6 +56,7 @@ from sync.store.models import (
     InviteModel,
     LogEntryModel,
     PeerStateModel,
+    PrivateNoteModel,
     PushTxnModel,
     RecordModel,
     RegistryModel,
@@ -74,6 +75,7 @@ txns_t = cast(Table, PushTxnModel.__table__)
 rejections_t = cast(Table, RejectionModel.__table__)
 registry_t = cast(Table, RegistryModel.__table__)
 invites_t = cast(Table, InviteModel.__table__)
+notes_t = cast(Table, PrivateNoteModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 _IN_CHUNK = 500
@@ -492,8 +494,8 @@ class Store:
                 )
             ):
                 msg = decode_version_body(row.body)
-                if msg.listing.action == CREATE_PB and not msg.parents:
-                    known[row.record_id] = audience_key(msg.origin, tuple(msg.listing.audience))
+                if msg.change.action == CREATE_PB and not msg.parents:
+                    known[row.record_id] = audience_key(msg.origin, tuple(msg.change.audience))
         return {v.version_id: known.get(v.record_id, audience_key(v.origin, (v.origin,))) for v in fresh}
 
     def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
@@ -502,7 +504,10 @@ class Store:
         Costs one select of the touched records' versions and one statement per
         kind of change; each record's merge reads only that record's versions.
         """
-        decoded = {v.version_id: MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change) for v in fresh}
+        decoded = {
+            v.version_id: MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change, v.kind, v.origin)
+            for v in fresh
+        }
         self._remerge(conn, sorted({v.record_id for v in fresh}), decoded)
 
     def _remerge(self, conn: Connection, ids: list[str], decoded: dict[str, MergeInput]) -> None:
@@ -543,8 +548,8 @@ class Store:
                 "kind": kind,
                 "origin": owner,
                 "head_version_id": state.newest_head,
-                "title": state.content.title,
-                "status": state.content.status.value,
+                "title": state.content.title[:256],
+                "status": state.content.status,
                 "head_wall_ms": state.updated.wall_ms,
                 "head_counter": state.updated.counter,
                 "head_author": newest.author,
@@ -744,8 +749,14 @@ class Store:
         after_id: str = "",
         include_deleted: bool = False,
         only_conflicted: bool = False,
+        kind: str | None = None,
+        status: str | None = None,
     ) -> list[RecordRow]:
         cond = [records_t.c.record_id > after_id]
+        if kind:
+            cond.append(records_t.c.kind == kind)
+        if status:
+            cond.append(records_t.c.status == status)
         if origin:
             cond.append(records_t.c.origin == origin)
         if not include_deleted:
@@ -785,8 +796,44 @@ class Store:
         with self.engine.connect() as conn:
             rec = conn.execute(select(records_t).where(records_t.c.record_id == record_id)).first()
         if rec is None:
-            raise NotFound(f"no listing with id {record_id}")
+            raise NotFound(f"no record with id {record_id}")
         return self._record_row(rec)
+
+    def has_record(self, record_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(versions_t.c.version_id).where(versions_t.c.record_id == record_id).limit(1)
+                ).first()
+                is not None
+            )
+
+    def set_private_note(self, record_id: str, note: str, now_ms: int) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(delete(notes_t).where(notes_t.c.record_id == record_id))
+            if note:
+                conn.execute(insert(notes_t).values(record_id=record_id, note=note, stored_at_ms=now_ms))
+
+    def private_note(self, record_id: str) -> str:
+        with self.engine.connect() as conn:
+            note = conn.execute(select(notes_t.c.note).where(notes_t.c.record_id == record_id)).scalar()
+        return str(note or "")
+
+    def firm_key(self, firm_id: str) -> FirmKey | None:
+        """A firm's signing key as its record here says (None if no such firm is held)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(records_t.c.origin, records_t.c.state_json, records_t.c.status).where(
+                    records_t.c.record_id == firm_id, records_t.c.kind == "firm"
+                )
+            ).first()
+        if row is None:
+            return None
+        state = state_from_json(row.state_json)
+        public_key = state.content.value("public_key")
+        assert isinstance(public_key, str)
+        erased = state.updated.wall_ms if row.status == "erased" else 0
+        return FirmKey(firm_id, row.origin, bytes.fromhex(public_key), erased)
 
     def newest_stamp(self) -> Stamp:
         """The greatest HLC stamp of any version held (a site's clock resumes after it)."""
@@ -803,14 +850,14 @@ class Store:
         with self.engine.connect() as conn:
             body = conn.execute(select(versions_t.c.body).where(versions_t.c.record_id == record_id).limit(1)).scalar()
         if body is None:
-            raise NotFound(f"no listing with id {record_id}")
+            raise NotFound(f"no record with id {record_id}")
         return bytes(decode_version_body(body).record_nonce)
 
     def head_version(self, record_id: str) -> HeadVersion:
         with self.engine.connect() as conn:
             rec = conn.execute(select(records_t).where(records_t.c.record_id == record_id)).first()
             if rec is None:
-                raise NotFound(f"no listing with id {record_id}")
+                raise NotFound(f"no record with id {record_id}")
             v = conn.execute(select(versions_t).where(versions_t.c.version_id == rec.head_version_id)).one()
         return HeadVersion(
             record=self._record_row(rec),

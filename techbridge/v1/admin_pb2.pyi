@@ -207,13 +207,25 @@ class ListQuarantineResponse(_message.Message):
 Global___ListQuarantineResponse: _TypeAlias = ListQuarantineResponse  # noqa: Y015
 
 @_typing.final
-class AddListingRequest(_message.Message):
+class AddRecordRequest(_message.Message):
+    """Creates a record this centre owns: an offer, a firm it registers (its
+    home), or an expression of interest it sends on a client's behalf.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    LISTING_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
     AUDIENCE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PRIVATE_NOTE_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """The status it starts in (one of the kind's initial statuses); empty: the kind's default."""
+    private_note: _builtins.str
+    """Personal data kept only at this centre, never in a signed body: a firm's
+    contact, an anonymous offer's client. Erased with `firm erase`.
+    """
     @_builtins.property
-    def listing(self) -> _records_pb2.Listing: ...
+    def values(self) -> _records_pb2.RecordValues: ...
     @_builtins.property
     def audience(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Who may receive it: empty for the whole network; else centre ids ("hq" alone: HQ only)."""
@@ -221,52 +233,60 @@ class AddListingRequest(_message.Message):
     def __init__(
         self,
         *,
-        listing: _records_pb2.Listing | None = ...,
+        values: _records_pb2.RecordValues | None = ...,
         audience: _abc.Iterable[_builtins.str] | None = ...,
+        status: _builtins.str = ...,
+        private_note: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "listing", b"listing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "private_note", b"private_note", "status", b"status", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___AddListingRequest: _TypeAlias = AddListingRequest  # noqa: Y015
+Global___AddRecordRequest: _TypeAlias = AddRecordRequest  # noqa: Y015
 
 @_typing.final
-class AddListingResponse(_message.Message):
+class AddRecordResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LISTING_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def listing(self) -> Global___ListingView: ...
+    def record(self) -> Global___RecordView: ...
     def __init__(
         self,
         *,
-        listing: Global___ListingView | None = ...,
+        record: Global___RecordView | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___AddListingResponse: _TypeAlias = AddListingResponse  # noqa: Y015
+Global___AddRecordResponse: _TypeAlias = AddRecordResponse  # noqa: Y015
 
 @_typing.final
-class ListListingsRequest(_message.Message):
+class ListRecordsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORIGIN_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     INCLUDE_DELETED_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
-    """Only listings owned by this centre; empty for all."""
+    """Only records owned by this centre or firm; empty for all."""
     page_size: _builtins.int
     """Page size (the server caps it) and opaque continuation."""
     page_token: _builtins.str
     include_deleted: _builtins.bool
-    """Also list deleted listings (tombstoned; hidden by default)."""
+    """Also list deleted records (tombstoned; hidden by default)."""
+    kind: _builtins.str
+    """Only records of this kind ("listing", "request", "firm", "interest"); empty for all."""
+    status: _builtins.str
+    """Only records in this status; empty for all."""
     def __init__(
         self,
         *,
@@ -274,40 +294,42 @@ class ListListingsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         include_deleted: _builtins.bool = ...,
+        kind: _builtins.str = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_deleted", b"include_deleted", "origin", b"origin", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_deleted", b"include_deleted", "kind", b"kind", "origin", b"origin", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListListingsRequest: _TypeAlias = ListListingsRequest  # noqa: Y015
+Global___ListRecordsRequest: _TypeAlias = ListRecordsRequest  # noqa: Y015
 
 @_typing.final
-class ListListingsResponse(_message.Message):
+class ListRecordsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LISTINGS_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     @_builtins.property
-    def listings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListingView]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordView]: ...
     def __init__(
         self,
         *,
-        listings: _abc.Iterable[Global___ListingView] | None = ...,
+        records: _abc.Iterable[Global___RecordView] | None = ...,
         next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listings", b"listings", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "records", b"records"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListListingsResponse: _TypeAlias = ListListingsResponse  # noqa: Y015
+Global___ListRecordsResponse: _TypeAlias = ListRecordsResponse  # noqa: Y015
 
 @_typing.final
-class GetListingRequest(_message.Message):
+class GetRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -323,27 +345,27 @@ class GetListingRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetListingRequest: _TypeAlias = GetListingRequest  # noqa: Y015
+Global___GetRecordRequest: _TypeAlias = GetRecordRequest  # noqa: Y015
 
 @_typing.final
-class GetListingResponse(_message.Message):
+class GetRecordResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LISTING_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def listing(self) -> Global___ListingView: ...
+    def record(self) -> Global___RecordView: ...
     def __init__(
         self,
         *,
-        listing: Global___ListingView | None = ...,
+        record: Global___RecordView | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetListingResponse: _TypeAlias = GetListingResponse  # noqa: Y015
+Global___GetRecordResponse: _TypeAlias = GetRecordResponse  # noqa: Y015
 
 @_typing.final
 class Provenance(_message.Message):
@@ -359,6 +381,7 @@ class Provenance(_message.Message):
     HLC_WALL_MS_FIELD_NUMBER: _builtins.int
     HLC_COUNTER_FIELD_NUMBER: _builtins.int
     PARENTS_FIELD_NUMBER: _builtins.int
+    RELAY_FIELD_NUMBER: _builtins.int
     origin: _builtins.str
     author: _builtins.str
     key_id: _builtins.str
@@ -369,6 +392,8 @@ class Provenance(_message.Message):
     received_at_ms: _builtins.int
     hlc_wall_ms: _builtins.int
     hlc_counter: _builtins.int
+    relay: _builtins.str
+    """For a firm's version: the centre that countersigned it as relay."""
     @_builtins.property
     def parents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -384,21 +409,22 @@ class Provenance(_message.Message):
         hlc_wall_ms: _builtins.int = ...,
         hlc_counter: _builtins.int = ...,
         parents: _abc.Iterable[_builtins.str] | None = ...,
+        relay: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "hlc_counter", b"hlc_counter", "hlc_wall_ms", b"hlc_wall_ms", "key_id", b"key_id", "origin", b"origin", "parents", b"parents", "received_at_ms", b"received_at_ms", "received_from", b"received_from", "verified", b"verified", "version_id", b"version_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "hlc_counter", b"hlc_counter", "hlc_wall_ms", b"hlc_wall_ms", "key_id", b"key_id", "origin", b"origin", "parents", b"parents", "received_at_ms", b"received_at_ms", "received_from", b"received_from", "relay", b"relay", "verified", b"verified", "version_id", b"version_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Provenance: _TypeAlias = Provenance  # noqa: Y015
 
 @_typing.final
-class ListingView(_message.Message):
+class RecordView(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
-    LISTING_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
     UPDATED_AT_MS_FIELD_NUMBER: _builtins.int
     VERSION_COUNT_FIELD_NUMBER: _builtins.int
     PROVENANCE_FIELD_NUMBER: _builtins.int
@@ -407,15 +433,28 @@ class ListingView(_message.Message):
     DELETED_FIELD_NUMBER: _builtins.int
     WAITING_FIELD_NUMBER: _builtins.int
     AUDIENCE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXTENDED_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
+    PRIVATE_NOTE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     updated_at_ms: _builtins.int
     version_count: _builtins.int
     deleted: _builtins.bool
     waiting: _builtins.int
     """Versions held but not yet applied because a parent has not arrived."""
+    kind: _builtins.str
+    status: _builtins.str
+    extended: _builtins.bool
+    """An offer's one extension has been taken."""
+    live: _builtins.bool
+    """Whether an offer is live here and now (published and within valid_until_ms)."""
+    private_note: _builtins.str
+    """Personal data this centre keeps for the record (only at that centre)."""
     @_builtins.property
-    def listing(self) -> _records_pb2.Listing:
-        """The merged state of the record."""
+    def values(self) -> _records_pb2.RecordValues:
+        """The merged state of the record: its fields, in its kind's message."""
 
     @_builtins.property
     def provenance(self) -> Global___Provenance:
@@ -435,7 +474,7 @@ class ListingView(_message.Message):
         self,
         *,
         id: _builtins.str = ...,
-        listing: _records_pb2.Listing | None = ...,
+        values: _records_pb2.RecordValues | None = ...,
         updated_at_ms: _builtins.int = ...,
         version_count: _builtins.int = ...,
         provenance: Global___Provenance | None = ...,
@@ -444,17 +483,22 @@ class ListingView(_message.Message):
         deleted: _builtins.bool = ...,
         waiting: _builtins.int = ...,
         audience: _abc.Iterable[_builtins.str] | None = ...,
+        kind: _builtins.str = ...,
+        status: _builtins.str = ...,
+        extended: _builtins.bool = ...,
+        live: _builtins.bool = ...,
+        private_note: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing", "provenance", b"provenance"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["provenance", b"provenance", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "conflicts", b"conflicts", "deleted", b"deleted", "heads", b"heads", "id", b"id", "listing", b"listing", "provenance", b"provenance", "updated_at_ms", b"updated_at_ms", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "conflicts", b"conflicts", "deleted", b"deleted", "extended", b"extended", "heads", b"heads", "id", b"id", "kind", b"kind", "live", b"live", "private_note", b"private_note", "provenance", b"provenance", "status", b"status", "updated_at_ms", b"updated_at_ms", "values", b"values", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListingView: _TypeAlias = ListingView  # noqa: Y015
+Global___RecordView: _TypeAlias = RecordView  # noqa: Y015
 
 @_typing.final
-class EditListingRequest(_message.Message):
+class EditRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -463,16 +507,16 @@ class EditListingRequest(_message.Message):
     id: _builtins.str
     @_builtins.property
     def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Names of the Listing fields to set; their values are in `values`."""
+        """Names of the fields to set; their values are in `values` (the record's kind)."""
 
     @_builtins.property
-    def values(self) -> _records_pb2.Listing: ...
+    def values(self) -> _records_pb2.RecordValues: ...
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         fields: _abc.Iterable[_builtins.str] | None = ...,
-        values: _records_pb2.Listing | None = ...,
+        values: _records_pb2.RecordValues | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -480,69 +524,81 @@ class EditListingRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___EditListingRequest: _TypeAlias = EditListingRequest  # noqa: Y015
+Global___EditRecordRequest: _TypeAlias = EditRecordRequest  # noqa: Y015
 
 @_typing.final
-class EditListingResponse(_message.Message):
+class EditRecordResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LISTING_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def listing(self) -> Global___ListingView: ...
+    def record(self) -> Global___RecordView: ...
     def __init__(
         self,
         *,
-        listing: Global___ListingView | None = ...,
+        record: Global___RecordView | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___EditListingResponse: _TypeAlias = EditListingResponse  # noqa: Y015
+Global___EditRecordResponse: _TypeAlias = EditRecordResponse  # noqa: Y015
 
 @_typing.final
-class StepListingRequest(_message.Message):
+class StepRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     ACTION_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     action: _records_pb2.LifecycleAction.ValueType
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The fields that belong to the step (a decline's reason, an extension's
+        valid_until_ms, an introduction's owner_identity), values in `values`.
+        """
+
+    @_builtins.property
+    def values(self) -> _records_pb2.RecordValues: ...
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         action: _records_pb2.LifecycleAction.ValueType = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        values: _records_pb2.RecordValues | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "fields", b"fields", "id", b"id", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___StepListingRequest: _TypeAlias = StepListingRequest  # noqa: Y015
+Global___StepRecordRequest: _TypeAlias = StepRecordRequest  # noqa: Y015
 
 @_typing.final
-class StepListingResponse(_message.Message):
+class StepRecordResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LISTING_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def listing(self) -> Global___ListingView: ...
+    def record(self) -> Global___RecordView: ...
     def __init__(
         self,
         *,
-        listing: Global___ListingView | None = ...,
+        record: Global___RecordView | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___StepListingResponse: _TypeAlias = StepListingResponse  # noqa: Y015
+Global___StepRecordResponse: _TypeAlias = StepRecordResponse  # noqa: Y015
 
 @_typing.final
 class ConflictCandidate(_message.Message):
@@ -687,17 +743,17 @@ Global___ResolveConflictRequest: _TypeAlias = ResolveConflictRequest  # noqa: Y0
 class ResolveConflictResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LISTING_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def listing(self) -> Global___ListingView: ...
+    def record(self) -> Global___RecordView: ...
     def __init__(
         self,
         *,
-        listing: Global___ListingView | None = ...,
+        record: Global___RecordView | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

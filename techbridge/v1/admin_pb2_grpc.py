@@ -35,35 +35,35 @@ class AdminServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.AddListing = channel.unary_unary(
-                '/techbridge.v1.AdminService/AddListing',
-                request_serializer=techbridge_dot_v1_dot_admin__pb2.AddListingRequest.SerializeToString,
-                response_deserializer=techbridge_dot_v1_dot_admin__pb2.AddListingResponse.FromString,
+        self.AddRecord = channel.unary_unary(
+                '/techbridge.v1.AdminService/AddRecord',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordResponse.FromString,
                 _registered_method=True)
-        self.ListListings = channel.unary_unary(
-                '/techbridge.v1.AdminService/ListListings',
-                request_serializer=techbridge_dot_v1_dot_admin__pb2.ListListingsRequest.SerializeToString,
-                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListListingsResponse.FromString,
+        self.ListRecords = channel.unary_unary(
+                '/techbridge.v1.AdminService/ListRecords',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
                 _registered_method=True)
-        self.GetListing = channel.unary_unary(
-                '/techbridge.v1.AdminService/GetListing',
-                request_serializer=techbridge_dot_v1_dot_admin__pb2.GetListingRequest.SerializeToString,
-                response_deserializer=techbridge_dot_v1_dot_admin__pb2.GetListingResponse.FromString,
+        self.GetRecord = channel.unary_unary(
+                '/techbridge.v1.AdminService/GetRecord',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.GetRecordRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.GetRecordResponse.FromString,
                 _registered_method=True)
         self.GetSyncStatus = channel.unary_unary(
                 '/techbridge.v1.AdminService/GetSyncStatus',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusResponse.FromString,
                 _registered_method=True)
-        self.EditListing = channel.unary_unary(
-                '/techbridge.v1.AdminService/EditListing',
-                request_serializer=techbridge_dot_v1_dot_admin__pb2.EditListingRequest.SerializeToString,
-                response_deserializer=techbridge_dot_v1_dot_admin__pb2.EditListingResponse.FromString,
+        self.EditRecord = channel.unary_unary(
+                '/techbridge.v1.AdminService/EditRecord',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.EditRecordRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.EditRecordResponse.FromString,
                 _registered_method=True)
-        self.StepListing = channel.unary_unary(
-                '/techbridge.v1.AdminService/StepListing',
-                request_serializer=techbridge_dot_v1_dot_admin__pb2.StepListingRequest.SerializeToString,
-                response_deserializer=techbridge_dot_v1_dot_admin__pb2.StepListingResponse.FromString,
+        self.StepRecord = channel.unary_unary(
+                '/techbridge.v1.AdminService/StepRecord',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.StepRecordRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.StepRecordResponse.FromString,
                 _registered_method=True)
         self.ListConflicts = channel.unary_unary(
                 '/techbridge.v1.AdminService/ListConflicts',
@@ -91,19 +91,19 @@ class AdminServiceServicer:
     """Served by every site.
     """
 
-    def AddListing(self, request, context):
+    def AddRecord(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListListings(self, request, context):
+    def ListRecords(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetListing(self, request, context):
+    def GetRecord(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,14 +115,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def EditListing(self, request, context):
+    def EditRecord(self, request, context):
         """Set fields of a listing (content at its owning centre, curation at HQ).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def StepListing(self, request, context):
+    def StepRecord(self, request, context):
         """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -159,35 +159,35 @@ class AdminServiceServicer:
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'AddListing': grpc.unary_unary_rpc_method_handler(
-                    servicer.AddListing,
-                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.AddListingRequest.FromString,
-                    response_serializer=techbridge_dot_v1_dot_admin__pb2.AddListingResponse.SerializeToString,
+            'AddRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddRecord,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordResponse.SerializeToString,
             ),
-            'ListListings': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListListings,
-                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListListingsRequest.FromString,
-                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListListingsResponse.SerializeToString,
+            'ListRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecords,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.SerializeToString,
             ),
-            'GetListing': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetListing,
-                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.GetListingRequest.FromString,
-                    response_serializer=techbridge_dot_v1_dot_admin__pb2.GetListingResponse.SerializeToString,
+            'GetRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecord,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.GetRecordRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.GetRecordResponse.SerializeToString,
             ),
             'GetSyncStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSyncStatus,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.GetSyncStatusResponse.SerializeToString,
             ),
-            'EditListing': grpc.unary_unary_rpc_method_handler(
-                    servicer.EditListing,
-                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.EditListingRequest.FromString,
-                    response_serializer=techbridge_dot_v1_dot_admin__pb2.EditListingResponse.SerializeToString,
+            'EditRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditRecord,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.EditRecordRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.EditRecordResponse.SerializeToString,
             ),
-            'StepListing': grpc.unary_unary_rpc_method_handler(
-                    servicer.StepListing,
-                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.StepListingRequest.FromString,
-                    response_serializer=techbridge_dot_v1_dot_admin__pb2.StepListingResponse.SerializeToString,
+            'StepRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.StepRecord,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.StepRecordRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.StepRecordResponse.SerializeToString,
             ),
             'ListConflicts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListConflicts,
@@ -222,7 +222,7 @@ class AdminService:
     """
 
     @staticmethod
-    def AddListing(request,
+    def AddRecord(request,
             target,
             options=(),
             channel_credentials=None,
@@ -235,9 +235,9 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/techbridge.v1.AdminService/AddListing',
-            techbridge_dot_v1_dot_admin__pb2.AddListingRequest.SerializeToString,
-            techbridge_dot_v1_dot_admin__pb2.AddListingResponse.FromString,
+            '/techbridge.v1.AdminService/AddRecord',
+            techbridge_dot_v1_dot_admin__pb2.AddRecordRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.AddRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -249,7 +249,7 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
-    def ListListings(request,
+    def ListRecords(request,
             target,
             options=(),
             channel_credentials=None,
@@ -262,9 +262,9 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/techbridge.v1.AdminService/ListListings',
-            techbridge_dot_v1_dot_admin__pb2.ListListingsRequest.SerializeToString,
-            techbridge_dot_v1_dot_admin__pb2.ListListingsResponse.FromString,
+            '/techbridge.v1.AdminService/ListRecords',
+            techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -276,7 +276,7 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
-    def GetListing(request,
+    def GetRecord(request,
             target,
             options=(),
             channel_credentials=None,
@@ -289,9 +289,9 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/techbridge.v1.AdminService/GetListing',
-            techbridge_dot_v1_dot_admin__pb2.GetListingRequest.SerializeToString,
-            techbridge_dot_v1_dot_admin__pb2.GetListingResponse.FromString,
+            '/techbridge.v1.AdminService/GetRecord',
+            techbridge_dot_v1_dot_admin__pb2.GetRecordRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.GetRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -330,7 +330,7 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
-    def EditListing(request,
+    def EditRecord(request,
             target,
             options=(),
             channel_credentials=None,
@@ -343,9 +343,9 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/techbridge.v1.AdminService/EditListing',
-            techbridge_dot_v1_dot_admin__pb2.EditListingRequest.SerializeToString,
-            techbridge_dot_v1_dot_admin__pb2.EditListingResponse.FromString,
+            '/techbridge.v1.AdminService/EditRecord',
+            techbridge_dot_v1_dot_admin__pb2.EditRecordRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.EditRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -357,7 +357,7 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
-    def StepListing(request,
+    def StepRecord(request,
             target,
             options=(),
             channel_credentials=None,
@@ -370,9 +370,9 @@ class AdminService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/techbridge.v1.AdminService/StepListing',
-            techbridge_dot_v1_dot_admin__pb2.StepListingRequest.SerializeToString,
-            techbridge_dot_v1_dot_admin__pb2.StepListingResponse.FromString,
+            '/techbridge.v1.AdminService/StepRecord',
+            techbridge_dot_v1_dot_admin__pb2.StepRecordRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.StepRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,13 +35,13 @@ class AdminServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
-    AddListing: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddListingRequest, _admin_pb2.AddListingResponse]
-    ListListings: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListListingsRequest, _admin_pb2.ListListingsResponse]
-    GetListing: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetListingRequest, _admin_pb2.GetListingResponse]
+    AddRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]
+    ListRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]
+    GetRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]
-    EditListing: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditListingRequest, _admin_pb2.EditListingResponse]
+    EditRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]
     """Set fields of a listing (content at its owning centre, curation at HQ)."""
-    StepListing: _grpc.UnaryUnaryMultiCallable[_admin_pb2.StepListingRequest, _admin_pb2.StepListingResponse]
+    StepRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.StepRecordRequest, _admin_pb2.StepRecordResponse]
     """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...)."""
     ListConflicts: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListConflictsRequest, _admin_pb2.ListConflictsResponse]
     ResolveConflict: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ResolveConflictRequest, _admin_pb2.ResolveConflictResponse]
@@ -56,13 +56,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Served by every site."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    AddListing: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddListingRequest, _admin_pb2.AddListingResponse]  # type: ignore[assignment]
-    ListListings: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListListingsRequest, _admin_pb2.ListListingsResponse]  # type: ignore[assignment]
-    GetListing: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetListingRequest, _admin_pb2.GetListingResponse]  # type: ignore[assignment]
+    AddRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]  # type: ignore[assignment]
+    ListRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
+    GetRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]  # type: ignore[assignment]
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
-    EditListing: _aio.UnaryUnaryMultiCallable[_admin_pb2.EditListingRequest, _admin_pb2.EditListingResponse]  # type: ignore[assignment]
+    EditRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]  # type: ignore[assignment]
     """Set fields of a listing (content at its owning centre, curation at HQ)."""
-    StepListing: _aio.UnaryUnaryMultiCallable[_admin_pb2.StepListingRequest, _admin_pb2.StepListingResponse]  # type: ignore[assignment]
+    StepRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.StepRecordRequest, _admin_pb2.StepRecordResponse]  # type: ignore[assignment]
     """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...)."""
     ListConflicts: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListConflictsRequest, _admin_pb2.ListConflictsResponse]  # type: ignore[assignment]
     ResolveConflict: _aio.UnaryUnaryMultiCallable[_admin_pb2.ResolveConflictRequest, _admin_pb2.ResolveConflictResponse]  # type: ignore[assignment]
@@ -76,25 +76,25 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by every site."""
 
     @_abc_1.abstractmethod
-    def AddListing(
+    def AddRecord(
         self,
-        request: _admin_pb2.AddListingRequest,
+        request: _admin_pb2.AddRecordRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.AddListingResponse, _abc.Awaitable[_admin_pb2.AddListingResponse]]: ...
+    ) -> _typing.Union[_admin_pb2.AddRecordResponse, _abc.Awaitable[_admin_pb2.AddRecordResponse]]: ...
 
     @_abc_1.abstractmethod
-    def ListListings(
+    def ListRecords(
         self,
-        request: _admin_pb2.ListListingsRequest,
+        request: _admin_pb2.ListRecordsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.ListListingsResponse, _abc.Awaitable[_admin_pb2.ListListingsResponse]]: ...
+    ) -> _typing.Union[_admin_pb2.ListRecordsResponse, _abc.Awaitable[_admin_pb2.ListRecordsResponse]]: ...
 
     @_abc_1.abstractmethod
-    def GetListing(
+    def GetRecord(
         self,
-        request: _admin_pb2.GetListingRequest,
+        request: _admin_pb2.GetRecordRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.GetListingResponse, _abc.Awaitable[_admin_pb2.GetListingResponse]]: ...
+    ) -> _typing.Union[_admin_pb2.GetRecordResponse, _abc.Awaitable[_admin_pb2.GetRecordResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetSyncStatus(
@@ -104,19 +104,19 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.GetSyncStatusResponse, _abc.Awaitable[_admin_pb2.GetSyncStatusResponse]]: ...
 
     @_abc_1.abstractmethod
-    def EditListing(
+    def EditRecord(
         self,
-        request: _admin_pb2.EditListingRequest,
+        request: _admin_pb2.EditRecordRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.EditListingResponse, _abc.Awaitable[_admin_pb2.EditListingResponse]]:
+    ) -> _typing.Union[_admin_pb2.EditRecordResponse, _abc.Awaitable[_admin_pb2.EditRecordResponse]]:
         """Set fields of a listing (content at its owning centre, curation at HQ)."""
 
     @_abc_1.abstractmethod
-    def StepListing(
+    def StepRecord(
         self,
-        request: _admin_pb2.StepListingRequest,
+        request: _admin_pb2.StepRecordRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.StepListingResponse, _abc.Awaitable[_admin_pb2.StepListingResponse]]:
+    ) -> _typing.Union[_admin_pb2.StepRecordResponse, _abc.Awaitable[_admin_pb2.StepRecordResponse]]:
         """Take a lifecycle step (submit, validate, publish, withdraw, delete, ...)."""
 
     @_abc_1.abstractmethod

@@ -33,12 +33,18 @@ class _RecordKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordKind
     DESCRIPTOR: _descriptor.EnumDescriptor
     RECORD_KIND_UNSPECIFIED: _RecordKind.ValueType  # 0
     RECORD_KIND_LISTING: _RecordKind.ValueType  # 1
+    RECORD_KIND_REQUEST: _RecordKind.ValueType  # 2
+    RECORD_KIND_FIRM: _RecordKind.ValueType  # 3
+    RECORD_KIND_INTEREST: _RecordKind.ValueType  # 4
 
 class RecordKind(_RecordKind, metaclass=_RecordKindEnumTypeWrapper):
     """The kind of record a version changes."""
 
 RECORD_KIND_UNSPECIFIED: RecordKind.ValueType  # 0
 RECORD_KIND_LISTING: RecordKind.ValueType  # 1
+RECORD_KIND_REQUEST: RecordKind.ValueType  # 2
+RECORD_KIND_FIRM: RecordKind.ValueType  # 3
+RECORD_KIND_INTEREST: RecordKind.ValueType  # 4
 Global___RecordKind: _TypeAlias = RecordKind  # noqa: Y015
 
 class _SignatureRole:
@@ -49,7 +55,7 @@ class _SignatureRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Signatu
     DESCRIPTOR: _descriptor.EnumDescriptor
     SIGNATURE_ROLE_UNSPECIFIED: _SignatureRole.ValueType  # 0
     SIGNATURE_ROLE_AUTHOR: _SignatureRole.ValueType  # 1
-    """The site (or, later, the firm) that wrote the version."""
+    """The centre or firm that wrote the version."""
     SIGNATURE_ROLE_RELAY: _SignatureRole.ValueType  # 2
     """A site that relayed a version written by someone else."""
 
@@ -58,7 +64,7 @@ class SignatureRole(_SignatureRole, metaclass=_SignatureRoleEnumTypeWrapper):
 
 SIGNATURE_ROLE_UNSPECIFIED: SignatureRole.ValueType  # 0
 SIGNATURE_ROLE_AUTHOR: SignatureRole.ValueType  # 1
-"""The site (or, later, the firm) that wrote the version."""
+"""The centre or firm that wrote the version."""
 SIGNATURE_ROLE_RELAY: SignatureRole.ValueType  # 2
 """A site that relayed a version written by someone else."""
 Global___SignatureRole: _TypeAlias = SignatureRole  # noqa: Y015
@@ -104,16 +110,18 @@ class VersionBody(_message.Message):
     HLC_FIELD_NUMBER: _builtins.int
     PARENTS_FIELD_NUMBER: _builtins.int
     RECORD_NONCE_FIELD_NUMBER: _builtins.int
-    LISTING_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     """The record this version changes: an owner-bound UUIDv7 (sync/ids.py),
     derived from `origin`, its creation time and `record_nonce`.
     """
     kind: Global___RecordKind.ValueType
     origin: _builtins.str
-    """The site that owns the record (a listing's centre)."""
+    """Who owns the record: a listing's or a firm's centre, a request's or an
+    interest's sender (a firm id, or a centre id).
+    """
     author: _builtins.str
-    """The site that wrote this version."""
+    """Who wrote this version: a centre id or a firm id."""
     record_nonce: _builtins.bytes
     """16 random bytes fixed at the record's creation; every version repeats
     them so any site can check that record_id belongs to origin.
@@ -125,7 +133,7 @@ class VersionBody(_message.Message):
         """Ids (hex SHA-256 of body) of the versions this one was made on top of."""
 
     @_builtins.property
-    def listing(self) -> _records_pb2.ListingChange: ...
+    def change(self) -> _records_pb2.Change: ...
     def __init__(
         self,
         *,
@@ -136,15 +144,13 @@ class VersionBody(_message.Message):
         hlc: Global___Hlc | None = ...,
         parents: _abc.Iterable[_builtins.str] | None = ...,
         record_nonce: _builtins.bytes = ...,
-        listing: _records_pb2.ListingChange | None = ...,
+        change: _records_pb2.Change | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["hlc", b"hlc", "listing", b"listing", "payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "hlc", b"hlc"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "hlc", b"hlc", "kind", b"kind", "listing", b"listing", "origin", b"origin", "parents", b"parents", "payload", b"payload", "record_id", b"record_id", "record_nonce", b"record_nonce"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "change", b"change", "hlc", b"hlc", "kind", b"kind", "origin", b"origin", "parents", b"parents", "record_id", b"record_id", "record_nonce", b"record_nonce"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["listing"]  # noqa: Y015
-    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VersionBody: _TypeAlias = VersionBody  # noqa: Y015
 
