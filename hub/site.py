@@ -19,23 +19,19 @@ from hub.servicer import (
 )
 from sync.admin import AdminServicer
 from sync.clock import system_now_ms
-from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
+from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
+from sync.firms import FirmServicer
 from sync.keys import SigningKey, write_private
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
 from sync.runtime import RunningServer, serve_site
 from sync.site import Site
 from sync.store import Store
 from sync.tls import ca_der, issue, make_ca, make_key_and_csr
-from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, firm_pb2, firm_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:7700"
-
-
-def default_enrol_listen(listen: str) -> str:
-    host, _, port = listen.rpartition(":")
-    return f"{host}:{int(port) + 1}" if port.isdigit() and int(port) else f"{host}:0"
 
 
 def init_hub(
@@ -124,7 +120,9 @@ def start_hub(
             server,
         )
         admin_pb2_grpc.add_HubAdminServiceServicer_to_server(HubAdminServicer(site, enrol, root), server)
+        firm_pb2_grpc.add_FirmServiceServicer_to_server(FirmServicer(site), server)
         return [
+            firm_pb2.DESCRIPTOR.services_by_name["FirmService"].full_name,
             sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,
             sync_pb2.DESCRIPTOR.services_by_name["EnrolmentService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
@@ -139,5 +137,5 @@ def start_hub(
         enrol_bind=None if insecure else site.config.enrol_listen or default_enrol_listen(site.config.listen),
     )
     enrol.port = running.enrol_port
-    log.info("hub %s serving on %s (enrolment on port %s)", site.site_id, running.address, running.enrol_port)
+    log.info("hub %s serving on %s (enrolment and firms on port %s)", site.site_id, running.address, running.enrol_port)
     return running

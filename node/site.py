@@ -18,8 +18,9 @@ from sync.admin import AdminServicer
 from sync.client import UNARY_DEADLINE_S, SyncClient
 from sync.clock import system_now_ms
 from sync.codec import decode_registry
-from sync.config import DataDir, SiteConfig, check_site_id, new_admin_token
+from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
 from sync.errors import ConfigError, VerificationFailed
+from sync.firms import FirmServicer
 from sync.keys import SigningKey, key_id_of
 from sync.registry import check_registry_signature
 from sync.runtime import RunningServer, serve_site
@@ -29,7 +30,7 @@ from sync.site import Site
 from sync.store import Store
 from sync.tls import ca_pem_from_der, make_key_and_csr
 from sync.token import JoinToken
-from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
+from techbridge.v1 import admin_pb2, admin_pb2_grpc, firm_pb2, firm_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +166,18 @@ def start_node(
     def register(server: grpc.Server) -> list[str]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(site, status, rotate=client.rotate_key), server)
         admin_pb2_grpc.add_NodeAdminServiceServicer_to_server(NodeAdminServicer(client), server)
+        firm_pb2_grpc.add_FirmServiceServicer_to_server(FirmServicer(site), server)
         return [
+            firm_pb2.DESCRIPTOR.services_by_name["FirmService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["NodeAdminService"].full_name,
         ]
 
-    running = serve_site(site, listen or site.config.listen, register, insecure=insecure or site.config.hub_insecure)
+    plain = insecure or site.config.hub_insecure
+    bind = listen or site.config.listen
+    # The open port: firms reach it with server-side TLS only (no certificate).
+    open_bind = None if plain else site.config.enrol_listen or default_enrol_listen(bind)
+    running = serve_site(site, bind, register, insecure=plain, enrol_bind=open_bind)
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
     kicker = watcher = None

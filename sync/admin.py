@@ -108,6 +108,7 @@ def detail_view(detail: ListingDetail, now_ms: int) -> admin_pb2.RecordView:
         extended=state.extended,
         live=is_live(state.content, now_ms),
         private_note=detail.private_note,
+        record_nonce=v.record_nonce,
         updated_at_ms=head.record.updated_at_ms,
         version_count=head.record.version_count,
         provenance=admin_pb2.Provenance(

@@ -10,14 +10,18 @@ Two kinds of caller exist in the skeleton:
   identity; this signature stays as end-to-end proof.
 * the site's own **operator** (the techbridge CLI) sends the admin credential
   from the site's config as "authorization: Bearer <token>".
+* a **firm** (the techbridge CLI with a firm key file) signs each call the
+  same way as a site, with its firm id and its own key; the site checks the
+  key against the firm's record (sync.envelope.FirmKey).
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from sync.envelope import FirmKey
 from sync.errors import Unauthenticated
 from sync.keys import SigningKey
 from sync.registry import CentreStatus, Registry
@@ -74,6 +78,49 @@ def authenticate_site(metadata: Metadata, method: str, registry: Registry | None
     if not verify(found[1].public_key, CALL_DOMAIN, _call_bytes(site, method, time_ms), sig):
         raise Unauthenticated("call signature does not verify")
     return site
+
+
+FIRM_HEADER = "x-techbridge-firm"
+
+
+def firm_metadata(key: SigningKey, firm_id: str, method: str, now_ms: int) -> tuple[tuple[str, str | bytes], ...]:
+    return (
+        (FIRM_HEADER, firm_id),
+        (KEY_HEADER, key.key_id),
+        (TIME_HEADER, str(now_ms)),
+        (SIG_HEADER, sign(key, CALL_DOMAIN, _call_bytes("firm:" + firm_id, method, now_ms))),
+    )
+
+
+def authenticate_firm(
+    metadata: Metadata, method: str, firm_key: Callable[[str], FirmKey | None], now_ms: int
+) -> FirmKey:
+    """Return the calling firm's key record, or raise Unauthenticated saying why."""
+    md = {k: v for k, v in metadata}
+    firm_id, key_id, time_s, sig = md.get(FIRM_HEADER), md.get(KEY_HEADER), md.get(TIME_HEADER), md.get(SIG_HEADER)
+    if (
+        not isinstance(firm_id, str)
+        or not isinstance(key_id, str)
+        or not isinstance(time_s, str)
+        or not isinstance(sig, bytes)
+    ):
+        raise Unauthenticated("call is not signed by a firm (missing techbridge firm headers)")
+    firm = firm_key(firm_id)
+    if firm is None:
+        raise Unauthenticated(f"firm {firm_id!r} is not known here (yet); try its home centre, or later")
+    if firm.key_id != key_id:
+        raise Unauthenticated(f"key {key_id} is not firm {firm_id}'s key")
+    if firm.erased_at_ms:
+        raise Unauthenticated(f"firm {firm_id} was erased")
+    try:
+        time_ms = int(time_s)
+    except ValueError as exc:
+        raise Unauthenticated("call time is not a number") from exc
+    if abs(now_ms - time_ms) > CALL_SKEW_MS:
+        raise Unauthenticated("call time is more than 5 minutes from this site's clock")
+    if not verify(firm.public_key, CALL_DOMAIN, _call_bytes("firm:" + firm_id, method, time_ms), sig):
+        raise Unauthenticated("call signature does not verify")
+    return firm
 
 
 def admin_metadata(token: str) -> tuple[tuple[str, str | bytes], ...]:

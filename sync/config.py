@@ -30,6 +30,12 @@ CONFIG_NAME = "site.json"
 SITE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
 
+def default_enrol_listen(listen: str) -> str:
+    """The open port (enrolment at the hub, firms at every site): the next port up, or ephemeral."""
+    host, _, port = listen.rpartition(":")
+    return f"{host}:{int(port) + 1}" if port.isdigit() and int(port) else f"{host}:0"
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     site_id: str
@@ -47,7 +53,8 @@ class SiteConfig:
     stream_deadline_s: float = 900.0
     # How far ahead of this site's clock a received version may be stamped.
     max_future_ms: int = 5 * 60 * 1000
-    # Hub: where nodes without a certificate yet come to enrol (server-side TLS only).
+    # The open port (server-side TLS only): nodes without a certificate yet come
+    # to enrol at the hub; firms reach every site here.
     enrol_listen: str = ""
     # Node: the hub serves without TLS (it was started with --insecure).
     hub_insecure: bool = False

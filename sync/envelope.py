@@ -208,7 +208,7 @@ def check_permission(
     stray = [n for n in other if n not in step_fields]
     if stray:
         raise PermissionDenied(f"fields {', '.join(stray)} are set only by the step they belong to")
-    fixed = [n for n in change.names if n in kind.fixed]
+    fixed = [n for n in change.names if n in kind.fixed and n not in step_fields]
     if fixed and action != Action.CREATE:
         raise PermissionDenied(f"fields {', '.join(fixed)} are fixed when the {what} is created")
     if action is None:

@@ -125,9 +125,15 @@ def _abort_bad_message(context: grpc.ServicerContext) -> NoReturn:
     raise AssertionError("unreachable")
 
 
-# Methods any caller may reach: the standard services and enrolment (a node
-# has no certificate before it enrols; its join token is the credential).
-OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/techbridge.v1.EnrolmentService/")
+# Methods any caller may reach: the standard services, enrolment (a node has
+# no certificate before it enrols; its join token is the credential) and the
+# firm service (a firm has no certificate; it signs every call with its key).
+OPEN_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",
+    "/techbridge.v1.EnrolmentService/",
+    "/techbridge.v1.FirmService/",
+)
 
 
 class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]

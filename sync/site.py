@@ -17,6 +17,7 @@ from pathlib import Path
 from sync.clock import HybridClock, Stamp, system_now_ms
 from sync.config import SITE_ID_RE, DataDir, SiteConfig
 from sync.envelope import (
+    AUTHOR,
     FirmKey,
     SignatureValue,
     Version,
@@ -34,6 +35,7 @@ from sync.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidInput,
+    KeyRevoked,
     NotFound,
     PermissionDenied,
     StampAhead,
@@ -449,10 +451,25 @@ class Site:
         """Take a version a firm signed, check it as every site will and as its origin
         would, countersign it as relay and store it; it then travels like any other."""
         kind = KINDS[version.kind]
+        if any(sig.role != AUTHOR for sig in version.signatures):
+            raise InvalidInput([FieldViolation("envelope.signatures", "a firm sends its own signature only")])
+        # The rules first, so the firm hears which fields are wrong and who may do what.
+        validate_change(version.change, kind)
+        check_permission(
+            version.change,
+            author=version.author,
+            origin=version.origin,
+            author_is_hub=False,
+            kind=kind,
+            author_is_centre=False,
+        )
+        relayed = countersign(version, self.key)
         try:
-            verify_version(version, self.registry(), self.now_ms(), self.config.max_future_ms, self.firm_key)
-        except VerificationFailed as exc:
+            verify_version(relayed, self.registry(), self.now_ms(), self.config.max_future_ms, self.firm_key)
+        except (UnknownKey, KeyRevoked) as exc:
             raise PermissionDenied(f"refused: {exc}") from exc
+        except VerificationFailed as exc:
+            raise InvalidInput([FieldViolation("envelope", str(exc))]) from exc
         if self.firm_key(version.author) is None:
             raise PermissionDenied("only a firm's own versions are relayed")
         change = version.change
@@ -475,7 +492,6 @@ class Site:
                 if change.action is not None and change.action in kind.transitions:
                     self._check_step(kind, state, change.action)
                     next_status(state.content.status, change.action, kind)
-            relayed = countersign(version, self.key)
             self.clock.observe(version.hlc)
             seq = self.store.append_local(relayed, self.now_ms())
         log.info(

@@ -438,6 +438,7 @@ class RecordView(_message.Message):
     EXTENDED_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
     PRIVATE_NOTE_FIELD_NUMBER: _builtins.int
+    RECORD_NONCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     updated_at_ms: _builtins.int
     version_count: _builtins.int
@@ -452,6 +453,10 @@ class RecordView(_message.Message):
     """Whether an offer is live here and now (published and within valid_until_ms)."""
     private_note: _builtins.str
     """Personal data this centre keeps for the record (only at that centre)."""
+    record_nonce: _builtins.bytes
+    """Repeated by every version of the record (binds its id to its owner):
+    what a firm's client needs to sign a change.
+    """
     @_builtins.property
     def values(self) -> _records_pb2.RecordValues:
         """The merged state of the record: its fields, in its kind's message."""
@@ -488,10 +493,11 @@ class RecordView(_message.Message):
         extended: _builtins.bool = ...,
         live: _builtins.bool = ...,
         private_note: _builtins.str = ...,
+        record_nonce: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["provenance", b"provenance", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "conflicts", b"conflicts", "deleted", b"deleted", "extended", b"extended", "heads", b"heads", "id", b"id", "kind", b"kind", "live", b"live", "private_note", b"private_note", "provenance", b"provenance", "status", b"status", "updated_at_ms", b"updated_at_ms", "values", b"values", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "conflicts", b"conflicts", "deleted", b"deleted", "extended", b"extended", "heads", b"heads", "id", b"id", "kind", b"kind", "live", b"live", "private_note", b"private_note", "provenance", b"provenance", "record_nonce", b"record_nonce", "status", b"status", "updated_at_ms", b"updated_at_ms", "values", b"values", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

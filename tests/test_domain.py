@@ -1,0 +1,307 @@
+"""The technology-transfer domain through real servers: firms, requests sent
+through any centre, expressions of interest routed to the owning centre,
+anonymity until introduction, and the attacks on firms' records."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cli.firmclient import FirmClient, FirmKeyFile
+from sync.clock import Stamp
+from sync.config import DataDir
+from sync.envelope import SignatureValue, envelope_to_pb, make_version
+from sync.ids import new_record_id
+from sync.keys import SigningKey
+from sync.records import (
+    INTEREST,
+    REQUEST,
+    Action,
+    Change,
+    FieldValue,
+    create_change,
+    make_content,
+    next_status,
+)
+from sync.server import field_violations
+from techbridge.v1 import admin_pb2, records_pb2
+from tests.harness import Hub, Node, Site, make_node, push_raw
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def register_firm(site: Site, name: str, country: str = "CN") -> FirmKeyFile:
+    key = SigningKey.generate()
+    resp = site.admin.AddRecord(
+        admin_pb2.AddRecordRequest(
+            values=records_pb2.RecordValues(
+                firm=records_pb2.Firm(name=name, country=country, public_key=key.public_bytes.hex())
+            ),
+            private_note=f"{name} contact: someone@example.com",
+        ),
+        metadata=site.md,
+        timeout=10,
+    )
+    ca = DataDir(site.path).tls.ca.read_text()
+    return FirmKeyFile(resp.record.id, name, resp.record.provenance.origin, key, ca)
+
+
+def open_port(site: Hub | Node) -> str:
+    if isinstance(site, Hub):
+        assert site.running is not None
+        return f"127.0.0.1:{site.running.enrol_port}"
+    assert site.node is not None
+    return f"127.0.0.1:{site.node.running.enrol_port}"
+
+
+def request_change(via: str, to: tuple[str, ...], title: str = "Machine-vision partner") -> Change:
+    content = make_content(
+        REQUEST,
+        {"title": title, "request_type": "partner", "sought": "A partner for machine vision", "via": via},
+        "submitted",
+    )
+    return create_change(content, tuple(sorted({*to, via})))
+
+
+@pytest.fixture
+def network(hub: Hub, tmp_path: Path) -> Iterator[tuple[Hub, Node, Node, Node]]:
+    br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    tl = make_node(hub, tmp_path / "toledo", "toledo", country="ES")
+    yield hub, br, dj, tl
+    for n in (br, dj, tl):
+        n.stop()
+
+
+def sync_all(*nodes: Node) -> None:
+    for _ in range(2):
+        for n in nodes:
+            n.sync()
+
+
+def test_a_firm_registered_at_hq_sends_a_request_through_brussels_to_daejeon_only(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    hub, br, dj, tl = network
+    firm = register_firm(hub, "Shenzhen Robotics Ltd")
+    sync_all(br, dj, tl)
+    with FirmClient(firm, open_port(br)) as c:
+        assert c.site_id == "brussels"  # learned from the certificate, checked against the CA
+        view = c.create("request", request_change("brussels", ("daejeon",)))
+    assert view.provenance.relay == "brussels" and view.status == "submitted"
+    sync_all(br, dj, tl)
+    at_dj = dj.show(view.id)
+    assert at_dj.provenance.verified and at_dj.provenance.author == firm.firm_id
+    assert at_dj.provenance.relay == "brussels" and at_dj.values.request.via == "brussels"
+    assert hub.show(view.id).provenance.verified
+    with pytest.raises(grpc.RpcError) as e:
+        tl.show(view.id)  # addressed to Daejeon: never reaches Toledo
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    # The firm edits it through another centre that holds it, and withdraws it.
+    with FirmClient(firm, open_port(dj)) as c:
+        got = c.get(view.id)
+        edited = c.change(got, Change((("sought", "Machine vision for welding robots"),)))
+        assert edited.values.request.sought == "Machine vision for welding robots"
+        withdrawn = c.change(edited, Change(action=Action.WITHDRAW, status="withdrawn"))
+        assert withdrawn.status == "withdrawn"
+    sync_all(br, dj, tl)
+    assert br.show(view.id).status == "withdrawn" and hub.show(view.id).status == "withdrawn"
+
+
+def test_firms_cannot_act_for_one_another_and_nodes_cannot_sign_for_firms(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    hub, br, dj, _ = network
+    acme = register_firm(hub, "Acme")
+    other = register_firm(br, "Other GmbH", "DE")
+    sync_all(br, dj)
+    with FirmClient(acme, open_port(br)) as c:
+        view = c.create("request", request_change("brussels", ()))
+    # Another firm editing Acme's request: refused where it enters, nothing stored.
+    with FirmClient(other, open_port(br)) as c:
+        target = br.show(view.id)
+        v = make_version(
+            other.key,
+            site=other.firm_id,
+            origin=acme.firm_id,
+            record_id=view.id,
+            hlc=Stamp(now_ms(), 0),
+            change=Change((("sought", "hijacked"),)),
+            parents=tuple(target.heads),
+            record_nonce=target.record_nonce,
+            kind="request",
+        )
+        with pytest.raises(grpc.RpcError) as e:
+            c.submit(v)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "written only by the owner" in (e.value.details() or "")
+    assert br.show(view.id).version_count == 1
+    # A node signing a firm's request with its own key (no firm signature): refused on receipt.
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    rid, nonce = new_record_id(acme.firm_id, now_ms())
+    forged = make_version(
+        br_key,
+        site=acme.firm_id,
+        record_id=rid,
+        hlc=Stamp(now_ms(), 0),
+        change=request_change("brussels", ()),
+        record_nonce=nonce,
+        kind="request",
+    )
+    resp = push_raw(hub, br.tls, br_key, "brussels", "brussels:forged", [envelope_to_pb(forged)])
+    assert resp.stored == 0 and "belongs to brussels" in resp.rejected[0].reason
+    # A firm's version without a relay signature: refused on receipt too.
+    bare = make_version(
+        acme.key,
+        site=acme.firm_id,
+        record_id=rid,
+        hlc=Stamp(now_ms(), 0),
+        change=request_change("brussels", ()),
+        record_nonce=nonce,
+        kind="request",
+    )
+    resp = push_raw(hub, br.tls, br_key, "brussels", "brussels:bare", [envelope_to_pb(bare)])
+    assert resp.stored == 0 and "relay signature" in resp.rejected[0].reason
+    # A relay signature over other bytes than the body: refused.
+    relayed = dataclasses.replace(
+        bare, signatures=(*bare.signatures, SignatureValue(br_key.key_id, b"\x00" * 64, "relay"))
+    )
+    resp = push_raw(hub, br.tls, br_key, "brussels", "brussels:badrelay", [envelope_to_pb(relayed)])
+    assert resp.stored == 0 and "relay signature does not verify" in resp.rejected[0].reason
+
+
+def test_a_bad_request_names_every_problem_and_stores_nothing(network: tuple[Hub, Node, Node, Node]) -> None:
+    hub, br, _, _ = network
+    firm = register_firm(hub, "Acme")
+    br.sync()
+    with FirmClient(firm, open_port(br)) as c:
+        content = make_content(
+            REQUEST,
+            {"title": "x" * 300, "request_type": "investment", "sought": "money", "via": "brussels", "amount_min": 9},
+            "submitted",
+        )
+        with pytest.raises(grpc.RpcError) as e:
+            c.create("request", create_change(content, ()))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = e.value.details() or ""
+    assert "title" in details and "amount_max" in details
+    assert br.listings() == [v for v in br.listings() if v.kind == "firm"]
+
+
+def test_interest_is_routed_to_the_owner_and_identities_wait_for_the_introduction(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    hub, br, dj, tl = network
+    secret = "Hanbit Microsystems Co."
+    offer = dj.admin.AddRecord(
+        admin_pb2.AddRecordRequest(
+            values=records_pb2.RecordValues(listing=records_pb2.Listing(title="Edge AI chip", anonymous=True)),
+            private_note=f"Client: {secret}",
+        ),
+        metadata=dj.md,
+        timeout=10,
+    ).record.id
+    firm = register_firm(hub, "Shenzhen Robotics Ltd")
+    sync_all(br, dj, tl)
+    hub.admin.StepRecord(
+        admin_pb2.StepRecordRequest(id=offer, action=records_pb2.LIFECYCLE_ACTION_VALIDATE), metadata=hub.md, timeout=10
+    )
+    sync_all(dj, br, tl)
+    dj.admin.StepRecord(
+        admin_pb2.StepRecordRequest(id=offer, action=records_pb2.LIFECYCLE_ACTION_PUBLISH), metadata=dj.md, timeout=10
+    )
+    sync_all(dj, br, tl)
+    with FirmClient(firm, open_port(br)) as c:
+        target = c.get(offer)  # published: a firm may see it
+        values: dict[str, FieldValue] = {
+            "to_record": offer,
+            "to_kind": "listing",
+            "to_owner": target.provenance.origin,
+            "from_centre": "brussels",
+            "message": "We would like to license this",
+            "sender_consent": False,
+        }
+        interest = c.create("interest", create_change(make_content(INTEREST, values, "sent"), ("brussels", "daejeon")))
+    sync_all(br, dj, tl)
+    assert dj.show(interest.id).status == "sent"
+    with pytest.raises(grpc.RpcError):
+        tl.show(interest.id)  # routed to the owning centre, not to everyone
+
+    def step(site: Site, action: int, **fields: str) -> admin_pb2.RecordView:
+        req = admin_pb2.StepRecordRequest(id=interest.id, action=action, fields=sorted(fields))  # type: ignore[arg-type]
+        for k, v in fields.items():
+            setattr(req.values.interest, k, v)
+        return site.admin.StepRecord(req, metadata=site.md, timeout=10).record
+
+    with pytest.raises(grpc.RpcError) as e:
+        step(br, records_pb2.LIFECYCLE_ACTION_ACCEPT)  # only Daejeon handles it
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert step(dj, records_pb2.LIFECYCLE_ACTION_ACCEPT).status == "accepted"
+    with pytest.raises(grpc.RpcError) as e:
+        step(dj, records_pb2.LIFECYCLE_ACTION_INTRODUCE, owner_identity=secret)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "consented" in (e.value.details() or "")
+    sync_all(dj, br, tl)
+    # Before the introduction, the client's identity is held only at Daejeon.
+    for site in (hub, br, tl):
+        assert secret.encode() not in _database_bytes(site), site.path.name
+    with FirmClient(firm, open_port(br)) as c:
+        got = c.get(interest.id)
+        c.change(got, Change((("sender_consent", True),)))
+    sync_all(br, dj, tl)
+    introduced = step(dj, records_pb2.LIFECYCLE_ACTION_INTRODUCE, owner_identity=secret)
+    assert introduced.status == "introduced"
+    sync_all(dj, br, tl)
+    at_br = br.show(interest.id)
+    assert at_br.status == "introduced" and at_br.values.interest.owner_identity == secret
+    assert secret.encode() not in _database_bytes(tl)  # still not at centres outside the deal
+
+
+def test_decline_needs_a_reason_from_the_list_and_ends_the_steps(network: tuple[Hub, Node, Node, Node]) -> None:
+    _, br, dj, _ = network
+    offer = dj.add_listing("Solid-state electrolyte")
+    rid = br.admin.AddRecord(
+        admin_pb2.AddRecordRequest(
+            values=records_pb2.RecordValues(
+                interest=records_pb2.Interest(
+                    to_record=offer, to_kind="listing", to_owner="daejeon", from_centre="brussels"
+                )
+            ),
+            audience=["brussels", "daejeon"],
+        ),
+        metadata=br.md,
+        timeout=10,
+    ).record.id
+    sync_all(br, dj)
+    req = admin_pb2.StepRecordRequest(id=rid, action=records_pb2.LIFECYCLE_ACTION_DECLINE)
+    with pytest.raises(grpc.RpcError) as e:
+        dj.admin.StepRecord(req, metadata=dj.md, timeout=10)
+    assert [f for f, _ in field_violations(e.value)] == ["decline_reason"]
+    req.fields.append("decline_reason")
+    req.values.interest.decline_reason = "because"
+    with pytest.raises(grpc.RpcError) as e:
+        dj.admin.StepRecord(req, metadata=dj.md, timeout=10)
+    assert "must be one of" in (e.value.details() or "")
+    req.values.interest.decline_reason = "no-capacity"
+    assert dj.admin.StepRecord(req, metadata=dj.md, timeout=10).record.status == "declined"
+    accept = admin_pb2.StepRecordRequest(id=rid, action=records_pb2.LIFECYCLE_ACTION_ACCEPT)
+    with pytest.raises(grpc.RpcError) as e:
+        dj.admin.StepRecord(accept, metadata=dj.md, timeout=10)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    sync_all(dj, br)
+    assert br.show(rid).values.interest.decline_reason == "no-capacity"
+    assert next_status("sent", Action.CLOSE, INTEREST) == "closed"
+
+
+def _database_bytes(site: Site) -> bytes:
+    """Every byte of a site's SQLite store (database and write-ahead log)."""
+    data = b""
+    for f in sorted(Path(site.path).glob("**/*.db*")):
+        data += f.read_bytes()
+    return data
