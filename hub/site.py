@@ -20,6 +20,7 @@ from hub.servicer import (
 from sync.admin import AdminServicer
 from sync.clock import system_now_ms
 from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
+from sync.expiry import start_expiry_job
 from sync.firms import FirmServicer
 from sync.keys import SigningKey, write_private
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
@@ -137,5 +138,8 @@ def start_hub(
         enrol_bind=None if insecure else site.config.enrol_listen or default_enrol_listen(site.config.listen),
     )
     enrol.port = running.enrol_port
+    if site.config.expiry_every_s > 0:
+        expiry = start_expiry_job(site, site.config.expiry_every_s)
+        running.on_stop.append(lambda: expiry.shutdown(wait=False))
     log.info("hub %s serving on %s (enrolment and firms on port %s)", site.site_id, running.address, running.enrol_port)
     return running

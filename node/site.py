@@ -20,6 +20,7 @@ from sync.clock import system_now_ms
 from sync.codec import decode_registry
 from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
 from sync.errors import ConfigError, VerificationFailed
+from sync.expiry import start_expiry_job
 from sync.firms import FirmServicer
 from sync.keys import SigningKey, key_id_of
 from sync.registry import check_registry_signature
@@ -178,6 +179,9 @@ def start_node(
     # The open port: firms reach it with server-side TLS only (no certificate).
     open_bind = None if plain else site.config.enrol_listen or default_enrol_listen(bind)
     running = serve_site(site, bind, register, insecure=plain, enrol_bind=open_bind)
+    if site.config.expiry_every_s > 0:
+        expiry = start_expiry_job(site, site.config.expiry_every_s)
+        running.on_stop.append(lambda: expiry.shutdown(wait=False))
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
     kicker = watcher = None

@@ -47,6 +47,9 @@ class SiteConfig:
     hub_address: str = ""  # nodes only
     hub_id: str = "hq"  # nodes only
     sync_every_s: float = 30.0
+    # Offers: how long a new offer stays valid, and how often the expiry job runs.
+    offer_validity_days: int = 365
+    expiry_every_s: float = 3600.0
     pull_batch: int = 500
     push_batch: int = 500
     # Deadline of one push or pull stream; a slow consumer resumes from its cursor next round.

@@ -389,6 +389,7 @@ LISTING = Kind(
     },
     owner_fields=frozenset(_LISTING_DEFAULTS) - {"tags", "featured"},
     hub_fields=frozenset({"tags", "featured"}),
+    fixed=frozenset({"valid_until_ms"}),
     statuses=tuple(ListingStatus),
     initial=frozenset({S.DRAFT, S.SUBMITTED}),
     transitions={**_LISTING_TRANSITIONS, Action.EXTEND: (frozenset({S.PUBLISHED, S.EXPIRED}), S.PUBLISHED)},

@@ -26,6 +26,8 @@ class RunningServer:
     enrol_port: int = 0
     insecure: bool = False
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Called first when the server stops (background jobs).
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -33,6 +35,8 @@ class RunningServer:
 
     def stop(self, grace: float = 2.0) -> None:
         self.stopping.set()
+        for hook in self.on_stop:
+            hook()
         self.server.stop(grace).wait()
         self.site.data.clear_address()
         self.site.close()

@@ -315,7 +315,10 @@ class Site:
         if len(private_note) > 2000:
             raise InvalidInput([FieldViolation("private_note", f"at most 2000 characters (got {len(private_note)})")])
         kind = KINDS[content.kind]
-        content = make_content(kind, with_taxonomy(content.as_dict()), content.status)
+        values = with_taxonomy(content.as_dict())
+        if kind is LISTING and not values.get("valid_until_ms"):
+            values["valid_until_ms"] = self.now_ms() + self.config.offer_validity_days * 24 * 3600 * 1000
+        content = make_content(kind, values, content.status)
         validate_content(content)
         if content.status not in kind.initial:
             initial = " or ".join(sorted(kind.initial))
@@ -385,12 +388,22 @@ class Site:
                     raise InvalidInput([FieldViolation(n, f"a {action.value} step does not set it") for n in stray])
                 if wanted and wanted[0] not in given:
                     raise InvalidInput([FieldViolation(wanted[0], f"required to {action.value}")])
+                if action == Action.EXTEND:
+                    until, current = given["valid_until_ms"], state.content.value("valid_until_ms")
+                    assert isinstance(until, int) and isinstance(current, int)
+                    if until <= max(current, self.now_ms()):
+                        raise InvalidInput(
+                            [FieldViolation("valid_until_ms", "an extension ends later than now and than before")]
+                        )
                 status = next_status(state.content.status, action, kind)
                 change = Change(tuple(sorted(given.items())), action=action, status=status)
                 validate_change(change, kind)
             else:
                 raise InvalidInput([FieldViolation("action", f"{action.value} is not a step staff take by hand")])
-            return self._write(record_id, row.origin, change, state.heads, kind=kind)
+            version = self._write(record_id, row.origin, change, state.heads, kind=kind)
+            if action == Action.ERASE:
+                self.store.set_private_note(record_id, "", self.now_ms())
+            return version
 
     step_record = step_listing
 

@@ -403,6 +403,9 @@ class Store:
             held = self._held(conn, list(unique))
             fresh = [v for vid, v in unique.items() if vid not in held]
             seqs = self._insert_versions(conn, fresh, peer, now_ms)
+            erased = [v.record_id for v in fresh if v.change.action == Action.ERASE]
+            if erased:  # a firm's erasure reaches this site: its personal data goes too
+                conn.execute(delete(notes_t).where(notes_t.c.record_id.in_(erased)))
             for r in rejected:
                 conn.execute(
                     insert(rejections_t).values(
