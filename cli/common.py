@@ -152,8 +152,11 @@ def listing_json(view: admin_pb2.RecordView, detail: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": view.id,
         "kind": kind.name,
-        "title": str(values[kind.title_field]),
+        "title": f"interest in: {view.about or values['to_record']}"
+        if kind.name == "interest"
+        else str(values[kind.title_field]),
         "origin": p.origin,
+        "origin_name": view.origin_name or None,
         "status": view.status,
         "live": view.live,
         "updated_at": iso(view.updated_at_ms),
@@ -295,7 +298,7 @@ def list_records(a: argparse.Namespace, kind: str) -> None:
         table.add_row(
             v.id,
             doc["title"],
-            v.provenance.origin,
+            v.origin_name or v.provenance.origin,
             v.status
             + (" (deleted)" if v.deleted else "")
             + (" (not live)" if v.status == "published" and not v.live else ""),

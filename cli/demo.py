@@ -154,6 +154,87 @@ def main() -> None:
             run("sync", "now", "--data", str(base / c["id"]), show=False)
         run("conflicts", "list", "--data", str(hub))
 
+        step("Daejeon's offer is anonymous: its client stays at Daejeon. HQ validates it, Daejeon publishes it")
+        offer = next(
+            d["id"]
+            for d in json.loads(run("listing", "list", "--data", str(hub), "--centre", "daejeon", "--json", show=False))
+            if d["title"].startswith("Edge AI chip")
+        )
+        run("listing", "validate", "--data", str(hub), offer, "--json", show=False)
+        run("sync", "now", "--data", str(base / "daejeon"), show=False)
+        run("listing", "publish", "--data", str(base / "daejeon"), offer, "--json", show=False)
+        print(f"   offer {offer} published by Daejeon")
+
+        step("HQ registers a Shenzhen firm; the firm sends a request through Brussels, addressed to Daejeon")
+        key = base / "shenzhen-robotics.key"
+        run(
+            "firm",
+            "register",
+            "--data",
+            str(hub),
+            "--name",
+            "Shenzhen Robotics Ltd",
+            "--country",
+            "CN",
+            "--size",
+            "medium",
+            "--sectors",
+            "manufacturing",
+            "--contact",
+            "Li Wei, bd@shenzhen-robotics.example",
+            "--out",
+            str(key),
+        )
+        for c in centres:
+            run("sync", "now", "--data", str(base / c["id"]), show=False)
+        brussels = (base / "brussels" / "run" / "enrol_address").read_text().strip()
+        request_file = SAMPLES / "requests" / "machine-vision-partner.json"
+        rid = (
+            run(
+                "request",
+                "submit",
+                "--node",
+                brussels,
+                "--firm-key",
+                str(key),
+                "--file",
+                str(request_file.relative_to(ROOT)),
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+
+        step("The firm expresses interest in Daejeon's offer, through Brussels; it is routed to Daejeon")
+        interest = (
+            run(
+                "interest",
+                "send",
+                "--node",
+                brussels,
+                "--firm-key",
+                str(key),
+                "--to",
+                offer,
+                "--message",
+                "We would like to license the chip for seam tracking",
+                "--consent",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        for c in ("brussels", "daejeon", "brussels"):
+            run("sync", "now", "--data", str(base / c), show=False)
+        run("interest", "list", "--data", str(base / "daejeon"))
+        run("request", "show", "--data", str(base / "daejeon"), rid)
+
+        step("Daejeon accepts the interest and introduces its client; the firm sees who it is")
+        run("interest", "accept", "--data", str(base / "daejeon"), interest, "--json", show=False)
+        run("interest", "introduce", "--data", str(base / "daejeon"), interest, "--json", show=False)
+        print(f"   interest {interest}: accepted, introduced")
+        for c in ("daejeon", "brussels"):
+            run("sync", "now", "--data", str(base / c), show=False)
+        run("interest", "show", "--node", brussels, "--firm-key", str(key), interest)
+
         step("HQ's aggregated view of the whole network")
         run("listing", "list", "--data", str(hub))
         run("sync", "status", "--data", str(hub))

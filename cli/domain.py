@@ -8,6 +8,7 @@ whichever centre the firm deals with.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ from sync.keys import SigningKey
 from sync.records import (
     FIRM,
     INTEREST,
+    LISTING,
     REQUEST,
     Action,
     Change,
@@ -214,7 +216,7 @@ def _firm_list(a: argparse.Namespace, kind: str) -> None:
         table.add_column(col, overflow="fold")
     for v in views:
         doc = listing_json(v, detail=False)
-        table.add_row(v.id, doc["title"], v.provenance.origin, v.status, iso(v.updated_at_ms))
+        table.add_row(v.id, doc["title"], v.origin_name or v.provenance.origin, v.status, iso(v.updated_at_ms))
     out.print(table)
 
 
@@ -340,6 +342,66 @@ def cmd_interest_list(a: argparse.Namespace) -> None:
         list_records(a, "interest")
 
 
+def cmd_listing_import(a: argparse.Namespace) -> None:
+    """Bulk offers from CSV: a header row of field names, one offer a row; lists separated by ';'.
+    Every row is checked first and every problem printed (row and field); nothing is stored
+    unless all rows are good."""
+    name = a.file
+    try:
+        with open(name, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise CliError(f"error: {name}: cannot read: {exc.strerror}") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CliError(f"error: {name}: not a UTF-8 CSV file ({exc})") from exc
+    if not rows:
+        raise CliError(f"error: {name}: no rows under the header")
+    problems: list[str] = []
+    docs: list[dict[str, object]] = []
+    for n, row in enumerate(rows, start=2):
+        doc: dict[str, object] = {}
+        for key, text in row.items():
+            if key is None:
+                problems.append(f"error: {name}: row {n}: more cells than header columns")
+                continue
+            text = (text or "").strip()
+            default = LISTING.defaults.get(key)
+            if not text:
+                continue
+            if isinstance(default, tuple) or key == "audience":
+                doc[key] = [w.strip() for w in text.split(";") if w.strip()]
+            elif isinstance(default, bool):
+                doc[key] = text.lower() in ("true", "yes", "1")
+            elif isinstance(default, int):
+                doc[key] = int(text) if text.lstrip("-").isdigit() else text
+            else:
+                doc[key] = text
+        try:
+            content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
+            audience_from_json(doc)
+        except InvalidInput as exc:
+            problems.extend(f"error: {name}: row {n}: {v.field}: {v.description}" for v in exc.violations)
+        docs.append(doc)
+    if problems:
+        raise CliError(*problems)
+    with Admin(a.data) as s:
+        for n, doc in enumerate(docs, start=2):
+            content = content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
+            note = doc.get("private_note")
+            req = admin_pb2.AddRecordRequest(
+                values=values_message(LISTING, content.as_dict()),
+                audience=list(audience_from_json(doc)),
+                status=content.status,
+                private_note=note if isinstance(note, str) else "",
+            )
+            try:
+                view = s.admin.AddRecord(req, metadata=s.md, timeout=CALL_TIMEOUT_S).record
+            except grpc.RpcError as e:
+                raise CliError(*rpc_error_lines(e, f"{name}: row {n}")) from e
+            sys.stdout.write(view.id + "\n")
+    err.print(f"imported {len(docs)} offers from {name}", highlight=False)
+
+
 def cmd_listing_extend(a: argparse.Namespace) -> None:
     step_record(a, "extend", [f"valid_until_ms={a.until}"])
 
@@ -457,6 +519,11 @@ def add_parsers(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     sp.add_argument("id")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_interest_close)
+    sp = interest.add_parser("show", help="one interest (staff: --data; a firm: --node --firm-key)")
+    either(sp)
+    sp.add_argument("id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_request_show)
     sp = interest.add_parser("list", help="interests held here (staff) or a firm's own")
     either(sp)
     sp.add_argument("--mine", action="store_true", help="a firm: only those it sent")
@@ -471,6 +538,10 @@ def add_listing_parsers(listing: argparse._SubParsersAction[argparse.ArgumentPar
     sp.add_argument("--until", required=True, type=parse_time, help="e.g. 2028-01-31T00:00:00Z")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_listing_extend)
+    sp = listing.add_parser("import", help="bulk offers from a CSV file (header: field names; lists split by ';')")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--file", required=True)
+    sp.set_defaults(func=cmd_listing_import)
     sp = listing.add_parser("expire", help="the owning centre (or HQ) marks a published offer expired now")
     sp.add_argument("--data", required=True)
     sp.add_argument("id")

@@ -75,6 +75,15 @@ def conflict_views(record_id: str, state: RecordState) -> list[admin_pb2.Conflic
     ]
 
 
+def with_names(site: Site, view: admin_pb2.RecordView) -> admin_pb2.RecordView:
+    """Fill in the names staff and firms read: a firm owner's name, what an interest is about."""
+    names = site.store.titles([view.provenance.origin, view.values.interest.to_record])
+    view.origin_name = names.get(view.provenance.origin, "")
+    if view.kind == "interest":
+        view.about = names.get(view.values.interest.to_record, "")
+    return view
+
+
 def record_view(row: RecordRow, now_ms: int, note: str = "") -> admin_pb2.RecordView:
     state = row.state
     return admin_pb2.RecordView(
@@ -195,7 +204,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return out
 
     def _view(self, record_id: str) -> admin_pb2.RecordView:
-        return detail_view(self._site.listing_detail(record_id), self._site.now_ms())
+        return with_names(self._site, detail_view(self._site.listing_detail(record_id), self._site.now_ms()))
 
     def AddRecord(
         self, request: admin_pb2.AddRecordRequest, context: grpc.ServicerContext
@@ -230,7 +239,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         rows = rows[:size]
         now = self._site.now_ms()
         return admin_pb2.ListRecordsResponse(
-            records=[record_view(r, now) for r in rows],
+            records=[with_names(self._site, record_view(r, now)) for r in rows],
             next_page_token=rows[-1].record_id if more else "",
         )
 

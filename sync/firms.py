@@ -16,7 +16,7 @@ from __future__ import annotations
 import grpc
 
 from sync import auth
-from sync.admin import PAGE_MAX, detail_view, is_live, record_view
+from sync.admin import PAGE_MAX, detail_view, is_live, record_view, with_names
 from sync.envelope import FirmKey, read_version, signatures_from_pb
 from sync.errors import FieldViolation, InvalidInput, NotFound, VerificationFailed
 from sync.records import kind_of
@@ -71,9 +71,8 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         if version.author != firm.firm_id:
             raise InvalidInput([FieldViolation("envelope.body", "names another author than the calling firm")])
         relayed = self._site.relay(version)
-        return firm_pb2.SubmitResponse(
-            record=detail_view(self._site.listing_detail(relayed.record_id), self._site.now_ms())
-        )
+        view = detail_view(self._site.listing_detail(relayed.record_id), self._site.now_ms())
+        return firm_pb2.SubmitResponse(record=with_names(self._site, view))
 
     def GetRecord(
         self, request: firm_pb2.FirmGetRecordRequest, context: grpc.ServicerContext
@@ -84,7 +83,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         row = self._site.store.record(request.id)
         if not self._visible(firm, row):
             raise NotFound(f"no record with id {request.id} that this firm may see")
-        view = detail_view(self._site.listing_detail(request.id), self._site.now_ms())
+        view = with_names(self._site, detail_view(self._site.listing_detail(request.id), self._site.now_ms()))
         view.private_note = ""
         return firm_pb2.FirmGetRecordResponse(record=view)
 
@@ -105,7 +104,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
             for row in rows:
                 after = row.record_id
                 if row.kind != "firm" and self._visible(firm, row):
-                    out.records.append(record_view(row, now))
+                    out.records.append(with_names(self._site, record_view(row, now)))
                     if len(out.records) == size:
                         out.next_page_token = row.record_id
                         return out

@@ -24,3 +24,8 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "lifecycle rank" in out  # the offline conflict, seen at HQ
     assert out.count("│ yes      │") >= 8  # every listing verified at HQ
     assert re.search(r"received_from +│ hq", out)  # Daejeon holds Tel Aviv's listing through the hub
+    # The domain story: a firm's request through Brussels, its interest routed to Daejeon and introduced.
+    assert "interests at daejeon (1)" in out
+    assert re.search(r"via +│ brussels", out)
+    assert re.search(r"status +│ introduced", out)
+    assert "Hanbit Microsystems" in out  # the anonymous offer's client, revealed to the firm only now

@@ -802,6 +802,17 @@ class Store:
             raise NotFound(f"no record with id {record_id}")
         return self._record_row(rec)
 
+    def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """The titles (a firm's name, an offer's title) of the records held among `record_ids`."""
+        wanted = sorted({r for r in record_ids if r})
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(records_t.c.record_id, records_t.c.title).where(records_t.c.record_id.in_(wanted))
+            )
+            return {r.record_id: r.title for r in rows}
+
     def has_record(self, record_id: str) -> bool:
         with self.engine.connect() as conn:
             return (

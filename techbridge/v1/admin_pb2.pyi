@@ -439,6 +439,8 @@ class RecordView(_message.Message):
     LIVE_FIELD_NUMBER: _builtins.int
     PRIVATE_NOTE_FIELD_NUMBER: _builtins.int
     RECORD_NONCE_FIELD_NUMBER: _builtins.int
+    ORIGIN_NAME_FIELD_NUMBER: _builtins.int
+    ABOUT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     updated_at_ms: _builtins.int
     version_count: _builtins.int
@@ -457,6 +459,10 @@ class RecordView(_message.Message):
     """Repeated by every version of the record (binds its id to its owner):
     what a firm's client needs to sign a change.
     """
+    origin_name: _builtins.str
+    """When the owner is a firm: its name as this site holds it."""
+    about: _builtins.str
+    """For an interest: the title of the offer or request it is about, if held here."""
     @_builtins.property
     def values(self) -> _records_pb2.RecordValues:
         """The merged state of the record: its fields, in its kind's message."""
@@ -494,10 +500,12 @@ class RecordView(_message.Message):
         live: _builtins.bool = ...,
         private_note: _builtins.str = ...,
         record_nonce: _builtins.bytes = ...,
+        origin_name: _builtins.str = ...,
+        about: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["provenance", b"provenance", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "conflicts", b"conflicts", "deleted", b"deleted", "extended", b"extended", "heads", b"heads", "id", b"id", "kind", b"kind", "live", b"live", "private_note", b"private_note", "provenance", b"provenance", "record_nonce", b"record_nonce", "status", b"status", "updated_at_ms", b"updated_at_ms", "values", b"values", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["about", b"about", "audience", b"audience", "conflicts", b"conflicts", "deleted", b"deleted", "extended", b"extended", "heads", b"heads", "id", b"id", "kind", b"kind", "live", b"live", "origin_name", b"origin_name", "private_note", b"private_note", "provenance", b"provenance", "record_nonce", b"record_nonce", "status", b"status", "updated_at_ms", b"updated_at_ms", "values", b"values", "version_count", b"version_count", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
