@@ -5,6 +5,7 @@ anonymity until introduction, and the attacks on firms' records."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from cli.firmclient import FirmClient, FirmKeyFile
 from sync.clock import Stamp
 from sync.config import DataDir
-from sync.envelope import SignatureValue, envelope_to_pb, make_version
+from sync.envelope import SignatureValue, countersign, envelope_to_pb, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.records import (
@@ -30,7 +31,7 @@ from sync.records import (
 )
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2, records_pb2
-from tests.harness import Hub, Node, Site, make_node, push_raw
+from tests.harness import Hub, Node, Site, cli, make_node, push_raw
 
 
 def now_ms() -> int:
@@ -305,3 +306,99 @@ def _database_bytes(site: Site) -> bytes:
     for f in sorted(Path(site.path).glob("**/*.db*")):
         data += f.read_bytes()
     return data
+
+
+def test_erasure_at_the_home_centre_reaches_every_site_and_history_still_verifies(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    hub, br, dj, _ = network
+    firm = register_firm(br, "Brussels Biotech SPRL", "BE")
+    assert br.show(firm.firm_id).private_note.startswith("Brussels Biotech SPRL contact")
+    sync_all(br, dj)
+    with FirmClient(firm, open_port(dj)) as c:
+        request = c.create("request", request_change("daejeon", ("brussels",)))
+    sync_all(dj, br)
+    r = cli("firm", "erase", "--data", str(br.path), firm.firm_id, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "erased"
+    assert br.show(firm.firm_id).private_note == ""  # the personal data is gone here
+    sync_all(br, dj)
+    for site in (hub, br, dj):
+        view = site.show(firm.firm_id)
+        assert view.status == "erased" and view.provenance.verified, site.path.name
+        assert site.show(request.id).provenance.verified  # what it signed before still verifies
+    with pytest.raises(grpc.RpcError) as e:
+        FirmClient(firm, open_port(dj))
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "erased" in (e.value.details() or "")
+    # A version the firm signs after its erasure is refused on receipt everywhere.
+    target = dj.show(request.id)
+    late = make_version(
+        firm.key,
+        site=firm.firm_id,
+        record_id=request.id,
+        hlc=Stamp(now_ms() + 1000, 0),
+        change=Change((("sought", "after erasure"),)),
+        parents=tuple(target.heads),
+        record_nonce=target.record_nonce,
+        kind="request",
+    )
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    resp = push_raw(hub, br.tls, br_key, "brussels", "brussels:late", [envelope_to_pb(countersign(late, br_key))])
+    assert resp.stored == 0 and "erased" in resp.rejected[0].reason
+
+
+def test_the_cli_for_firms_requests_and_interests(network: tuple[Hub, Node, Node, Node], tmp_path: Path) -> None:
+    hub, br, dj, _ = network
+    key = tmp_path / "acme.key"
+    r = cli("firm", "register", "--data", str(hub.path), "--name", "Acme", "--country", "CN", "--out", str(key))
+    assert r.returncode == 0, r.stderr
+    firm_id = r.stdout.strip().splitlines()[-1]
+    assert key.stat().st_mode & 0o777 == 0o600
+    r = cli("firm", "register", "--data", str(hub.path), "--name", "Again", "--country", "CN", "--out", str(key))
+    assert r.returncode == 1 and "never overwritten" in r.stderr
+    r = cli(
+        "firm", "register", "--data", str(hub.path), "--name", "", "--country", "China", "--out", str(tmp_path / "x")
+    )
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 2  # name and country, one line each
+    sync_all(br, dj)
+    node = open_port(br)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"title": "", "request_type": "loan", "to": "everyone", "colour": 1}))
+    r = cli("request", "submit", "--node", node, "--firm-key", str(key), "--file", str(bad))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) >= 4 and all(line.startswith(f"error: {bad}: ") for line in lines), lines
+    assert any("colour: unknown field" in line for line in lines)
+    assert any("sought: required field is missing" in line for line in lines)
+    sample = Path(__file__).parent.parent / "deploy" / "samples" / "requests" / "machine-vision-partner.json"
+    r = cli("request", "submit", "--node", node, "--firm-key", str(key), "--file", str(sample))
+    assert r.returncode == 0, r.stderr
+    rid = r.stdout.strip().splitlines()[-1]
+    r = cli(
+        "request", "edit", "--node", node, "--firm-key", str(key), rid, "--set", "deadline_ms=1900000000000", "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["deadline_ms"] == 1900000000000
+    r = cli("request", "list", "--node", node, "--firm-key", str(key), "--mine", "--json")
+    assert [d["id"] for d in json.loads(r.stdout)] == [rid]
+    sync_all(br, dj)
+    for step in ("validate", "publish"):
+        r = cli("request", step, "--data", str(hub.path), rid, "--json")
+        assert r.returncode == 0, r.stderr
+    sync_all(br, dj)
+    # Daejeon's staff express interest in the request on behalf of a client.
+    r = cli("interest", "send", "--data", str(dj.path), "--to", rid, "--client", "Daejeon Vision Co.", "--consent")
+    assert r.returncode == 0, r.stderr
+    interest = r.stdout.strip().splitlines()[-1]
+    sync_all(dj, br)
+    r = cli("interest", "list", "--data", str(br.path), "--json")
+    (doc,) = json.loads(r.stdout)
+    assert doc["id"] == interest and doc["title"].startswith("interest in: Machine-vision")
+    # The firm sees the interest in its request, and Brussels (where it came through) handles it.
+    r = cli("interest", "list", "--node", node, "--firm-key", str(key), "--json")
+    assert [d["id"] for d in json.loads(r.stdout)] == [interest]
+    r = cli("interest", "decline", "--data", str(br.path), interest, "--reason", "not-relevant", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "declined", r.stderr
+    r = cli("request", "withdraw", "--node", node, "--firm-key", str(key), rid, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "withdrawn", r.stderr
+    assert firm_id
