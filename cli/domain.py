@@ -335,6 +335,10 @@ def cmd_interest_close(a: argparse.Namespace) -> None:
     step_record(a, "close", [])
 
 
+def cmd_interest_consent(a: argparse.Namespace) -> None:
+    _firm_change(a, lambda view: Change((("sender_consent", True),)))
+
+
 def cmd_interest_list(a: argparse.Namespace) -> None:
     if _as_firm(a):
         _firm_list(a, "interest")
@@ -519,6 +523,11 @@ def add_parsers(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     sp.add_argument("id")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_interest_close)
+    sp = interest.add_parser("consent", help="a firm consents to be introduced (signed)")
+    firm_args(sp)
+    sp.add_argument("id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_interest_consent)
     sp = interest.add_parser("show", help="one interest (staff: --data; a firm: --node --firm-key)")
     either(sp)
     sp.add_argument("id")

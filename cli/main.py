@@ -76,7 +76,7 @@ def cmd_hub_serve(a: argparse.Namespace) -> None:
     if a.insecure:
         _warn_insecure("hub")
     running = start_hub(Path(a.data), listen=a.listen, insecure=a.insecure)
-    how = "WITHOUT TLS" if a.insecure else f"mutual TLS; enrolment on port {running.enrol_port}"
+    how = "WITHOUT TLS" if a.insecure else f"mutual TLS; enrolment and firms on port {running.enrol_port}"
     out.print(f"hub {running.site.site_id} serving on {running.address} ({how}; Ctrl-C to stop)", highlight=False)
     sys.stdout.flush()
     wait_for_signal(running)
@@ -122,7 +122,9 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
     how = [] if a.no_live else ["at once (watch stream)"]
     how.append(f"every {every:g}s" if every > 0 else "by `sync now`" if a.no_live else "(no schedule)")
     out.print(
-        f"node {node.running.site.site_id} serving on {node.running.address}; "
+        f"node {node.running.site.site_id} serving on {node.running.address}"
+        + (f" (firms on port {node.running.enrol_port})" if node.running.enrol_port else "")
+        + "; "
         f"syncing with {node.running.site.config.hub_address} {' and '.join(how)} (Ctrl-C to stop)",
         highlight=False,
     )
