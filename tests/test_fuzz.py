@@ -17,11 +17,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cli.firmclient import FirmKeyFile
 from sync import auth
+from sync.clock import Stamp
 from sync.config import DataDir
+from sync.envelope import envelope_to_pb, make_version
+from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.server import channel
-from techbridge.v1 import admin_pb2, records_pb2, sync_pb2
+from sync.records import REQUEST, create_change, make_content
+from sync.server import CHANNEL_OPTIONS, channel
+from techbridge.v1 import admin_pb2, firm_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, make_node
 
 EXAMPLES = int(os.environ.get("TECHBRIDGE_FUZZ_EXAMPLES", "25"))
@@ -55,6 +60,7 @@ def _targets() -> list[tuple[str, MethodDescriptor]]:
     for module, services in (
         (sync_pb2, ("SyncService", "EnrolmentService")),
         (admin_pb2, ("AdminService", "HubAdminService", "NodeAdminService")),
+        (firm_pb2, ("FirmService",)),
     ):
         for name in services:
             for m in module.DESCRIPTOR.services_by_name[name].methods:
@@ -69,7 +75,18 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> object:
     base = tmp_path_factory.mktemp("fuzz")
     hub = make_hub(base / "hq")
     node = make_node(hub, base / "tel-aviv", "tel-aviv")
-    yield hub, node
+    key = SigningKey.generate()
+    firm_id = hub.admin.AddRecord(
+        admin_pb2.AddRecordRequest(
+            values=records_pb2.RecordValues(
+                firm=records_pb2.Firm(name="Fuzz Ltd", country="FR", public_key=key.public_bytes.hex())
+            )
+        ),
+        metadata=hub.md,
+        timeout=10,
+    ).record.id
+    firm = FirmKeyFile(firm_id, "Fuzz Ltd", "hq", key, DataDir(hub.path).tls.ca.read_text())
+    yield hub, node, firm
     node.stop()
     hub.stop()
 
@@ -82,20 +99,47 @@ def _mutate(data: bytes, flips: list[tuple[int, int]], cut: int, extra: bytes) -
     return bytes(buf[: max(0, len(buf) - cut)]) + extra
 
 
+def _firm_seed(firm: FirmKeyFile) -> bytes:
+    """A valid Submit: a request the firm signed, sent through the hub."""
+    now = time.time_ns() // 1_000_000
+    record_id, nonce = new_record_id(firm.firm_id, now)
+    content = make_content(REQUEST, {"title": "T", "request_type": "partner", "sought": "s", "via": "hq"}, "submitted")
+    v = make_version(
+        firm.key,
+        site=firm.firm_id,
+        record_id=record_id,
+        hlc=Stamp(now, 0),
+        change=create_change(content, ()),
+        record_nonce=nonce,
+        kind="request",
+    )
+    return firm_pb2.SubmitRequest(envelope=envelope_to_pb(v)).SerializeToString()
+
+
 @pytest.mark.parametrize(("service", "method"), _targets(), ids=lambda x: x if isinstance(x, str) else x.name)
-def test_fuzzed_requests_get_a_clear_status(sites: tuple[Hub, Node], service: str, method: MethodDescriptor) -> None:
-    hub, node = sites
+def test_fuzzed_requests_get_a_clear_status(
+    sites: tuple[Hub, Node, FirmKeyFile], service: str, method: MethodDescriptor
+) -> None:
+    hub, node, firm = sites
     on_node = service == "NodeAdminService"
     target = node if on_node else hub
     key = SigningKey.load(DataDir(node.path).signing_key)
     tls = node.tls if service == "SyncService" else target.tls
-    ch = channel(target.address, tls, expect="tel-aviv" if on_node else "hq")
     path = f"/techbridge.v1.{service}/{method.name}"
-    seed = SEEDS.get(method.name, b"")
+    if service == "FirmService":  # the open port: server-side TLS, calls signed by the firm
+        assert hub.running is not None
+        creds = grpc.ssl_channel_credentials(root_certificates=firm.ca_pem.encode())
+        options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", "hq")]
+        ch = grpc.secure_channel(f"127.0.0.1:{hub.running.enrol_port}", creds, options=options)
+    else:
+        ch = channel(target.address, tls, expect="tel-aviv" if on_node else "hq")
+    seed = _firm_seed(firm) if method.name == "Submit" else SEEDS.get(method.name, b"")
 
     def metadata() -> tuple[tuple[str, str | bytes], ...]:
         if service == "SyncService":
             return auth.site_metadata(key, "tel-aviv", method.name, time.time_ns() // 1_000_000)
+        if service == "FirmService":
+            return auth.firm_metadata(firm.key, firm.firm_id, path, time.time_ns() // 1_000_000)
         return target.md
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -139,4 +183,5 @@ def test_fuzzed_requests_get_a_clear_status(sites: tuple[Hub, Node], service: st
 def test_the_targets_cover_every_rpc() -> None:
     names = {(s, m.name) for s, m in _targets()}
     assert ("SyncService", "Push") in names and ("AdminService", "ResolveConflict") in names
-    assert len(names) >= 18
+    assert ("FirmService", "Submit") in names
+    assert len(names) >= 22
