@@ -8,6 +8,7 @@ key, in one transaction: a refused enrolment leaves the token unspent.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from hub.registry import issue_registry
@@ -52,12 +53,20 @@ def invite(
         problems.append(FieldViolation("ttl_seconds", "must not be negative"))
     if problems:
         raise InvalidInput(problems)
-    if registry.centre(centre_id) is not None:
-        raise FailedPrecondition(f"centre {centre_id} is already enrolled")
+    held = registry.centre(centre_id)
+    if held is not None and not all_revoked(held):
+        raise FailedPrecondition(
+            f"centre {centre_id} is already enrolled (a centre is invited again only once all its keys are revoked)"
+        )
     token = JoinToken.new(centre_id, hub_id, registry.root_key_id, ca_der, enrol_port)
     expires = now_ms + (ttl_s or DEFAULT_TTL_S) * 1000
     store.add_invite(token.secret_hash, Invite(centre_id, name.strip(), country, expires), now_ms)
     return token.encode(), expires
+
+
+def all_revoked(centre: Centre) -> bool:
+    """Every signing key of the centre is revoked: it may be enrolled again, with a new key."""
+    return bool(centre.keys) and all(k.revoked_at_ms for k in centre.keys)
 
 
 def enrol(
@@ -79,10 +88,23 @@ def enrol(
         if inv.centre_id != centre_id:
             raise InvalidInput([FieldViolation("centre_id", f"the token is for {inv.centre_id!r}, not {centre_id!r}")])
         centres = held.centres if held else ()
-        if any(c.id == inv.centre_id for c in centres):
-            raise FailedPrecondition(f"centre {inv.centre_id} is already enrolled")
         if held is not None and held.key(new_key_id) is not None:
             raise FailedPrecondition(f"key {new_key_id} is already registered to another site")
+        existing = next((c for c in centres if c.id == inv.centre_id), None)
+        if existing is not None:
+            if not all_revoked(existing):
+                raise FailedPrecondition(f"centre {inv.centre_id} is already enrolled")
+            # Re-enrolment after a compromise: the centre keeps its id, history and records; the new
+            # key signs from the latest revocation on (nothing it signs can predate the compromise).
+            since = max(k.revoked_at_ms for k in existing.keys)
+            again = dataclasses.replace(
+                existing,
+                status=CentreStatus.ACTIVE,
+                keys=(*existing.keys, SiteKey(new_key_id, public_key, valid_from_ms=since)),
+            )
+            return issue_registry(
+                root, tuple(again if c.id == inv.centre_id else c for c in centres), previous=held, now_ms=now_ms
+            )
         new = Centre(
             id=inv.centre_id,
             name=inv.name,

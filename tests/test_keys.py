@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from node.site import init_node
 from sync import auth
 from sync.clock import Stamp
 from sync.config import DataDir
@@ -240,3 +241,45 @@ def test_a_revocation_cut_short_is_quarantined_at_the_next_start(tmp_path: Path)
         assert [q[1] for q in running.site.store.quarantined()] == [rid]
     finally:
         running.stop()
+
+
+def test_a_centre_whose_keys_are_all_revoked_is_enrolled_again(hub: Hub, tmp_path: Path) -> None:
+    br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    old = br.add_listing("Before the compromise")
+    br.sync()
+    with pytest.raises(grpc.RpcError) as e:
+        hub.invite("brussels", country="BE")  # still has a valid key
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "all its keys are revoked" in (
+        e.value.details() or ""
+    )
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    admin_pb2_grpc.HubAdminServiceStub(hub.ch).RevokeKey(
+        admin_pb2.RevokeKeyRequest(key_id=br_key.key_id), metadata=hub.md, timeout=10
+    )
+    br.stop()  # the compromised machine is retired; Brussels starts again on a fresh one
+    token = hub.invite("brussels", country="BE")
+    cfg = init_node(tmp_path / "brussels-2", hub=hub.address, token=token, listen="127.0.0.1:0")
+    br2 = start_existing_node(tmp_path / "brussels-2", cfg.admin_token)
+    try:
+        br2.sync()
+        br2.sync()
+        assert br2.show(old).provenance.verified  # its history comes back, still verified
+        new = br2.add_listing("After re-enrolment")
+        br2.sync()
+        dj.sync()
+        assert dj.show(new).provenance.verified and dj.show(new).provenance.origin == "brussels"
+        assert dj.show(old).provenance.verified
+        # The old key still signs nothing new.
+        late = signed_version(
+            br_key, "brussels", create_change(listing_content(title="Forged")), hlc=Stamp(now_ms(), 0)
+        )
+        with pytest.raises(grpc.RpcError) as e:  # the old key cannot even call
+            push_raw(hub, br2.tls, br_key, "brussels", "brussels:late", [envelope_to_pb(late)])
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        new_key = SigningKey.load(DataDir(tmp_path / "brussels-2").signing_key)
+        resp = push_raw(hub, br2.tls, new_key, "brussels", "brussels:late", [envelope_to_pb(late)])
+        assert resp.stored == 0 and "revoked" in resp.rejected[0].reason
+    finally:
+        br2.stop()
+        dj.stop()
