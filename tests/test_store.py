@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from sync.clock import Stamp
-from sync.envelope import Version, make_listing_version
+from sync.envelope import Version, make_listing_version, make_version
 from sync.keys import SigningKey
-from sync.records import create_change, listing_content
+from sync.records import FIRM, Action, Change, create_change, listing_content, make_content
 from sync.store import Rejected, Store
 from sync.store.migrate import current_revision, head_revisions
 from sync.store.models import Base
@@ -46,6 +46,35 @@ class TestStoreContract:
         with store.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
+
+    def test_firm_keys_private_notes_and_erasure(self, store: Store) -> None:
+        firm_key = SigningKey.generate()
+        content = make_content(
+            FIRM, {"name": "Acme", "country": "CN", "public_key": firm_key.public_bytes.hex()}, "active"
+        )
+        create = make_version(
+            KEY, site="hq", record_id="firm-1", hlc=Stamp(1_000, 0), change=create_change(content), kind="firm"
+        )
+        store.apply_batch("hq", [create], [], through_seq=1, now_ms=1)
+        store.set_private_note("firm-1", "Li Wei, bd@example.cn", 2)
+        found = store.firm_key("firm-1")
+        assert found is not None and found.key_id == firm_key.key_id and found.home == "hq" and not found.erased_at_ms
+        assert store.private_note("firm-1") == "Li Wei, bd@example.cn"
+        assert store.titles(["firm-1", "nothing"]) == {"firm-1": "Acme"}
+        erase = make_version(
+            KEY,
+            site="hq",
+            record_id="firm-1",
+            hlc=Stamp(2_000, 0),
+            change=Change(action=Action.ERASE, status="erased"),
+            parents=(create.version_id,),
+            kind="firm",
+        )
+        store.apply_batch("hq", [erase], [], through_seq=2, now_ms=3)
+        assert store.private_note("firm-1") == ""  # erased where the erasure arrives
+        erased = store.firm_key("firm-1")
+        assert erased is not None and erased.erased_at_ms == 2_000
+        assert store.firm_key("rec-00001") is None
 
     def test_apply_is_idempotent(self, store: Store) -> None:
         batch = [version(i) for i in range(10)]
