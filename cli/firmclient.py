@@ -26,7 +26,7 @@ from sync.envelope import Version, envelope_to_pb, make_version
 from sync.errors import ConfigError
 from sync.ids import new_record_id
 from sync.keys import SigningKey, write_private
-from sync.records import Change
+from sync.records import KINDS, Change, pins_of
 from sync.server import CHANNEL_OPTIONS
 from techbridge.v1 import admin_pb2, firm_pb2, firm_pb2_grpc
 
@@ -147,7 +147,7 @@ class FirmClient:
     def create(self, kind: str, change: Change) -> admin_pb2.RecordView:
         """Sign and submit a new record the firm owns."""
         now = int(time.time() * 1000)
-        record_id, nonce = new_record_id(self.keyfile.firm_id, now)
+        record_id, nonce = new_record_id(self.keyfile.firm_id, now, pins_of(KINDS[kind], change))
         version = make_version(
             self.keyfile.key,
             site=self.keyfile.firm_id,

@@ -15,7 +15,7 @@ from sync.clock import Stamp
 from sync.envelope import make_version
 from sync.ids import owned_record_id
 from sync.keys import SigningKey
-from sync.records import create_change, listing_content
+from sync.records import LISTING, create_change, listing_content, pins_of
 from sync.signing import VERSION_DOMAIN
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "version_signatures.json"
@@ -44,9 +44,9 @@ def main() -> None:
     vectors = []
     for seed, nonce_hex, stamp, fields in CASES:
         key = SigningKey.from_seed(bytes.fromhex(seed))
-        nonce = bytes.fromhex(nonce_hex)
-        record_id = owned_record_id("tel-aviv", stamp.wall_ms, nonce)
         change = create_change(listing_content(**fields))  # type: ignore[arg-type]
+        nonce = bytes.fromhex(nonce_hex) + pins_of(LISTING, change)  # 16 random bytes, then the pins
+        record_id = owned_record_id("tel-aviv", stamp.wall_ms, nonce)
         v = make_version(key, site="tel-aviv", record_id=record_id, hlc=stamp, change=change, record_nonce=nonce)
         vectors.append(
             {
@@ -59,7 +59,7 @@ def main() -> None:
                 "version_id": v.version_id,
                 "fields": {
                     "record_id": record_id,
-                    "record_nonce": nonce_hex,
+                    "record_nonce": nonce.hex(),
                     "origin": "tel-aviv",
                     "author": "tel-aviv",
                     "hlc": [stamp.wall_ms, stamp.counter],

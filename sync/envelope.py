@@ -22,7 +22,19 @@ from sync.config import SITE_ID_RE
 from sync.errors import InvalidInput, KeyRevoked, PermissionDenied, StampAhead, UnknownKey, VerificationFailed
 from sync.ids import belongs_to
 from sync.keys import SigningKey, key_id_of
-from sync.records import HUB, KINDS, LISTING, OWNER, PARTY, TOMBSTONE_ACTIONS, Action, Change, Kind, validate_change
+from sync.records import (
+    HUB,
+    KINDS,
+    LISTING,
+    OWNER,
+    PARTY,
+    TOMBSTONE_ACTIONS,
+    Action,
+    Change,
+    Kind,
+    pins_of,
+    validate_change,
+)
 from sync.registry import CentreStatus, Registry, SiteRole
 from sync.signing import VERSION_DOMAIN, sign, verify
 from techbridge.v1 import envelope_pb2
@@ -195,8 +207,9 @@ def check_permission(
     what = f"{kind.name}"
     action = change.action
     step_fields = kind.step_fields.get(action, ()) if action is not None else ()
-    hub_only = [n for n in change.names if n in kind.hub_fields]
-    owner_only = [n for n in change.names if n in kind.owner_fields]
+    # A step's own fields are written by whoever may take the step.
+    hub_only = [n for n in change.names if n in kind.hub_fields and n not in step_fields]
+    owner_only = [n for n in change.names if n in kind.owner_fields and n not in step_fields]
     other = [n for n in change.names if n not in kind.hub_fields and n not in kind.owner_fields]
     if owner_only and not owner:
         owner_word = "owning centre" if kind.owned_by == frozenset({"centre"}) else "owner"
@@ -334,6 +347,13 @@ def verify_version(
         author_is_hub, author_is_centre = False, False
     if not belongs_to(version.record_id, version.origin, version.record_nonce):
         raise VerificationFailed(f"record id {version.record_id} does not belong to origin {version.origin!r}")
+    if version.change.action == Action.CREATE and version.record_nonce[16:] != pins_of(kind, version.change):
+        raise VerificationFailed(f"record id {version.record_id} was made for another kind or other fixed fields")
+    if relay is not None and version.change.action == Action.CREATE:
+        named = version.change.get("via") if kind.name == "request" else version.change.get("from_centre")
+        relay_centre = registry.key(relay[0].key_id)
+        if relay_centre is not None and named != relay_centre[0].id:
+            raise VerificationFailed(f"created through {named!r} but relayed by {relay_centre[0].id}")
     origin_sort = "centre" if registry.centre(version.origin) is not None else "firm"
     if origin_sort == "firm" and firms(version.origin) is None:
         raise UnknownKey(f"origin {version.origin!r} is neither a centre nor a firm known here")

@@ -3,11 +3,16 @@
 A record id is a UUID in the version-7 layout (48-bit Unix milliseconds, so
 ids sort by creation time), whose remaining 74 bits are not random but the
 first bits of SHA-256("techbridge/v1/record\\0" + origin + "\\0" + ms + nonce).
-Every version carries the origin and the 16-byte nonce, so every site checks
+Every version carries the origin and the 24-byte nonce, so every site checks
 on receipt that the record id belongs to the version's origin: another centre
 cannot write into a listing by claiming its id under its own name (it would
 need a SHA-256 preimage), and cannot claim the owner's name (only the owner's
 keys sign for it).
+
+The nonce is 16 random bytes and 8 bytes that **pin** the record's kind and
+fixed fields (`records.pins_of`): a create is accepted only if its fixed
+fields give those 8 bytes, so even the owner cannot issue a second create
+under the same id with another kind, another firm key, another handler.
 """
 
 from __future__ import annotations
@@ -27,8 +32,15 @@ def owned_record_id(origin: str, unix_ms: int, nonce: bytes) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
 
 
-def new_record_id(origin: str, now_ms: int) -> tuple[str, bytes]:
-    nonce = os.urandom(16)
+PINS_BYTES = 8
+NONCE_BYTES = 16 + PINS_BYTES
+
+
+def new_record_id(origin: str, now_ms: int, pins: bytes) -> tuple[str, bytes]:
+    """A fresh id for a record `origin` creates now, pinned to `pins` (records.pins_of)."""
+    if len(pins) != PINS_BYTES:
+        raise ValueError(f"pins are {PINS_BYTES} bytes")
+    nonce = os.urandom(16) + pins
     return owned_record_id(origin, now_ms, nonce), nonce
 
 
@@ -37,4 +49,4 @@ def belongs_to(record_id: str, origin: str, nonce: bytes) -> bool:
         raw = uuid.UUID(record_id).bytes
     except ValueError:
         return False
-    return len(nonce) == 16 and owned_record_id(origin, int.from_bytes(raw[:6], "big"), nonce) == record_id
+    return len(nonce) == NONCE_BYTES and owned_record_id(origin, int.from_bytes(raw[:6], "big"), nonce) == record_id

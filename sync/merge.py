@@ -130,6 +130,8 @@ class RecordState:
     audience: tuple[str, ...] = ()
     # An offer's one extension has been taken.
     extended: bool = False
+    # A firm: the stamp of its erasure (0 while active).
+    erased_at_ms: int = 0
 
     def conflict(self, field: str) -> Conflict | None:
         return next((c for c in self.conflicts if c.field == field), None)
@@ -194,21 +196,6 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
     def candidate(v: MergeInput, value: FieldValue) -> Candidate:
         return Candidate(v.version_id, v.author, v.hlc, value)
 
-    values: dict[str, FieldValue] = dict(defaults)
-    conflicts: list[Conflict] = []
-    for name in sorted(defaults):
-        writers = [v for v in ordered if name in v.change.names]
-        if not writers:
-            continue
-        front = sorted(frontier(writers), key=lambda v: v.order, reverse=True)
-        winner = front[0]
-        value = winner.change.get(name)
-        assert value is not None
-        values[name] = value
-        if len(front) > 1:
-            others = tuple(candidate(v, v.change.get(name) or defaults[name]) for v in front[1:])
-            conflicts.append(Conflict(name, candidate(winner, value), others, RULE_HLC))
-
     # Status: a step counts only if it is legal from the status its own
     # ancestors reached, so every site gives the same verdict on a step that
     # skips or undoes the machine; such steps are listed as ignored.
@@ -226,8 +213,12 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
 
     def consented(v: MergeInput) -> bool:
         """The sender's consent stands among v's ancestors (introductions need it)."""
+        mask = ancestors[v.version_id]
+        skip = set(ignored)
         writers = [
-            w for w in ordered if "sender_consent" in w.change.names and ancestors[v.version_id] & bit[w.version_id]
+            w
+            for w in ordered
+            if "sender_consent" in w.change.names and mask & bit[w.version_id] and w.version_id not in skip
         ]
         if not writers:
             return False
@@ -263,6 +254,24 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
         else:
             ignored.append(v.version_id)
 
+    # Fields, from every version that counts: a step that was ignored (illegal,
+    # by the wrong party, a second create) sets nothing either.
+    dropped = set(ignored)
+    values: dict[str, FieldValue] = dict(defaults)
+    conflicts: list[Conflict] = []
+    for name in sorted(defaults):
+        writers = [v for v in ordered if name in v.change.names and v.version_id not in dropped]
+        if not writers:
+            continue
+        front = sorted(frontier(writers), key=lambda v: v.order, reverse=True)
+        winner = front[0]
+        value = winner.change.get(name)
+        assert value is not None
+        values[name] = value
+        if len(front) > 1:
+            others = tuple(candidate(v, v.change.get(name) or defaults[name]) for v in front[1:])
+            conflicts.append(Conflict(name, candidate(winner, value), others, RULE_HLC))
+
     status, front = reached(valid)
     if status is None:
         status = kind.statuses[0]
@@ -296,6 +305,7 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
         ignored=tuple(sorted(ignored)),
         audience=root.change.audience if root is not None else (),
         extended=any(v.change.action == Action.EXTEND for v in valid),
+        erased_at_ms=min((v.hlc.wall_ms for v in valid if v.change.action == Action.ERASE), default=0),
     )
 
 
@@ -339,6 +349,7 @@ def state_to_json(state: RecordState) -> str:
         "ignored": list(state.ignored),
         "audience": list(state.audience),
         "extended": state.extended,
+        "erased_at_ms": state.erased_at_ms,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -375,4 +386,5 @@ def state_from_json(text: str) -> RecordState:
         ignored=tuple(doc.get("ignored", ())),
         audience=tuple(doc.get("audience", ())),
         extended=bool(doc.get("extended", False)),
+        erased_at_ms=int(doc.get("erased_at_ms", 0)),
     )

@@ -42,6 +42,8 @@ naming every field.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -745,6 +747,20 @@ def next_status(current: str, action: Action, kind: Kind = LISTING) -> str:
         allowed = ", ".join(sorted(str(s) for s in sources))
         raise FailedPrecondition(f"cannot {action.value} a {kind.name} that is {current} (only from: {allowed})")
     return target
+
+
+def pins_of(kind: Kind, change: Change) -> bytes:
+    """The 8 bytes a record id's nonce ends with: a digest of the kind and of the fixed
+    fields its create sets (sync/ids.py), so no second create can change them."""
+    fixed = [[n, _canonical(change.get(n) if n in change.names else kind.defaults[n])] for n in sorted(kind.fixed)]
+    data = json.dumps([kind.name, fixed], separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(b"techbridge/v1/pins\x00" + data).digest()[:8]
+
+
+def _canonical(value: FieldValue | None) -> object:
+    if isinstance(value, tuple):
+        return [list(v) if isinstance(v, tuple) else v for v in value]
+    return value
 
 
 # ---- validation -------------------------------------------------------------------

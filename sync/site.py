@@ -60,6 +60,7 @@ from sync.records import (
     create_change,
     make_content,
     next_status,
+    pins_of,
     validate_change,
     validate_content,
     with_taxonomy,
@@ -327,12 +328,14 @@ class Site:
         if bad:
             raise InvalidInput([FieldViolation("audience", f"not centre ids: {', '.join(bad)}")])
         change = create_change(content, audience)
+        if kind.name == "interest":
+            self._check_interest_target(change)
         try:
             check_change_shape(change, (), kind)
         except VerificationFailed as exc:
             raise InvalidInput([FieldViolation("(record)", str(exc))]) from exc
         with self._write_lock:
-            record_id, nonce = new_record_id(self.site_id, self.now_ms())
+            record_id, nonce = new_record_id(self.site_id, self.now_ms(), pins_of(kind, change))
             if private_note:
                 self.store.set_private_note(record_id, private_note, self.now_ms())
             return self._write(record_id, self.site_id, change, (), nonce, kind)
@@ -406,6 +409,24 @@ class Site:
             return version
 
     step_record = step_listing
+
+    def _check_interest_target(self, change: Change) -> None:
+        """An interest names the record it is about and the centre that handles that record."""
+        target = str(change.get("to_record") or "")
+        try:
+            row = self.store.record(target)
+        except NotFound as exc:
+            raise InvalidInput([FieldViolation("to_record", f"no offer or request {target} held here")]) from exc
+        if row.kind not in ("listing", "request"):
+            raise InvalidInput([FieldViolation("to_record", f"{target} is a {row.kind}, not an offer or a request")])
+        handler = row.origin if row.kind == "listing" else str(row.state.content.value("via"))
+        problems = []
+        if change.get("to_kind") != row.kind:
+            problems.append(FieldViolation("to_kind", f"{target} is a {row.kind}"))
+        if change.get("to_owner") != handler:
+            problems.append(FieldViolation("to_owner", f"{target} is handled by {handler}"))
+        if problems:
+            raise InvalidInput(problems)
 
     def _check_step(self, kind: Kind, state: RecordState, action: Action) -> None:
         """The history guards the merge applies (sync.merge), checked before signing."""
@@ -493,6 +514,8 @@ class Site:
                     raise InvalidInput([FieldViolation("via", f"a record sent through {self.site_id} names it")])
                 if self.store.has_record(version.record_id):
                     raise FailedPrecondition(f"{kind.name} {version.record_id} exists already")
+                if kind.name == "interest":
+                    self._check_interest_target(change)
             else:
                 row, state = self._current(version.record_id)
                 if row.kind != kind.name:

@@ -23,7 +23,7 @@ from sync.config import DataDir
 from sync.envelope import Version, make_listing_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.records import ListingChange
+from sync.records import LISTING, ListingChange, pins_of
 from sync.runtime import RunningServer
 from sync.server import channel
 from sync.tls import TlsFiles
@@ -207,7 +207,7 @@ def signed_version(
 ) -> Version:
     """A version signed with `key` for a record owned by `origin` (a new record unless `record` is given)."""
     now = system_now_ms()
-    rid, nonce = record or new_record_id(origin or site, now)
+    rid, nonce = record or new_record_id(origin or site, now, pins_of(LISTING, change))
     return make_listing_version(
         key,
         site=site,

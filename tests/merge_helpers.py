@@ -13,7 +13,7 @@ from sync.merge import MergeInput, RecordState, merge
 from sync.records import Action, FieldValue, ListingChange, ListingStatus, next_status
 
 OWNER = "tel-aviv"
-NONCE = bytes(range(16))
+NONCE = bytes(range(24))
 RECORD = owned_record_id(OWNER, 1_800_000_000_000, NONCE)
 _KEYS: dict[str, SigningKey] = {}
 

@@ -16,10 +16,12 @@ import pytest
 from cli.firmclient import FirmClient, FirmKeyFile
 from sync.clock import Stamp
 from sync.config import DataDir
-from sync.envelope import SignatureValue, countersign, envelope_to_pb, make_version
+from sync.envelope import SignatureValue, Version, countersign, envelope_to_pb, make_version
+from sync.expiry import DAY_MS
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.records import (
+    FIRM,
     INTEREST,
     REQUEST,
     Action,
@@ -28,9 +30,10 @@ from sync.records import (
     create_change,
     make_content,
     next_status,
+    pins_of,
 )
 from sync.server import field_violations
-from techbridge.v1 import admin_pb2, records_pb2
+from techbridge.v1 import admin_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, Site, cli, make_node, push_raw
 
 
@@ -146,7 +149,7 @@ def test_firms_cannot_act_for_one_another_and_nodes_cannot_sign_for_firms(
     assert br.show(view.id).version_count == 1
     # A node signing a firm's request with its own key (no firm signature): refused on receipt.
     br_key = SigningKey.load(DataDir(br.path).signing_key)
-    rid, nonce = new_record_id(acme.firm_id, now_ms())
+    rid, nonce = new_record_id(acme.firm_id, now_ms(), pins_of(REQUEST, request_change("brussels", ())))
     forged = make_version(
         br_key,
         site=acme.firm_id,
@@ -267,6 +270,7 @@ def test_interest_is_routed_to_the_owner_and_identities_wait_for_the_introductio
 def test_decline_needs_a_reason_from_the_list_and_ends_the_steps(network: tuple[Hub, Node, Node, Node]) -> None:
     _, br, dj, _ = network
     offer = dj.add_listing("Solid-state electrolyte")
+    sync_all(dj, br)
     rid = br.admin.AddRecord(
         admin_pb2.AddRecordRequest(
             values=records_pb2.RecordValues(
@@ -402,3 +406,127 @@ def test_the_cli_for_firms_requests_and_interests(network: tuple[Hub, Node, Node
     r = cli("request", "withdraw", "--node", node, "--firm-key", str(key), rid, "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["status"] == "withdrawn", r.stderr
     assert firm_id
+
+
+def _push_as(site: Node, hub: Hub, txn: str, version: Version) -> sync_pb2.PushResponse:
+    key = SigningKey.load(DataDir(site.path).signing_key)
+    return push_raw(hub, site.tls, key, site.path.name, txn, [envelope_to_pb(version)])
+
+
+def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[Hub, Node, Node, Node]) -> None:
+    """Review findings: a step the merge ignores must not leave its fields behind, and no
+    second create can change a record's fixed fields (a firm's key, an offer's validity)."""
+    hub, br, dj, _ = network
+    offer = dj.add_listing("Edge AI chip")
+    firm = register_firm(hub, "Shenzhen Robotics Ltd")
+    sync_all(dj, br)
+    with FirmClient(firm, open_port(br)) as c:
+        values: dict[str, FieldValue] = {
+            "to_record": offer,
+            "to_kind": "listing",
+            "to_owner": "daejeon",
+            "from_centre": "brussels",
+        }
+        interest = c.create("interest", create_change(make_content(INTEREST, values, "sent"), ("brussels", "daejeon")))
+    sync_all(br, dj)
+    # Brussels (not the handler) signs an introduction with a made-up identity: stored, counts for nothing.
+    view = br.show(interest.id)
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    fake = make_version(
+        br_key,
+        site="brussels",
+        origin=firm.firm_id,
+        record_id=interest.id,
+        hlc=Stamp(now_ms(), 0),
+        change=Change((("owner_identity", "FAKE"),), Action.INTRODUCE, "introduced"),
+        parents=tuple(view.heads),
+        record_nonce=view.record_nonce,
+        kind="interest",
+    )
+    assert _push_as(br, hub, "brussels:fake", fake).stored == 1
+    sync_all(br, dj)
+    for site in (hub, dj):
+        got = site.show(interest.id)
+        assert got.status == "sent" and got.values.interest.owner_identity == "", site.path.name
+    # Daejeon signs an extension of an offer that is only submitted: its date does not move.
+    before = dj.show(offer)
+    far = now_ms() + 100 * 365 * DAY_MS
+    bad_extend = make_version(
+        SigningKey.load(DataDir(dj.path).signing_key),
+        site="daejeon",
+        record_id=offer,
+        hlc=Stamp(now_ms(), 0),
+        change=Change((("valid_until_ms", far),), Action.EXTEND, "published"),
+        parents=tuple(before.heads),
+        record_nonce=before.record_nonce,
+    )
+    assert _push_as(dj, hub, "daejeon:extend", bad_extend).stored == 1
+    after = hub.show(offer)
+    assert after.status == "submitted" and after.values.listing.valid_until_ms == before.values.listing.valid_until_ms
+    # HQ re-creates the firm record under the same id with a key it holds: refused.
+    mine = SigningKey.generate()
+    fields: dict[str, FieldValue] = {
+        "name": "Shenzhen Robotics Ltd",
+        "country": "CN",
+        "public_key": mine.public_bytes.hex(),
+    }
+    hub_key = SigningKey.load(DataDir(hub.path).signing_key)
+    held = hub.show(firm.firm_id)
+    again = make_version(
+        hub_key,
+        site="hq",
+        record_id=firm.firm_id,
+        hlc=Stamp(now_ms() + 1000, 0),
+        change=create_change(make_content(FIRM, fields, "active")),
+        record_nonce=held.record_nonce,
+        kind="firm",
+    )
+    assert hub.running is not None
+    checked = hub.running.site.check_entries([(1, again.body, again.signatures)])
+    assert checked[0].rejection is not None and "other fixed fields" in checked[0].rejection.reason
+    # A request created through Brussels but countersigned by Daejeon: refused.
+    change = request_change("brussels", ())
+    rid, nonce = new_record_id(firm.firm_id, now_ms(), pins_of(REQUEST, change))
+    own = make_version(
+        firm.key,
+        site=firm.firm_id,
+        record_id=rid,
+        hlc=Stamp(now_ms(), 0),
+        change=change,
+        record_nonce=nonce,
+        kind="request",
+    )
+    misrelayed = countersign(own, SigningKey.load(DataDir(dj.path).signing_key))
+    resp = _push_as(dj, hub, "daejeon:relay", misrelayed)
+    assert resp.stored == 0 and "relayed by daejeon" in resp.rejected[0].reason
+
+
+def test_an_interest_names_the_centre_that_handles_its_target(network: tuple[Hub, Node, Node, Node]) -> None:
+    hub, br, dj, _ = network
+    offer = dj.add_listing("Edge AI chip")
+    firm = register_firm(hub, "Shenzhen Robotics Ltd")
+    sync_all(dj, br)
+    with FirmClient(firm, open_port(br)) as c:
+        values: dict[str, FieldValue] = {
+            "to_record": offer,
+            "to_kind": "listing",
+            "to_owner": "brussels",  # not the offer's owner
+            "from_centre": "brussels",
+        }
+        with pytest.raises(grpc.RpcError) as e:
+            c.create("interest", create_change(make_content(INTEREST, values, "sent"), ("brussels",)))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(e.value) == [("to_owner", f"{offer} is handled by daejeon")]
+
+
+def test_hq_may_extend_an_offer(network: tuple[Hub, Node, Node, Node]) -> None:
+    hub, _, dj, _ = network
+    offer = dj.add_listing("Edge AI chip")
+    dj.sync()
+    for site, action in ((hub, records_pb2.LIFECYCLE_ACTION_VALIDATE), (dj, records_pb2.LIFECYCLE_ACTION_PUBLISH)):
+        site.admin.StepRecord(admin_pb2.StepRecordRequest(id=offer, action=action), metadata=site.md, timeout=10)
+        dj.sync()
+    req = admin_pb2.StepRecordRequest(id=offer, action=records_pb2.LIFECYCLE_ACTION_EXTEND, fields=["valid_until_ms"])
+    req.values.listing.valid_until_ms = hub.show(offer).values.listing.valid_until_ms + 90 * DAY_MS
+    extended = hub.admin.StepRecord(req, metadata=hub.md, timeout=10).record
+    assert extended.extended and extended.status == "published"

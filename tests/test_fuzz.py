@@ -24,7 +24,7 @@ from sync.config import DataDir
 from sync.envelope import envelope_to_pb, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.records import REQUEST, create_change, make_content
+from sync.records import REQUEST, create_change, make_content, pins_of
 from sync.server import CHANNEL_OPTIONS, channel
 from techbridge.v1 import admin_pb2, firm_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, make_node
@@ -102,8 +102,8 @@ def _mutate(data: bytes, flips: list[tuple[int, int]], cut: int, extra: bytes) -
 def _firm_seed(firm: FirmKeyFile) -> bytes:
     """A valid Submit: a request the firm signed, sent through the hub."""
     now = time.time_ns() // 1_000_000
-    record_id, nonce = new_record_id(firm.firm_id, now)
     content = make_content(REQUEST, {"title": "T", "request_type": "partner", "sought": "s", "via": "hq"}, "submitted")
+    record_id, nonce = new_record_id(firm.firm_id, now, pins_of(REQUEST, create_change(content, ())))
     v = make_version(
         firm.key,
         site=firm.firm_id,

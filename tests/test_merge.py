@@ -13,7 +13,7 @@ from sync.errors import VerificationFailed
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.merge import RULE_HLC, RULE_RANK, merge, state_from_json, state_to_json
-from sync.records import Action, ListingChange, ListingStatus, create_change, listing_content
+from sync.records import LISTING, Action, ListingChange, ListingStatus, create_change, listing_content, pins_of
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from sync.store import Store
 from tests.merge_helpers import RECORD, Writer
@@ -205,14 +205,15 @@ def _registry(key: SigningKey) -> Registry:
 def test_future_stamps_beyond_the_bound_are_refused(ahead_ms: int, accepted: bool) -> None:
     key = SigningKey.generate()
     now = time.time_ns() // 1_000_000
-    rid, nonce = new_record_id("tel-aviv", now)
+    change = create_change(listing_content(title="T"))
+    rid, nonce = new_record_id("tel-aviv", now, pins_of(LISTING, change))
     v = make_listing_version(
         key,
         site="tel-aviv",
         record_id=rid,
         record_nonce=nonce,
         hlc=Stamp(now + ahead_ms, 0),
-        change=create_change(listing_content(title="T")),
+        change=change,
     )
     if accepted:
         verify_version(v, _registry(key), now)

@@ -360,7 +360,8 @@ class Store:
             with self.engine.begin() as conn:
                 seqs = self._insert_versions(conn, [version], None, now_ms)
             self._committed(seqs[0])
-            return seqs[0]
+        self._quarantine_erased([version])
+        return seqs[0]
 
     def apply_batch(
         self,
@@ -379,7 +380,17 @@ class Store:
             result, head = self._apply(peer, accepted, rejected, through_seq, now_ms, head_seq, txn_id, through_version)
             if head:
                 self._committed(head)
-            return result
+        self._quarantine_erased(accepted)
+        return result
+
+    def _quarantine_erased(self, fresh: Sequence[Version]) -> None:
+        """A firm's erasure takes what the firm signed from then on out of the merge, at
+        every site, whatever arrived first (as a key revocation does)."""
+        for v in fresh:
+            if v.kind == "firm" and v.change.action == Action.ERASE:
+                firm = self.firm_key(v.record_id)
+                if firm is not None and firm.erased_at_ms:
+                    self.quarantine(firm.key_id, firm.erased_at_ms, f"signed by firm {firm.firm_id} after its erasure")
 
     def _apply(
         self,
@@ -846,8 +857,7 @@ class Store:
         state = state_from_json(row.state_json)
         public_key = state.content.value("public_key")
         assert isinstance(public_key, str)
-        erased = state.updated.wall_ms if row.status == "erased" else 0
-        return FirmKey(firm_id, row.origin, bytes.fromhex(public_key), erased)
+        return FirmKey(firm_id, row.origin, bytes.fromhex(public_key), state.erased_at_ms)
 
     def newest_stamp(self) -> Stamp:
         """The greatest HLC stamp of any version held (a site's clock resumes after it)."""
