@@ -64,7 +64,9 @@ class Admin:
 
     def add(self, title: str) -> str:
         req = admin_pb2.AddRecordRequest(
-            listing=records_pb2.Listing(title=title, summary="x" * 400, description="y" * 1500)
+            values=records_pb2.RecordValues(
+                listing=records_pb2.Listing(title=title, summary="x" * 400, description="y" * 1500)
+            )
         )
         return self.admin.AddRecord(req, metadata=self.md, timeout=30).record.id
 

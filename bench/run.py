@@ -31,14 +31,14 @@ from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
 from sync.envelope import make_listing_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
-from sync.records import create_change, listing_content  # noqa: E402
+from sync.records import Content, create_change, listing_content  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
 from techbridge.v1 import admin_pb2, admin_pb2_grpc  # noqa: E402
 
 
-def listing(i: int) -> listing_content:
+def listing(i: int) -> Content:
     text = f"Listing {i}: " + ("membrane desalination solar storage battery sensor " * 40)[:1900]
     return listing_content(title=f"Benchmark technology {i}", summary=text[:480], description=text, trl=5)
 

@@ -469,8 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--file",
         required=True,
-        help='listing JSON: title (required), summary, description, keywords, trl, status ("draft" or "submitted"), '
-        'audience ("network", "hq" or a list of centre ids)',
+        help="listing JSON: title (required) and any offer field (see the README: stage, trl, ipr_status, "
+        "keywords, partnership_types, ...), status (draft or submitted), audience (network, hq or centre ids), "
+        "private_note (kept only at this centre)",
     )
     sp.add_argument("--json", action="store_true", help="print the stored listing as JSON")
     sp.set_defaults(func=cmd_listing_add)
@@ -487,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_listing_show)
     sp = listing.add_parser(
         "edit",
-        help="set fields: content (title, summary, description, keywords, trl) at the owning centre; "
+        help="set fields: content (any offer field but valid_until_ms) at the owning centre; "
         "curation (tags, featured) at HQ",
     )
     data_arg(sp)

@@ -15,11 +15,11 @@ from sync.clock import Stamp
 from sync.envelope import make_version
 from sync.ids import owned_record_id
 from sync.keys import SigningKey
-from sync.records import LISTING, create_change, listing_content, pins_of
+from sync.records import LISTING, FieldValue, create_change, make_content, pins_of
 from sync.signing import VERSION_DOMAIN
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "version_signatures.json"
-CASES = [
+CASES: list[tuple[str, str, Stamp, dict[str, FieldValue]]] = [
     (
         "a904a6dafdb4d2fef75e3c412984b9a06fc82c95e47b323793c5b1d273003032",
         "7e47af158e9db54fc5e4902996f5360a",
@@ -44,7 +44,7 @@ def main() -> None:
     vectors = []
     for seed, nonce_hex, stamp, fields in CASES:
         key = SigningKey.from_seed(bytes.fromhex(seed))
-        change = create_change(listing_content(**fields))  # type: ignore[arg-type]
+        change = create_change(make_content(LISTING, fields, "submitted"))
         nonce = bytes.fromhex(nonce_hex) + pins_of(LISTING, change)  # 16 random bytes, then the pins
         record_id = owned_record_id("tel-aviv", stamp.wall_ms, nonce)
         v = make_version(key, site="tel-aviv", record_id=record_id, hlc=stamp, change=change, record_nonce=nonce)
