@@ -257,12 +257,17 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
     # Fields, from every version that counts: a step that was ignored (illegal,
     # by the wrong party, a second create) sets nothing either.
     dropped = set(ignored)
+    writers_of: dict[str, list[MergeInput]] = {}
+    for v in ordered:  # one pass; each field's writers stay in causal order
+        if v.version_id not in dropped:
+            for name, _ in v.change.fields:
+                writers_of.setdefault(name, []).append(v)
     values: dict[str, FieldValue] = dict(defaults)
     conflicts: list[Conflict] = []
-    for name in sorted(defaults):
-        writers = [v for v in ordered if name in v.change.names and v.version_id not in dropped]
-        if not writers:
+    for name in sorted(writers_of):
+        if name not in defaults:
             continue
+        writers = writers_of[name]
         front = sorted(frontier(writers), key=lambda v: v.order, reverse=True)
         winner = front[0]
         value = winner.change.get(name)
