@@ -18,6 +18,7 @@ from sync.errors import FieldViolation, InvalidInput
 from sync.merge import Candidate, RecordState
 from sync.records import KINDS, Content, FieldValue, Kind, kind_of, make_content
 from sync.registry import Registry
+from sync.search import SEARCHABLE, query_terms
 from sync.site import ListingDetail, Site
 from sync.store.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
@@ -242,6 +243,33 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             records=[with_names(self._site, record_view(r, now)) for r in rows],
             next_page_token=rows[-1].record_id if more else "",
         )
+
+    def SearchRecords(
+        self, request: admin_pb2.SearchRecordsRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListRecordsResponse:
+        problems = []
+        if request.kind and request.kind not in SEARCHABLE:
+            problems.append(FieldViolation("kind", f"search covers {' and '.join(sorted(SEARCHABLE))}"))
+        if len(request.text) > 500:
+            problems.append(FieldViolation("text", "at most 500 characters"))
+        terms = query_terms(request.text, request.keywords, request.countries, request.stage, request.partnership)
+        if len(terms) > 20:
+            problems.append(FieldViolation("text", f"at most 20 words and filters (got {len(terms)})"))
+        if problems:
+            raise InvalidInput(problems)
+        size = min(request.page_size or 100, PAGE_MAX)
+        rows = self._site.store.search(
+            terms,
+            kinds=[request.kind] if request.kind else sorted(SEARCHABLE),
+            status=request.status or None,
+            origin=request.origin or None,
+            limit=size,
+        )
+        now = self._site.now_ms()
+        views = [with_names(self._site, record_view(r, now)) for r in rows]
+        if request.live_only:
+            views = [v for v in views if v.live]
+        return admin_pb2.ListRecordsResponse(records=views)
 
     def GetRecord(
         self, request: admin_pb2.GetRecordRequest, context: grpc.ServicerContext

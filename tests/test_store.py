@@ -13,6 +13,7 @@ from sync.clock import Stamp
 from sync.envelope import Version, make_listing_version, make_version
 from sync.keys import SigningKey
 from sync.records import FIRM, Action, Change, create_change, listing_content, make_content
+from sync.search import query_terms
 from sync.store import Rejected, Store
 from sync.store.migrate import current_revision, head_revisions
 from sync.store.models import Base
@@ -75,6 +76,29 @@ class TestStoreContract:
         erased = store.firm_key("firm-1")
         assert erased is not None and erased.erased_at_ms == 2_000
         assert store.firm_key("rec-00001") is None
+
+    def test_search_terms_follow_the_merged_state(self, store: Store) -> None:
+        offers = [
+            make_listing_version(
+                KEY,
+                site="tel-aviv",
+                record_id=f"offer-{i}",
+                hlc=Stamp(1_000 + i, 0),
+                change=create_change(
+                    listing_content(title=title, keywords=kw, taxonomy="tt-2026.1", target_countries=("KR",))
+                ),
+            )
+            for i, (title, kw) in enumerate(
+                [("Solar membrane", ("solar-energy",)), ("Solar sensor", ("sensors",)), ("Wind blade", ())]
+            )
+        ]
+        store.apply_batch("tel-aviv", offers, [], through_seq=3, now_ms=1)
+        ids = [r.record_id for r in store.search(query_terms("solar"))]
+        assert ids == ["offer-1", "offer-0"]  # newest first
+        assert [r.record_id for r in store.search(query_terms("solar", keywords=["sensors"]))] == ["offer-1"]
+        assert [r.record_id for r in store.search(query_terms(countries=["kr"]))] == ["offer-2", "offer-1", "offer-0"]
+        assert store.search(query_terms("solar", countries=["BE"])) == []
+        assert [r.record_id for r in store.search([], status="submitted", limit=2)] == ["offer-2", "offer-1"]
 
     def test_apply_is_idempotent(self, store: Store) -> None:
         batch = [version(i) for i in range(10)]

@@ -96,6 +96,8 @@ class RecordModel(Base):
     waiting: Mapped[int] = mapped_column(Integer, server_default="0")
     audience: Mapped[str] = mapped_column(Text, server_default="*")
 
+    __table_args__ = (Index("ix_records_kind_status", "kind", "status"),)
+
 
 class PeerStateModel(Base):
     """Cursors and link health, one row per peer site."""
@@ -183,3 +185,13 @@ class PrivateNoteModel(Base):
     record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     note: Mapped[str] = mapped_column(Text)
     stored_at_ms: Mapped[int] = mapped_column(Big)
+
+
+class RecordTermModel(Base):
+    """Search terms of each offer and request (sync.search), kept with the merged state:
+    words of the title and summary, and tagged terms (keyword, country, stage, type)."""
+
+    __tablename__ = "record_terms"
+
+    term: Mapped[str] = mapped_column(String(80), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)

@@ -51,6 +51,7 @@ from sync.errors import FailedPrecondition, NotFound
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
 from sync.records import NETWORK, Action, audience_key
 from sync.registry import Registry
+from sync.search import terms_of
 from sync.store import migrate
 from sync.store.models import (
     InviteModel,
@@ -59,6 +60,7 @@ from sync.store.models import (
     PrivateNoteModel,
     PushTxnModel,
     RecordModel,
+    RecordTermModel,
     RegistryModel,
     RejectionModel,
     VersionModel,
@@ -76,6 +78,7 @@ rejections_t = cast(Table, RejectionModel.__table__)
 registry_t = cast(Table, RegistryModel.__table__)
 invites_t = cast(Table, InviteModel.__table__)
 notes_t = cast(Table, PrivateNoteModel.__table__)
+terms_t = cast(Table, RecordTermModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 _IN_CHUNK = 500
@@ -550,6 +553,9 @@ class Store:
             )
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        terms: list[dict[str, str]] = []
+        for i in range(0, len(ids), _IN_CHUNK):  # re-indexed below from the new states
+            conn.execute(delete(terms_t).where(terms_t.c.record_id.in_(ids[i : i + _IN_CHUNK])))
         for rid in ids:
             state = merge(bodies[rid])
             if state.applied == 0:
@@ -578,9 +584,13 @@ class Store:
                 updates.append({"rid": rid, **values})
             else:
                 inserts.append({"record_id": rid, **values})
+            if not state.deleted:
+                terms.extend({"term": t, "record_id": rid} for t in sorted(terms_of(state.content)))
         # One statement per kind of change, executed for many rows.
         if inserts:
             conn.execute(insert(records_t), inserts)
+        if terms:
+            conn.execute(insert(terms_t), terms)
         if updates:
             cols = [k for k in updates[0] if k != "rid"]
             conn.execute(
@@ -843,6 +853,39 @@ class Store:
         with self.engine.connect() as conn:
             note = conn.execute(select(notes_t.c.note).where(notes_t.c.record_id == record_id)).scalar()
         return str(note or "")
+
+    def search(
+        self,
+        terms: Sequence[str],
+        *,
+        kinds: Sequence[str] = ("listing", "request"),
+        status: str | None = None,
+        origin: str | None = None,
+        limit: int = 100,
+    ) -> list[RecordRow]:
+        """Records matching every term (sync.search) and the filters, newest first."""
+        cond: list[ColumnElement[bool]] = [records_t.c.deleted.is_(False), records_t.c.kind.in_(list(kinds))]
+        if status:
+            cond.append(records_t.c.status == status)
+        if origin:
+            cond.append(records_t.c.origin == origin)
+        if terms:
+            matching = (
+                select(terms_t.c.record_id)
+                .where(terms_t.c.term.in_(sorted(set(terms))))
+                .group_by(terms_t.c.record_id)
+                .having(func.count() == len(set(terms)))
+            )
+            cond.append(records_t.c.record_id.in_(matching))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(records_t, versions_t.c.verified, versions_t.c.key_id)
+                .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+                .where(*cond)
+                .order_by(records_t.c.head_wall_ms.desc(), records_t.c.record_id)
+                .limit(limit)
+            ).all()
+        return [self._record_row(r) for r in rows]
 
     def firm_key(self, firm_id: str) -> FirmKey | None:
         """A firm's signing key as its record here says (None if no such firm is held)."""

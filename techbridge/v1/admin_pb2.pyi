@@ -329,6 +329,62 @@ class ListRecordsResponse(_message.Message):
 Global___ListRecordsResponse: _TypeAlias = ListRecordsResponse  # noqa: Y015
 
 @_typing.final
+class SearchRecordsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    KEYWORDS_FIELD_NUMBER: _builtins.int
+    COUNTRIES_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    PARTNERSHIP_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    LIVE_ONLY_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """Words of the title or summary; all must match."""
+    kind: _builtins.str
+    """"listing" or "request"; empty for both."""
+    status: _builtins.str
+    stage: _builtins.str
+    partnership: _builtins.str
+    origin: _builtins.str
+    """Only records owned by this centre (or firm)."""
+    page_size: _builtins.int
+    live_only: _builtins.bool
+    """Only offers live here and now (published, within their validity)."""
+    @_builtins.property
+    def keywords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Taxonomy terms (technology or market keywords, sectors); all must match."""
+
+    @_builtins.property
+    def countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Target countries (ISO 3166-1 alpha-2); all must match."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        status: _builtins.str = ...,
+        keywords: _abc.Iterable[_builtins.str] | None = ...,
+        countries: _abc.Iterable[_builtins.str] | None = ...,
+        stage: _builtins.str = ...,
+        partnership: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        live_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "keywords", b"keywords", "kind", b"kind", "live_only", b"live_only", "origin", b"origin", "page_size", b"page_size", "partnership", b"partnership", "stage", b"stage", "status", b"status", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchRecordsRequest: _TypeAlias = SearchRecordsRequest  # noqa: Y015
+
+@_typing.final
 class GetRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

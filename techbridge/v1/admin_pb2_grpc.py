@@ -45,6 +45,11 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
                 _registered_method=True)
+        self.SearchRecords = channel.unary_unary(
+                '/techbridge.v1.AdminService/SearchRecords',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
+                _registered_method=True)
         self.GetRecord = channel.unary_unary(
                 '/techbridge.v1.AdminService/GetRecord',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.GetRecordRequest.SerializeToString,
@@ -99,6 +104,13 @@ class AdminServiceServicer:
 
     def ListRecords(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchRecords(self, request, context):
+        """Offers and requests matching every word and filter, newest first (sync/search.py).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -167,6 +179,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
             'ListRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRecords,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.SerializeToString,
+            ),
+            'SearchRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchRecords,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.SerializeToString,
             ),
             'GetRecord': grpc.unary_unary_rpc_method_handler(
@@ -264,6 +281,33 @@ class AdminService:
             target,
             '/techbridge.v1.AdminService/ListRecords',
             techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/SearchRecords',
+            techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
             options,
             channel_credentials,
