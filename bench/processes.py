@@ -5,14 +5,17 @@ on 127.0.0.1, driven only through the CLI and the sites' gRPC admin API.
 
 Reports intake (listings/s through a node's API, 8 concurrent clients), the
 initial sync (push of N to an empty hub; pull of N by a new node), a round with
-nothing new, propagation through the watch stream (p50/p99), and the peak
-memory of the hub and a node. Writes bench/results/processes.json.
+nothing new, HQ search (a word and a keyword; p50/p95 beside a primary-key
+lookup), propagation through the watch stream (p50/p99), and the peak memory
+of the hub and a node. Listings are generated from a fixed seed (words in
+several languages, taxonomy keywords, target countries). Writes bench/results/processes.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import signal
 import statistics
 import subprocess
@@ -26,12 +29,53 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sync import auth  # noqa: E402
+from sync import auth, taxonomy  # noqa: E402
 from sync.config import DataDir  # noqa: E402
 from sync.server import channel  # noqa: E402
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2  # noqa: E402
 
 TB = [sys.executable, "-m", "cli.main"]
+VOCABULARY = (
+    "membrane",
+    "solar",
+    "sensor",
+    "battery",
+    "robot",
+    "vision",
+    "water",
+    "energy",
+    "storage",
+    "coating",
+    "polymer",
+    "catalyst",
+    "laser",
+    "wireless",
+    "edge",
+    "grid",
+    "hydrogen",
+    "desalination",
+    "irrigation",
+    "diagnostic",
+    "vaccine",
+    "textile",
+    "recycling",
+    "concrete",
+    "membrana",
+    "energía",
+    "sensor",
+    "batería",
+    "agua",
+    "Speicher",
+    "Wasserstoff",
+    "Sensoren",
+    "태양광",
+    "배터리",
+    "센서",
+    "ממברנה",
+)
+TECH = sorted(taxonomy.technology_terms(taxonomy.CURRENT) or ())
+MARKET = sorted(taxonomy.market_terms(taxonomy.CURRENT) or ())
+COUNTRIES = ["BE", "ES", "IL", "KR", "KZ", "CN", "DE", "FR"]
 
 
 def cli(*args: str) -> str:
@@ -62,13 +106,24 @@ class Admin:
         self.admin = admin_pb2_grpc.AdminServiceStub(self.ch)
         self.node = admin_pb2_grpc.NodeAdminServiceStub(self.ch)
 
-    def add(self, title: str) -> str:
-        req = admin_pb2.AddRecordRequest(
-            values=records_pb2.RecordValues(
-                listing=records_pb2.Listing(title=title, summary="x" * 400, description="y" * 1500)
-            )
+    def add(self, title: str, i: int = 0) -> str:
+        rnd = random.Random(i)  # a fixed seed per listing: reproducible text, keywords, countries
+        words = " ".join(rnd.choice(VOCABULARY) for _ in range(60))
+        listing = records_pb2.Listing(
+            title=f"{title} {rnd.choice(VOCABULARY)} {rnd.choice(VOCABULARY)}",
+            summary=words[:400],
+            description=(words + " ") * 6,
+            keywords=rnd.sample(TECH, 2),
+            market_keywords=rnd.sample(MARKET, 1),
+            taxonomy=taxonomy.CURRENT,
+            target_countries=rnd.sample(COUNTRIES, 2),
         )
+        req = admin_pb2.AddRecordRequest(values=records_pb2.RecordValues(listing=listing))
         return self.admin.AddRecord(req, metadata=self.md, timeout=30).record.id
+
+    def search(self, text: str, keyword: str) -> int:
+        req = admin_pb2.SearchRecordsRequest(text=text, keywords=[keyword], page_size=20)
+        return len(self.admin.SearchRecords(req, metadata=self.md, timeout=30).records)
 
     def sync_now(self) -> None:
         for _ in self.node.SyncNow(admin_pb2.SyncNowRequest(), metadata=self.md, timeout=900):
@@ -125,7 +180,7 @@ def main() -> None:
             _, a_admin = node("brussels", "--sync-every", "0", "--no-live")
             t = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}"), range(a.n)))
+                list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}", i), range(a.n)))
             figures["intake_per_s_8_clients"] = a.n / (time.perf_counter() - t)
             t = time.perf_counter()
             a_admin.sync_now()
@@ -140,6 +195,29 @@ def main() -> None:
                 b_admin.sync_now()
                 idle.append((time.perf_counter() - t) * 1000)
             figures["noop_round_ms_median"] = statistics.median(idle)
+            # HQ search (a word and a keyword) against a primary-key lookup on the same store.
+            hq = Admin(base / "hq")
+            rnd = random.Random(11)
+            queries = [(rnd.choice(VOCABULARY), rnd.choice(TECH)) for _ in range(a.samples)]
+            for q in queries[:5]:  # warm-up
+                hq.search(*q)
+            took = []
+            for q in queries:
+                t = time.perf_counter()
+                hq.search(*q)
+                took.append((time.perf_counter() - t) * 1000)
+            took.sort()
+            figures["search_ms_p50"] = took[len(took) // 2]
+            figures["search_ms_p95"] = took[min(len(took) - 1, int(len(took) * 0.95))]
+            some = [
+                v.id for v in hq.admin.ListRecords(admin_pb2.ListRecordsRequest(page_size=50), metadata=hq.md).records
+            ]
+            looks = []
+            for rid in some:
+                t = time.perf_counter()
+                hq.has(rid)
+                looks.append((time.perf_counter() - t) * 1000)
+            figures["pk_lookup_ms_p50"] = statistics.median(looks)
             figures["hub_peak_rss_mb"] = peak_rss_mb(hub.pid)
             figures["node_peak_rss_mb"] = peak_rss_mb(pb.pid)
 
