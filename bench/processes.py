@@ -180,7 +180,7 @@ def main() -> None:
             _, a_admin = node("brussels", "--sync-every", "0", "--no-live")
             t = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}", i), range(a.n)))
+                added = list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}", i), range(a.n)))
             figures["intake_per_s_8_clients"] = a.n / (time.perf_counter() - t)
             t = time.perf_counter()
             a_admin.sync_now()
@@ -223,7 +223,13 @@ def main() -> None:
 
             _, c_admin = node("tel-aviv")
             _, d_admin = node("toledo")
-            time.sleep(1.0)  # watch streams open
+            # Both new nodes first take in the catalogue (watch streams open, initial pull done).
+            deadline = time.monotonic() + 600
+            while not (c_admin.has(added[-1]) and d_admin.has(added[-1])):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the new nodes did not take in the catalogue within 10 minutes")
+                time.sleep(0.1)
+            time.sleep(1.0)
             lat = []
             for i in range(a.samples):
                 t = time.perf_counter()
