@@ -6,8 +6,9 @@ on 127.0.0.1, driven only through the CLI and the sites' gRPC admin API.
 Reports intake (listings/s through a node's API, 8 concurrent clients), the
 initial sync (push of N to an empty hub; pull of N by a new node), a round with
 nothing new, HQ search (a word and a keyword; p50/p95 beside a primary-key
-lookup), propagation through the watch stream (p50/p99), and the peak memory
-of the hub and a node. Listings are generated from a fixed seed (words in
+lookup), propagation through the watch stream (p50/p99), fan-out (a batch of
+up to 1,000 pushed by one centre until every one of --fanout live nodes holds
+it), and the peak memory of the hub and a node. Listings are generated from a fixed seed (words in
 several languages, taxonomy keywords, target countries). Writes bench/results/processes.json.
 """
 
@@ -148,6 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--fanout", type=int, default=4, help="live nodes that must all receive a new batch")
     a = ap.parse_args()
     figures: dict[str, Any] = {"n": a.n}
     procs: list[subprocess.Popen[bytes]] = []
@@ -242,6 +244,27 @@ def main() -> None:
             lat.sort()
             figures["propagation_ms_p50"] = lat[len(lat) // 2]
             figures["propagation_ms_p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+            # Fan-out: a new batch pushed by one centre, until every live node holds it.
+            live = [c_admin, d_admin]
+            for j in range(a.fanout - len(live)):
+                live.append(node(f"fanout-{j}")[1])
+            deadline = time.monotonic() + 900
+            while not all(x.has(added[-1]) for x in live):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the fan-out nodes did not take in the catalogue within 15 minutes")
+                time.sleep(0.2)
+            batch = min(a.n, 1000)
+            with ThreadPoolExecutor(8) as pool:
+                more = list(pool.map(lambda i: a_admin.add(f"Fan-out listing {i}", a.n + i), range(batch)))
+            t = time.perf_counter()
+            a_admin.sync_now()
+            while not all(x.has(more[-1]) for x in live):
+                if time.perf_counter() - t > 900:
+                    raise SystemExit("the fan-out batch did not reach every node within 15 minutes")
+                time.sleep(0.02)
+            figures[f"fanout_{len(live)}_nodes_per_s"] = batch / (time.perf_counter() - t)
+            figures["fanout_batch"] = batch
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
