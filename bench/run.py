@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import grpc  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
 from hub.site import init_hub, start_hub  # noqa: E402
@@ -30,8 +31,9 @@ from sync import auth  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
 from sync.envelope import make_listing_version  # noqa: E402
+from sync.ids import new_record_id  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
-from sync.records import Content, create_change, listing_content  # noqa: E402
+from sync.records import LISTING, Content, create_change, listing_content, pins_of  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
@@ -116,12 +118,164 @@ def bench_sync(n: int, base: Path) -> dict[str, float]:
     }
 
 
+class WireCounter(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Counts the protobuf bytes a client sends and receives (not HTTP/2 or TLS framing)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.calls = 0
+
+    def _out(self, request: Any) -> None:
+        self.calls += 1
+        self.sent += request.ByteSize()
+
+    def _in(self, responses: Any) -> Any:
+        for r in responses:
+            self.received += r.ByteSize()
+            yield r
+
+    def _outs(self, requests: Any) -> Any:
+        for r in requests:
+            self.sent += r.ByteSize()
+            yield r
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._out(request)
+        call = continuation(details, request)
+        self.received += call.result().ByteSize()
+        return call
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._out(request)
+        return self._in(continuation(details, request))
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        self.calls += 1
+        call = continuation(details, self._outs(requests))
+        self.received += call.result().ByteSize()
+        return call
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        self.calls += 1
+        return self._in(continuation(details, self._outs(requests)))
+
+
+def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
+    """A round with nothing new on stores of different sizes: time and bytes on the wire.
+    The hub's store is filled directly with signed listings; a new node pulls them all
+    through a real round (an initial-pull figure), then runs rounds with nothing new."""
+    import sync.client as client_module
+
+    out: dict[str, float] = {}
+    for size in sizes:
+        root = base / f"noop-{size}"
+        hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0")
+        hub = start_hub(root / "hq")
+        try:
+            site = hub.site
+            key = site.key
+            versions = []
+            for i in range(size):
+                change = create_change(listing(i))
+                rid, nonce = new_record_id("hq", 1_700_000_000_000 + i, pins_of(LISTING, change))
+                versions.append(
+                    make_listing_version(
+                        key,
+                        site="hq",
+                        record_id=rid,
+                        hlc=Stamp(1_700_000_000_000 + i, 0),
+                        change=change,
+                        record_nonce=nonce,
+                    )
+                )
+            for i in range(0, size, 2000):
+                site.store.apply_batch("bench", versions[i : i + 2000], [], through_seq=0, now_ms=1)
+            hub_admin = admin_pb2_grpc.HubAdminServiceStub(
+                channel(hub.address, DataDir(root / "hq").tls.load(), expect="hq")
+            )
+            md = auth.admin_metadata(hub_cfg.admin_token)
+            token = hub_admin.Invite(
+                admin_pb2.InviteRequest(centre_id="daejeon", name="D", country="KR"), metadata=md
+            ).token
+            init_node(root / "daejeon", hub=hub.address, token=token)
+            node = start_node(root / "daejeon", sync_every_s=0, live=False)
+            counter = WireCounter()
+            plain = client_module.channel  # type: ignore[attr-defined]
+
+            def counted(*args: Any, plain: Any = plain, counter: WireCounter = counter, **kw: Any) -> grpc.Channel:
+                return grpc.intercept_channel(plain(*args, **kw), counter)
+
+            client_module.channel = counted  # type: ignore[attr-defined]
+            try:
+                t = time.perf_counter()
+                assert node.client.run_round().pulled == size
+                out[f"initial_pull_{size}_per_s"] = rate(size, time.perf_counter() - t)
+                node.client.run_round()  # warm
+                took = []
+                for _ in range(5):
+                    counter.sent = counter.received = counter.calls = 0
+                    t = time.perf_counter()
+                    result = node.client.run_round()
+                    took.append((time.perf_counter() - t) * 1000)
+                    assert result.pulled == 0 and result.pushed == 0
+                took.sort()
+                out[f"noop_round_{size}_ms_median"] = took[2]
+                out[f"noop_round_{size}_ms_spread"] = took[-1] - took[0]
+                out[f"noop_round_{size}_bytes"] = counter.sent + counter.received
+                out[f"noop_round_{size}_calls"] = counter.calls
+            finally:
+                client_module.channel = plain  # type: ignore[attr-defined]
+                node.stop()
+        finally:
+            hub.stop()
+    return out
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    import os
+    from importlib.metadata import version
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {"cores": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "database": "sqlite"}
+    for pkg in ("grpcio", "protobuf", "SQLAlchemy", "cryptography", "PyNaCl"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:
+            out[pkg] = "?"
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="listings per figure (default 2000)")
+    ap.add_argument("--full", action="store_true", help="the no-op round at 1k and 100k (default 1k and 10k)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        figures = {**bench_crypto(a.n), **bench_sync(a.n, Path(d))}
+        sizes = [1_000, 100_000 if a.full else 10_000]
+        figures = {**bench_crypto(a.n), **bench_sync(a.n, Path(d)), **bench_noop(sizes, Path(d))}
+    big, small = sizes[-1], sizes[0]
+    figures[f"noop_round_ms_ratio_{big}_vs_{small}"] = (
+        figures[f"noop_round_{big}_ms_median"] / figures[f"noop_round_{small}_ms_median"]
+    )
+    figures[f"noop_round_bytes_ratio_{big}_vs_{small}"] = (
+        figures[f"noop_round_{big}_bytes"] / figures[f"noop_round_{small}_bytes"]
+    )
+    info = machine()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ceiling = figures["verify_libsodium_per_s"]
     print(f"techbridge bench: {a.n} signed listings of {figures['body_bytes']:.0f} bytes, {platform.python_version()}")
     print(f"{'figure':34} {'value':>12}  {'vs verify ceiling':>18}")
@@ -132,7 +286,7 @@ def main() -> None:
         print(f"{k:34} {v:12.1f}  {ratio:>18}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps({"n": a.n, "figures": figures}, indent=2) + "\n")
+    (out / "latest.json").write_text(json.dumps({"n": a.n, "machine": info, "figures": figures}, indent=2) + "\n")
     print(f"written {out / 'latest.json'}")
 
 
