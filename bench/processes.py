@@ -30,6 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+
 from sync import auth, taxonomy  # noqa: E402
 from sync.config import DataDir  # noqa: E402
 from sync.server import channel  # noqa: E402
@@ -184,6 +186,19 @@ def main() -> None:
             with ThreadPoolExecutor(8) as pool:
                 added = list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}", i), range(a.n)))
             figures["intake_per_s_8_clients"] = a.n / (time.perf_counter() - t)
+            # The limit: a trivial RPC (the standard health check) on the same server stack, same clients.
+            health = health_pb2_grpc.HealthStub(a_admin.ch)
+            echoes = max(a.n, 500)
+            t = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda _: health.Check(health_pb2.HealthCheckRequest(), timeout=10), range(echoes)))
+            figures["echo_rpc_per_s_8_clients"] = echoes / (time.perf_counter() - t)
+            rtt = []
+            for _ in range(50):
+                t = time.perf_counter()
+                health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                rtt.append((time.perf_counter() - t) * 1000)
+            figures["unary_rtt_ms_p50"] = statistics.median(rtt)
             t = time.perf_counter()
             a_admin.sync_now()
             figures["initial_push_per_s"] = a.n / (time.perf_counter() - t)
@@ -221,6 +236,8 @@ def main() -> None:
                 looks.append((time.perf_counter() - t) * 1000)
             figures["pk_lookup_ms_p50"] = statistics.median(looks)
             figures["hub_peak_rss_mb"] = peak_rss_mb(hub.pid)
+            body = a_admin.admin.GetRecord(admin_pb2.GetRecordRequest(id=added[0]), metadata=a_admin.md).record
+            figures["data_synced_mb"] = a.n * body.values.ByteSize() / 1e6
             figures["node_peak_rss_mb"] = peak_rss_mb(pb.pid)
 
             _, c_admin = node("tel-aviv")

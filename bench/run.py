@@ -33,7 +33,7 @@ from sync.config import DataDir  # noqa: E402
 from sync.envelope import make_listing_version  # noqa: E402
 from sync.ids import new_record_id  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
-from sync.records import LISTING, Content, create_change, listing_content, pins_of  # noqa: E402
+from sync.records import LISTING, Change, Content, create_change, listing_content, pins_of  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
@@ -72,6 +72,44 @@ def bench_crypto(n: int) -> dict[str, float]:
             store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
         out["store_apply_sqlite_per_s"] = rate(n, time.perf_counter() - t)
         store.close()
+    return out
+
+
+def bench_merge(n: int) -> dict[str, float]:
+    """Versions/s applied to a store for records with one version each, and for records
+    with many concurrent versions (sites editing the same field at once)."""
+    key = SigningKey.generate()
+    width = 20
+    single = [
+        make_listing_version(key, site="b", record_id=f"s{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
+        for i in range(n)
+    ]
+    many = []
+    for r in range(max(1, n // width)):
+        root = make_listing_version(
+            key, site="b", record_id=f"m{r}", hlc=Stamp(r + 1, 0), change=create_change(listing(r))
+        )
+        many.append(root)
+        for j in range(width - 1):  # concurrent edits of one field, each on top of the create
+            many.append(
+                make_listing_version(
+                    key,
+                    site="b",
+                    record_id=f"m{r}",
+                    hlc=Stamp(r + 1, j + 1),
+                    change=Change((("summary", f"edit {j}"),)),
+                    parents=(root.version_id,),
+                )
+            )
+    out: dict[str, float] = {}
+    for name, versions in (("merge_one_version_per_s", single), (f"merge_{width}_concurrent_per_s", many)):
+        with tempfile.TemporaryDirectory() as d:
+            store = Store.open(f"sqlite:///{d}/s.db")
+            t = time.perf_counter()
+            for i in range(0, len(versions), 500):
+                store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
+            out[name] = rate(len(versions), time.perf_counter() - t)
+            store.close()
     return out
 
 
@@ -266,7 +304,12 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         sizes = [1_000, 100_000 if a.full else 10_000]
-        figures = {**bench_crypto(a.n), **bench_sync(a.n, Path(d)), **bench_noop(sizes, Path(d))}
+        figures = {
+            **bench_crypto(a.n),
+            **bench_merge(a.n),
+            **bench_sync(a.n, Path(d)),
+            **bench_noop(sizes, Path(d)),
+        }
     big, small = sizes[-1], sizes[0]
     figures[f"noop_round_ms_ratio_{big}_vs_{small}"] = (
         figures[f"noop_round_{big}_ms_median"] / figures[f"noop_round_{small}_ms_median"]
