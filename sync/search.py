@@ -36,8 +36,8 @@ _TAGGED = {
 }
 
 
-def words(text: str) -> list[str]:
-    return [w for w in (m.group(0).lower() for m in WORD_RE.finditer(text)) if MIN_WORD <= len(w) <= MAX_WORD]
+def words(text: str) -> set[str]:
+    return {w for w in WORD_RE.findall(text.lower()) if MIN_WORD <= len(w) <= MAX_WORD}
 
 
 def terms_of(content: Content) -> set[str]:

@@ -585,7 +585,7 @@ class Store:
             else:
                 inserts.append({"record_id": rid, **values})
             if not state.deleted:
-                terms.extend({"term": t, "record_id": rid} for t in sorted(terms_of(state.content)))
+                terms.extend({"term": t, "record_id": rid} for t in terms_of(state.content))
         # One statement per kind of change, executed for many rows.
         if inserts:
             conn.execute(insert(records_t), inserts)
