@@ -12,6 +12,7 @@ import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -53,6 +54,8 @@ from sync.records import (
 )
 from techbridge.v1 import admin_pb2
 
+T = TypeVar("T")
+
 # ---- firm side --------------------------------------------------------------------------
 
 
@@ -80,7 +83,7 @@ def _report(view: admin_pb2.RecordView, as_json: bool, what: str) -> None:
     sys.stdout.write(view.id + "\n")
 
 
-def _call(fn: Callable[[], admin_pb2.RecordView], what: str = "") -> admin_pb2.RecordView:
+def _call(fn: Callable[[], T], what: str = "") -> T:
     try:
         return fn()
     except grpc.RpcError as e:
@@ -202,7 +205,7 @@ def cmd_request_show(a: argparse.Namespace) -> None:
 
 def _firm_list(a: argparse.Namespace, kind: str) -> None:
     with _firm(a) as c:
-        views = _call_list(lambda: c.list(kind, mine=a.mine))
+        views = _call(lambda: c.list(kind, mine=a.mine))
         site = c.site_id
     if a.json:
         print_json([listing_json(v, detail=False) for v in views])
@@ -218,13 +221,6 @@ def _firm_list(a: argparse.Namespace, kind: str) -> None:
         doc = listing_json(v, detail=False)
         table.add_row(v.id, doc["title"], v.origin_name or v.provenance.origin, v.status, iso(v.updated_at_ms))
     out.print(table)
-
-
-def _call_list(fn: Callable[[], list[admin_pb2.RecordView]]) -> list[admin_pb2.RecordView]:
-    try:
-        return fn()
-    except grpc.RpcError as e:
-        raise CliError(*rpc_error_lines(e)) from e
 
 
 def cmd_request_list(a: argparse.Namespace) -> None:

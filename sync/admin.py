@@ -77,12 +77,18 @@ def conflict_views(record_id: str, state: RecordState) -> list[admin_pb2.Conflic
 
 
 def with_names(site: Site, view: admin_pb2.RecordView) -> admin_pb2.RecordView:
-    """Fill in the names staff and firms read: a firm owner's name, what an interest is about."""
-    names = site.store.titles([view.provenance.origin, view.values.interest.to_record])
-    view.origin_name = names.get(view.provenance.origin, "")
-    if view.kind == "interest":
-        view.about = names.get(view.values.interest.to_record, "")
-    return view
+    return all_with_names(site, [view])[0]
+
+
+def all_with_names(site: Site, views: list[admin_pb2.RecordView]) -> list[admin_pb2.RecordView]:
+    """Fill in the names staff and firms read (a firm owner's name, what an interest is
+    about), with one lookup for the whole page."""
+    names = site.store.titles([x for v in views for x in (v.provenance.origin, v.values.interest.to_record)])
+    for view in views:
+        view.origin_name = names.get(view.provenance.origin, "")
+        if view.kind == "interest":
+            view.about = names.get(view.values.interest.to_record, "")
+    return views
 
 
 def record_view(row: RecordRow, now_ms: int, note: str = "") -> admin_pb2.RecordView:
@@ -240,7 +246,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         rows = rows[:size]
         now = self._site.now_ms()
         return admin_pb2.ListRecordsResponse(
-            records=[with_names(self._site, record_view(r, now)) for r in rows],
+            records=all_with_names(self._site, [record_view(r, now) for r in rows]),
             next_page_token=rows[-1].record_id if more else "",
         )
 
@@ -266,7 +272,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             limit=size,
         )
         now = self._site.now_ms()
-        views = [with_names(self._site, record_view(r, now)) for r in rows]
+        views = all_with_names(self._site, [record_view(r, now) for r in rows])
         if request.live_only:
             views = [v for v in views if v.live]
         return admin_pb2.ListRecordsResponse(records=views)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import grpc
 
 from sync import auth
-from sync.admin import PAGE_MAX, detail_view, is_live, record_view, with_names
+from sync.admin import PAGE_MAX, all_with_names, detail_view, is_live, record_view, with_names
 from sync.envelope import FirmKey, read_version, signatures_from_pb
 from sync.errors import FieldViolation, InvalidInput, NotFound, VerificationFailed
 from sync.records import kind_of
 from sync.site import Site
 from sync.store.store import RecordRow
-from techbridge.v1 import firm_pb2, firm_pb2_grpc
+from techbridge.v1 import admin_pb2, firm_pb2, firm_pb2_grpc
 
 
 class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
@@ -97,17 +97,20 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         out = firm_pb2.FirmListRecordsResponse()
         after = request.page_token
         now = self._site.now_ms()
-        while len(out.records) < size:
+        views: list[admin_pb2.RecordView] = []
+        more = True
+        while more and len(views) < size:
             rows = self._site.store.list_records(
                 origin=firm.firm_id if request.mine else None, limit=PAGE_MAX, after_id=after, kind=request.kind or None
             )
+            more = len(rows) == PAGE_MAX
             for row in rows:
                 after = row.record_id
                 if row.kind != "firm" and self._visible(firm, row):
-                    out.records.append(with_names(self._site, record_view(row, now)))
-                    if len(out.records) == size:
+                    views.append(record_view(row, now))
+                    if len(views) == size:
                         out.next_page_token = row.record_id
-                        return out
-            if len(rows) < PAGE_MAX:
-                return out
+                        break
+        out.records.extend(all_with_names(self._site, views))
+        return out
         return out

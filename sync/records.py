@@ -802,9 +802,6 @@ def validate_content(content: Content) -> None:
         raise InvalidInput(problems)
 
 
-validate_listing = validate_content
-
-
 def validate_change(change: Change, kind: Kind = LISTING) -> None:
     """The rules for the fields a change sets (a title it sets must not be empty)."""
     unknown = [n for n in change.names if n not in kind.defaults]

@@ -545,10 +545,13 @@ class Site:
         Firms registered in the same batch are known to the versions after
         them (a firm's record always precedes its requests in a site's log)."""
         registry = self.registry()
-        batch_firms: dict[str, FirmKey] = {}
+        batch_firms: dict[str, FirmKey | None] = {}
 
         def firms(firm_id: str) -> FirmKey | None:
-            return batch_firms.get(firm_id) or self.firm_key(firm_id)
+            # Looked up once per batch: a firm's requests and interests come many at a time.
+            if firm_id not in batch_firms:
+                batch_firms[firm_id] = self.firm_key(firm_id)
+            return batch_firms[firm_id]
 
         out: list[Received] = []
         for seq, body, sigs in entries:
