@@ -288,6 +288,15 @@ def check_change_shape(change: Change, parents: tuple[str, ...], kind: Kind = LI
         raise VerificationFailed(f"{kind.name} breaks the rules: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class SignatureCheck:
+    """One signature a version still needs verified over its body, and the refusal if it fails."""
+
+    public_key: bytes
+    signature: bytes
+    failure: str
+
+
 def verify_version(
     version: Version,
     registry: Registry,
@@ -295,7 +304,24 @@ def verify_version(
     max_future_ms: int = MAX_FUTURE_MS,
     firms: FirmLookup = no_firms,
 ) -> None:
-    """Raise VerificationFailed with the reason unless `version` may be accepted.
+    """Raise VerificationFailed with the reason unless `version` may be accepted
+    (`check_version`, then its signatures over the exact body bytes)."""
+    for check in check_version(version, registry, now_ms, max_future_ms, firms):
+        if not verify(check.public_key, VERSION_DOMAIN, version.body, check.signature):
+            raise VerificationFailed(check.failure)
+
+
+def check_version(
+    version: Version,
+    registry: Registry,
+    now_ms: int | None = None,
+    max_future_ms: int = MAX_FUTURE_MS,
+    firms: FirmLookup = no_firms,
+) -> tuple[SignatureCheck, ...]:
+    """Raise VerificationFailed with the reason unless `version` may be accepted
+    once its signatures verify; return those signature checks, in order. A
+    batch verifies the signatures of many versions at once, on every core
+    (`sync.signing.verify_many`).
 
     Checks, in order: one author signature; its key is a centre's key in the
     registry, or the key of the firm the body names as author (found with
@@ -306,7 +332,7 @@ def verify_version(
     own the kind; the author may make this change (`check_permission`); the
     change is well formed and keeps the kind's rules; the stamp is not more
     than `max_future_ms` ahead of `now_ms` (when given); the signatures verify
-    over the exact body bytes.
+    over the exact body bytes (by the caller, from the checks returned).
     """
     kind = KINDS[version.kind]
     authors = [s for s in version.signatures if s.role == AUTHOR]
@@ -377,10 +403,11 @@ def verify_version(
         raise StampAhead(
             f"stamped {version.hlc.wall_ms - now_ms} ms ahead of this site's clock (limit {max_future_ms} ms)"
         )
-    if not verify(public_key, VERSION_DOMAIN, version.body, sig.signature):
-        raise VerificationFailed("signature does not verify over the body bytes")
-    if relay is not None and not verify(relay[1], VERSION_DOMAIN, version.body, relay[0].signature):
-        raise VerificationFailed("relay signature does not verify over the body bytes")
+    checks = [SignatureCheck(public_key, sig.signature, "signature does not verify over the body bytes")]
+    if relay is not None:
+        failure = "relay signature does not verify over the body bytes"
+        checks.append(SignatureCheck(relay[1], relay[0].signature, failure))
+    return tuple(checks)
 
 
 def _relay_of(version: Version, registry: Registry) -> tuple[SignatureValue, bytes]:

@@ -11,10 +11,19 @@ the sync pipeline). Every site runs this same verifier, so no crafted edge-case
 signature can be accepted at one site and refused at another; the test vectors
 are checked with both libraries. Keys, signing, certificates and TLS stay with
 `cryptography`.
+
+A batch of signatures is verified on every core (`verify_many`): libsodium
+releases the GIL while it works, so a small pool of threads (never processes:
+gRPC does not survive `fork()`) verifies a batch about twice as fast on two
+cores as one thread does.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from nacl.exceptions import BadSignatureError
@@ -47,3 +56,37 @@ def verify(public_key: bytes, domain: bytes, data: bytes, signature: bytes) -> b
     except (BadSignatureError, ValueError, TypeError):
         return False
     return True
+
+
+# Below this many signatures a batch is verified in the calling thread: handing
+# work to the pool costs more than it saves.
+PARALLEL_MIN = 64
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _verifiers() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="verify")
+        return _pool
+
+
+def _verify_chunk(domain: bytes, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    return [verify(public_key, domain, data, signature) for public_key, data, signature in items]
+
+
+def verify_many(domain: bytes, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """`verify` for each (public_key, data, signature), in order, spread over every core."""
+    workers = max(2, os.cpu_count() or 1)
+    if len(items) < PARALLEL_MIN:
+        return _verify_chunk(domain, items)
+    size = -(-len(items) // workers)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    pool = _verifiers()
+    futures = [pool.submit(_verify_chunk, domain, c) for c in chunks[1:]]
+    out = _verify_chunk(domain, chunks[0])  # the caller's thread takes a share too
+    for f in futures:
+        out.extend(f.result())
+    return out

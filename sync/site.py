@@ -19,10 +19,12 @@ from sync.config import SITE_ID_RE, DataDir, SiteConfig
 from sync.envelope import (
     AUTHOR,
     FirmKey,
+    SignatureCheck,
     SignatureValue,
     Version,
     check_change_shape,
     check_permission,
+    check_version,
     countersign,
     make_version,
     read_version,
@@ -66,6 +68,7 @@ from sync.records import (
     with_taxonomy,
 )
 from sync.registry import Registry, check_not_rollback, check_registry_signature
+from sync.signing import VERSION_DOMAIN, verify, verify_many
 from sync.store import Rejected, Store
 from sync.store.store import HeadVersion, RecordRow
 
@@ -543,8 +546,25 @@ class Site:
         """Decode and verify received envelopes; refusals carry their reason.
 
         Firms registered in the same batch are known to the versions after
-        them (a firm's record always precedes its requests in a site's log)."""
+        them (a firm's record always precedes its requests in a site's log).
+        Every check but the signatures runs first, version by version; then
+        the batch's signatures are verified at once on every core. Should any
+        signature fail, the batch is checked again one version at a time, so
+        that nothing after a forged firm record leans on its key."""
         registry = self.registry()
+        checked, forged = self._check(entries, registry, at_once=True)
+        if forged:
+            checked, _ = self._check(entries, registry, at_once=False)
+        return checked
+
+    def _check(
+        self,
+        entries: Sequence[tuple[int, bytes, tuple[SignatureValue, ...]]],
+        registry: Registry,
+        *,
+        at_once: bool,
+    ) -> tuple[list[Received], bool]:
+        """The checked batch, and whether `at_once` found a signature that fails."""
         batch_firms: dict[str, FirmKey | None] = {}
 
         def firms(firm_id: str) -> FirmKey | None:
@@ -554,10 +574,15 @@ class Site:
             return batch_firms[firm_id]
 
         out: list[Received] = []
+        pending: list[tuple[int, Version, tuple[SignatureCheck, ...]]] = []
         for seq, body, sigs in entries:
             try:
                 version = read_version(body, sigs)
-                verify_version(version, registry, self.now_ms(), self.config.max_future_ms, firms)
+                checks = check_version(version, registry, self.now_ms(), self.config.max_future_ms, firms)
+                if not at_once:
+                    for c in checks:
+                        if not verify(c.public_key, VERSION_DOMAIN, body, c.signature):
+                            raise VerificationFailed(c.failure)
             except VerificationFailed as exc:
                 rejected = Rejected(version_id_of(body), str(exc), body)
                 out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey), isinstance(exc, StampAhead)))
@@ -566,9 +591,15 @@ class Site:
                 key = version.change.get("public_key")
                 if isinstance(key, str):
                     batch_firms[version.record_id] = FirmKey(version.record_id, version.origin, bytes.fromhex(key))
-            self.clock.observe(version.hlc)
+            pending.append((len(out), version, checks))
             out.append(Received(seq, version, None))
-        return out
+        if at_once:
+            jobs = [(c.public_key, v.body, c.signature) for _, v, checks in pending for c in checks]
+            if not all(verify_many(VERSION_DOMAIN, jobs)):
+                return out, True
+        for _, version, _ in pending:
+            self.clock.observe(version.hlc)
+        return out, False
 
     @staticmethod
     def until_deferred(checked: list[Received]) -> tuple[list[Received], int | None]:

@@ -14,7 +14,7 @@ from sync.envelope import SignatureValue, read_version, verify_version
 from sync.errors import VerificationFailed
 from sync.keys import SigningKey, key_id_of
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
-from sync.signing import VERSION_DOMAIN, verify
+from sync.signing import VERSION_DOMAIN, sign, verify
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "vectors" / "version_signatures.json").read_text(encoding="utf-8")
@@ -164,3 +164,22 @@ def test_registry_signed_by_a_node_key_or_older_is_refused() -> None:
         check_registry_signature(forged.body, root.key_id, forged.signature, root.public_bytes)
     with pytest.raises(VerificationFailed, match="older than the held"):
         check_not_rollback(r1, r2)
+
+
+def test_verify_many_matches_verify_one_by_one_in_order() -> None:
+    from sync.signing import PARALLEL_MIN, verify_many
+
+    keys = [SigningKey.generate() for _ in range(3)]
+    items: list[tuple[bytes, bytes, bytes]] = []
+    for n in range(PARALLEL_MIN * 3 + 7):
+        k = keys[n % 3]
+        data = f"body {n}".encode()
+        sig = sign(k, VERSION_DOMAIN, data)
+        if n % 17 == 5:
+            data += b"!"  # tampered after signing
+        items.append((k.public_bytes, data, sig))
+    expected = [verify(pub, VERSION_DOMAIN, data, sig) for pub, data, sig in items]
+    assert False in expected and True in expected
+    assert verify_many(VERSION_DOMAIN, items) == expected
+    assert verify_many(VERSION_DOMAIN, items[:5]) == expected[:5]  # below the threshold: in the caller's thread
+    assert verify_many(VERSION_DOMAIN, []) == []

@@ -74,3 +74,27 @@ def test_push_from_an_unknown_site_is_unauthenticated(hub: Hub) -> None:
     assert "not registered" in (e.value.details() or "")
     # and the hub keeps serving
     assert hub.listings() == []
+
+
+def test_a_large_batch_verified_on_every_core_refuses_exactly_the_bad_ones(hub: Hub, tmp_path: Path) -> None:
+    """Past `PARALLEL_MIN` signatures a batch is verified at once on a pool of
+    threads; a bad signature anywhere in it is refused alone, in place."""
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    key = SigningKey.load(DataDir(node.path).signing_key)
+    envs = [
+        envelope_to_pb(
+            signed_version(key, "tel-aviv", create_change(listing_content(title=f"L{n}")), hlc=Stamp(_now(), n))
+        )
+        for n in range(120)
+    ]
+    envs[37].signatures[0].signature = (
+        bytes([envs[37].signatures[0].signature[0] ^ 1]) + envs[37].signatures[0].signature[1:]
+    )
+    envs[101].body = envs[101].body.replace(b"L101", b"L999")
+    resp = _push(hub, key, "tel-aviv", envs)
+    assert resp.stored == 118
+    assert resp.acked_seq == 120
+    assert [r.reason for r in resp.rejected] == ["signature does not verify over the body bytes"] * 2
+    titles = {v.values.listing.title for v in hub.listings()}
+    assert titles == {f"L{n}" for n in range(120)} - {"L37", "L101"}
+    node.stop()
