@@ -41,7 +41,7 @@ import hashlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -87,6 +87,59 @@ class RoundResult:
 
 class SyncError(Unavailable):
     """A round could not complete; the message says at which step and why."""
+
+
+PULL_PREFETCH = 2  # pull batches read off the stream ahead of the one being stored
+
+
+def prefetched(
+    stream: Iterable[sync_pb2.PullResponse], depth: int, cancel: Callable[[], object]
+) -> Generator[sync_pb2.PullResponse, None, None]:
+    """The messages of a server stream, read up to `depth` ahead by a thread.
+
+    While this site verifies and stores one batch, the next ones are already
+    crossing the network, so the hub keeps producing (memory stays bounded:
+    at most `depth` batches wait). Errors of the stream reach the consumer in
+    order; a consumer that stops early (closing this generator) cancels the
+    stream and stops the reader."""
+    box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for msg in stream:
+                if not put(("msg", msg)):
+                    return
+            put(("end", None))
+        except Exception as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    thread = threading.Thread(target=reader, name="pull-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            tag, value = box.get()
+            if tag == "end":
+                return
+            if tag == "error":
+                assert isinstance(value, Exception)
+                raise value
+            assert isinstance(value, sync_pb2.PullResponse)
+            yield value
+    finally:
+        stop.set()
+        if thread.is_alive():
+            cancel()  # a reader waiting on the network returns at once
+        thread.join(timeout=5)
 
 
 def push_txn_id(site: str, first: int, through: int, version_ids: list[str]) -> str:
@@ -272,23 +325,35 @@ class SyncClient:
 
         responses = stub.Push(requests(), timeout=self._site.config.stream_deadline_s, metadata=self._md("Push"))
         done = 0
+        sent = 0
+
+        def batch(after: int) -> tuple[sync_pb2.PushRequest, int, int, int] | None:
+            nonlocal sent
+            rows, through, head = store.log_after(after, cfg.push_batch, only_local=only_local)
+            if not rows:
+                return None  # the acknowledged position stays where the hub put it: the hub checks it
+            sent += len(rows)
+            txn = push_txn_id(self._site.site_id, rows[0].seq, through, [r.version_id for r in rows])
+            remaining = max(0, total - sent)  # derived: no count query per batch
+            req = sync_pb2.PushRequest(txn_id=txn, through_seq=through, remaining=remaining, after_seq=after)
+            for r in rows:
+                req.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
+            return req, len(rows), through, head
+
         try:
-            while True:
-                rows, through, head = store.log_after(acked, cfg.push_batch, only_local=only_local)
-                if not rows:
-                    break  # the acknowledged position stays where the hub put it: the hub checks it
-                txn = push_txn_id(self._site.site_id, rows[0].seq, through, [r.version_id for r in rows])
-                remaining = max(0, total - done - len(rows))  # derived: no count query per batch
-                req = sync_pb2.PushRequest(txn_id=txn, through_seq=through, remaining=remaining, after_seq=acked)
-                for r in rows:
-                    req.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
+            ahead = batch(acked)
+            while ahead is not None:
+                req, count, through, head = ahead
                 try:
                     outbox.put(req, timeout=ACK_WAIT_S)
                 except queue.Full as exc:
                     raise SyncError("the push stream stopped taking batches") from exc
+                # The next batch is read and encoded while the hub stores this one; it is
+                # sent only once this one is acknowledged where it ends (one in flight).
+                ahead = batch(through) if through < head else None
                 resp = next(iter(responses))
-                if resp.txn_id != txn:
-                    raise SyncError(f"hub acknowledged {resp.txn_id!r} while {txn!r} was in flight")
+                if resp.txn_id != req.txn_id:
+                    raise SyncError(f"hub acknowledged {resp.txn_id!r} while {req.txn_id!r} was in flight")
                 acked = resp.acked_seq
                 store.set_push_acked(self._hub, acked)
                 if acked < through:
@@ -296,13 +361,11 @@ class SyncClient:
                         f"the hub deferred this site's log after entry {acked} (stamped ahead of its clock); "
                         "the next round sends it again"
                     )
-                done += len(rows)
+                done += count
                 result.pushed += resp.stored
                 result.push_rejected += len(resp.rejected)
                 result.rejections.extend((r.version_id, r.reason) for r in resp.rejected)
                 progress(Progress("push", done, total, result.pushed, result.push_rejected))
-                if through >= head:
-                    break
         finally:
             try:
                 outbox.put_nowait(None)
@@ -328,9 +391,23 @@ class SyncClient:
             timeout=self._site.config.stream_deadline_s,
             metadata=self._md("Pull"),
         )
+        messages = prefetched(stream, PULL_PREFETCH, stream.cancel)
+        try:
+            self._pull_from(messages, after, result, progress, stub)
+        finally:
+            messages.close()
+
+    def _pull_from(
+        self,
+        messages: Iterator[sync_pb2.PullResponse],
+        after: int,
+        result: RoundResult,
+        progress: Callable[[Progress], None],
+        stub: sync_pb2_grpc.SyncServiceStub,
+    ) -> None:
         done = 0
         total = -1
-        for msg in stream:
+        for msg in messages:
             if total < 0:
                 total = max(0, msg.head_seq - after)
             entries = [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries]
@@ -351,8 +428,7 @@ class SyncClient:
             done = through - after
             progress(Progress("pull", done, total, result.pulled, result.pull_rejected))
             if deferred is not None:
-                stream.cancel()  # type: ignore[no-untyped-call]
-                raise SyncError(
+                raise SyncError(  # closing `messages` cancels the stream
                     f"stopped before hub log entry {deferred}: it is stamped ahead of this site's clock; "
                     "the next round takes it again"
                 )
