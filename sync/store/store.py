@@ -530,20 +530,30 @@ class Store:
     def _remerge(self, conn: Connection, ids: list[str], decoded: dict[str, MergeInput]) -> None:
         bodies: dict[str, list[MergeInput]] = {rid: [] for rid in ids}
         origin: dict[str, tuple[str, str]] = {}
+        unread: list[str] = []  # held before this batch: their bodies are read and decoded
         for i in range(0, len(ids), _IN_CHUNK):
             rows = conn.execute(
                 select(
                     versions_t.c.record_id,
                     versions_t.c.version_id,
-                    versions_t.c.body,
                     versions_t.c.kind,
                     versions_t.c.origin,
                 ).where(versions_t.c.record_id.in_(ids[i : i + _IN_CHUNK]), versions_t.c.quarantined.is_(False))
             )
             for row in rows:
                 known = decoded.get(row.version_id)
-                bodies[row.record_id].append(known or merge_input_of(row.version_id, row.body))
+                if known is None:
+                    unread.append(row.version_id)
+                else:
+                    bodies[row.record_id].append(known)
                 origin[row.record_id] = (row.kind, row.origin)
+        for i in range(0, len(unread), _IN_CHUNK):
+            for held in conn.execute(
+                select(versions_t.c.record_id, versions_t.c.version_id, versions_t.c.body).where(
+                    versions_t.c.version_id.in_(unread[i : i + _IN_CHUNK])
+                )
+            ):
+                bodies[held.record_id].append(merge_input_of(held.version_id, held.body))
         existing: set[str] = set()
         for i in range(0, len(ids), _IN_CHUNK):
             existing.update(
