@@ -156,6 +156,24 @@ def bench_sync(n: int, base: Path) -> dict[str, float]:
     }
 
 
+class _CountedStream:
+    """A response stream that counts what it yields and can still be cancelled."""
+
+    def __init__(self, counter: WireCounter, call: Any) -> None:
+        self._counter, self._call = counter, call
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        r = next(self._call)
+        self._counter.received += r.ByteSize()
+        return r
+
+    def cancel(self) -> bool:
+        return bool(self._call.cancel())
+
+
 class WireCounter(
     grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
     grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
@@ -174,9 +192,7 @@ class WireCounter(
         self.sent += request.ByteSize()
 
     def _in(self, responses: Any) -> Any:
-        for r in responses:
-            self.received += r.ByteSize()
-            yield r
+        return _CountedStream(self, responses)
 
     def _outs(self, requests: Any) -> Any:
         for r in requests:
