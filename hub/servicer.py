@@ -186,8 +186,11 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                     f"{CHECKPOINT_MISMATCH}: this hub holds {peer}'s log up to {held}, not {req.after_seq} "
                     "(restored from a backup?)"
                 )
-            if req.after_seq < held:
-                # The node holds less of its own log than it once sent: it was restored.
+            if req.after_seq < held and not store.push_applied(req.txn_id):
+                # The node holds less of its own log than it once sent, or other entries at
+                # those positions: it was restored. (A batch applied here whose
+                # acknowledgement never reached the node, killed or cut off, comes again
+                # under the same id: a retry, not a restore.)
                 store.set_flags(peer, resend_own=True)
             checked = self._site.check_entries(
                 [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries]

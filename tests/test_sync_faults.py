@@ -75,6 +75,29 @@ def test_node_restored_from_backup_still_pushes_what_it_writes_next(hub: Hub, tm
     node.stop()
 
 
+def test_a_push_whose_acknowledgement_was_lost_is_a_retry_not_a_restore(hub: Hub, tmp_path: Path) -> None:
+    from sync.client import push_txn_id
+    from sync.envelope import stored_envelope_to_pb
+
+    node = make_node(hub, tmp_path / "toledo", "toledo", country="ES")
+    for i in range(3):
+        node.add_listing(f"acknowledged but not recorded {i}")
+    assert node.sync().pushed == 3
+    assert node.node is not None and hub.running is not None
+    rows, through, _ = node.node.running.site.store.log_after(0, 10, only_local=True)
+    # The node was killed after the hub stored its batch, before it recorded the
+    # acknowledgement: it sends the same batch again, from the same position.
+    txn = push_txn_id("toledo", rows[0].seq, through, [r.version_id for r in rows])
+    again = push(hub, key_of(node), "toledo", txn, [stored_envelope_to_pb(r.body, r.signatures) for r in rows])
+    assert (again.acked_seq, again.stored) == (3, 0)
+    assert not hub.running.site.store.peer_state("toledo").resend_own  # not taken for a restore
+    # The same positions with other content are a restore.
+    other = signed_version(key_of(node), "toledo", create_change(listing_content(title="other")))
+    push(hub, key_of(node), "toledo", push_txn_id("toledo", 1, 1, [other.version_id]), [envelope_to_pb(other)])
+    assert hub.running.site.store.peer_state("toledo").resend_own
+    node.stop()
+
+
 def test_cursor_past_the_hubs_head_reconciles_instead_of_skipping(hub: Hub, tmp_path: Path) -> None:
     node = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     node.sync()

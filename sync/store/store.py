@@ -661,6 +661,11 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(log_t.c.version_id).where(log_t.c.seq == seq)).scalar()
 
+    def push_applied(self, txn_id: str) -> bool:
+        """Whether a push batch with this transaction id was applied here."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(txns_t.c.txn_id).where(txns_t.c.txn_id == txn_id)).first() is not None
+
     def set_push_acked(self, peer: str, acked: int) -> None:
         with self._write_lock, self.engine.begin() as conn:
             self._upsert_peer(conn, peer, {"push_acked": acked})
