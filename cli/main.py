@@ -317,6 +317,22 @@ def cmd_sync_now(a: argparse.Namespace) -> None:
             out.print(msg)
 
 
+def cmd_sync_digest(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        d = s.admin.GetDigest(admin_pb2.GetDigestRequest(), metadata=s.md, timeout=SYNC_TIMEOUT_S)
+    origins = [{"origin": o.origin, "versions": o.versions, "digest": o.digest} for o in d.origins]
+    if a.json:
+        print_json({"site": d.site_id, "versions": d.versions, "digest": d.digest, "origins": origins})
+        return
+    out.print(f"site {d.site_id}: {d.versions} versions, digest {d.digest}", highlight=False)
+    table = Table()
+    for col in ("origin", "versions", "digest"):
+        table.add_column(col, overflow="fold")
+    for o in d.origins:
+        table.add_row(o.origin, str(o.versions), o.digest)
+    out.print(table)
+
+
 def cmd_sync_status(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
         st = s.admin.GetSyncStatus(admin_pb2.GetSyncStatusRequest(), metadata=s.md, timeout=CALL_TIMEOUT_S)
@@ -545,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_arg(sp)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_sync_status)
+    sp = sync.add_parser(
+        "digest", help="a digest of every version this site holds, whole and per origin (compare sites with it)"
+    )
+    data_arg(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_sync_digest)
     return p
 
 

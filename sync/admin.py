@@ -210,6 +210,15 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 out.entries.add(version_id=vid, reason=reason, kind="refused", peer=peer)
         return out
 
+    def GetDigest(
+        self, request: admin_pb2.GetDigestRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.GetDigestResponse:
+        held = self._site.store.digest()
+        out = admin_pb2.GetDigestResponse(site_id=self._site.site_id, versions=held.versions, digest=held.digest)
+        for o in held.origins:
+            out.origins.add(origin=o.origin, versions=o.versions, digest=o.digest)
+        return out
+
     def _view(self, record_id: str) -> admin_pb2.RecordView:
         return with_names(self._site, detail_view(self._site.listing_detail(record_id), self._site.now_ms()))
 

@@ -100,6 +100,32 @@ class TestStoreContract:
         assert store.search(query_terms("solar", countries=["BE"])) == []
         assert [r.record_id for r in store.search([], status="submitted", limit=2)] == ["offer-2", "offer-1"]
 
+    def test_digest_depends_on_what_is_held_not_on_arrival_order(self, store: Store, tmp_path: Path) -> None:
+        import hashlib
+
+        vs = [version(n, site=("tel-aviv", "brussels")[n % 2]) for n in range(7)]
+        empty = store.digest()
+        assert (empty.versions, empty.digest, empty.origins) == (0, hashlib.sha256().hexdigest(), ())
+        store.apply_batch("hq", vs, [], through_seq=7, now_ms=1)
+        other = Store.open(f"sqlite:///{tmp_path / 'other.db'}")
+        try:
+            for v in reversed(vs):  # one at a time, in the opposite order
+                other.apply_batch("hq", [v], [], through_seq=1, now_ms=1)
+            assert other.digest() == store.digest()
+            ids = sorted(v.version_id for v in vs)
+            held = store.digest()
+            assert held.versions == 7
+            assert held.digest == hashlib.sha256("".join(f"{i}\n" for i in ids).encode()).hexdigest()
+            assert [(o.origin, o.versions) for o in held.origins] == [("brussels", 3), ("tel-aviv", 4)]
+            other.apply_batch("hq", [version(99)], [], through_seq=2, now_ms=1)
+            after = other.digest()
+            assert after.digest != held.digest
+            assert [o for o in after.origins if o.origin == "brussels"] == [
+                o for o in held.origins if o.origin == "brussels"
+            ]
+        finally:
+            other.close()
+
     def test_apply_is_idempotent(self, store: Store) -> None:
         batch = [version(i) for i in range(10)]
         r1 = store.apply_batch("hq", batch, [], through_seq=10, now_ms=1)

@@ -19,6 +19,7 @@ answer a sync round.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -99,6 +100,22 @@ class ApplyResult:
     duplicates: int
     rejected: int
     already_applied: bool = False
+
+
+@dataclass(frozen=True)
+class OriginDigest:
+    origin: str
+    versions: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class HeldDigest:
+    """What a site holds: how many versions and a digest of their ids (`Store.digest`)."""
+
+    versions: int
+    digest: str
+    origins: tuple[OriginDigest, ...]
 
 
 @dataclass(frozen=True)
@@ -951,6 +968,29 @@ class Store:
             received_at_ms=v.received_at_ms,
             verified=v.verified,
         )
+
+    def digest(self) -> HeldDigest:
+        """What this site holds, in a few bytes: SHA-256 over the ids of every
+        version held (quarantined ones too), in id order, one per line; and the
+        same per origin. Two sites that hold the same versions print the same
+        digest whatever order they got them in. Reads every version id once,
+        streamed (bounded memory): an operator's audit, not part of a round."""
+        whole = hashlib.sha256()
+        by_origin: dict[str, tuple[int, Any]] = {}
+        count = 0
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=5000).execute(
+                select(versions_t.c.version_id, versions_t.c.origin).order_by(versions_t.c.version_id)
+            )
+            for vid, origin in rows:
+                line = f"{vid}\n".encode()
+                whole.update(line)
+                n, h = by_origin.get(origin) or (0, hashlib.sha256())
+                h.update(line)
+                by_origin[origin] = (n + 1, h)
+                count += 1
+        origins = tuple(OriginDigest(o, n, h.hexdigest()) for o, (n, h) in sorted(by_origin.items()))
+        return HeldDigest(count, whole.hexdigest(), origins)
 
     def version_ids(self) -> set[str]:
         """Every version id held (for tests and digests on small stores)."""

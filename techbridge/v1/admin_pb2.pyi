@@ -136,6 +136,77 @@ class RevokeKeyResponse(_message.Message):
 Global___RevokeKeyResponse: _TypeAlias = RevokeKeyResponse  # noqa: Y015
 
 @_typing.final
+class GetDigestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDigestRequest: _TypeAlias = GetDigestRequest  # noqa: Y015
+
+@_typing.final
+class OriginDigest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    versions: _builtins.int
+    digest: _builtins.str
+    """SHA-256 (hex) over the ids of the versions held from this origin, in id order, one per line."""
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        versions: _builtins.int = ...,
+        digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "origin", b"origin", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OriginDigest: _TypeAlias = OriginDigest  # noqa: Y015
+
+@_typing.final
+class GetDigestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    ORIGINS_FIELD_NUMBER: _builtins.int
+    site_id: _builtins.str
+    versions: _builtins.int
+    digest: _builtins.str
+    """SHA-256 (hex) over the ids of every version held, in id order, one per line."""
+    @_builtins.property
+    def origins(self) -> _containers.RepeatedCompositeFieldContainer[Global___OriginDigest]: ...
+    def __init__(
+        self,
+        *,
+        site_id: _builtins.str = ...,
+        versions: _builtins.int = ...,
+        digest: _builtins.str = ...,
+        origins: _abc.Iterable[Global___OriginDigest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "origins", b"origins", "site_id", b"site_id", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDigestResponse: _TypeAlias = GetDigestResponse  # noqa: Y015
+
+@_typing.final
 class ListQuarantineRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

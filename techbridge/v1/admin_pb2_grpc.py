@@ -90,6 +90,11 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineResponse.FromString,
                 _registered_method=True)
+        self.GetDigest = channel.unary_unary(
+                '/techbridge.v1.AdminService/GetDigest',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.GetDigestRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.GetDigestResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -168,6 +173,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDigest(self, request, context):
+        """A digest of every version this site holds, whole and per origin: sites that hold
+        the same versions show the same digest. Reads the whole store (an audit, not a round).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +238,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListQuarantine,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.ListQuarantineResponse.SerializeToString,
+            ),
+            'GetDigest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDigest,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.GetDigestRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.GetDigestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -525,6 +543,33 @@ class AdminService:
             '/techbridge.v1.AdminService/ListQuarantine',
             techbridge_dot_v1_dot_admin__pb2.ListQuarantineRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.ListQuarantineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDigest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/GetDigest',
+            techbridge_dot_v1_dot_admin__pb2.GetDigestRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.GetDigestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,10 @@ class AdminServiceStub:
     """Replace this site's signing key without stopping (a node asks the hub)."""
     ListQuarantine: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListQuarantineRequest, _admin_pb2.ListQuarantineResponse]
     """Versions refused or taken out of the merge because of a revoked key."""
+    GetDigest: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetDigestRequest, _admin_pb2.GetDigestResponse]
+    """A digest of every version this site holds, whole and per origin: sites that hold
+    the same versions show the same digest. Reads the whole store (an audit, not a round).
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -75,6 +79,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Replace this site's signing key without stopping (a node asks the hub)."""
     ListQuarantine: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListQuarantineRequest, _admin_pb2.ListQuarantineResponse]  # type: ignore[assignment]
     """Versions refused or taken out of the merge because of a revoked key."""
+    GetDigest: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetDigestRequest, _admin_pb2.GetDigestResponse]  # type: ignore[assignment]
+    """A digest of every version this site holds, whole and per origin: sites that hold
+    the same versions show the same digest. Reads the whole store (an audit, not a round).
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by every site."""
@@ -161,6 +169,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListQuarantineResponse, _abc.Awaitable[_admin_pb2.ListQuarantineResponse]]:
         """Versions refused or taken out of the merge because of a revoked key."""
+
+    @_abc_1.abstractmethod
+    def GetDigest(
+        self,
+        request: _admin_pb2.GetDigestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetDigestResponse, _abc.Awaitable[_admin_pb2.GetDigestResponse]]:
+        """A digest of every version this site holds, whole and per origin: sites that hold
+        the same versions show the same digest. Reads the whole store (an audit, not a round).
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
