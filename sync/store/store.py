@@ -376,12 +376,18 @@ class Store:
 
     def append_local(self, version: Version, now_ms: int) -> int:
         """Store a version written at this site; returns its log position."""
+        return self.append_local_batch([version], now_ms)[0]
+
+    def append_local_batch(self, versions: Sequence[Version], now_ms: int) -> list[int]:
+        """Store versions written at this site in one transaction; returns their log positions."""
+        if not versions:
+            return []
         with self._write_lock:
             with self.engine.begin() as conn:
-                seqs = self._insert_versions(conn, [version], None, now_ms)
-            self._committed(seqs[0])
-        self._quarantine_erased([version])
-        return seqs[0]
+                seqs = self._insert_versions(conn, list(versions), None, now_ms)
+            self._committed(max(seqs))
+        self._quarantine_erased(list(versions))
+        return seqs
 
     def apply_batch(
         self,
