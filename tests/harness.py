@@ -23,9 +23,10 @@ from sync.config import DataDir
 from sync.envelope import Version, make_listing_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.records import LISTING, ListingChange, pins_of
+from sync.records import LISTING, ListingChange, create_change, listing_content, pins_of
 from sync.runtime import RunningServer
 from sync.server import channel
+from sync.store import Store
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
 
@@ -218,6 +219,33 @@ def signed_version(
         change=change,
         parents=parents,
     )
+
+
+def preload_listings(path: Path, site: str, count: int, prefix: str, description: str = "") -> None:
+    """`count` listings written at `site` straight into its store while it is stopped,
+    as if its staff had entered them offline (in bulk, so a test spends its time syncing)."""
+    data = DataDir(path)
+    key = SigningKey.load(data.signing_key)
+    store = Store.open(data.load().db_url)
+    try:
+        now = system_now_ms()
+        for start in range(0, count, 2000):
+            batch = [
+                signed_version(
+                    key,
+                    site,
+                    create_change(
+                        listing_content(
+                            title=f"{prefix} technology {i}", summary=f"{prefix} {i} " * 20, description=description
+                        )
+                    ),
+                    hlc=Stamp(now, i),
+                )
+                for i in range(start, min(count, start + 2000))
+            ]
+            store.append_local_batch(batch, now)
+    finally:
+        store.close()
 
 
 def push_raw(

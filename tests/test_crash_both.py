@@ -19,41 +19,14 @@ import time
 from pathlib import Path
 
 from hub.site import init_hub
-from sync.clock import Stamp, system_now_ms
 from sync.config import DataDir
-from sync.keys import SigningKey
-from sync.records import create_change, listing_content
-from sync.store import Store
-from tests.harness import Hub, cli, make_node, serve_process, signed_version, wait_until
+from tests.harness import Hub, cli, make_node, preload_listings, serve_process, wait_until
 
 SOAK = os.environ.get("TECHBRIDGE_SOAK") == "1"
 AT_NODE = 100_000 if SOAK else 20_000
 AT_HQ = 10_000 if SOAK else 2_000
 KILLS = 40 if SOAK else 10
 BOUND_S = 3600 if SOAK else 150
-
-
-def preload(path: Path, site: str, count: int, prefix: str) -> None:
-    """`count` listings written at `site` straight into its store, as if its staff had
-    entered them while it was offline (bulk, so the test spends its time syncing)."""
-    data = DataDir(path)
-    key = SigningKey.load(data.signing_key)
-    store = Store.open(data.load().db_url)
-    try:
-        now = system_now_ms()
-        for start in range(0, count, 2000):
-            batch = [
-                signed_version(
-                    key,
-                    site,
-                    create_change(listing_content(title=f"{prefix} technology {i}", summary=f"{prefix} {i} " * 20)),
-                    hlc=Stamp(now, i),
-                )
-                for i in range(start, min(count, start + 2000))
-            ]
-            store.append_local_batch(batch, now)
-    finally:
-        store.close()
 
 
 def held(path: Path) -> tuple[int, int]:
@@ -85,8 +58,8 @@ def test_hub_and_node_killed_at_random_during_a_large_sync_end_identical(tmp_pat
 
     hub_proc.send_signal(signal.SIGTERM)
     hub_proc.wait(timeout=15)
-    preload(hq, "hq", AT_HQ, "HQ")
-    preload(node_path, "toledo", AT_NODE, "Toledo")
+    preload_listings(hq, "hq", AT_HQ, "HQ")
+    preload_listings(node_path, "toledo", AT_NODE, "Toledo")
     total = AT_HQ + AT_NODE
 
     def start(role: str) -> subprocess.Popen[bytes]:
