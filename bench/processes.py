@@ -1,23 +1,45 @@
 """Figures from real processes: a hub and nodes started with the techbridge CLI
-on 127.0.0.1, driven only through the CLI and the sites' gRPC admin API.
+on 127.0.0.1, driven only through the CLI and the sites' gRPC admin API, each
+beside the limit it is measured against in the same run.
 
-    .venv/bin/python bench/processes.py [--n 2000] [--samples 50]
+    .venv/bin/python bench/processes.py [--n 2000] [--samples 50] [--full]
 
-Reports intake (listings/s through a node's API, 8 concurrent clients), the
-initial sync (push of N to an empty hub; pull of N by a new node), a round with
-nothing new, HQ search (a word and a keyword; p50/p95 beside a primary-key
-lookup), propagation through the watch stream (p50/p99), fan-out (a batch of
-up to 1,000 pushed by one centre until every one of --fanout live nodes holds
-it), and the peak memory of the hub and a node. Listings are generated from a fixed seed (words in
-several languages, taxonomy keywords, target countries). Writes bench/results/processes.json.
+* intake: listings/s through a node's API with 8 concurrent clients, against a
+  trivial RPC (the standard health check) on the same server and clients;
+* initial sync: the push of N listings from a node to an empty hub (median of 3
+  runs, each from a copy of the same two data folders) and the pull of N by a
+  new node (median of 3 new nodes), against the single-core Ed25519 verify rate
+  (libsodium, the sync's verifier) and the raw gRPC streaming rate of listings of
+  the same shape (same generator and seed), measured in this process with the
+  project's server, channel and TLS (bench/benchlib.py);
+* a round with nothing new (median of 5);
+* propagation node -> hub -> node, p50/p99, with the watch stream on, and with
+  it off (nodes started with --no-live --sync-every 2s; fewer samples), against
+  the unary round trip;
+* fan-out: a new batch (up to 10,000) pushed by one centre until every one of
+  --fanout live nodes (4; 16 with --full) holds it, against the initial push;
+* HQ search for a word, a technology keyword and a country, p50/p95, against a
+  primary-key lookup on the same store, on SQLite and on PostgreSQL, over a
+  store of --search-size offers (10,000; 100,000 when --n >= 5000; 1,000,000
+  with --full) written as signed versions straight into the hub's store before
+  it starts (PostgreSQL: a fresh database on 127.0.0.1:5432 per run, dropped
+  afterwards; skipped if none answers);
+* peak memory of the hub and a node beside the data synced.
+
+Listings are generated from a fixed seed (words in several languages, taxonomy
+keywords, target countries). Writes bench/results/processes.json with the
+machine, package versions and database used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -30,55 +52,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import benchlib  # noqa: E402
+from benchlib import COUNTRIES, TECH, VOCABULARY, offer_pb, put_runs  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-from sync import auth, taxonomy  # noqa: E402
+from sync import auth  # noqa: E402
 from sync.config import DataDir  # noqa: E402
+from sync.keys import SigningKey  # noqa: E402
 from sync.server import channel  # noqa: E402
+from sync.site import Site  # noqa: E402
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2  # noqa: E402
 
 TB = [sys.executable, "-m", "cli.main"]
-VOCABULARY = (
-    "membrane",
-    "solar",
-    "sensor",
-    "battery",
-    "robot",
-    "vision",
-    "water",
-    "energy",
-    "storage",
-    "coating",
-    "polymer",
-    "catalyst",
-    "laser",
-    "wireless",
-    "edge",
-    "grid",
-    "hydrogen",
-    "desalination",
-    "irrigation",
-    "diagnostic",
-    "vaccine",
-    "textile",
-    "recycling",
-    "concrete",
-    "membrana",
-    "energía",
-    "sensor",
-    "batería",
-    "agua",
-    "Speicher",
-    "Wasserstoff",
-    "Sensoren",
-    "태양광",
-    "배터리",
-    "센서",
-    "ממברנה",
-)
-TECH = sorted(taxonomy.technology_terms(taxonomy.CURRENT) or ())
-MARKET = sorted(taxonomy.market_terms(taxonomy.CURRENT) or ())
-COUNTRIES = ["BE", "ES", "IL", "KR", "KZ", "CN", "DE", "FR"]
+PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
+PG_HUB_URL = "postgresql+psycopg://root@127.0.0.1:5432/{db}"
 
 
 def cli(*args: str) -> str:
@@ -88,16 +75,52 @@ def cli(*args: str) -> str:
     return r.stdout
 
 
-def serve(role: str, data: Path, *extra: str) -> subprocess.Popen[bytes]:
-    addr = data / "run" / "address"
-    log = open(data.parent / f"{data.name}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([*TB, role, "serve", "--data", str(data), *extra], cwd=ROOT, stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while not addr.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{role} {data.name} did not start")
-        time.sleep(0.05)
-    return proc
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Procs:
+    """The sites this run started, by name, so one can be stopped and started again."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.args: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def serve(self, role: str, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        data = self.base / name
+        addr = data / "run" / "address"
+        addr.unlink(missing_ok=True)
+        log = open(self.base / f"{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([*TB, role, "serve", "--data", str(data), *extra], cwd=ROOT, stdout=log, stderr=log)
+        self.running[name] = proc
+        self.args[name] = (role, extra)
+        deadline = time.monotonic() + 60
+        while not addr.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{role} {name} did not start (see its log)")
+            time.sleep(0.05)
+        return proc
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        role, extra = self.args[name]
+        return self.serve(role, name, *extra)
+
+    def stop(self, *names: str) -> None:
+        procs = [self.running.pop(n) for n in names if n in self.running]
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self) -> None:
+        self.stop(*list(self.running))
 
 
 class Admin:
@@ -110,26 +133,18 @@ class Admin:
         self.node = admin_pb2_grpc.NodeAdminServiceStub(self.ch)
 
     def add(self, title: str, i: int = 0) -> str:
-        rnd = random.Random(i)  # a fixed seed per listing: reproducible text, keywords, countries
-        words = " ".join(rnd.choice(VOCABULARY) for _ in range(60))
-        listing = records_pb2.Listing(
-            title=f"{title} {rnd.choice(VOCABULARY)} {rnd.choice(VOCABULARY)}",
-            summary=words[:400],
-            description=(words + " ") * 6,
-            keywords=rnd.sample(TECH, 2),
-            market_keywords=rnd.sample(MARKET, 1),
-            taxonomy=taxonomy.CURRENT,
-            target_countries=rnd.sample(COUNTRIES, 2),
-        )
+        listing = offer_pb(title, i)  # a fixed seed per listing: reproducible text, keywords, countries
         req = admin_pb2.AddRecordRequest(values=records_pb2.RecordValues(listing=listing))
         return self.admin.AddRecord(req, metadata=self.md, timeout=30).record.id
 
-    def search(self, text: str, keyword: str) -> int:
-        req = admin_pb2.SearchRecordsRequest(text=text, keywords=[keyword], page_size=20)
-        return len(self.admin.SearchRecords(req, metadata=self.md, timeout=30).records)
+    def search(self, text: str, keyword: str, country: str = "") -> int:
+        req = admin_pb2.SearchRecordsRequest(
+            text=text, keywords=[keyword], countries=[country] if country else [], page_size=20
+        )
+        return len(self.admin.SearchRecords(req, metadata=self.md, timeout=60).records)
 
     def sync_now(self) -> None:
-        for _ in self.node.SyncNow(admin_pb2.SyncNowRequest(), metadata=self.md, timeout=900):
+        for _ in self.node.SyncNow(admin_pb2.SyncNowRequest(), metadata=self.md, timeout=1800):
             pass
 
     def has(self, rid: str) -> bool:
@@ -139,6 +154,9 @@ class Admin:
         except Exception:
             return False
 
+    def close(self) -> None:
+        self.ch.close()
+
 
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -147,41 +165,136 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * q))]
+
+
+def wait_until(check: Any, what: str, limit_s: float = 900) -> None:
+    deadline = time.monotonic() + limit_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} within {limit_s:.0f} s did not happen")
+        time.sleep(0.1)
+
+
+def propagation(src: Admin, dst: Admin, samples: int, title: str, limit_s: float = 60) -> list[float]:
+    lat = []
+    for i in range(samples):
+        t = time.perf_counter()
+        rid = src.add(f"{title} {i}", 10_000_000 + i)
+        while not dst.has(rid):
+            if time.perf_counter() - t > limit_s:
+                raise SystemExit(f"a listing did not arrive within {limit_s:.0f} s")
+            time.sleep(0.002)
+        lat.append((time.perf_counter() - t) * 1000)
+    return lat
+
+
+def pg_admin() -> Any:
+    """A connection to the PostgreSQL server the tests use, or None if none answers."""
+    try:
+        import psycopg
+
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        print(f"postgresql at 127.0.0.1:5432 not reachable ({exc.__class__.__name__}): its search figure is skipped")
+        return None
+
+
+def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str, Any]:
+    """HQ search over `size` offers on `backend`: a hub whose store is filled with signed
+    versions before it starts, then queried through its admin API."""
+    out: dict[str, Any] = {}
+    name = f"search-{backend}"
+    db = ""
+    conn = None
+    init = ["hub", "init", "--data", str(base / name), "--listen", "127.0.0.1:0"]
+    if backend == "postgresql":
+        conn = pg_admin()
+        if conn is None:
+            return out
+        db = f"techbridge_bench_{os.getpid()}_{int(time.time())}"
+        conn.execute(f'CREATE DATABASE "{db}"')
+        init += ["--db", PG_HUB_URL.format(db=db)]
+    procs = Procs(base)
+    try:
+        cli(*init)
+        site = Site.open(DataDir(base / name))  # runs the migrations; the hub is not running yet
+        t = time.perf_counter()
+        fill = 0.0
+        for start in range(0, size, 5000):
+            chunk = benchlib.signed_offers(site.key, site.site_id, min(5000, size - start), start=start)
+            f = time.perf_counter()
+            benchlib.write_versions(site.store, chunk, local=False)
+            fill += time.perf_counter() - f
+        out[f"search_{backend}_store_apply_per_s"] = size / fill
+        out[f"search_{backend}_build_s"] = time.perf_counter() - t
+        site.close()
+        hub = procs.serve("hub", name)
+        hq = Admin(base / name)
+        rnd = random.Random(11)
+        queries = [(rnd.choice(VOCABULARY), rnd.choice(TECH), rnd.choice(COUNTRIES)) for _ in range(samples)]
+        for q in queries[:5]:  # warm-up
+            hq.search(*q)
+        took, hits = [], []
+        for q in queries:
+            t = time.perf_counter()
+            hits.append(hq.search(*q))
+            took.append((time.perf_counter() - t) * 1000)
+        out[f"search_{backend}_ms_p50"] = percentile(took, 0.5)
+        out[f"search_{backend}_ms_p95"] = percentile(took, 0.95)
+        out[f"search_{backend}_hits_p50"] = percentile([float(h) for h in hits], 0.5)
+        ids = [v.id for v in hq.admin.ListRecords(admin_pb2.ListRecordsRequest(page_size=60), metadata=hq.md).records]
+        for rid in ids[:10]:  # warm-up
+            hq.has(rid)
+        looks = []
+        for rid in ids[10:]:
+            t = time.perf_counter()
+            assert hq.has(rid)
+            looks.append((time.perf_counter() - t) * 1000)
+        out[f"pk_lookup_{backend}_ms_p50"] = statistics.median(looks)
+        out[f"search_{backend}_hub_peak_rss_mb"] = peak_rss_mb(hub.pid)
+        hq.close()
+    finally:
+        procs.stop_all()
+        if conn is not None:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            conn.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--samples", type=int, default=50)
-    ap.add_argument("--fanout", type=int, default=4, help="live nodes that must all receive a new batch")
+    ap.add_argument("--full", action="store_true", help="fan-out to 16 nodes, search over 1,000,000 offers")
+    ap.add_argument("--fanout", type=int, default=None, help="live nodes that must all receive a new batch (4)")
+    ap.add_argument("--search-size", type=int, default=None, help="offers in the search store (see above)")
     a = ap.parse_args()
+    fanout = a.fanout or (16 if a.full else 4)
+    search_size = a.search_size or (1_000_000 if a.full else 100_000 if a.n >= 5000 else 10_000)
     figures: dict[str, Any] = {"n": a.n}
-    procs: list[subprocess.Popen[bytes]] = []
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
+        procs = Procs(base)
         try:
-            cli("hub", "init", "--data", str(base / "hq"), "--listen", "127.0.0.1:0")
-            hub = serve("hub", base / "hq")
-            procs.append(hub)
-            hub_addr = (base / "hq" / "run" / "address").read_text().strip()
+            hub_port = free_port()  # fixed, so the hub can be started again from a copy of its folder
+            cli("hub", "init", "--data", str(base / "hq"), "--listen", f"127.0.0.1:{hub_port}")
+            hub = procs.serve("hub", "hq")
+            hub_addr = f"127.0.0.1:{hub_port}"
 
             def node(name: str, *extra: str) -> tuple[subprocess.Popen[bytes], Admin]:
                 token = cli(
                     "hub", "invite", "--data", str(base / "hq"), "--centre", name, "--name", name, "--country", "BE"
                 )
-                cli(
-                    "node",
-                    "init",
-                    "--data",
-                    str(base / name),
-                    "--hub",
-                    hub_addr,
-                    "--token",
-                    token.strip().splitlines()[-1],
-                )
-                p = serve("node", base / name, *extra)
-                procs.append(p)
+                cli("node", "init", "--data", str(base / name), "--hub", hub_addr, "--token", token.splitlines()[-1])
+                p = procs.serve("node", name, *extra)
                 return p, Admin(base / name)
 
-            _, a_admin = node("brussels", "--sync-every", "0", "--no-live")
+            quiet = ("--sync-every", "0", "--no-live")
+            _, a_admin = node("brussels", *quiet)
             t = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
                 added = list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}", i), range(a.n)))
@@ -199,103 +312,196 @@ def main() -> None:
                 health.Check(health_pb2.HealthCheckRequest(), timeout=10)
                 rtt.append((time.perf_counter() - t) * 1000)
             figures["unary_rtt_ms_p50"] = statistics.median(rtt)
-            t = time.perf_counter()
-            a_admin.sync_now()
-            figures["initial_push_per_s"] = a.n / (time.perf_counter() - t)
-            pb, b_admin = node("daejeon", "--sync-every", "0", "--no-live")
-            t = time.perf_counter()
-            b_admin.sync_now()
-            figures["initial_pull_per_s"] = a.n / (time.perf_counter() - t)
+
+            # Initial push, three times from copies of the same two folders (hub empty, node holding N).
+            a_admin.close()
+            procs.stop("hq", "brussels")
+            for name in ("hq", "brussels"):
+                shutil.copytree(base / name, base / f"{name}.snapshot")
+            pushes = []
+            for run in range(3):
+                if run:
+                    procs.stop("hq", "brussels")
+                    for name in ("hq", "brussels"):
+                        shutil.rmtree(base / name)
+                        shutil.copytree(base / f"{name}.snapshot", base / name)
+                hub = procs.restart("hq")
+                procs.restart("brussels")
+                a_admin = Admin(base / "brussels")
+                t = time.perf_counter()
+                a_admin.sync_now()
+                pushes.append(a.n / (time.perf_counter() - t))
+                if run < 2:
+                    a_admin.close()
+            put_runs(figures, "initial_push_per_s", pushes)
+            # Initial pull by three new nodes, one at a time; the first stays.
+            pulls = []
+            pb, b_admin = node("daejeon", *quiet)
+            for run in range(3):
+                who = b_admin if run == 0 else node(f"pull-{run}", *quiet)[1]
+                t = time.perf_counter()
+                who.sync_now()
+                pulls.append(a.n / (time.perf_counter() - t))
+                if run:
+                    who.close()
+                    procs.stop(f"pull-{run}")
+            put_runs(figures, "initial_pull_per_s", pulls)
+
+            # The limits of the initial sync, in this process: single-core verify, raw gRPC stream.
+            key = SigningKey.generate()
+            same = benchlib.signed_offers(key, "brussels", min(a.n, 2000), title="Benchmark listing")
+            put_runs(figures, "verify_libsodium_per_s", benchlib.verify_rate(same, key.public_bytes))
+            rates = benchlib.grpc_stream_rates(same, DataDir(base / "hq").tls.load(), "hq", total=max(a.n, 10_000))
+            for k, v in rates.items():
+                put_runs(figures, k, v)
+            figures["envelope_body_bytes"] = statistics.mean(len(v.body) for v in same)
+            del same
+
             idle = []
             for _ in range(5):
                 t = time.perf_counter()
                 b_admin.sync_now()
                 idle.append((time.perf_counter() - t) * 1000)
-            figures["noop_round_ms_median"] = statistics.median(idle)
-            # HQ search (a word and a keyword) against a primary-key lookup on the same store.
-            hq = Admin(base / "hq")
-            rnd = random.Random(11)
-            queries = [(rnd.choice(VOCABULARY), rnd.choice(TECH)) for _ in range(a.samples)]
-            for q in queries[:5]:  # warm-up
-                hq.search(*q)
-            took = []
-            for q in queries:
-                t = time.perf_counter()
-                hq.search(*q)
-                took.append((time.perf_counter() - t) * 1000)
-            took.sort()
-            figures["search_ms_p50"] = took[len(took) // 2]
-            figures["search_ms_p95"] = took[min(len(took) - 1, int(len(took) * 0.95))]
-            some = [
-                v.id for v in hq.admin.ListRecords(admin_pb2.ListRecordsRequest(page_size=50), metadata=hq.md).records
-            ]
-            looks = []
-            for rid in some:
-                t = time.perf_counter()
-                hq.has(rid)
-                looks.append((time.perf_counter() - t) * 1000)
-            figures["pk_lookup_ms_p50"] = statistics.median(looks)
+            put_runs(figures, "noop_round_ms", idle)
             figures["hub_peak_rss_mb"] = peak_rss_mb(hub.pid)
             body = a_admin.admin.GetRecord(admin_pb2.GetRecordRequest(id=added[0]), metadata=a_admin.md).record
             figures["data_synced_mb"] = a.n * body.values.ByteSize() / 1e6
             figures["node_peak_rss_mb"] = peak_rss_mb(pb.pid)
 
+            # Propagation through the watch stream.
             _, c_admin = node("tel-aviv")
             _, d_admin = node("toledo")
             # Both new nodes first take in the catalogue (watch streams open, initial pull done).
-            deadline = time.monotonic() + 600
-            while not (c_admin.has(added[-1]) and d_admin.has(added[-1])):
-                if time.monotonic() > deadline:
-                    raise SystemExit("the new nodes did not take in the catalogue within 10 minutes")
-                time.sleep(0.1)
+            wait_until(lambda: c_admin.has(added[-1]) and d_admin.has(added[-1]), "the catalogue reaching new nodes")
             time.sleep(1.0)
-            lat = []
-            for i in range(a.samples):
-                t = time.perf_counter()
-                rid = c_admin.add(f"Propagation {i}")
-                while not d_admin.has(rid):
-                    if time.perf_counter() - t > 30:
-                        raise SystemExit("a listing did not arrive within 30 s")
-                    time.sleep(0.002)
-                lat.append((time.perf_counter() - t) * 1000)
-            lat.sort()
-            figures["propagation_ms_p50"] = lat[len(lat) // 2]
-            figures["propagation_ms_p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            lat = propagation(c_admin, d_admin, a.samples, "Propagation")
+            figures["propagation_ms_p50"] = percentile(lat, 0.5)
+            figures["propagation_ms_p99"] = percentile(lat, 0.99)
+            figures["propagation_samples"] = len(lat)
+
+            # Propagation with the watch off: the schedule alone (every 2 s at both ends).
+            sched = ("--no-live", "--sync-every", "2s")
+            _, e_admin = node("sched-a", *sched)
+            _, f_admin = node("sched-b", *sched)
+            wait_until(lambda: e_admin.has(added[-1]) and f_admin.has(added[-1]), "the catalogue reaching new nodes")
+            off = propagation(e_admin, f_admin, max(5, a.samples // 10), "Scheduled propagation")
+            figures["propagation_no_watch_ms_p50"] = percentile(off, 0.5)
+            figures["propagation_no_watch_ms_p99"] = percentile(off, 0.99)
+            figures["propagation_no_watch_samples"] = len(off)
+            figures["propagation_no_watch_sync_every_s"] = 2
+            for x in (e_admin, f_admin):
+                x.close()
+            procs.stop("sched-a", "sched-b", "daejeon")
 
             # Fan-out: a new batch pushed by one centre, until every live node holds it.
             live = [c_admin, d_admin]
-            for j in range(a.fanout - len(live)):
+            for j in range(fanout - len(live)):
                 live.append(node(f"fanout-{j}")[1])
-            deadline = time.monotonic() + 900
-            while not all(x.has(added[-1]) for x in live):
-                if time.monotonic() > deadline:
-                    raise SystemExit("the fan-out nodes did not take in the catalogue within 15 minutes")
-                time.sleep(0.2)
-            batch = min(a.n, 1000)
+            wait_until(lambda: all(x.has(added[-1]) for x in live), "the catalogue reaching the fan-out nodes", 1800)
+            batch = min(a.n, 10_000)
             with ThreadPoolExecutor(8) as pool:
                 more = list(pool.map(lambda i: a_admin.add(f"Fan-out listing {i}", a.n + i), range(batch)))
             t = time.perf_counter()
             a_admin.sync_now()
-            while not all(x.has(more[-1]) for x in live):
-                if time.perf_counter() - t > 900:
-                    raise SystemExit("the fan-out batch did not reach every node within 15 minutes")
-                time.sleep(0.02)
-            figures[f"fanout_{len(live)}_nodes_per_s"] = batch / (time.perf_counter() - t)
+            wait_until(lambda: all(x.has(more[-1]) for x in live), "the fan-out batch reaching every node", 1800)
+            took = time.perf_counter() - t
+            figures["fanout_nodes"] = len(live)
             figures["fanout_batch"] = batch
+            figures["fanout_s"] = took
+            figures["fanout_per_node_per_s"] = batch / took
+            figures["fanout_deliveries_per_s"] = batch * len(live) / took
+            for x in [a_admin, b_admin, *live]:
+                x.close()
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-    print(f"techbridge bench (separate processes, {a.n} listings)")
-    for k, v in figures.items():
-        print(f"{k:32} {v:12.1f}" if isinstance(v, float) else f"{k:32} {v:12}")
+            procs.stop_all()
+
+        # HQ search on larger stores, SQLite and PostgreSQL, nothing else running.
+        figures["search_size"] = search_size
+        for backend in ("sqlite", "postgresql"):
+            figures.update(bench_search(base, backend, search_size, a.samples))
+    figures["total_s"] = time.perf_counter() - started
+    info = benchlib.machine("sqlite (sync, search); postgresql 127.0.0.1:5432 (search)")
+    if "search_postgresql_ms_p50" in figures:
+        info["postgresql"] = postgres_version()
+    report(a.n, figures, info)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "processes.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (out / "processes.json").write_text(json.dumps({"n": a.n, "machine": info, "figures": figures}, indent=2) + "\n")
+    print(f"written {out / 'processes.json'}")
+
+
+def postgres_version() -> str:
+    conn = pg_admin()
+    if conn is None:
+        return "?"
+    with conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
+    """Each figure beside its limit from the same run."""
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"techbridge bench (separate processes, {n} listings of ~{f['envelope_body_bytes']:.0f} bytes)")
+
+    def runs(k: str) -> str:
+        return f"{f[k]:10.1f} ±{f[k + '_spread'] / 2:.0f} (median of {f[k + '_runs']})"
+
+    rows = [
+        (
+            "intake, 8 clients /s",
+            f"{f['intake_per_s_8_clients']:10.1f}",
+            f"echo RPC {f['echo_rpc_per_s_8_clients']:.0f}/s",
+        ),
+        ("initial push /s", runs("initial_push_per_s"), ""),
+        ("initial pull /s", runs("initial_pull_per_s"), ""),
+        ("  limit: verify 1 core /s", runs("verify_libsodium_per_s"), ""),
+        ("  limit: gRPC stream /s", runs("grpc_stream_per_s"), "messages built once"),
+        ("  limit: gRPC stream+pb /s", runs("grpc_stream_built_per_s"), "built from bytes, entries read"),
+        ("no-op round ms", runs("noop_round_ms"), ""),
+        (
+            "propagation watch p50/p99 ms",
+            f"{f['propagation_ms_p50']:10.1f} / {f['propagation_ms_p99']:.1f}",
+            f"unary RTT {f['unary_rtt_ms_p50']:.2f} ms",
+        ),
+        (
+            "propagation no watch p50/p99",
+            f"{f['propagation_no_watch_ms_p50']:10.1f} / {f['propagation_no_watch_ms_p99']:.1f}",
+            f"{f['propagation_no_watch_samples']} samples, --sync-every 2s",
+        ),
+        (
+            f"fan-out {f['fanout_nodes']} nodes, per node /s",
+            f"{f['fanout_per_node_per_s']:10.1f}",
+            f"{f['fanout_batch']} in {f['fanout_s']:.1f} s; {f['fanout_deliveries_per_s']:.0f} deliveries/s; "
+            f"vs push {f['fanout_per_node_per_s'] / f['initial_push_per_s']:.2f}",
+        ),
+        (
+            "peak RSS hub / node MB",
+            f"{f['hub_peak_rss_mb']:10.1f} / {f['node_peak_rss_mb']:.1f}",
+            f"data {f['data_synced_mb']:.1f} MB",
+        ),
+    ]
+    for backend in ("sqlite", "postgresql"):
+        if f"search_{backend}_ms_p50" in f:
+            rows.append(
+                (
+                    f"search {backend} {f['search_size']} p50/p95",
+                    f"{f[f'search_{backend}_ms_p50']:10.1f} / {f[f'search_{backend}_ms_p95']:.1f}",
+                    f"pk lookup {f[f'pk_lookup_{backend}_ms_p50']:.2f} ms; filled at "
+                    f"{f[f'search_{backend}_store_apply_per_s']:.0f}/s",
+                )
+            )
+    push = f["initial_push_per_s"]
+    pull = f["initial_pull_per_s"]
+    for label, value, note in rows:
+        print(f"{label:34} {value:34} {note}")
+    verify_, stream = f["verify_libsodium_per_s"], f["grpc_stream_per_s"]
+    print(
+        f"initial push vs verify {push / verify_:.2f}, vs gRPC stream {push / stream:.2f}; "
+        f"pull vs verify {pull / verify_:.2f}, vs gRPC stream {pull / stream:.2f}"
+    )
+    for k, v in f.items():
+        print(f"  {k:40} {v:12.2f}" if isinstance(v, float) else f"  {k:40} {v:>12}")
 
 
 if __name__ == "__main__":

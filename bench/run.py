@@ -1,11 +1,23 @@
-"""First benchmarks: how fast a node's listings reach the hub and a new node,
-beside the limits of the stack measured in the same run.
+"""Benchmarks in one process: how fast a node's listings reach the hub and a new
+node, beside the limits of the stack measured in the same run.
 
-    .venv/bin/python bench/run.py [--n 2000]      (make bench; make bench-quick uses --n 500)
+    .venv/bin/python bench/run.py [--n 2000] [--full]   (make bench: --n 5000; make bench-quick: --n 500)
 
-Prints a table and writes the figures to bench/results/latest.json. Figures
-only: nothing here passes or fails on time. The hub and nodes run in this
-process on 127.0.0.1 with real gRPC, real SQLite files and real signatures.
+* the limits: Ed25519 verify on one core (OpenSSL, and libsodium as the sync uses
+  it; median of 3), and the raw gRPC streaming rate of the same envelopes in
+  messages of 500 over the project's server, channel and mutual TLS, without
+  verifying or storing (bench/benchlib.py; median of 3);
+* the store's apply and the merge (one version per record; 20 concurrent ones);
+* local adds, the initial push of N to an empty hub and the initial pull of N by
+  a new node (median of 3 runs, each with a new hub and nodes);
+* the initial pull and a round with nothing new on stores of 1k and 10k offers
+  (100k with --full), and the initial push of 10k offers (100k with --full; 2k
+  below --n 2000) from a node whose store was filled directly.
+
+Prints a table and writes the figures to bench/results/latest.json with the
+machine and package versions. Figures only: nothing here passes or fails on
+time. The hub and nodes run in this process on 127.0.0.1 with real gRPC, real
+SQLite files and real signatures.
 """
 
 from __future__ import annotations
@@ -22,7 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import benchlib  # noqa: E402
 import grpc  # noqa: E402
+from benchlib import put_runs  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
 from hub.site import init_hub, start_hub  # noqa: E402
@@ -31,9 +45,8 @@ from sync import auth  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
 from sync.envelope import make_listing_version  # noqa: E402
-from sync.ids import new_record_id  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
-from sync.records import LISTING, Change, Content, create_change, listing_content, pins_of  # noqa: E402
+from sync.records import Change, Content, create_change, listing_content  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
@@ -49,7 +62,11 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def bench_crypto(n: int) -> dict[str, float]:
+def bench_crypto(n: int, base: Path) -> dict[str, float]:
+    """The limits: Ed25519 verify on one core (OpenSSL; libsodium, median of 3) and the raw
+    gRPC streaming rate of the same envelopes (benchlib.grpc_stream_rates: the project's
+    server, channel options and mutual TLS, messages of 500, median of 3); then the store's
+    apply of the same versions."""
     key = SigningKey.generate()
     versions = [
         make_listing_version(key, site="b", record_id=f"r{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
@@ -61,10 +78,9 @@ def bench_crypto(n: int) -> dict[str, float]:
     for v in versions:
         openssl.verify(v.signatures[0].signature, VERSION_DOMAIN + v.body)
     out = {"verify_cryptography_per_s": rate(n, time.perf_counter() - t), "body_bytes": len(versions[0].body)}
-    t = time.perf_counter()
-    for v in versions:  # what the sync path uses (libsodium)
+    for v in versions:  # a first pass that is not counted (what the sync path uses: libsodium)
         assert verify(pub, VERSION_DOMAIN, v.body, v.signatures[0].signature)
-    out["verify_libsodium_per_s"] = rate(n, time.perf_counter() - t)
+    put_runs(out, "verify_libsodium_per_s", benchlib.verify_rate(versions, pub))
     with tempfile.TemporaryDirectory() as d:
         store = Store.open(f"sqlite:///{d}/s.db")
         t = time.perf_counter()
@@ -72,6 +88,10 @@ def bench_crypto(n: int) -> dict[str, float]:
             store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
         out["store_apply_sqlite_per_s"] = rate(n, time.perf_counter() - t)
         store.close()
+    init_hub(base / "tls", listen="127.0.0.1:0")  # a CA and a certificate, as a hub has
+    streams = benchlib.grpc_stream_rates(versions, DataDir(base / "tls").tls.load(), "hq", total=max(n, 10_000))
+    for name, values in streams.items():
+        put_runs(out, name, values)
     return out
 
 
@@ -113,7 +133,20 @@ def bench_merge(n: int) -> dict[str, float]:
     return out
 
 
-def bench_sync(n: int, base: Path) -> dict[str, float]:
+def bench_sync(n: int, base: Path, runs: int = 3) -> dict[str, float]:
+    """Local adds, the initial push to an empty hub, the initial pull by a new node and an
+    idle round: each the median of `runs` runs, each run with a new hub and new nodes."""
+    samples: dict[str, list[float]] = {}
+    for run in range(runs):
+        for k, v in _sync_once(n, base / f"sync-{run}").items():
+            samples.setdefault(k, []).append(v)
+    out: dict[str, float] = {}
+    for k, values in samples.items():
+        put_runs(out, k, values)
+    return out
+
+
+def _sync_once(n: int, base: Path) -> dict[str, float]:
     hub_cfg = init_hub(base / "hq", listen="127.0.0.1:0")
     hub = start_hub(base / "hq")
     try:
@@ -222,7 +255,7 @@ class WireCounter(
 
 def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
     """A round with nothing new on stores of different sizes: time and bytes on the wire.
-    The hub's store is filled directly with signed listings; a new node pulls them all
+    The hub's store is filled directly with signed offers (benchlib, about 3.8 KB); a new node pulls them all
     through a real round (an initial-pull figure), then runs rounds with nothing new."""
     import sync.client as client_module
 
@@ -234,22 +267,9 @@ def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
         try:
             site = hub.site
             key = site.key
-            versions = []
-            for i in range(size):
-                change = create_change(listing(i))
-                rid, nonce = new_record_id("hq", 1_700_000_000_000 + i, pins_of(LISTING, change))
-                versions.append(
-                    make_listing_version(
-                        key,
-                        site="hq",
-                        record_id=rid,
-                        hlc=Stamp(1_700_000_000_000 + i, 0),
-                        change=change,
-                        record_nonce=nonce,
-                    )
-                )
-            for i in range(0, size, 2000):
-                site.store.apply_batch("bench", versions[i : i + 2000], [], through_seq=0, now_ms=1)
+            for start in range(0, size, 5000):  # the offers of bench_push and processes.py
+                chunk = benchlib.signed_offers(key, "hq", min(5000, size - start), start=start)
+                benchlib.write_versions(site.store, chunk, local=False)
             hub_admin = admin_pb2_grpc.HubAdminServiceStub(
                 channel(hub.address, DataDir(root / "hq").tls.load(), expect="hq")
             )
@@ -291,40 +311,53 @@ def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
     return out
 
 
-def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-    import os
-    from importlib.metadata import version
-
-    cpu = ""
+def bench_push(size: int, base: Path) -> dict[str, float]:
+    """The initial push from a node holding `size` signed offers (benchlib: about 3.8 KB,
+    written straight into its store as its own) to an empty hub, through a real round."""
+    root = base / f"push-{size}"
+    hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0")
+    hub = start_hub(root / "hq")
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out = {"cores": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "database": "sqlite"}
-    for pkg in ("grpcio", "protobuf", "SQLAlchemy", "cryptography", "PyNaCl"):
+        hub_admin = admin_pb2_grpc.HubAdminServiceStub(
+            channel(hub.address, DataDir(root / "hq").tls.load(), expect="hq")
+        )
+        token = hub_admin.Invite(
+            admin_pb2.InviteRequest(centre_id="brussels", name="B", country="BE"),
+            metadata=auth.admin_metadata(hub_cfg.admin_token),
+        ).token
+        init_node(root / "brussels", hub=hub.address, token=token)
+        node = start_node(root / "brussels", sync_every_s=0, live=False)
         try:
-            out[pkg] = version(pkg)
-        except Exception:
-            out[pkg] = "?"
-    return out
+            site = node.running.site
+            for start in range(0, size, 5000):
+                chunk = benchlib.signed_offers(site.key, site.site_id, min(5000, size - start), start=start)
+                benchlib.write_versions(site.store, chunk, local=True)
+            t = time.perf_counter()
+            assert node.client.run_round().pushed == size
+            return {f"initial_push_{size}_per_s": rate(size, time.perf_counter() - t)}
+        finally:
+            node.stop()
+    finally:
+        hub.stop()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="listings per figure (default 2000)")
-    ap.add_argument("--full", action="store_true", help="the no-op round at 1k and 100k (default 1k and 10k)")
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="no-op round, initial pull at 1k and 100k; initial push at 100k (default: 10k)",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         sizes = [1_000, 100_000 if a.full else 10_000]
         figures = {
-            **bench_crypto(a.n),
+            **bench_crypto(a.n, Path(d)),
             **bench_merge(a.n),
             **bench_sync(a.n, Path(d)),
             **bench_noop(sizes, Path(d)),
+            **bench_push(sizes[-1] if a.full or a.n >= 2000 else 2_000, Path(d)),
         }
     big, small = sizes[-1], sizes[0]
     figures[f"noop_round_ms_ratio_{big}_vs_{small}"] = (
@@ -333,16 +366,19 @@ def main() -> None:
     figures[f"noop_round_bytes_ratio_{big}_vs_{small}"] = (
         figures[f"noop_round_{big}_bytes"] / figures[f"noop_round_{small}_bytes"]
     )
-    info = machine()
+    info = benchlib.machine("sqlite")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ceiling = figures["verify_libsodium_per_s"]
+    stream = figures["grpc_stream_per_s"]
     print(f"techbridge bench: {a.n} signed listings of {figures['body_bytes']:.0f} bytes, {platform.python_version()}")
-    print(f"{'figure':34} {'value':>12}  {'vs verify ceiling':>18}")
+    print(f"{'figure':36} {'value':>12} {'spread':>9}  {'vs verify':>9}  {'vs gRPC stream':>14}")
     for k, v in figures.items():
-        if k == "body_bytes":
+        if k == "body_bytes" or k.endswith(("_spread", "_runs")):
             continue
+        spread = f"±{figures[k + '_spread'] / 2:.1f}" if k + "_spread" in figures else ""
         ratio = f"{v / ceiling:.2f}" if k.endswith("_per_s") else ""
-        print(f"{k:34} {v:12.1f}  {ratio:>18}")
+        vs_stream = f"{v / stream:.2f}" if k.endswith("_per_s") else ""
+        print(f"{k:36} {v:12.1f} {spread:>9}  {ratio:>9}  {vs_stream:>14}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps({"n": a.n, "machine": info, "figures": figures}, indent=2) + "\n")
