@@ -100,6 +100,46 @@ class TestStoreContract:
         assert store.search(query_terms("solar", countries=["BE"])) == []
         assert [r.record_id for r in store.search([], status="submitted", limit=2)] == ["offer-2", "offer-1"]
 
+    def test_search_finds_what_a_full_scan_finds_on_every_path(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A rare term drives; common terms walk the newest records and, when that window
+        holds less than a page, fall back to the rarest term's postings. Each path gives
+        exactly what checking every record would, newest first (stamps tie on purpose)."""
+        import random
+
+        import sync.store.store as store_module
+
+        monkeypatch.setattr(store_module, "SEARCH_COUNT_CAP", 20)
+        monkeypatch.setattr(store_module, "SEARCH_WALK", 40)
+        rnd = random.Random(7)
+        words = {"alpha": 0.9, "beta": 0.5, "gamma": 0.3, "delta": 0.05}  # share of offers with each word
+        held: dict[str, set[str]] = {}
+        offers = []
+        for i in range(200):
+            mine = [w for w, share in words.items() if rnd.random() < share]
+            rid = f"offer-{i:03d}"
+            held[rid] = set(mine)
+            offers.append(
+                make_listing_version(
+                    KEY,
+                    site="tel-aviv",
+                    record_id=rid,
+                    hlc=Stamp(1_000 + i // 3, i % 3),  # three records share each head wall time
+                    change=create_change(listing_content(title=" ".join(["offer", *mine]))),
+                )
+            )
+        store.apply_batch("tel-aviv", offers, [], through_seq=200, now_ms=1)
+        walls = {f"offer-{i:03d}": 1_000 + i // 3 for i in range(200)}
+        queries = [["alpha"], ["alpha", "beta"], ["beta", "gamma"], ["alpha", "beta", "gamma"], ["delta"]]
+        queries += [["alpha", "delta"], ["nothing"], ["alpha", "nothing"]]
+        for q in queries:
+            for limit in (5, 100):
+                expect = sorted((rid for rid, mine in held.items() if set(q) <= mine), key=lambda r: (walls[r], r))
+                expect = list(reversed(expect))[:limit]
+                got = [r.record_id for r in store.search(q, limit=limit)]
+                assert got == expect, (q, limit)
+
     def test_digest_depends_on_what_is_held_not_on_arrival_order(self, store: Store, tmp_path: Path) -> None:
         import hashlib
 

@@ -96,7 +96,11 @@ class RecordModel(Base):
     waiting: Mapped[int] = mapped_column(Integer, server_default="0")
     audience: Mapped[str] = mapped_column(Text, server_default="*")
 
-    __table_args__ = (Index("ix_records_kind_status", "kind", "status"),)
+    __table_args__ = (
+        Index("ix_records_kind_status", "kind", "status"),
+        # Search walks records newest first (Store.search).
+        Index("ix_records_newest", "head_wall_ms", "record_id"),
+    )
 
 
 class PeerStateModel(Base):

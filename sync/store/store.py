@@ -39,6 +39,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Row
@@ -85,6 +86,10 @@ terms_t = cast(Table, RecordTermModel.__table__)
 _IN_CHUNK = 500
 # Bodies per sync batch, well under the 8 MiB message limit.
 BATCH_BYTES = 4 * 1024 * 1024
+# Search (Store.search): postings counted up to this many per term; records walked
+# newest first at most this many when every term is common.
+SEARCH_COUNT_CAP = 2_000
+SEARCH_WALK = 20_000
 
 
 @dataclass(frozen=True)
@@ -901,28 +906,75 @@ class Store:
         origin: str | None = None,
         limit: int = 100,
     ) -> list[RecordRow]:
-        """Records matching every term (sync.search) and the filters, newest first."""
-        cond: list[ColumnElement[bool]] = [records_t.c.deleted.is_(False), records_t.c.kind.in_(list(kinds))]
+        """Records matching every term (sync.search) and the filters, newest first.
+
+        The work is bounded by the rarest term, not by the store: each term's
+        postings are counted up to SEARCH_COUNT_CAP; if one term has fewer, the
+        matches are found from its postings (a point lookup per other term).
+        If every term is common, records are walked newest first, the
+        SEARCH_WALK newest checked against every term: a full page found there
+        is the answer (whatever matched further on is older); otherwise (common
+        terms that rarely meet) the rarest term's postings are read after all."""
+        # The filters are wrapped (coalesce) so that no index on them is used: a
+        # boolean or a kind selects most of the store, and the walk newest first
+        # (ix_records_newest, ORDER BY ... LIMIT) is what keeps a page cheap.
+        cond: list[ColumnElement[bool]] = [
+            func.coalesce(records_t.c.deleted, False).is_(False),
+            func.coalesce(records_t.c.kind, "").in_(list(kinds)),
+        ]
         if status:
-            cond.append(records_t.c.status == status)
+            cond.append(func.coalesce(records_t.c.status, "") == status)
         if origin:
-            cond.append(records_t.c.origin == origin)
-        if terms:
-            matching = (
-                select(terms_t.c.record_id)
-                .where(terms_t.c.term.in_(sorted(set(terms))))
-                .group_by(terms_t.c.record_id)
-                .having(func.count() == len(set(terms)))
-            )
-            cond.append(records_t.c.record_id.in_(matching))
+            cond.append(func.coalesce(records_t.c.origin, "") == origin)
+        wanted = sorted(set(terms))
+        newest = (records_t.c.head_wall_ms.desc(), records_t.c.record_id.desc())
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(records_t, versions_t.c.verified, versions_t.c.key_id)
-                .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
-                .where(*cond)
-                .order_by(records_t.c.head_wall_ms.desc(), records_t.c.record_id)
-                .limit(limit)
-            ).all()
+
+            def has(term: str, rid: ColumnElement[str]) -> ColumnElement[bool]:
+                t = terms_t.alias()
+                return select(t.c.record_id).where(t.c.term == term, t.c.record_id == rid).exists()
+
+            def page(where: list[ColumnElement[bool]]) -> list[Row[Any]]:
+                return list(
+                    conn.execute(
+                        select(records_t, versions_t.c.verified, versions_t.c.key_id)
+                        .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+                        .where(*where)
+                        .order_by(*newest)
+                        .limit(limit)
+                    ).all()
+                )
+
+            if not wanted:
+                rows = page(cond)
+            else:
+                counts = {
+                    term: conn.execute(
+                        select(func.count()).select_from(
+                            select(terms_t.c.record_id).where(terms_t.c.term == term).limit(SEARCH_COUNT_CAP).subquery()
+                        )
+                    ).scalar_one()
+                    for term in wanted
+                }
+                rarest = min(wanted, key=lambda t: (counts[t], t))
+                others = [t for t in wanted if t != rarest]
+                rows = []
+                if counts[rarest] >= SEARCH_COUNT_CAP:  # every term common: walk the newest records
+                    edge = conn.execute(
+                        select(records_t.c.head_wall_ms, records_t.c.record_id)
+                        .order_by(*newest)
+                        .offset(SEARCH_WALK)
+                        .limit(1)
+                    ).first()
+                    walk = [*cond, *(has(t, records_t.c.record_id) for t in wanted)]
+                    if edge is not None:
+                        walk.append(tuple_(records_t.c.head_wall_ms, records_t.c.record_id) > tuple(edge))
+                    rows = page(walk)
+                if counts[rarest] and len(rows) < limit:
+                    postings = select(terms_t.c.record_id).where(terms_t.c.term == rarest)
+                    rows = page(
+                        [*cond, records_t.c.record_id.in_(postings), *(has(t, records_t.c.record_id) for t in others)]
+                    )
         return [self._record_row(r) for r in rows]
 
     def firm_key(self, firm_id: str) -> FirmKey | None:
