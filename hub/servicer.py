@@ -242,10 +242,15 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         head_at_start = -1
         # A node that holds less of its own log than the hub received from it was restored
         # from a backup: send its own entries back too (it skips what it still holds), in
-        # every pull until one is read to its end.
+        # every pull until it has confirmed, by pulling from there on, the head of the first
+        # such pull sent to its end (it may read batches ahead of what it has stored).
         state = store.peer_state(peer)
-        restored = state.resend_own or state.pull_cursor > request.own_head
-        if restored and not state.resend_own:
+        confirmed = state.resend_own and 0 < state.resend_until <= request.after_seq
+        if confirmed:
+            store.set_flags(peer, resend_own=False)
+        pending = state.resend_own and not confirmed
+        restored = pending or state.pull_cursor > request.own_head
+        if restored and not pending:
             store.set_flags(peer, resend_own=True)
         if restored:
             log.warning("%s was restored from a backup: sending its own entries back", peer)
@@ -266,12 +271,11 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 return
             if through >= head_at_start:
                 break
-        # The node stores each batch before reading the next, so a stream read
-        # to its end is delivered; its next Pull's after_seq corrects this if
-        # the last commit was lost.
+        # Sent to its end, not yet stored: the node may still be storing batches it read
+        # ahead. Its next Pull's after_seq says what it holds (and corrects push_acked).
         store.set_push_acked(peer, after)
-        if restored:
-            store.set_flags(peer, resend_own=False)
+        if restored and store.peer_state(peer).resend_until == 0:
+            store.set_resend_until(peer, head_at_start)
         store.record_attempt(peer, self._site.now_ms(), None)
 
 

@@ -98,6 +98,39 @@ def test_a_push_whose_acknowledgement_was_lost_is_a_retry_not_a_restore(hub: Hub
     node.stop()
 
 
+def test_a_restored_node_gets_its_own_entries_until_it_confirms_it_stored_them(hub: Hub, tmp_path: Path) -> None:
+    """The hub sends a restored node's own entries back until the node pulls from past the
+    end of the first resend it was sent in full: a node that read the last batches ahead
+    and then stopped before storing them (killed, a deferral) still gets them."""
+    from sync import auth
+    from sync.clock import system_now_ms
+    from sync.server import channel
+    from techbridge.v1 import sync_pb2_grpc
+
+    ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    for i in range(3):
+        ta.add_listing(f"own {i}")
+    ta.sync()
+    ta.stop()
+    assert hub.running is not None
+    store = hub.running.site.store
+    key = key_of(ta)
+
+    def pull(after: int, own_head: int) -> list[int]:
+        with channel(hub.address, DataDir(ta.path).tls.load(), expect="hq") as ch:
+            md = auth.site_metadata(key, "tel-aviv", "Pull", system_now_ms())
+            req = sync_pb2.PullRequest(after_seq=after, own_head=own_head, batch_size=500)
+            stream = sync_pb2_grpc.SyncServiceStub(ch).Pull(req, metadata=md, timeout=10)
+            return [e.seq for m in stream for e in m.entries]
+
+    assert pull(0, own_head=0) == [1, 2, 3]  # restored (holds none of its log): its own come back
+    assert store.peer_state("tel-aviv").resend_own and store.peer_state("tel-aviv").resend_until == 3
+    # It read that stream to its end but stored only the first entry; its log has grown since.
+    assert pull(1, own_head=10) == [2, 3]
+    assert pull(3, own_head=10) == []  # from past the resend: it holds them all
+    assert not store.peer_state("tel-aviv").resend_own
+
+
 def test_cursor_past_the_hubs_head_reconciles_instead_of_skipping(hub: Hub, tmp_path: Path) -> None:
     node = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     node.sync()

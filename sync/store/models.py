@@ -124,8 +124,11 @@ class PeerStateModel(Base):
     next_attempt_ms: Mapped[int] = mapped_column(Big, server_default="0")
     # The version id at pull_cursor in the peer's log (a checkpoint the peer can check).
     pull_cursor_version: Mapped[str] = mapped_column(String(64), server_default="")
-    # Hub: the peer was restored from a backup; send its own entries back until a pull completes.
+    # Hub: the peer was restored from a backup; send its own entries back until it has
+    # confirmed (a Pull from there on) the hub's log up to resend_until, the head of the
+    # first pull that was sent to its end (0: none yet).
     resend_own: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    resend_until: Mapped[int] = mapped_column(Big, server_default="0")
     # Node: reconciling with a restored hub; push everything and pull again until done.
     reconciling: Mapped[bool] = mapped_column(Boolean, server_default=false())
 

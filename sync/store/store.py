@@ -181,6 +181,7 @@ class PeerState:
     pull_cursor_version: str = ""
     resend_own: bool = False
     reconciling: bool = False
+    resend_until: int = 0
 
 
 @dataclass(frozen=True)
@@ -656,6 +657,7 @@ class Store:
                 "pull_cursor_version": "",
                 "resend_own": False,
                 "reconciling": False,
+                "resend_until": 0,
             }
             defaults.update(values)
             conn.execute(insert(peers_t).values(peer=peer, **defaults))
@@ -680,9 +682,17 @@ class Store:
             )
 
     def set_flags(self, peer: str, **flags: bool) -> None:
-        """Set `resend_own` or `reconciling` for `peer`."""
+        """Set `resend_own` or `reconciling` for `peer` (a new `resend_own` starts a new
+        resend: how far it must be confirmed is set again when a pull completes)."""
+        values: dict[str, object] = dict(flags)
+        if "resend_own" in flags:
+            values["resend_until"] = 0
         with self._write_lock, self.engine.begin() as conn:
-            self._upsert_peer(conn, peer, dict(flags))
+            self._upsert_peer(conn, peer, values)
+
+    def set_resend_until(self, peer: str, seq: int) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            self._upsert_peer(conn, peer, {"resend_until": seq})
 
     def version_at(self, seq: int) -> str | None:
         """The version id at log position `seq`, if any."""
