@@ -1,7 +1,7 @@
 """A TCP relay that delays every byte by a set time in each direction: the
 latency of a long link, for a kernel without `tc netem` (see test_netns.py).
 
-    python -m tests.delay_relay --delay-file F 127.0.0.1:7800=10.1.7.1:7800 [LISTEN=TO ...]
+    python -m tests.delay_relay --delay-file F [--ready-file R] 127.0.0.1:7800=10.1.7.1:7800 [LISTEN=TO ...]
 
 The one-way delay in milliseconds is read from F (re-read every 100 ms, 0 if
 absent), so a test changes it without cutting connections. Each direction is
@@ -56,15 +56,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
             writer.write(data)
             await writer.drain()
 
+    tasks = [asyncio.create_task(take()), asyncio.create_task(give())]
     try:
-        await asyncio.gather(take(), give())
-    except (OSError, asyncio.IncompleteReadError):
-        pass
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:
+        for t in tasks:
+            t.cancel()  # one side failed (a reset): the other stops too
         writer.close()
 
 
-async def _serve(listen: str, to: str, delay: Delay) -> None:
+async def _serve(listen: str, to: str, delay: Delay) -> asyncio.Server:
     to_host, to_port = to.rsplit(":", 1)
 
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
@@ -76,15 +77,16 @@ async def _serve(listen: str, to: str, delay: Delay) -> None:
         await asyncio.gather(_pipe(client_r, server_w, delay), _pipe(server_r, client_w, delay))
 
     host, port = listen.rsplit(":", 1)
-    server = await asyncio.start_server(handle, host, int(port))
-    async with server:
-        await server.serve_forever()
+    return await asyncio.start_server(handle, host, int(port))
 
 
-async def _serve_all(pairs: list[str], delay: Delay) -> None:
+async def _serve_all(pairs: list[str], delay: Delay, ready: Path | None) -> None:
     watcher = asyncio.create_task(delay.watch())
+    servers = [await _serve(listen, to, delay) for listen, to in (p.split("=", 1) for p in pairs)]
+    if ready is not None:
+        ready.write_text("listening\n")
     try:
-        await asyncio.gather(*(_serve(listen, to, delay) for listen, to in (p.split("=", 1) for p in pairs)))
+        await asyncio.gather(*(s.serve_forever() for s in servers))
     finally:
         watcher.cancel()
 
@@ -92,9 +94,10 @@ async def _serve_all(pairs: list[str], delay: Delay) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--delay-file", required=True, type=Path)
+    ap.add_argument("--ready-file", type=Path, help="written once every LISTEN address accepts connections")
     ap.add_argument("pairs", nargs="+", metavar="LISTEN=TO", help="relay LISTEN (host:port) to TO (host:port)")
     a = ap.parse_args()
-    asyncio.run(_serve_all(a.pairs, Delay(a.delay_file)))
+    asyncio.run(_serve_all(a.pairs, Delay(a.delay_file), a.ready_file))
 
 
 if __name__ == "__main__":

@@ -221,6 +221,17 @@ def signed_version(
     )
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a site's process: SIGTERM, then SIGKILL if it has not stopped in `timeout` s."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def preload_listings(path: Path, site: str, count: int, prefix: str, description: str = "") -> None:
     """`count` listings written at `site` straight into its store while it is stopped,
     as if its staff had entered them offline (in bulk, so a test spends its time syncing)."""

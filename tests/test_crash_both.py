@@ -18,9 +18,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from hub.site import init_hub
 from sync.config import DataDir
-from tests.harness import Hub, cli, make_node, preload_listings, serve_process, wait_until
+from tests.harness import Hub, cli, make_node, preload_listings, serve_process, stop, wait_until
 
 SOAK = os.environ.get("TECHBRIDGE_SOAK") == "1"
 AT_NODE = 100_000 if SOAK else 20_000
@@ -30,10 +32,14 @@ BOUND_S = 3600 if SOAK else 150
 
 
 def held(path: Path) -> tuple[int, int]:
-    """(versions, log entries) in a site's store, read while it may be down."""
-    with sqlite3.connect(f"file:{path / 'store.db'}?mode=ro", uri=True, timeout=10) as conn:
-        versions = conn.execute("SELECT count(*) FROM versions").fetchone()[0]
-        log_rows = conn.execute("SELECT count(*) FROM log_entries").fetchone()[0]
+    """(versions, log entries) in a site's store, in one read while the other site may write."""
+    conn = sqlite3.connect(f"file:{path / 'store.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        versions, log_rows = conn.execute(
+            "SELECT (SELECT count(*) FROM versions), (SELECT count(*) FROM log_entries)"
+        ).fetchone()
+    finally:
+        conn.close()
     return int(versions), int(log_rows)
 
 
@@ -44,6 +50,7 @@ def digest(path: Path) -> dict[str, object]:
     return out
 
 
+@pytest.mark.timeout(BOUND_S + 900)
 def test_hub_and_node_killed_at_random_during_a_large_sync_end_identical(tmp_path: Path) -> None:
     rng = random.Random(20261202)
     hq, node_path = tmp_path / "hq", tmp_path / "toledo"
@@ -56,8 +63,7 @@ def test_hub_and_node_killed_at_random_during_a_large_sync_end_identical(tmp_pat
     hub = Hub(path=hq, admin_token=cfg.admin_token, address=address)
     make_node(hub, node_path, "toledo", country="ES").stop()
 
-    hub_proc.send_signal(signal.SIGTERM)
-    hub_proc.wait(timeout=15)
+    stop(hub_proc)
     preload_listings(hq, "hq", AT_HQ, "HQ")
     preload_listings(node_path, "toledo", AT_NODE, "Toledo")
     total = AT_HQ + AT_NODE
@@ -78,13 +84,14 @@ def test_hub_and_node_killed_at_random_during_a_large_sync_end_identical(tmp_pat
             procs[victim].wait(timeout=10)
             at_hub, hub_log = held(hq)
             at_node, node_log = held(node_path)
-            assert hub_log == at_hub and node_log == at_node  # never twice, at any instant
+            # Every version held has its place in the log, at any instant (none twice: the schema).
+            assert hub_log == at_hub and node_log == at_node
             kills.append((victim, at_hub, at_node))
             procs[victim] = start(victim)
         print("kills (victim, hub held, node held):", kills)
         assert {v for v, _, _ in kills} == {"hub", "node"}
         # At least one kill landed in the middle of the sync.
-        assert any(0 < h < total or AT_NODE < n < total for _, h, n in kills), kills
+        assert any(AT_HQ < h < total or AT_NODE < n < total for _, h, n in kills), kills
 
         # Nobody runs `sync now`: the schedule and the watch stream finish the job.
         def same() -> bool:
@@ -97,9 +104,4 @@ def test_hub_and_node_killed_at_random_during_a_large_sync_end_identical(tmp_pat
         assert origins == {"hq": AT_HQ, "toledo": AT_NODE}
     finally:
         for p in procs.values():
-            p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)

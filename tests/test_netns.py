@@ -67,14 +67,20 @@ class Net:
         octet = 100 + int(tag[:2], 16) % 100
         self.hub_ip, self.node_ip = f"10.{octet}.7.1", f"10.{octet}.7.2"
         self.relay: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []  # every site started here, stopped in down()
         self.delay_file = Path(f"/tmp/tbdelay{tag}")
 
     def start_relay(self, *pairs: str) -> None:
         """The node's way to the hub: a relay on the node's loopback, across the veth."""
         assert IP is not None
         self.delay_file.write_text("0")
-        relay = [sys.executable, "-m", "tests.delay_relay", "--delay-file", str(self.delay_file), *pairs]
+        ready = Path(f"{self.delay_file}.ready")
+        relay = [sys.executable, "-m", "tests.delay_relay", "--delay-file", str(self.delay_file)]
+        relay += ["--ready-file", str(ready), *pairs]
         self.relay = subprocess.Popen([IP, "netns", "exec", self.node_ns, *relay], cwd=ROOT)
+        assert wait_until(lambda: ready.exists() or self.relay is None or self.relay.poll() is not None, timeout=30)
+        assert ready.exists(), "the relay did not start"
+        ready.unlink()
 
     def up(self) -> None:
         assert IP is not None
@@ -152,6 +158,7 @@ class Net:
 
     def down(self) -> None:
         assert IP is not None
+        _stop(self.procs)  # deleting a namespace does not stop what runs in it
         if self.relay is not None:
             self.relay.kill()
             self.relay.wait(timeout=10)
@@ -178,6 +185,7 @@ class Net:
             stdout=log,
             stderr=log,
         )
+        self.procs.append(proc)
         assert wait_until(lambda: (data / "run" / "address").exists() or proc.poll() is not None, timeout=30)
         assert proc.poll() is None, (data.parent / f"{data.name}.log").read_text()
         return proc
@@ -217,7 +225,6 @@ def _setup(net: Net, tmp_path: Path, *node_args: str) -> tuple[Path, Path, list[
     token = r.stdout.strip().splitlines()[-1]
     # The node dials the hub at 7800 and enrols at the next port up, both through the relay.
     net.start_relay(f"127.0.0.1:7800={net.hub_ip}:7800", f"127.0.0.1:7801={net.hub_ip}:7801")
-    time.sleep(0.5)
     r = net.tb(net.node_ns, "node", "init", "--data", str(to), "--hub", "127.0.0.1:7800", "--token", token)
     assert r.returncode == 0, r.stderr
     procs.append(net.serve(net.node_ns, "node", to, *node_args))
@@ -226,12 +233,14 @@ def _setup(net: Net, tmp_path: Path, *node_args: str) -> tuple[Path, Path, list[
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
-        p.send_signal(signal.SIGTERM)
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
     for p in procs:
         try:
             p.wait(timeout=15)
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait(timeout=15)
 
 
 def _import(net: Net, ns: str, data: Path, prefix: str, count: int) -> None:

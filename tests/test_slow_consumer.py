@@ -8,7 +8,6 @@ test_sync_faults.test_a_slow_consumer_hits_its_deadline_and_resumes_from_its_cur
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from sync.config import DataDir
 from sync.keys import SigningKey
 from sync.server import channel
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, make_node, preload_listings, serve_process
+from tests.harness import Hub, make_node, preload_listings, serve_process, stop
 
 OFFERS = 20_000
 DESCRIPTION = "A membrane that turns brackish water into drinking water with little energy. " * 50  # ~3.9 KB
@@ -45,8 +44,7 @@ def test_an_unread_pull_stream_does_not_grow_the_hubs_memory(tmp_path: Path) -> 
     hd.save(hd.load().with_updates(listen=address, enrol_listen=hd.enrol_address_file.read_text().strip()))
     hub = Hub(path=hq, admin_token=cfg.admin_token, address=address)
     make_node(hub, tmp_path / "daejeon", "daejeon", country="KR").stop()
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=15)
+    stop(proc)
     preload_listings(hq, "hq", OFFERS, "HQ", description=DESCRIPTION)
     proc = serve_process("hub", hq)
     nd = DataDir(tmp_path / "daejeon")
@@ -89,5 +87,4 @@ def test_an_unread_pull_stream_does_not_grow_the_hubs_memory(tmp_path: Path) -> 
             # catalogue: a hub that made every batch up front grows by more than all of it.
             assert grown < catalogue * 0.4, (grown, catalogue)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        stop(proc)
