@@ -23,11 +23,13 @@ from sync.keys import SigningKey
 from sync.records import (
     FIRM,
     INTEREST,
+    LISTING,
     REQUEST,
     Action,
     Change,
     FieldValue,
     create_change,
+    listing_content,
     make_content,
     next_status,
     pins_of,
@@ -530,3 +532,56 @@ def test_hq_may_extend_an_offer(network: tuple[Hub, Node, Node, Node]) -> None:
     req.values.listing.valid_until_ms = hub.show(offer).values.listing.valid_until_ms + 90 * DAY_MS
     extended = hub.admin.StepRecord(req, metadata=hub.md, timeout=10).record
     assert extended.extended and extended.status == "published"
+
+
+def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_once(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    """A batch large enough to be verified on the pool: a firm record whose signature is
+    forged comes first, then requests signed with the key it carries. The signatures are
+    checked after the firm was taken as known, so the batch is checked again one by one:
+    the firm record and every request leaning on it are refused, the rest stored."""
+    hub, br, _, _ = network
+    assert hub.running is not None
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    firm_key = SigningKey.generate()
+    fields = {"name": "Forged Ltd", "country": "BE", "public_key": firm_key.public_bytes.hex()}
+    firm_change = create_change(make_content(FIRM, fields, "active"))
+    firm_id, firm_nonce = new_record_id("brussels", now_ms(), pins_of(FIRM, firm_change))
+    firm = make_version(
+        br_key,
+        site="brussels",
+        record_id=firm_id,
+        hlc=Stamp(now_ms(), 0),
+        change=firm_change,
+        record_nonce=firm_nonce,
+        kind="firm",
+    )
+    bad = bytes([firm.signatures[0].signature[0] ^ 1]) + firm.signatures[0].signature[1:]
+    firm = dataclasses.replace(firm, signatures=(dataclasses.replace(firm.signatures[0], signature=bad),))
+    requests = []
+    for i in range(40):
+        change = request_change("brussels", (), title=f"Leaning on a forged firm {i}")
+        rid, nonce = new_record_id(firm_id, now_ms(), pins_of(REQUEST, change))
+        v = make_version(
+            firm_key,
+            site=firm_id,
+            record_id=rid,
+            hlc=Stamp(now_ms(), i),
+            change=change,
+            record_nonce=nonce,
+            kind="request",
+        )
+        requests.append(countersign(v, br_key))
+    listings = [
+        make_version(br_key, site="brussels", record_id=rid, hlc=Stamp(now_ms(), 0), change=ch, record_nonce=n)
+        for ch in [create_change(listing_content(title=f"Honest offer {i}")) for i in range(10)]
+        for rid, n in [new_record_id("brussels", now_ms(), pins_of(LISTING, ch))]
+    ]
+    batch = [firm, *requests, *listings]
+    assert sum(len(v.signatures) for v in batch) >= 64  # verified on the pool (sync.signing.PARALLEL_MIN)
+    checked = hub.running.site.check_entries([(i, v.body, v.signatures) for i, v in enumerate(batch, 1)])
+    accepted = [c.version.record_id for c in checked if c.version is not None]
+    reasons = [c.rejection.reason for c in checked if c.rejection is not None]
+    assert sorted(accepted) == sorted(v.record_id for v in listings)
+    assert len(reasons) == 41 and reasons[0] == "signature does not verify over the body bytes"
