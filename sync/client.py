@@ -99,7 +99,8 @@ def prefetched(
 
     While this site verifies and stores one batch, the next ones are already
     crossing the network, so the hub keeps producing (memory stays bounded:
-    at most `depth` batches wait). Errors of the stream reach the consumer in
+    `depth` batches queued, one in the reader's hands, one being stored, and
+    gRPC's own window). Errors of the stream reach the consumer in
     order; a consumer that stops early (closing this generator) cancels the
     stream and stops the reader."""
     box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
@@ -120,7 +121,7 @@ def prefetched(
                 if not put(("msg", msg)):
                     return
             put(("end", None))
-        except Exception as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # handed to the consumer, raised there (never a silent hang)
             put(("error", exc))
 
     thread = threading.Thread(target=reader, name="pull-prefetch", daemon=True)
@@ -131,7 +132,7 @@ def prefetched(
             if tag == "end":
                 return
             if tag == "error":
-                assert isinstance(value, Exception)
+                assert isinstance(value, BaseException)
                 raise value
             assert isinstance(value, sync_pb2.PullResponse)
             yield value

@@ -65,11 +65,19 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _verifiers() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="verify")
+            _pool = ThreadPoolExecutor(max_workers=max(2, _cores()), thread_name_prefix="verify")
         return _pool
 
 
@@ -79,7 +87,7 @@ def _verify_chunk(domain: bytes, items: Sequence[tuple[bytes, bytes, bytes]]) ->
 
 def verify_many(domain: bytes, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """`verify` for each (public_key, data, signature), in order, spread over every core."""
-    workers = max(2, os.cpu_count() or 1)
+    workers = max(2, _cores())
     if len(items) < PARALLEL_MIN:
         return _verify_chunk(domain, items)
     size = -(-len(items) // workers)
