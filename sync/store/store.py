@@ -925,17 +925,22 @@ class Store:
         SEARCH_WALK newest checked against every term: a full page found there
         is the answer (whatever matched further on is older); otherwise (common
         terms that rarely meet) the rarest term's postings are read after all."""
-        # The filters are wrapped (coalesce) so that no index on them is used: a
-        # boolean or a kind selects most of the store, and the walk newest first
-        # (ix_records_newest, ORDER BY ... LIMIT) is what keeps a page cheap.
+        # On SQLite (no statistics unless ANALYZE ran) the filters are wrapped so that
+        # no index on them is used: a boolean or a kind selects most of the store, and
+        # the walk newest first (ix_records_newest, ORDER BY ... LIMIT) is what keeps a
+        # page cheap. PostgreSQL's statistics choose that walk by themselves, and
+        # wrapping would blind them.
+        def off_index(column: Any, default: object) -> Any:
+            return func.coalesce(column, default) if self.engine.dialect.name == "sqlite" else column
+
         cond: list[ColumnElement[bool]] = [
-            func.coalesce(records_t.c.deleted, False).is_(False),
-            func.coalesce(records_t.c.kind, "").in_(list(kinds)),
+            off_index(records_t.c.deleted, False).is_(False),
+            off_index(records_t.c.kind, "").in_(list(kinds)),
         ]
         if status:
-            cond.append(func.coalesce(records_t.c.status, "") == status)
+            cond.append(off_index(records_t.c.status, "") == status)
         if origin:
-            cond.append(func.coalesce(records_t.c.origin, "") == origin)
+            cond.append(off_index(records_t.c.origin, "") == origin)
         wanted = sorted(set(terms))
         newest = (records_t.c.head_wall_ms.desc(), records_t.c.record_id.desc())
         with self.engine.connect() as conn:
