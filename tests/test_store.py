@@ -103,15 +103,15 @@ class TestStoreContract:
     def test_search_finds_what_a_full_scan_finds_on_every_path(
         self, store: Store, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A rare term drives; common terms walk the newest records and, when that window
-        holds less than a page, fall back to the rarest term's postings. Each path gives
-        exactly what checking every record would, newest first (stamps tie on purpose)."""
+        """The rarest term drives, its postings walked newest first; counting stops early or
+        goes on to the largest count. Each way gives exactly what checking every record
+        would, newest first (stamps tie on purpose)."""
         import random
 
         import sync.store.store as store_module
 
-        monkeypatch.setattr(store_module, "SEARCH_COUNT_CAP", 20)
-        monkeypatch.setattr(store_module, "SEARCH_WALK", 40)
+        monkeypatch.setattr(store_module, "SEARCH_COUNT_FIRST", 4)
+        monkeypatch.setattr(store_module, "SEARCH_COUNT_MAX", 32)
         rnd = random.Random(7)
         words = {"alpha": 0.9, "beta": 0.5, "gamma": 0.3, "delta": 0.05}  # share of offers with each word
         held: dict[str, set[str]] = {}

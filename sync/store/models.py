@@ -194,11 +194,14 @@ class PrivateNoteModel(Base):
     stored_at_ms: Mapped[int] = mapped_column(Big)
 
 
-class RecordTermModel(Base):
+class SearchTermModel(Base):
     """Search terms of each offer and request (sync.search), kept with the merged state:
-    words of the title and summary, and tagged terms (keyword, country, stage, type)."""
+    words of the title and summary, and tagged terms (keyword, country, stage, type).
+    A term's postings are ordered newest first by the key (the record's head_wall_ms,
+    copied here), so a search walks them in the order it answers and stops at a page."""
 
-    __tablename__ = "record_terms"
+    __tablename__ = "search_terms"
 
     term: Mapped[str] = mapped_column(String(80), primary_key=True)
+    head_wall_ms: Mapped[int] = mapped_column(Big, primary_key=True)
     record_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)

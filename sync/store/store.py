@@ -39,7 +39,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import Row
@@ -62,9 +61,9 @@ from sync.store.models import (
     PrivateNoteModel,
     PushTxnModel,
     RecordModel,
-    RecordTermModel,
     RegistryModel,
     RejectionModel,
+    SearchTermModel,
     VersionModel,
 )
 from techbridge.v1.records_pb2 import LIFECYCLE_ACTION_CREATE as CREATE_PB
@@ -80,16 +79,16 @@ rejections_t = cast(Table, RejectionModel.__table__)
 registry_t = cast(Table, RegistryModel.__table__)
 invites_t = cast(Table, InviteModel.__table__)
 notes_t = cast(Table, PrivateNoteModel.__table__)
-terms_t = cast(Table, RecordTermModel.__table__)
+terms_t = cast(Table, SearchTermModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 _IN_CHUNK = 500
 # Bodies per sync batch, well under the 8 MiB message limit.
 BATCH_BYTES = 4 * 1024 * 1024
-# Search (Store.search): postings counted up to this many per term; records walked
-# newest first at most this many when every term is common.
-SEARCH_COUNT_CAP = 2_000
-SEARCH_WALK = 20_000
+# Search (Store.search): a term's postings are counted up to SEARCH_COUNT_FIRST, then
+# eight times more while every term reaches the count, up to SEARCH_COUNT_MAX.
+SEARCH_COUNT_FIRST = 1_000
+SEARCH_COUNT_MAX = 8_000
 
 
 @dataclass(frozen=True)
@@ -556,6 +555,15 @@ class Store:
         }
         self._remerge(conn, sorted({v.record_id for v in fresh}), decoded)
 
+    def _insert_terms(self, conn: Connection, rows: list[tuple[str, int, str]]) -> None:
+        """Tens of rows per record: on SQLite, straight to the driver as tuples (SQLAlchemy's
+        per-row parameter handling was a third of a record's apply); PostgreSQL keeps
+        SQLAlchemy's batched multi-row INSERT, faster there than a plain executemany."""
+        if self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("INSERT INTO search_terms (term, head_wall_ms, record_id) VALUES (?, ?, ?)", rows)
+        else:
+            conn.execute(insert(terms_t), [{"term": t, "head_wall_ms": w, "record_id": r} for t, w, r in rows])
+
     def _remerge(self, conn: Connection, ids: list[str], decoded: dict[str, MergeInput]) -> None:
         bodies: dict[str, list[MergeInput]] = {rid: [] for rid in ids}
         origin: dict[str, tuple[str, str]] = {}
@@ -592,7 +600,7 @@ class Store:
             )
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        terms: list[dict[str, str]] = []
+        terms: list[tuple[str, int, str]] = []
         for i in range(0, len(ids), _IN_CHUNK):  # re-indexed below from the new states
             conn.execute(delete(terms_t).where(terms_t.c.record_id.in_(ids[i : i + _IN_CHUNK])))
         for rid in ids:
@@ -624,12 +632,13 @@ class Store:
             else:
                 inserts.append({"record_id": rid, **values})
             if not state.deleted:
-                terms.extend({"term": t, "record_id": rid} for t in terms_of(state.content))
+                wall = state.updated.wall_ms
+                terms.extend((t, wall, rid) for t in terms_of(state.content))
         # One statement per kind of change, executed for many rows.
         if inserts:
             conn.execute(insert(records_t), inserts)
         if terms:
-            conn.execute(insert(terms_t), terms)
+            self._insert_terms(conn, terms)
         if updates:
             cols = [k for k in updates[0] if k != "rid"]
             conn.execute(
@@ -918,18 +927,16 @@ class Store:
     ) -> list[RecordRow]:
         """Records matching every term (sync.search) and the filters, newest first.
 
-        The work is bounded by the rarest term, not by the store: each term's
-        postings are counted up to SEARCH_COUNT_CAP; if one term has fewer, the
-        matches are found from its postings (a point lookup per other term).
-        If every term is common, records are walked newest first, the
-        SEARCH_WALK newest checked against every term: a full page found there
-        is the answer (whatever matched further on is older); otherwise (common
-        terms that rarely meet) the rarest term's postings are read after all."""
+        The rarest term drives (`_rarest`): its postings are keyed newest first, so they
+        are walked in the order of the answer, each checked against the other terms (a
+        point lookup on the same key) and the filters, until a page is full. The work
+        grows with how far down the rarest term's postings the page is found, not with
+        the store. With no term, records are walked newest first (ix_records_newest)."""
+
         # On SQLite (no statistics unless ANALYZE ran) the filters are wrapped so that
         # no index on them is used: a boolean or a kind selects most of the store, and
-        # the walk newest first (ix_records_newest, ORDER BY ... LIMIT) is what keeps a
-        # page cheap. PostgreSQL's statistics choose that walk by themselves, and
-        # wrapping would blind them.
+        # the walks newest first are what keep a page cheap. PostgreSQL's statistics
+        # choose those walks by themselves, and wrapping would blind them.
         def off_index(column: Any, default: object) -> Any:
             return func.coalesce(column, default) if self.engine.dialect.name == "sqlite" else column
 
@@ -942,55 +949,57 @@ class Store:
         if origin:
             cond.append(off_index(records_t.c.origin, "") == origin)
         wanted = sorted(set(terms))
-        newest = (records_t.c.head_wall_ms.desc(), records_t.c.record_id.desc())
+        shown = select(records_t, versions_t.c.verified, versions_t.c.key_id)
         with self.engine.connect() as conn:
-
-            def has(term: str, rid: ColumnElement[str]) -> ColumnElement[bool]:
-                t = terms_t.alias()
-                return select(t.c.record_id).where(t.c.term == term, t.c.record_id == rid).exists()
-
-            def page(where: list[ColumnElement[bool]]) -> list[Row[Any]]:
-                return list(
-                    conn.execute(
-                        select(records_t, versions_t.c.verified, versions_t.c.key_id)
-                        .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
-                        .where(*where)
-                        .order_by(*newest)
-                        .limit(limit)
-                    ).all()
-                )
-
             if not wanted:
-                rows = page(cond)
+                query = (
+                    shown.join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+                    .where(*cond)
+                    .order_by(records_t.c.head_wall_ms.desc(), records_t.c.record_id.desc())
+                )
             else:
-                counts = {
-                    term: conn.execute(
-                        select(func.count()).select_from(
-                            select(terms_t.c.record_id).where(terms_t.c.term == term).limit(SEARCH_COUNT_CAP).subquery()
+                rarest = self._rarest(conn, wanted)
+                if rarest is None:
+                    return []
+                d = terms_t.alias("d")
+
+                def also(term: str) -> ColumnElement[bool]:
+                    t = terms_t.alias()
+                    key = (t.c.term == term, t.c.head_wall_ms == d.c.head_wall_ms, t.c.record_id == d.c.record_id)
+                    return select(t.c.record_id).where(*key).exists()
+
+                query = (
+                    shown.select_from(
+                        d.join(records_t, records_t.c.record_id == d.c.record_id).join(
+                            versions_t, versions_t.c.version_id == records_t.c.head_version_id
                         )
-                    ).scalar_one()
-                    for term in wanted
-                }
-                rarest = min(wanted, key=lambda t: (counts[t], t))
-                others = [t for t in wanted if t != rarest]
-                rows = []
-                if counts[rarest] >= SEARCH_COUNT_CAP:  # every term common: walk the newest records
-                    edge = conn.execute(
-                        select(records_t.c.head_wall_ms, records_t.c.record_id)
-                        .order_by(*newest)
-                        .offset(SEARCH_WALK)
-                        .limit(1)
-                    ).first()
-                    walk = [*cond, *(has(t, records_t.c.record_id) for t in wanted)]
-                    if edge is not None:
-                        walk.append(tuple_(records_t.c.head_wall_ms, records_t.c.record_id) > tuple(edge))
-                    rows = page(walk)
-                if counts[rarest] and len(rows) < limit:
-                    postings = select(terms_t.c.record_id).where(terms_t.c.term == rarest)
-                    rows = page(
-                        [*cond, records_t.c.record_id.in_(postings), *(has(t, records_t.c.record_id) for t in others)]
                     )
+                    .where(d.c.term == rarest, *cond, *(also(t) for t in wanted if t != rarest))
+                    .order_by(d.c.head_wall_ms.desc(), d.c.record_id.desc())
+                )
+            rows = conn.execute(query.limit(limit)).all()
         return [self._record_row(r) for r in rows]
+
+    @staticmethod
+    def _rarest(conn: Connection, terms: Sequence[str]) -> str | None:
+        """The term with the fewest postings (None if one has none), counting each only
+        as far as needed: up to SEARCH_COUNT_FIRST, then eight times more while every
+        term still reaches the count, up to SEARCH_COUNT_MAX (past it, every term is
+        common and any of them finds a page quickly)."""
+        cap = SEARCH_COUNT_FIRST
+        while True:
+            counts = {
+                term: conn.execute(
+                    select(func.count()).select_from(
+                        select(terms_t.c.record_id).where(terms_t.c.term == term).limit(cap).subquery()
+                    )
+                ).scalar_one()
+                for term in terms
+            }
+            rarest = min(terms, key=lambda t: (counts[t], t))
+            if counts[rarest] < cap or cap >= SEARCH_COUNT_MAX:
+                return rarest if counts[rarest] else None
+            cap *= 8
 
     def firm_key(self, firm_id: str) -> FirmKey | None:
         """A firm's signing key as its record here says (None if no such firm is held)."""
