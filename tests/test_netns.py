@@ -92,6 +92,9 @@ class Net:
         for ns, dev, ip in ((self.hub_ns, self.hub_if, self.hub_ip), (self.node_ns, self.node_if, self.node_ip)):
             _run(IP, "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", dev)
             _run(IP, "netns", "exec", ns, "ip", "link", "set", dev, "up")
+            # One packet per TCP segment, as on a real wire (no 64 KB offload bundles), so
+            # a share of packets lost or doubled means a share of segments.
+            subprocess.run([IP, "-n", ns, "link", "set", dev, "gso_max_size", "1500", "gso_max_segs", "1"], timeout=30)
             _run(IP, "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 
     def impair(self) -> str:
