@@ -221,6 +221,17 @@ def signed_version(
     )
 
 
+def hub_process(path: Path) -> tuple[Hub, subprocess.Popen[bytes]]:
+    """A new hub as a real process on ephemeral ports, pinned so that every later start
+    comes back on the same ports (where its nodes look for it)."""
+    cfg = init_hub(path, listen="127.0.0.1:0")
+    proc = serve_process("hub", path)
+    data = DataDir(path)
+    address = data.address_file.read_text().strip()
+    data.save(data.load().with_updates(listen=address, enrol_listen=data.enrol_address_file.read_text().strip()))
+    return Hub(path=path, admin_token=cfg.admin_token, address=address), proc
+
+
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
     """Stop a site's process: SIGTERM, then SIGKILL if it has not stopped in `timeout` s."""
     if proc.poll() is None:

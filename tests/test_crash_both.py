@@ -20,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.site import init_hub
-from sync.config import DataDir
-from tests.harness import Hub, cli, make_node, preload_listings, serve_process, stop, wait_until
+from tests.harness import cli, hub_process, make_node, preload_listings, serve_process, stop, wait_until
 
 SOAK = os.environ.get("TECHBRIDGE_SOAK") == "1"
 AT_NODE = 100_000 if SOAK else 20_000
@@ -54,13 +52,7 @@ def digest(path: Path) -> dict[str, object]:
 def test_hub_and_node_killed_at_random_during_a_large_sync_end_identical(tmp_path: Path) -> None:
     rng = random.Random(20261202)
     hq, node_path = tmp_path / "hq", tmp_path / "toledo"
-    cfg = init_hub(hq, listen="127.0.0.1:0")
-    hub_proc = serve_process("hub", hq)
-    hd = DataDir(hq)
-    address = hd.address_file.read_text().strip()
-    # Every restart comes back on the same ports, where the node looks for the hub.
-    hd.save(hd.load().with_updates(listen=address, enrol_listen=hd.enrol_address_file.read_text().strip()))
-    hub = Hub(path=hq, admin_token=cfg.admin_token, address=address)
+    hub, hub_proc = hub_process(hq)  # every restart comes back on the same ports
     make_node(hub, node_path, "toledo", country="ES").stop()
 
     stop(hub_proc)

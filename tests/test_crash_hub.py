@@ -15,11 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-from hub.site import init_hub
 from sync.config import DataDir
 from sync.errors import TechbridgeError
 from sync.records import listing_content
-from tests.harness import Hub, make_node, serve_process
+from tests.harness import hub_process, make_node, serve_process
 
 # Bounded for CI; TECHBRIDGE_SOAK=1 runs the long variant (20,000 listings, 20 kills).
 SOAK = os.environ.get("TECHBRIDGE_SOAK") == "1"
@@ -36,13 +35,7 @@ def hub_versions(path: Path) -> tuple[set[str], int]:
 
 def test_hub_killed_mid_push_many_times_ends_identical(tmp_path: Path) -> None:
     rng = random.Random(20261122)
-    cfg = init_hub(tmp_path / "hq", listen="127.0.0.1:0")
-    proc = serve_process("hub", tmp_path / "hq")
-    data = DataDir(tmp_path / "hq")
-    address = data.address_file.read_text().strip()
-    # Later starts must come back on the same port, where the node looks for the hub.
-    data.save(data.load().with_updates(listen=address, enrol_listen=data.enrol_address_file.read_text().strip()))
-    hub = Hub(path=tmp_path / "hq", admin_token=cfg.admin_token, address=address)
+    hub, proc = hub_process(tmp_path / "hq")  # later starts come back on the same ports
     node = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
     node.stop()
     nd = DataDir(node.path)

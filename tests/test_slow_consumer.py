@@ -15,14 +15,13 @@ from typing import Any
 import grpc
 import pytest
 
-from hub.site import init_hub
 from sync import auth
 from sync.clock import system_now_ms
 from sync.config import DataDir
 from sync.keys import SigningKey
 from sync.server import channel
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, make_node, preload_listings, serve_process, stop
+from tests.harness import hub_process, make_node, preload_listings, serve_process, stop
 
 OFFERS = 20_000
 DESCRIPTION = "A membrane that turns brackish water into drinking water with little energy. " * 50  # ~3.9 KB
@@ -37,12 +36,8 @@ def rss_bytes(pid: int) -> int:
 
 def test_an_unread_pull_stream_does_not_grow_the_hubs_memory(tmp_path: Path) -> None:
     hq = tmp_path / "hq"
-    cfg = init_hub(hq, listen="127.0.0.1:0")
-    proc = serve_process("hub", hq)
-    hd = DataDir(hq)
-    address = hd.address_file.read_text().strip()
-    hd.save(hd.load().with_updates(listen=address, enrol_listen=hd.enrol_address_file.read_text().strip()))
-    hub = Hub(path=hq, admin_token=cfg.admin_token, address=address)
+    hub, proc = hub_process(hq)
+    address = hub.address
     make_node(hub, tmp_path / "daejeon", "daejeon", country="KR").stop()
     stop(proc)
     preload_listings(hq, "hq", OFFERS, "HQ", description=DESCRIPTION)
