@@ -121,8 +121,7 @@ def write_versions(store: Store, versions: Sequence[Version], *, local: bool, ba
     for i in range(0, len(versions), batch):
         chunk = versions[i : i + batch]
         if local:
-            with store._write_lock, store.engine.begin() as conn:
-                store._insert_versions(conn, chunk, None, 1)
+            store.append_local_batch(chunk, 1)
         else:
             store.apply_batch("bench", chunk, [], through_seq=0, now_ms=1)
 
@@ -154,6 +153,15 @@ def verify_rate(versions: Sequence[Version], public_key: bytes, repeats: int = 3
     return out
 
 
+def _pull_message(rows: list[tuple[bytes, Any]], start: int, total: int) -> sync_pb2.PullResponse:
+    """The batch of SYNC_BATCH entries from `start`, built from stored bytes (rows repeated)."""
+    msg = sync_pb2.PullResponse(through_seq=start + SYNC_BATCH, head_seq=total)
+    for j in range(start, min(start + SYNC_BATCH, total)):
+        body, sigs = rows[j % len(rows)]
+        msg.entries.add(seq=j + 1).envelope.CopyFrom(stored_envelope_to_pb(body, sigs))
+    return msg
+
+
 class _StreamOnly:
     """A throwaway SyncService whose Pull streams given envelopes in batches, without
     reading, verifying or storing anything."""
@@ -166,14 +174,8 @@ class _StreamOnly:
             yield from self.messages
             return
         # Built per batch from the stored bytes, the way the hub's Pull builds them.
-        sent = 0
-        while sent < self.total:
-            msg = sync_pb2.PullResponse(through_seq=sent + SYNC_BATCH, head_seq=self.total)
-            for j in range(sent, min(sent + SYNC_BATCH, self.total)):
-                body, sigs = self.rows[j % len(self.rows)]
-                msg.entries.add(seq=j + 1).envelope.CopyFrom(stored_envelope_to_pb(body, sigs))
-            sent += SYNC_BATCH
-            yield msg
+        for start in range(0, self.total, SYNC_BATCH):
+            yield _pull_message(self.rows, start, self.total)
 
 
 def grpc_stream_rates(
@@ -191,13 +193,7 @@ def grpc_stream_rates(
       sync client does.
     """
     rows = [(v.body, v.signatures) for v in versions]
-    messages = []
-    for start in range(0, total, SYNC_BATCH):
-        msg = sync_pb2.PullResponse(through_seq=start + SYNC_BATCH, head_seq=total)
-        for j in range(start, min(start + SYNC_BATCH, total)):
-            body, sigs = rows[j % len(rows)]
-            msg.entries.add(seq=j + 1).envelope.CopyFrom(stored_envelope_to_pb(body, sigs))
-        messages.append(msg)
+    messages = [_pull_message(rows, start, total) for start in range(0, total, SYNC_BATCH)]
     servicer = _StreamOnly(messages, rows, total)
 
     def register(server: grpc.Server) -> list[str]:

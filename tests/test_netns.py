@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT, wait_until
+from tests.harness import ROOT, stop, wait_until
 
 IP = shutil.which("ip")
 TC = shutil.which("tc")
@@ -236,14 +235,7 @@ def _setup(net: Net, tmp_path: Path, *node_args: str) -> tuple[Path, Path, list[
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=15)
+        stop(p)
 
 
 def _import(net: Net, ns: str, data: Path, prefix: str, count: int) -> None:
