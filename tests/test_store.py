@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sync.clock import Stamp
 from sync.envelope import Version, make_listing_version, make_version
 from sync.keys import SigningKey
-from sync.records import FIRM, Action, Change, create_change, listing_content, make_content
+from sync.records import FIRM, REQUEST, Action, Change, create_change, listing_content, make_content
 from sync.search import query_terms
 from sync.store import Rejected, Store
 from sync.store.migrate import current_revision, head_revisions
@@ -76,6 +76,59 @@ class TestStoreContract:
         erased = store.firm_key("firm-1")
         assert erased is not None and erased.erased_at_ms == 2_000
         assert store.firm_key("rec-00001") is None
+
+    def test_an_erasure_and_its_quarantine_commit_together(self, store: Store) -> None:
+        """The quarantine a firm's erasure implies is written in the transaction that stores
+        the erasure: a statement failing between the two leaves neither, and the batch,
+        taken again, leaves both."""
+        from sqlalchemy import event
+
+        firm_key = SigningKey.generate()
+        content = make_content(
+            FIRM, {"name": "Acme", "country": "CN", "public_key": firm_key.public_bytes.hex()}, "active"
+        )
+        create = make_version(
+            KEY, site="hq", record_id="firm-1", hlc=Stamp(1_000, 0), change=create_change(content), kind="firm"
+        )
+        late = make_version(
+            firm_key,
+            site="firm-1",
+            record_id="req-1",
+            hlc=Stamp(3_000, 0),
+            change=create_change(
+                make_content(REQUEST, {"title": "Need", "request_type": "technology", "sought": "x"}, "submitted")
+            ),
+            kind="request",
+        )
+        store.apply_batch("hq", [create, late], [], through_seq=2, now_ms=1)
+        erase = make_version(
+            KEY,
+            site="hq",
+            record_id="firm-1",
+            hlc=Stamp(2_000, 0),
+            change=Change(action=Action.ERASE, status="erased"),
+            parents=(create.version_id,),
+            kind="firm",
+        )
+
+        def fail_the_quarantine(_c: object, _cur: object, statement: str, *_a: object) -> None:
+            if statement.lstrip().upper().startswith("UPDATE VERSIONS SET QUARANTINED"):
+                raise RuntimeError("disk full")
+
+        event.listen(store.engine, "before_cursor_execute", fail_the_quarantine)
+        try:
+            with pytest.raises(Exception, match="disk full"):
+                store.apply_batch("hq", [erase], [], through_seq=3, now_ms=2)
+        finally:
+            event.remove(store.engine, "before_cursor_execute", fail_the_quarantine)
+        held = store.firm_key("firm-1")
+        assert held is not None and not held.erased_at_ms  # the erasure was not stored either
+        assert store.quarantined() == []
+        assert store.peer_state("hq").pull_cursor == 2
+        store.apply_batch("hq", [erase], [], through_seq=3, now_ms=3)
+        erased = store.firm_key("firm-1")
+        assert erased is not None and erased.erased_at_ms == 2_000
+        assert [q[0] for q in store.quarantined()] == [late.version_id]
 
     def test_search_terms_follow_the_merged_state(self, store: Store) -> None:
         offers = [

@@ -324,24 +324,27 @@ class Store:
         """Take out of the merge every held version signed by `key_id` stamped at or after
         `since_ms`; they stay stored and listed, never deleted. Returns how many."""
         with self._write_lock, self.engine.begin() as conn:
-            rows = conn.execute(
-                select(versions_t.c.version_id, versions_t.c.record_id).where(
-                    versions_t.c.key_id == key_id,
-                    versions_t.c.hlc_wall_ms >= since_ms,
-                    versions_t.c.quarantined.is_(False),
-                )
-            ).all()
-            if not rows:
-                return 0
-            ids = [r.version_id for r in rows]
-            for i in range(0, len(ids), _IN_CHUNK):
-                conn.execute(
-                    update(versions_t)
-                    .where(versions_t.c.version_id.in_(ids[i : i + _IN_CHUNK]))
-                    .values(quarantined=True, quarantine_reason=reason)
-                )
-            self._remerge(conn, sorted({r.record_id for r in rows}), {})
-            return len(ids)
+            return self._quarantine(conn, key_id, since_ms, reason)
+
+    def _quarantine(self, conn: Connection, key_id: str, since_ms: int, reason: str) -> int:
+        rows = conn.execute(
+            select(versions_t.c.version_id, versions_t.c.record_id).where(
+                versions_t.c.key_id == key_id,
+                versions_t.c.hlc_wall_ms >= since_ms,
+                versions_t.c.quarantined.is_(False),
+            )
+        ).all()
+        if not rows:
+            return 0
+        ids = [r.version_id for r in rows]
+        for i in range(0, len(ids), _IN_CHUNK):
+            conn.execute(
+                update(versions_t)
+                .where(versions_t.c.version_id.in_(ids[i : i + _IN_CHUNK]))
+                .values(quarantined=True, quarantine_reason=reason)
+            )
+        self._remerge(conn, sorted({r.record_id for r in rows}), {})
+        return len(ids)
 
     def quarantined(self, limit: int = 1000) -> list[tuple[str, str, str, str]]:
         """(version id, record id, key id, reason) of quarantined versions."""
@@ -390,8 +393,8 @@ class Store:
         with self._write_lock:
             with self.engine.begin() as conn:
                 seqs = self._insert_versions(conn, list(versions), None, now_ms)
+                self._quarantine_erased(conn, versions)
             self._committed(max(seqs))
-        self._quarantine_erased(list(versions))
         return seqs
 
     def apply_batch(
@@ -411,17 +414,18 @@ class Store:
             result, head = self._apply(peer, accepted, rejected, through_seq, now_ms, head_seq, txn_id, through_version)
             if head:
                 self._committed(head)
-        self._quarantine_erased(accepted)
         return result
 
-    def _quarantine_erased(self, fresh: Sequence[Version]) -> None:
+    def _quarantine_erased(self, conn: Connection, fresh: Sequence[Version]) -> None:
         """A firm's erasure takes what the firm signed from then on out of the merge, at
-        every site, whatever arrived first (as a key revocation does)."""
+        every site, whatever arrived first (as a key revocation does), in the transaction
+        that stores the erasure: no site ever holds an erasure without its quarantine."""
         for v in fresh:
             if v.kind == "firm" and v.change.action == Action.ERASE:
-                firm = self.firm_key(v.record_id)
+                firm = self._firm_key(conn, v.record_id)
                 if firm is not None and firm.erased_at_ms:
-                    self.quarantine(firm.key_id, firm.erased_at_ms, f"signed by firm {firm.firm_id} after its erasure")
+                    reason = f"signed by firm {firm.firm_id} after its erasure"
+                    self._quarantine(conn, firm.key_id, firm.erased_at_ms, reason)
 
     def _apply(
         self,
@@ -448,6 +452,7 @@ class Store:
             erased = [v.record_id for v in fresh if v.change.action == Action.ERASE]
             if erased:  # a firm's erasure reaches this site: its personal data goes too
                 conn.execute(delete(notes_t).where(notes_t.c.record_id.in_(erased)))
+            self._quarantine_erased(conn, fresh)
             for r in rejected:
                 conn.execute(
                     insert(rejections_t).values(
@@ -1004,11 +1009,15 @@ class Store:
     def firm_key(self, firm_id: str) -> FirmKey | None:
         """A firm's signing key as its record here says (None if no such firm is held)."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(records_t.c.origin, records_t.c.state_json, records_t.c.status).where(
-                    records_t.c.record_id == firm_id, records_t.c.kind == "firm"
-                )
-            ).first()
+            return self._firm_key(conn, firm_id)
+
+    @staticmethod
+    def _firm_key(conn: Connection, firm_id: str) -> FirmKey | None:
+        row = conn.execute(
+            select(records_t.c.origin, records_t.c.state_json, records_t.c.status).where(
+                records_t.c.record_id == firm_id, records_t.c.kind == "firm"
+            )
+        ).first()
         if row is None:
             return None
         state = state_from_json(row.state_json)
