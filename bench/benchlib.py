@@ -24,7 +24,7 @@ import grpc  # noqa: E402
 from sync import taxonomy  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.codec import content_from_pb  # noqa: E402
-from sync.envelope import Version, make_listing_version, signatures_from_pb, stored_envelope_to_pb  # noqa: E402
+from sync.envelope import Version, make_version, signatures_from_pb, stored_envelope_to_pb  # noqa: E402
 from sync.ids import new_record_id  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
 from sync.records import LISTING, Content, ListingStatus, create_change, pins_of  # noqa: E402
@@ -108,7 +108,7 @@ def signed_offers(key: SigningKey, site: str, n: int, *, start: int = 0, title: 
         change = create_change(offer_content(title, i))
         rid, nonce = new_record_id(site, base + i, pins_of(LISTING, change))
         out.append(
-            make_listing_version(
+            make_version(
                 key, site=site, record_id=rid, hlc=Stamp(base + i, 0), change=change, record_nonce=nonce
             )
         )

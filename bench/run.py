@@ -44,7 +44,7 @@ from node.site import init_node, start_node  # noqa: E402
 from sync import auth  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
-from sync.envelope import make_listing_version  # noqa: E402
+from sync.envelope import make_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
 from sync.records import Change, Content, create_change, listing_content  # noqa: E402
 from sync.server import channel  # noqa: E402
@@ -69,7 +69,7 @@ def bench_crypto(n: int, base: Path) -> dict[str, float]:
     apply of the same versions."""
     key = SigningKey.generate()
     versions = [
-        make_listing_version(key, site="b", record_id=f"r{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
+        make_version(key, site="b", record_id=f"r{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
         for i in range(n)
     ]
     pub = key.public_bytes
@@ -101,18 +101,18 @@ def bench_merge(n: int) -> dict[str, float]:
     key = SigningKey.generate()
     width = 20
     single = [
-        make_listing_version(key, site="b", record_id=f"s{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
+        make_version(key, site="b", record_id=f"s{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
         for i in range(n)
     ]
     many = []
     for r in range(max(1, n // width)):
-        root = make_listing_version(
+        root = make_version(
             key, site="b", record_id=f"m{r}", hlc=Stamp(r + 1, 0), change=create_change(listing(r))
         )
         many.append(root)
         for j in range(width - 1):  # concurrent edits of one field, each on top of the create
             many.append(
-                make_listing_version(
+                make_version(
                     key,
                     site="b",
                     record_id=f"m{r}",
@@ -164,7 +164,7 @@ def _sync_once(n: int, base: Path) -> dict[str, float]:
         a = node("brussels")
         t = time.perf_counter()
         for i in range(n):
-            a.running.site.add_listing(listing(i))
+            a.running.site.add_record(listing(i))
         add_s = time.perf_counter() - t
         t = time.perf_counter()
         a.client.run_round()

@@ -19,7 +19,7 @@ from sync.merge import Candidate, RecordState
 from sync.records import KINDS, Content, FieldValue, Kind, kind_of, make_content
 from sync.registry import Registry
 from sync.search import SEARCHABLE, query_terms
-from sync.site import ListingDetail, Site
+from sync.site import RecordDetail, Site
 from sync.store.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
@@ -114,7 +114,7 @@ def record_view(row: RecordRow, now_ms: int, note: str = "") -> admin_pb2.Record
     )
 
 
-def detail_view(detail: ListingDetail, now_ms: int) -> admin_pb2.RecordView:
+def detail_view(detail: RecordDetail, now_ms: int) -> admin_pb2.RecordView:
     v, head, state = detail.version, detail.head, detail.state
     return admin_pb2.RecordView(
         id=v.record_id,
@@ -220,7 +220,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return out
 
     def _view(self, record_id: str) -> admin_pb2.RecordView:
-        return with_names(self._site, detail_view(self._site.listing_detail(record_id), self._site.now_ms()))
+        return with_names(self._site, detail_view(self._site.record_detail(record_id), self._site.now_ms()))
 
     def AddRecord(
         self, request: admin_pb2.AddRecordRequest, context: grpc.ServicerContext

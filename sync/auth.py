@@ -1,13 +1,13 @@
 """Who is calling.
 
-Two kinds of caller exist in the skeleton:
+Three kinds of caller exist:
 
 * a **site** (a node calling the hub's SyncService) proves it holds its
   registered signing key: metadata carries the site id, the time, and an
   Ed25519 signature over CALL_DOMAIN + "site|method|time". The hub checks the
   key against its registry and refuses a stamp more than CALL_SKEW_MS away.
-  Mutual TLS with enrolment certificates (a later step) adds transport
-  identity; this signature stays as end-to-end proof.
+  Mutual TLS with the certificates issued at enrolment adds transport
+  identity; this signature is the end-to-end proof.
 * the site's own **operator** (the techbridge CLI) sends the admin credential
   from the site's config as "authorization: Bearer <token>".
 * a **firm** (the techbridge CLI with a firm key file) signs each call the

@@ -27,12 +27,23 @@ Cursors
     A cursor is a position in the other side's log, never a time. The hub
     skips, but still covers, entries a node must not receive or sent itself.
 
-Errors and timing
+Checkpoints and restore
+    Each pull batch names the version at its last position; the node keeps
+    it beside its cursor and sends it with the next Pull, and each push batch
+    says where the hub last acknowledged it. When the hub answers that a
+    checkpoint does not match (its store was restored), the node reconciles
+    by what each side holds: both cursors back to 0 under a `reconciling`
+    mark that survives a crash, a push of every version held here, a pull of
+    the hub's whole log; hashes make every duplicate a no-op. A node restored
+    from a backup is recognised by the hub, which sends its own entries back.
+
+Errors, timing and the watch
     Every call has a deadline. A round that fails records the error against
     the peer (shown by `sync status`) and leaves every cursor where the last
-    committed batch put it; the scheduler (node.schedule) runs the next
-    round. Backoff, the watch stream and checkpoint reconciliation are later
-    steps (issue 5); their seams are `record_attempt` and the cursors.
+    committed batch put it; failures in a row set a backoff (sync.backoff)
+    kept in the store, which the scheduled job (node.schedule) respects and
+    the watch stream (node.live) clears the moment the hub answers. The watch
+    stream and every local write kick a round at once.
 """
 
 from __future__ import annotations

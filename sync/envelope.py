@@ -104,7 +104,7 @@ def version_id_of(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def make_listing_version(
+def make_version(
     key: SigningKey,
     *,
     site: str,
@@ -130,8 +130,6 @@ def make_listing_version(
     sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, body), AUTHOR)
     return read_version(body, (sig,))
 
-
-make_version = make_listing_version
 
 
 def countersign(version: Version, key: SigningKey) -> Version:

@@ -71,7 +71,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         if version.author != firm.firm_id:
             raise InvalidInput([FieldViolation("envelope.body", "names another author than the calling firm")])
         relayed = self._site.relay(version)
-        view = detail_view(self._site.listing_detail(relayed.record_id), self._site.now_ms())
+        view = detail_view(self._site.record_detail(relayed.record_id), self._site.now_ms())
         return firm_pb2.SubmitResponse(record=with_names(self._site, view))
 
     def GetRecord(
@@ -83,7 +83,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         row = self._site.store.record(request.id)
         if not self._visible(firm, row):
             raise NotFound(f"no record with id {request.id} that this firm may see")
-        view = with_names(self._site, detail_view(self._site.listing_detail(request.id), self._site.now_ms()))
+        view = with_names(self._site, detail_view(self._site.record_detail(request.id), self._site.now_ms()))
         view.private_note = ""
         return firm_pb2.FirmGetRecordResponse(record=view)
 

@@ -26,14 +26,14 @@ Fields: last writer in causal order, then a deterministic tie-break
     the only survivor.
 
 Status: the lifecycle, merged by rank
-    Status is never edited; it follows from lifecycle steps (records.TRANSITIONS).
+    Status is never edited; it follows from lifecycle steps (`Kind.transitions`).
     Steps are checked where they are made, and again here: a step counts only
     if it is legal from the status its own ancestors reached (the record's
     one parentless CREATE starts it; a SETTLE keeps what its ancestors
     reached), so a signed step that skips validation or revives an archived
     listing is ignored, identically at every site, and listed as ignored.
     Among the valid steps the frontier decides; concurrent steps merge to the
-    highest records.STATUS_RANK, so a withdrawal is not undone by a
+    highest rank in `Kind.statuses`, so a withdrawal is not undone by a
     concurrent or stale publish, and a replayed old step is an ancestor that
     changes nothing. Concurrent steps leading to different statuses are kept
     as a conflict on "status" (rule "lifecycle rank") so staff see it

@@ -617,13 +617,6 @@ def kind_of(name: str) -> Kind:
     return found
 
 
-# Compatibility names for the listing kind, used across the code base.
-FIELD_DEFAULTS = LISTING.defaults
-CONTENT_FIELDS = tuple(n for n in LISTING.field_names() if n in LISTING.owner_fields)
-CURATION_FIELDS = tuple(sorted(LISTING.hub_fields))
-STATUS_RANK = LISTING.rank
-TRANSITIONS = LISTING.transitions
-CREATE_STATUSES = LISTING.initial
 
 
 # ---- values -----------------------------------------------------------------------
@@ -706,10 +699,6 @@ class Change:
 
     def get(self, name: str) -> FieldValue | None:
         return self._index.get(name)
-
-
-# The old name, kept while the listing is the kind most code handles.
-ListingChange = Change
 
 
 def change_of(content: Content, names: Iterable[str]) -> tuple[tuple[str, FieldValue], ...]:
@@ -951,10 +940,6 @@ def content_from_json(
     if problems:
         raise InvalidInput(problems)
     return content
-
-
-def listing_from_json(data: object) -> Content:
-    return content_from_json(LISTING, data)
 
 
 def parse_field_value(name: str, text: str, kind: Kind = LISTING) -> FieldValue:

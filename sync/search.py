@@ -10,9 +10,10 @@ re-merged record is re-indexed in the same transaction):
   types, ``lang:`` languages and translations.
 
 A query is a conjunction: every word and every filter must match. Terms live in
-one table (term, record_id) whose primary key is ordered by term, so a query
-reads the posting lists of its terms and nothing else, the same way on SQLite
-and PostgreSQL. Decision: a term table over SQLite FTS5 or PostgreSQL tsvector,
+one table keyed (term, the record's head wall time, record id), so each term's
+postings are ordered newest first: the store walks the rarest term's postings
+and checks the other terms by a point lookup on the same key (`Store.search`),
+the same way on SQLite and PostgreSQL. Decision: a term table over SQLite FTS5 or PostgreSQL tsvector,
 so one query runs unchanged on both backends; ranking is by recency.
 """
 

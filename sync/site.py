@@ -88,7 +88,7 @@ class Received:
 
 
 @dataclass(frozen=True)
-class ListingDetail:
+class RecordDetail:
     head: HeadVersion
     state: RecordState
     # The newest head version, re-verified now.
@@ -343,11 +343,6 @@ class Site:
                 self.store.set_private_note(record_id, private_note, self.now_ms())
             return self._write(record_id, self.site_id, change, (), nonce, kind)
 
-    def add_listing(self, content: Content, audience: tuple[str, ...] = ()) -> Version:
-        if content.kind != LISTING.name:
-            raise InvalidInput([FieldViolation("kind", "not a listing")])
-        return self.add_record(content, audience)
-
     def _current(self, record_id: str) -> tuple[RecordRow, RecordState]:
         row = self.store.record(record_id)
         return row, row.state
@@ -358,7 +353,7 @@ class Site:
         if state.content.status in ("archived", "erased"):
             raise FailedPrecondition(f"{kind.name} {record_id} is {state.content.status} and can no longer change")
 
-    def edit_listing(self, record_id: str, fields: tuple[tuple[str, FieldValue], ...]) -> Version:
+    def edit_record(self, record_id: str, fields: tuple[tuple[str, FieldValue], ...]) -> Version:
         if not fields:
             raise InvalidInput([FieldViolation("fields", "name at least one field to set")])
         with self._write_lock:
@@ -369,9 +364,8 @@ class Site:
             self._check_open(record_id, state, kind)
             return self._write(record_id, row.origin, change, state.heads, kind=kind)
 
-    edit_record = edit_listing
 
-    def step_listing(self, record_id: str, action: Action, fields: tuple[tuple[str, FieldValue], ...] = ()) -> Version:
+    def step_record(self, record_id: str, action: Action, fields: tuple[tuple[str, FieldValue], ...] = ()) -> Version:
         with self._write_lock:
             row, state = self._current(record_id)
             kind = KINDS[row.kind]
@@ -411,7 +405,6 @@ class Site:
                 self.store.set_private_note(record_id, "", self.now_ms())
             return version
 
-    step_record = step_listing
 
     def _check_interest_target(self, change: Change) -> None:
         """An interest names the record it is about and the centre that handles that record."""
@@ -611,7 +604,7 @@ class Site:
 
     # ---- reading ---------------------------------------------------------------
 
-    def listing_detail(self, record_id: str) -> ListingDetail:
+    def record_detail(self, record_id: str) -> RecordDetail:
         head = self.store.head_version(record_id)
         version = read_version(head.body, head.signatures)
         try:
@@ -621,7 +614,7 @@ class Site:
             ok, why = False, str(exc)
         relay = relay_site(version, self.registry()) or ""
         note = self.store.private_note(record_id)
-        return ListingDetail(head, head.record.state, version, ok, why, relay, note)
+        return RecordDetail(head, head.record.state, version, ok, why, relay, note)
 
 
-__all__ = ["Content", "ListingDetail", "ListingStatus", "Received", "Site"]
+__all__ = ["Content", "ListingStatus", "Received", "RecordDetail", "Site"]

@@ -20,10 +20,10 @@ from sync import auth
 from sync.client import RoundResult
 from sync.clock import Stamp, system_now_ms
 from sync.config import DataDir
-from sync.envelope import Version, make_listing_version
+from sync.envelope import Version, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.records import LISTING, ListingChange, create_change, listing_content, pins_of
+from sync.records import LISTING, Change, create_change, listing_content, pins_of
 from sync.runtime import RunningServer
 from sync.server import channel
 from sync.store import Store
@@ -59,7 +59,7 @@ class Site:
     def admin(self) -> admin_pb2_grpc.AdminServiceStub:
         return admin_pb2_grpc.AdminServiceStub(self.ch)
 
-    def add_listing(self, title: str, **fields: Any) -> str:
+    def add_record(self, title: str, **fields: Any) -> str:
         resp = self.admin.AddRecord(
             admin_pb2.AddRecordRequest(
                 values=records_pb2.RecordValues(listing=records_pb2.Listing(title=title, **fields))
@@ -199,7 +199,7 @@ def serve_process(role: str, path: Path, *extra: str) -> subprocess.Popen[bytes]
 def signed_version(
     key: SigningKey,
     site: str,
-    change: ListingChange,
+    change: Change,
     *,
     origin: str | None = None,
     hlc: Stamp | None = None,
@@ -209,7 +209,7 @@ def signed_version(
     """A version signed with `key` for a record owned by `origin` (a new record unless `record` is given)."""
     now = system_now_ms()
     rid, nonce = record or new_record_id(origin or site, now, pins_of(LISTING, change))
-    return make_listing_version(
+    return make_version(
         key,
         site=site,
         origin=origin or site,

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sync.clock import HybridClock
-from sync.envelope import Version, make_listing_version
+from sync.envelope import Version, make_version
 from sync.ids import owned_record_id
 from sync.keys import SigningKey
 from sync.merge import MergeInput, RecordState, merge
-from sync.records import Action, FieldValue, ListingChange, ListingStatus, next_status
+from sync.records import Action, Change, FieldValue, ListingStatus, next_status
 
 OWNER = "tel-aviv"
 NONCE = bytes(range(24))
@@ -51,9 +51,9 @@ class Writer:
             self.signed.setdefault(vid, other.signed[vid])
         self.receive(*(other.held[vid] for vid in ids))
 
-    def _write(self, change: ListingChange, parents: tuple[str, ...] | None = None) -> MergeInput:
+    def _write(self, change: Change, parents: tuple[str, ...] | None = None) -> MergeInput:
         heads = self.state().heads if parents is None else parents
-        version = make_listing_version(
+        version = make_version(
             key_for(self.site),
             site=self.site,
             origin=OWNER,
@@ -69,15 +69,15 @@ class Writer:
         return v
 
     def create(self, title: str = "T", status: ListingStatus = ListingStatus.SUBMITTED) -> MergeInput:
-        return self._write(ListingChange((("title", title),), Action.CREATE, status))
+        return self._write(Change((("title", title),), Action.CREATE, status))
 
     def edit(self, **values: FieldValue) -> MergeInput:
-        return self._write(ListingChange(tuple(sorted(values.items()))))
+        return self._write(Change(tuple(sorted(values.items()))))
 
     def step(self, action: Action) -> MergeInput:
         if action in (Action.DELETE, Action.UNDELETE):
-            return self._write(ListingChange(action=action))
-        return self._write(ListingChange(action=action, status=next_status(self.state().content.status, action)))
+            return self._write(Change(action=action))
+        return self._write(Change(action=action, status=next_status(self.state().content.status, action)))
 
     def settle(self) -> MergeInput:
-        return self._write(ListingChange(action=Action.SETTLE, status=self.state().content.status))
+        return self._write(Change(action=Action.SETTLE, status=self.state().content.status))

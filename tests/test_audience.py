@@ -73,7 +73,7 @@ def test_a_version_whose_create_is_not_here_never_goes_wider(tmp_path: Path) -> 
     quarantine): they go to the owner and the hub only, never to the whole network."""
     from sync.clock import Stamp
     from sync.keys import SigningKey
-    from sync.records import ListingChange, create_change, listing_content
+    from sync.records import Change, create_change, listing_content
     from sync.store import Store
     from tests.harness import signed_version
 
@@ -84,7 +84,7 @@ def test_a_version_whose_create_is_not_here_never_goes_wider(tmp_path: Path) -> 
     edit = signed_version(
         key,
         "tel-aviv",
-        ListingChange((("summary", "secret summary"),)),
+        Change((("summary", "secret summary"),)),
         record=record,
         parents=(create.version_id,),
         hlc=Stamp(create.hlc.wall_ms + 1, 0),
@@ -98,7 +98,7 @@ def test_a_version_whose_create_is_not_here_never_goes_wider(tmp_path: Path) -> 
     later = signed_version(
         SigningKey.generate(),
         "tel-aviv",
-        ListingChange((("trl", 5),)),
+        Change((("trl", 5),)),
         record=record,
         parents=(edit.version_id,),
         hlc=Stamp(create.hlc.wall_ms + 2, 0),

@@ -38,7 +38,7 @@ def edit(site: Hub | Node, rid: str, **values: Any) -> admin_pb2.RecordView:
 def test_offline_edits_converge_with_the_same_conflict(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
-    rid = ta.add_listing("Drip-irrigation flow sensor", summary="first")
+    rid = ta.add_record("Drip-irrigation flow sensor", summary="first")
     ta.sync()
     step(hub, rid, A.LIFECYCLE_ACTION_VALIDATE)
     ta.sync()
@@ -91,7 +91,7 @@ def test_offline_edits_converge_with_the_same_conflict(hub: Hub, tmp_path: Path)
 
 def test_tombstone_travels_and_a_late_edit_does_not_revive(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
-    rid = ta.add_listing("To be deleted")
+    rid = ta.add_record("To be deleted")
     ta.sync()
     step(ta, rid, A.LIFECYCLE_ACTION_DELETE)
     edit(hub, rid, tags=["late"])  # HQ has not seen the tombstone
@@ -108,7 +108,7 @@ def test_tombstone_travels_and_a_late_edit_does_not_revive(hub: Hub, tmp_path: P
 
 def test_cli_steps_and_conflicts(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
-    rid = ta.add_listing("CLI listing")
+    rid = ta.add_record("CLI listing")
     ta.sync()
     r = cli("listing", "validate", "--data", str(ta.path), rid)
     assert r.returncode == 1 and "PERMISSION_DENIED" in r.stderr and "only HQ may validate" in r.stderr

@@ -46,7 +46,7 @@ def test_hub_killed_mid_push_many_times_ends_identical(tmp_path: Path) -> None:
     assert node.node is not None
     site = node.node.running.site
     for i in range(LISTINGS):
-        site.add_listing(listing_content(title=f"Brussels technology {i}"))
+        site.add_record(listing_content(title=f"Brussels technology {i}"))
 
     kills = 0
     counts: list[int] = []

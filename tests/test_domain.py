@@ -271,7 +271,7 @@ def test_interest_is_routed_to_the_owner_and_identities_wait_for_the_introductio
 
 def test_decline_needs_a_reason_from_the_list_and_ends_the_steps(network: tuple[Hub, Node, Node, Node]) -> None:
     _, br, dj, _ = network
-    offer = dj.add_listing("Solid-state electrolyte")
+    offer = dj.add_record("Solid-state electrolyte")
     sync_all(dj, br)
     rid = br.admin.AddRecord(
         admin_pb2.AddRecordRequest(
@@ -419,7 +419,7 @@ def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[
     """Review findings: a step the merge ignores must not leave its fields behind, and no
     second create can change a record's fixed fields (a firm's key, an offer's validity)."""
     hub, br, dj, _ = network
-    offer = dj.add_listing("Edge AI chip")
+    offer = dj.add_record("Edge AI chip")
     firm = register_firm(hub, "Shenzhen Robotics Ltd")
     sync_all(dj, br)
     with FirmClient(firm, open_port(br)) as c:
@@ -505,7 +505,7 @@ def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[
 
 def test_an_interest_names_the_centre_that_handles_its_target(network: tuple[Hub, Node, Node, Node]) -> None:
     hub, br, dj, _ = network
-    offer = dj.add_listing("Edge AI chip")
+    offer = dj.add_record("Edge AI chip")
     firm = register_firm(hub, "Shenzhen Robotics Ltd")
     sync_all(dj, br)
     with FirmClient(firm, open_port(br)) as c:
@@ -523,7 +523,7 @@ def test_an_interest_names_the_centre_that_handles_its_target(network: tuple[Hub
 
 def test_hq_may_extend_an_offer(network: tuple[Hub, Node, Node, Node]) -> None:
     hub, _, dj, _ = network
-    offer = dj.add_listing("Edge AI chip")
+    offer = dj.add_record("Edge AI chip")
     dj.sync()
     for site, action in ((hub, records_pb2.LIFECYCLE_ACTION_VALIDATE), (dj, records_pb2.LIFECYCLE_ACTION_PUBLISH)):
         site.admin.StepRecord(admin_pb2.StepRecordRequest(id=offer, action=action), metadata=site.md, timeout=10)

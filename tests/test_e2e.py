@@ -10,8 +10,8 @@ def test_four_nodes_and_hub_converge(network: tuple[Hub, dict[str, Node]]) -> No
     added: dict[str, str] = {}
     for centre, node in nodes.items():
         for i in range(3):
-            added[node.add_listing(f"{centre} technology {i}", summary="s", keywords=["sensors"], trl=5)] = centre
-    hub_own = hub.add_listing("HQ's own listing")
+            added[node.add_record(f"{centre} technology {i}", summary="s", keywords=["sensors"], trl=5)] = centre
+    hub_own = hub.add_record("HQ's own listing")
     added[hub_own] = "hq"
 
     # Round 1 pushes every centre's listings; round 2 brings each the others'.
@@ -46,8 +46,8 @@ def test_four_nodes_and_hub_converge(network: tuple[Hub, dict[str, Node]]) -> No
 
 def test_listing_filter_by_centre(network: tuple[Hub, dict[str, Node]]) -> None:
     hub, nodes = network
-    nodes["toledo"].add_listing("Toledo one")
-    nodes["brussels"].add_listing("Brussels one")
+    nodes["toledo"].add_record("Toledo one")
+    nodes["brussels"].add_record("Brussels one")
     for n in nodes.values():
         n.sync()
     assert [v.values.listing.title for v in hub.listings(origin="toledo")] == ["Toledo one"]

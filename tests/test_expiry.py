@@ -54,7 +54,7 @@ def job(node: Node) -> ExpiryJob:
 
 def test_an_offer_expires_everywhere_is_extended_once_and_archived(world: tuple[Clock, Hub, Node, Node]) -> None:
     clock, hub, dj, br = world
-    rid = dj.add_listing("Edge AI chip")
+    rid = dj.add_record("Edge AI chip")
     created = dj.show(rid)
     until = created.values.listing.valid_until_ms
     assert until - created.updated_at_ms == pytest.approx(365 * DAY_MS, abs=5_000)  # the default validity
@@ -113,7 +113,7 @@ def test_an_offer_expires_everywhere_is_extended_once_and_archived(world: tuple[
 
 def test_only_the_owner_expires_its_offers(world: tuple[Clock, Hub, Node, Node]) -> None:
     clock, hub, dj, br = world
-    rid = dj.add_listing("Solid-state electrolyte")
+    rid = dj.add_record("Solid-state electrolyte")
     dj.sync()
     step(hub, rid, A.LIFECYCLE_ACTION_VALIDATE)
     dj.sync()

@@ -60,7 +60,7 @@ def grow(node: Node, n: int) -> None:
     assert node.node is not None
     site = node.node.running.site
     for i in range(n):
-        site.add_listing(listing_content(title=f"Listing {i}", summary="s" * 200))
+        site.add_record(listing_content(title=f"Listing {i}", summary="s" * 200))
     node.sync()
 
 

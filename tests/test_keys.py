@@ -43,11 +43,11 @@ def test_a_node_rotates_its_key_while_serving(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     old_key = SigningKey.load(DataDir(ta.path).signing_key)
-    before = ta.add_listing("Signed with the old key")
+    before = ta.add_record("Signed with the old key")
     ta.sync()
     r = rotate(ta)
     assert r.old_key_id == old_key.key_id and r.new_key_id != old_key.key_id
-    after = ta.add_listing("Signed with the new key")
+    after = ta.add_record("Signed with the new key")
     assert ta.sync().pushed == 1  # calls now signed with the new key
     dj.sync()
     for site in (hub, ta, dj):
@@ -67,9 +67,9 @@ def test_a_node_rotates_its_key_while_serving(hub: Hub, tmp_path: Path) -> None:
 
 def test_the_hub_rotates_its_own_key(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
-    first = hub.add_listing("HQ, old key")
+    first = hub.add_record("HQ, old key")
     r = rotate(hub)
-    second = hub.add_listing("HQ, new key")
+    second = hub.add_record("HQ, new key")
     ta.sync()
     assert ta.show(first).provenance.verified and ta.show(second).provenance.verified
     assert ta.show(second).provenance.key_id == r.new_key_id
@@ -97,7 +97,7 @@ def test_a_rotation_cut_short_by_a_crash_is_finished_at_the_next_round(hub: Hub,
     ta = start_existing_node(ta.path, token)
     ta.sync()
     assert SigningKey.load(data.signing_key).key_id == pending.key_id
-    rid = ta.add_listing("After the interrupted rotation")
+    rid = ta.add_record("After the interrupted rotation")
     assert ta.sync().pushed == 1 and hub.show(rid).provenance.key_id == pending.key_id
     ta.stop()
 
@@ -106,11 +106,11 @@ def test_revocation_quarantines_everywhere_and_refuses_what_comes_later(hub: Hub
     br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     br_key = SigningKey.load(DataDir(br.path).signing_key)
-    early = br.add_listing("Before the compromise")
+    early = br.add_record("Before the compromise")
     time.sleep(0.01)
     since = now_ms()
     time.sleep(0.01)
-    late = br.add_listing("After the compromise")
+    late = br.add_record("After the compromise")
     br.sync()
     dj.sync()
     assert {v.id for v in dj.listings()} == {early, late}
@@ -177,7 +177,7 @@ def test_an_unsettled_rotation_blocks_the_next_and_a_retired_key_signs_nothing(h
     ta.sync()  # settles: the hub's registry names the pending key
     assert SigningKey.load(data.signing_key).key_id == pending.key_id
     assert ta.sync().pushed == 0
-    rid = ta.add_listing("Signed with the settled key")
+    rid = ta.add_record("Signed with the settled key")
     assert ta.sync().pushed == 1 and hub.show(rid).provenance.key_id == pending.key_id
     ta.stop()
 
@@ -224,7 +224,7 @@ def test_a_revocation_cut_short_is_quarantined_at_the_next_start(tmp_path: Path)
     hub = make_hub(tmp_path / "hq")
     br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
     key = SigningKey.load(DataDir(br.path).signing_key)
-    rid = br.add_listing("Signed before the revocation is known")
+    rid = br.add_record("Signed before the revocation is known")
     br.sync()
     assert hub.running is not None
     site = hub.running.site
@@ -246,7 +246,7 @@ def test_a_revocation_cut_short_is_quarantined_at_the_next_start(tmp_path: Path)
 def test_a_centre_whose_keys_are_all_revoked_is_enrolled_again(hub: Hub, tmp_path: Path) -> None:
     br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
-    old = br.add_listing("Before the compromise")
+    old = br.add_record("Before the compromise")
     br.sync()
     with pytest.raises(grpc.RpcError) as e:
         hub.invite("brussels", country="BE")  # still has a valid key
@@ -265,7 +265,7 @@ def test_a_centre_whose_keys_are_all_revoked_is_enrolled_again(hub: Hub, tmp_pat
         br2.sync()
         br2.sync()
         assert br2.show(old).provenance.verified  # its history comes back, still verified
-        new = br2.add_listing("After re-enrolment")
+        new = br2.add_record("After re-enrolment")
         br2.sync()
         dj.sync()
         assert dj.show(new).provenance.verified and dj.show(new).provenance.origin == "brussels"

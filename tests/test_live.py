@@ -17,7 +17,7 @@ def test_a_listing_reaches_another_centre_without_waiting_for_the_schedule(hub: 
         assert dj.node is not None and dj.node.scheduler is None  # no schedule: only the watch stream
         assert wait_until(lambda: bool(dj.node and dj.node.watcher and dj.node.watcher.connected), timeout=10)
         start = time.monotonic()
-        rid = ta.add_listing("Published in Tel Aviv")
+        rid = ta.add_record("Published in Tel Aviv")
         assert wait_until(lambda: any(v.id == rid for v in dj.listings()), timeout=15, step=0.02)
         print(f"Tel Aviv -> Daejeon in {time.monotonic() - start:.2f}s")
         assert dj.show(rid).provenance.verified

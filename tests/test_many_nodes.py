@@ -30,7 +30,7 @@ def test_thirty_nodes_reconnect_spread_out_and_converge(hub: Hub, tmp_path: Path
         hub.close_channel()
         assert wait_until(lambda: not any(n.node and n.node.watcher and n.node.watcher.connected for n in nodes), 20)
         for i, n in enumerate(nodes):  # work goes on locally while the hub is away
-            n.add_listing(f"Offline work {i}")
+            n.add_record(f"Offline work {i}")
         time.sleep(2.5)  # every watcher has failed at least once and is backing off
 
         hub.running = start_hub(hub.path, listen=f"127.0.0.1:{port}")

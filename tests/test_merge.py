@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from sync.clock import Stamp
-from sync.envelope import MAX_FUTURE_MS, make_listing_version, verify_version
+from sync.envelope import MAX_FUTURE_MS, make_version, verify_version
 from sync.errors import VerificationFailed
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.merge import RULE_HLC, RULE_RANK, merge, state_from_json, state_to_json
-from sync.records import LISTING, Action, ListingChange, ListingStatus, create_change, listing_content, pins_of
+from sync.records import LISTING, Action, Change, ListingStatus, create_change, listing_content, pins_of
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from sync.store import Store
 from tests.merge_helpers import RECORD, Writer
@@ -94,7 +94,7 @@ def test_a_stale_publish_replayed_never_rolls_back() -> None:
 def test_steps_that_skip_or_undo_the_machine_are_ignored_everywhere() -> None:
     ta, hq = two_sites()
     # Tel Aviv publishes without HQ's validation, by signing the step directly.
-    skip = ta._write(ListingChange(action=Action.PUBLISH, status=ListingStatus.PUBLISHED))
+    skip = ta._write(Change(action=Action.PUBLISH, status=ListingStatus.PUBLISHED))
     hq.receive(skip)
     for w in (ta, hq):
         s = w.state()
@@ -102,8 +102,8 @@ def test_steps_that_skip_or_undo_the_machine_are_ignored_everywhere() -> None:
     # An archived listing cannot be settled or re-created back to life.
     ta.step(Action.WITHDRAW)
     ta.step(Action.ARCHIVE)
-    revive = ta._write(ListingChange(action=Action.SETTLE, status=ListingStatus.PUBLISHED))
-    recreate = ta._write(ListingChange((("title", "again"),), Action.CREATE, ListingStatus.DRAFT))
+    revive = ta._write(Change(action=Action.SETTLE, status=ListingStatus.PUBLISHED))
+    recreate = ta._write(Change((("title", "again"),), Action.CREATE, ListingStatus.DRAFT))
     s = ta.state()
     assert s.content.status == ListingStatus.ARCHIVED
     assert {revive.version_id, recreate.version_id} <= set(s.ignored)
@@ -207,7 +207,7 @@ def test_future_stamps_beyond_the_bound_are_refused(ahead_ms: int, accepted: boo
     now = time.time_ns() // 1_000_000
     change = create_change(listing_content(title="T"))
     rid, nonce = new_record_id("tel-aviv", now, pins_of(LISTING, change))
-    v = make_listing_version(
+    v = make_version(
         key,
         site="tel-aviv",
         record_id=rid,

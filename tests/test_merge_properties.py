@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from sync.errors import FailedPrecondition
 from sync.merge import merge, state_to_json
-from sync.records import Action, FieldValue, ListingChange, ListingStatus
+from sync.records import Action, Change, FieldValue, ListingStatus
 from sync.store import Store
 from tests.merge_helpers import OWNER, Writer
 
@@ -58,7 +58,7 @@ def play(n_sites: int, ops: list[tuple[int, str, int]]) -> list[Writer]:
         if kind == "sync":
             src = writers[r % n_sites]
             ids = sorted(src.held)
-            w.receive_from(src, ids[:: 1 + r % 3])  # a partial delivery: some versions dropped for now
+            w.receive_from(src, ids[:: 1 + r % 3])  # a partial delivery: the rest come with a later sync
         elif kind == "clock":
             w.now += (r % 120_000) - 30_000  # drift, sometimes backwards
         elif w.state().applied == 0:
@@ -68,7 +68,7 @@ def play(n_sites: int, ops: list[tuple[int, str, int]]) -> list[Writer]:
             forged = ALL_ACTIONS[r % len(ALL_ACTIONS)]
             status = STATUSES[(r // 7) % len(STATUSES)]
             fields = (("title", "forged"),) if forged == Action.CREATE else ()
-            w._write(ListingChange(fields, forged, status))
+            w._write(Change(fields, forged, status))
         elif kind == "edit":
             name = FIELDS[r % len(FIELDS)]
             w.edit(**{name: VALUES[name][r % len(VALUES[name])]})

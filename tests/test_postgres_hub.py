@@ -21,8 +21,8 @@ def test_a_hub_on_postgresql_aggregates_and_relays(tmp_path: Path) -> None:
         try:
             ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
             dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
-            ids = {ta.add_listing(f"Tel Aviv {i}") for i in range(20)}
-            ids.add(hub.add_listing("HQ's own"))
+            ids = {ta.add_record(f"Tel Aviv {i}") for i in range(20)}
+            ids.add(hub.add_record("HQ's own"))
             assert ta.sync().pushed == 20
             assert dj.sync().pulled == 21
             assert {v.id for v in hub.listings()} == ids == {v.id for v in dj.listings()}

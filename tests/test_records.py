@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 
 from sync.errors import InvalidInput
-from sync.records import listing_content, listing_from_json
+from sync.records import LISTING, content_from_json, listing_content
 
 
 def problems(doc: object) -> list[str]:
     with pytest.raises(InvalidInput) as e:
-        listing_from_json(doc)
+        content_from_json(LISTING, doc)
     return [str(v) for v in e.value.violations]
 
 
 def test_good_listing() -> None:
-    got = listing_from_json({"title": "T", "summary": "s", "keywords": ["membranes", "solar-energy"], "trl": 4})
+    doc = {"title": "T", "summary": "s", "keywords": ["membranes", "solar-energy"], "trl": 4}
+    got = content_from_json(LISTING, doc)
     assert got == listing_content(
         title="T", summary="s", keywords=("membranes", "solar-energy"), taxonomy="tt-2026.1", trl=4
     )

@@ -56,7 +56,7 @@ def _sync_now_in_background(path: Path) -> threading.Thread:
 def test_sigkill_mid_pull_resumes_without_loss_or_duplicates(hub: Hub, tmp_path: Path) -> None:
     brussels = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
     for i in range(LISTINGS):
-        brussels.add_listing(f"Brussels technology {i}")
+        brussels.add_record(f"Brussels technology {i}")
     brussels.sync()
     assert hub.running is not None
     hub_versions = hub.running.site.store.version_ids()

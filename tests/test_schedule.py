@@ -15,7 +15,7 @@ def test_scheduled_rounds_carry_listings_both_ways(hub: Hub, tmp_path: Path) -> 
         assert ta.node is not None and ta.node.scheduler is not None
         job = ta.node.scheduler.get_job(JOB_ID)
         assert job is not None and job.max_instances == 1 and job.coalesce
-        rid = ta.add_listing("Scheduled listing")
+        rid = ta.add_record("Scheduled listing")
         assert wait_until(lambda: any(v.id == rid for v in hub.listings()), timeout=20)
         assert wait_until(lambda: any(v.id == rid for v in dj.listings()), timeout=20)
         assert dj.show(rid).provenance.verified

@@ -16,7 +16,7 @@ from tests.harness import Hub, cli, make_node
 def test_search_by_words_and_filters_follows_edits_and_deletes(hub: Hub, tmp_path: Path) -> None:
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     try:
-        chip = dj.add_listing(
+        chip = dj.add_record(
             "Edge AI chip for predictive maintenance",
             summary="Low-power neural accelerator",
             keywords=["semiconductors", "artificial-intelligence"],
@@ -24,7 +24,7 @@ def test_search_by_words_and_filters_follows_edits_and_deletes(hub: Hub, tmp_pat
             target_countries=["BE", "ES"],
             stage="lab-tested",
         )
-        battery = dj.add_listing(
+        battery = dj.add_record(
             "Solid-state battery electrolyte", keywords=["batteries"], taxonomy="tt-2026.1", stage="lab-tested"
         )
         dj.sync()

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from sync.clock import Stamp
-from sync.envelope import Version, make_listing_version, make_version
+from sync.envelope import Version, make_version
 from sync.keys import SigningKey
 from sync.records import FIRM, REQUEST, Action, Change, create_change, listing_content, make_content
 from sync.search import query_terms
@@ -23,7 +23,7 @@ KEY = SigningKey.generate()
 
 
 def version(n: int, record: str | None = None, site: str = "tel-aviv", wall: int | None = None) -> Version:
-    return make_listing_version(
+    return make_version(
         KEY,
         site=site,
         record_id=record or f"rec-{n:05d}",
@@ -132,7 +132,7 @@ class TestStoreContract:
 
     def test_search_terms_follow_the_merged_state(self, store: Store) -> None:
         offers = [
-            make_listing_version(
+            make_version(
                 KEY,
                 site="tel-aviv",
                 record_id=f"offer-{i}",
@@ -174,7 +174,7 @@ class TestStoreContract:
             rid = f"offer-{i:03d}"
             held[rid] = set(mine)
             offers.append(
-                make_listing_version(
+                make_version(
                     KEY,
                     site="tel-aviv",
                     record_id=rid,

@@ -18,7 +18,7 @@ from sync.config import DataDir
 from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, version_id_of
 from sync.errors import Unavailable
 from sync.keys import SigningKey
-from sync.records import Action, ListingChange, ListingStatus, create_change, listing_content
+from sync.records import Action, Change, ListingStatus, create_change, listing_content
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, make_node, push_raw, signed_version, start_existing_node
@@ -48,7 +48,7 @@ def test_a_node_cannot_claim_another_nodes_transaction(hub: Hub, tmp_path: Path)
     with pytest.raises(grpc.RpcError) as e:
         push(hub, key_of(ta), "tel-aviv", "brussels:1-2:0000000000000000", [])
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "txn_id" in (e.value.details() or "")
-    ids = {br.add_listing("B1"), br.add_listing("B2")}
+    ids = {br.add_record("B1"), br.add_record("B2")}
     assert br.sync().pushed == 2
     assert ids <= {v.id for v in hub.listings()}
     ta.stop()
@@ -62,13 +62,13 @@ def test_node_restored_from_backup_still_pushes_what_it_writes_next(hub: Hub, tm
     node.stop()
     shutil.copytree(node.path, backup)
     node = start_existing_node(node.path, token)
-    first = {node.add_listing(f"before restore {i}") for i in range(3)}
+    first = {node.add_record(f"before restore {i}") for i in range(3)}
     assert node.sync().pushed == 3
     node.stop()
     shutil.rmtree(node.path)
     shutil.copytree(backup, node.path)
     node = start_existing_node(node.path, token)
-    second = {node.add_listing(f"after restore {i}") for i in range(3)}
+    second = {node.add_record(f"after restore {i}") for i in range(3)}
     # Same log positions as the lost batch, other content: a new transaction.
     assert node.sync().pushed == 3
     assert first | second == {v.id for v in hub.listings()}
@@ -81,7 +81,7 @@ def test_a_push_whose_acknowledgement_was_lost_is_a_retry_not_a_restore(hub: Hub
 
     node = make_node(hub, tmp_path / "toledo", "toledo", country="ES")
     for i in range(3):
-        node.add_listing(f"acknowledged but not recorded {i}")
+        node.add_record(f"acknowledged but not recorded {i}")
     assert node.sync().pushed == 3
     assert node.node is not None and hub.running is not None
     rows, through, _ = node.node.running.site.store.log_after(0, 10, only_local=True)
@@ -109,7 +109,7 @@ def test_a_restored_node_gets_its_own_entries_until_it_confirms_it_stored_them(h
 
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     for i in range(3):
-        ta.add_listing(f"own {i}")
+        ta.add_record(f"own {i}")
     ta.sync()
     ta.stop()
     assert hub.running is not None
@@ -136,7 +136,7 @@ def test_cursor_past_the_hubs_head_reconciles_instead_of_skipping(hub: Hub, tmp_
     node.sync()
     with sqlite3.connect(node.path / "store.db") as conn:
         conn.execute("UPDATE peer_state SET pull_cursor = 999 WHERE peer = 'hq'")
-    rid = hub.add_listing("written at HQ after the node's cursor")
+    rid = hub.add_record("written at HQ after the node's cursor")
     node.sync()  # the hub refuses the cursor; the node reconciles by what each holds
     assert [v.id for v in node.listings()] == [rid]
     assert hub.running is not None
@@ -170,7 +170,7 @@ def test_big_listings_travel_in_byte_bounded_batches(hub: Hub, tmp_path: Path) -
     heavy = "€" * 4000  # 12 kB of UTF-8 per description
     n = 760  # about 9 MiB in all: more than one message may carry
     for i in range(n):
-        node.add_listing(f"Heavy {i}", description=heavy, summary="€" * 500)
+        node.add_record(f"Heavy {i}", description=heavy, summary="€" * 500)
     result = node.sync()
     assert result.pushed == n
     assert len(hub.listings()) == n
@@ -185,7 +185,7 @@ def test_big_listings_travel_in_byte_bounded_batches(hub: Hub, tmp_path: Path) -
     [
         (
             lambda k, now: dict(
-                hlc=Stamp(now, 0), change=ListingChange(action=Action.VALIDATE, status=ListingStatus.VALIDATED)
+                hlc=Stamp(now, 0), change=Change(action=Action.VALIDATE, status=ListingStatus.VALIDATED)
             ),
             "only HQ may validate",
         ),
@@ -214,8 +214,8 @@ def test_versions_breaking_the_rules_are_refused(hub: Hub, tmp_path: Path, make:
 def test_a_site_whose_clock_runs_an_hour_fast_is_refused_with_the_reason(hub: Hub, tmp_path: Path) -> None:
     fast = make_node(hub, tmp_path / "toledo", "toledo", country="ES", now_ms=lambda: now_ms() + 3600 * 1000)
     slightly = make_node(hub, tmp_path / "brussels", "brussels", country="BE", now_ms=lambda: now_ms() + 60 * 1000)
-    fast.add_listing("From the future")
-    ok = slightly.add_listing("A minute ahead is fine")
+    fast.add_record("From the future")
+    ok = slightly.add_record("A minute ahead is fine")
     # Its calls are refused before any version is looked at, and it is told why.
     with pytest.raises(Unavailable, match="more than 5 minutes from this site's clock"):
         fast.sync()
@@ -245,7 +245,7 @@ def test_a_version_stamped_ahead_is_deferred_not_lost(hub: Hub, tmp_path: Path) 
 
 def test_a_node_defers_what_it_pulls_too_early_and_takes_it_later(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv", now_ms=lambda: now_ms() + 3 * 60 * 1000)
-    rid = ta.add_listing("Three minutes early")
+    rid = ta.add_record("Three minutes early")
     edit_id = ta.admin.EditRecord(
         admin_pb2.EditRecordRequest(
             id=rid, fields=["summary"], values=records_pb2.RecordValues(listing=records_pb2.Listing(summary="child"))
@@ -276,14 +276,14 @@ def test_a_node_defers_what_it_pulls_too_early_and_takes_it_later(hub: Hub, tmp_
 
 def test_a_restarted_site_stamps_after_everything_it_holds(hub: Hub, tmp_path: Path) -> None:
     ahead = make_node(hub, tmp_path / "toledo", "toledo", country="ES", now_ms=lambda: now_ms() + 4 * 60 * 1000)
-    seen = ahead.add_listing("Stamped four minutes ahead")
+    seen = ahead.add_record("Stamped four minutes ahead")
     ahead.sync()
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     assert ta.sync().pulled == 1
     token = ta.admin_token
     ta.stop()
     ta = start_existing_node(tmp_path / "tel-aviv", token)  # a fresh process: its clock starts from the store
-    mine = ta.add_listing("Written after a restart")
+    mine = ta.add_record("Written after a restart")
     theirs, ours = ta.show(seen).provenance, ta.show(mine).provenance
     assert (ours.hlc_wall_ms, ours.hlc_counter) > (theirs.hlc_wall_ms, theirs.hlc_counter)
     ahead.stop()
@@ -298,7 +298,7 @@ def test_a_hub_restored_from_an_older_backup_loses_nothing(tmp_path: Path) -> No
     address = hub.address
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
-    before = ta.add_listing("Before the backup")
+    before = ta.add_record("Before the backup")
     ta.sync()
     dj.sync()
     assert hub.running is not None
@@ -306,8 +306,8 @@ def test_a_hub_restored_from_an_older_backup_loses_nothing(tmp_path: Path) -> No
     shutil.copytree(tmp_path / "hq", tmp_path / "hq-backup")
     running = start_hub(tmp_path / "hq", listen=address)
     hub.running = running
-    after_ta = ta.add_listing("After the backup, at Tel Aviv")
-    after_hq = hub.add_listing("After the backup, at HQ")
+    after_ta = ta.add_record("After the backup, at Tel Aviv")
+    after_hq = hub.add_record("After the backup, at HQ")
     ta.sync()
     dj.sync()  # Daejeon now holds HQ's listing too
     running.stop()
@@ -316,7 +316,7 @@ def test_a_hub_restored_from_an_older_backup_loses_nothing(tmp_path: Path) -> No
     shutil.copytree(tmp_path / "hq-backup", tmp_path / "hq")  # the hub comes back from the backup
     hub.running = start_hub(tmp_path / "hq", listen=address)
     # The restored hub's log grows again past the nodes' cursors before they call in.
-    regrown = {hub.add_listing(f"After the restore {i}") for i in range(4)}
+    regrown = {hub.add_record(f"After the restore {i}") for i in range(4)}
     for _ in range(2):
         ta.sync()
         dj.sync()
@@ -331,19 +331,19 @@ def test_a_hub_restored_from_an_older_backup_loses_nothing(tmp_path: Path) -> No
 def test_a_node_restored_from_an_older_backup_gets_its_own_writes_back(hub: Hub, tmp_path: Path) -> None:
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     token = ta.admin_token
-    first = ta.add_listing("Kept in the backup")
+    first = ta.add_record("Kept in the backup")
     ta.sync()
     ta.stop()
     shutil.copytree(ta.path, tmp_path / "ta-backup")
     ta = start_existing_node(ta.path, token)
-    lost = ta.add_listing("Written after the backup")
+    lost = ta.add_record("Written after the backup")
     ta.sync()
     ta.stop()
     shutil.rmtree(ta.path)
     shutil.copytree(tmp_path / "ta-backup", ta.path)
     ta = start_existing_node(ta.path, token)
     assert {v.id for v in ta.listings()} == {first}
-    again = ta.add_listing("Written before the first round after the restore")
+    again = ta.add_record("Written before the first round after the restore")
     ta.sync()
     ta.sync()
     assert {v.id for v in ta.listings()} == {first, lost, again}
@@ -355,7 +355,7 @@ def test_an_interrupted_reconciliation_resumes(hub: Hub, tmp_path: Path) -> None
     from hub.site import start_hub
 
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
-    ids = {ta.add_listing(f"Listing {i}") for i in range(5)}
+    ids = {ta.add_record(f"Listing {i}") for i in range(5)}
     ta.sync()
     assert ta.node is not None and hub.running is not None
     store = ta.node.running.site.store
@@ -376,7 +376,7 @@ def test_an_interrupted_reconciliation_resumes(hub: Hub, tmp_path: Path) -> None
 def test_a_slow_consumer_hits_its_deadline_and_resumes_from_its_cursor(hub: Hub, tmp_path: Path) -> None:
     br = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
     for i in range(120):
-        br.add_listing(f"Listing {i}")
+        br.add_record(f"Listing {i}")
     br.sync()
     path = tmp_path / "daejeon"
     dj = make_node(hub, path, "daejeon", country="KR")
