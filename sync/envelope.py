@@ -257,7 +257,7 @@ def check_change_shape(change: Change, parents: tuple[str, ...], kind: Kind = LI
         bad = [a for a in change.audience if not SITE_ID_RE.match(a)]
         if bad:
             raise VerificationFailed(f"the audience names no centre: {', '.join(bad)}")
-        for name in ("via", "to_owner", "from_centre"):
+        for name in kind.centre_fields:
             value = change.get(name)
             if isinstance(value, str) and value and value not in change.audience:
                 raise VerificationFailed(f"the audience must include the {name} centre {value}")
@@ -374,7 +374,7 @@ def check_version(
     if version.change.action == Action.CREATE and version.record_nonce[16:] != pins_of(kind, version.change):
         raise VerificationFailed(f"record id {version.record_id} was made for another kind or other fixed fields")
     if relay is not None and version.change.action == Action.CREATE:
-        named = version.change.get("via") if kind.name == "request" else version.change.get("from_centre")
+        named = version.change.get(kind.relay_field) if kind.relay_field else None
         relay_centre = registry.key(relay[0].key_id)
         if relay_centre is not None and named != relay_centre[0].id:
             raise VerificationFailed(f"created through {named!r} but relayed by {relay_centre[0].id}")

@@ -203,7 +203,7 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
     valid: list[MergeInput] = []
     ignored: list[str] = list(foreign)
     root = next((v for v in ordered if not v.parents and v.change.action == Action.CREATE), None)
-    handler = root.change.get("to_owner") if root is not None else None
+    handler = root.change.get(kind.handler_field) if root is not None and kind.handler_field else None
 
     def reached(group: list[MergeInput]) -> tuple[str | None, list[MergeInput]]:
         if not group:
@@ -212,17 +212,17 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
         return effective[front[0].version_id], front
 
     def consented(v: MergeInput) -> bool:
-        """The sender's consent stands among v's ancestors (introductions need it)."""
+        """The consent (`kind.consent_field`) stands among v's ancestors (a consent step needs it)."""
         mask = ancestors[v.version_id]
         skip = set(ignored)
         writers = [
             w
             for w in ordered
-            if "sender_consent" in w.change.names and mask & bit[w.version_id] and w.version_id not in skip
+            if kind.consent_field in w.change.names and mask & bit[w.version_id] and w.version_id not in skip
         ]
         if not writers:
             return False
-        return bool(max(frontier(writers), key=lambda w: w.order).change.get("sender_consent"))
+        return bool(max(frontier(writers), key=lambda w: w.order).change.get(kind.consent_field))
 
     status_actions = kind.status_actions
     for v in ordered:
@@ -244,9 +244,9 @@ def merge(versions: Iterable[MergeInput]) -> RecordState:
             if ok and PARTY in rights:
                 # Only the centre handling an interest (and, where allowed, its sender) takes its steps.
                 ok = v.author == handler or (OWNER in rights and v.author == v.origin)
-            if ok and action == Action.EXTEND and any(s.change.action == Action.EXTEND for s in prior):
-                ok = False  # an offer is extended once
-            if ok and action == Action.INTRODUCE and not consented(v):
+            if ok and action in kind.once_steps and any(s.change.action == action for s in prior):
+                ok = False  # a step that counts once (an offer is extended once)
+            if ok and action in kind.consent_steps and not consented(v):
                 ok = False
         if ok and target is not None:
             effective[v.version_id] = target

@@ -288,6 +288,18 @@ class Kind:
     title_field: str = "title"
     # Who may own (be the origin of) a record of this kind: "centre" and/or "firm".
     owned_by: frozenset[str] = frozenset({"centre"})
+    # The field naming the centre that handles the record (takes its PARTY steps);
+    # empty: its origin handles it.
+    handler_field: str = ""
+    # The field naming the centre a firm's create comes through (it countersigns as relay).
+    relay_field: str = ""
+    # Fields naming centres that a create with an audience must include in it.
+    centre_fields: tuple[str, ...] = ()
+    # A step that needs the owner's consent among its ancestors, and the field carrying it.
+    consent_steps: frozenset[Action] = frozenset()
+    consent_field: str = ""
+    # Steps that count once in a record's history (a second among its ancestors is ignored).
+    once_steps: frozenset[Action] = frozenset()
 
     @property
     def rank(self) -> dict[str, int]:
@@ -415,6 +427,7 @@ LISTING = Kind(
     },
     required=("title",),
     step_fields={Action.EXTEND: ("valid_until_ms",)},
+    once_steps=frozenset({Action.EXTEND}),
     whole=_listing_whole,
 )
 
@@ -517,6 +530,9 @@ REQUEST = Kind(
     fixed=frozenset({"via"}),
     required=("title", "request_type", "sought", "via"),
     owned_by=frozenset({"firm"}),
+    handler_field="via",
+    relay_field="via",
+    centre_fields=("via",),
     whole=_request_whole,
 )
 
@@ -605,6 +621,11 @@ INTEREST = Kind(
     step_fields={Action.DECLINE: ("decline_reason",), Action.INTRODUCE: ("owner_identity",)},
     title_field="to_record",
     owned_by=frozenset({"centre", "firm"}),
+    handler_field="to_owner",
+    relay_field="from_centre",
+    centre_fields=("to_owner", "from_centre"),
+    consent_steps=frozenset({Action.INTRODUCE}),
+    consent_field="sender_consent",
 )
 
 KINDS: dict[str, Kind] = {k.name: k for k in (LISTING, REQUEST, FIRM, INTEREST)}

@@ -415,7 +415,8 @@ class Site:
             raise InvalidInput([FieldViolation("to_record", f"no offer or request {target} held here")]) from exc
         if row.kind not in ("listing", "request"):
             raise InvalidInput([FieldViolation("to_record", f"{target} is a {row.kind}, not an offer or a request")])
-        handler = row.origin if row.kind == "listing" else str(row.state.content.value("via"))
+        handled_by = KINDS[row.kind].handler_field
+        handler = str(row.state.content.value(handled_by)) if handled_by else row.origin
         problems = []
         if change.get("to_kind") != row.kind:
             problems.append(FieldViolation("to_kind", f"{target} is a {row.kind}"))
@@ -428,7 +429,7 @@ class Site:
         """The history guards the merge applies (sync.merge), checked before signing."""
         content = state.content
         rights = kind.rights.get(action, frozenset())
-        handler = content.value("to_owner") if kind.name == "interest" else None
+        handler = content.value(kind.handler_field) if kind.handler_field else None
         if PARTY in rights and OWNER not in rights and handler != self.site_id:
             raise PermissionDenied(f"only {handler}, the centre handling it, may {action.value} it")
         if action == Action.INTRODUCE and not content.value("sender_consent"):
@@ -505,7 +506,7 @@ class Site:
         change = version.change
         with self._write_lock:
             if change.action == Action.CREATE:
-                via = change.get("via") if kind.name == "request" else change.get("from_centre")
+                via = change.get(kind.relay_field) if kind.relay_field else None
                 if via != self.site_id:
                     raise InvalidInput([FieldViolation("via", f"a record sent through {self.site_id} names it")])
                 if self.store.has_record(version.record_id):
