@@ -109,7 +109,7 @@ def signed_offers(key: SigningKey, site: str, n: int, *, start: int = 0, title: 
         rid, nonce = new_record_id(site, base + i, pins_of(LISTING, change))
         out.append(
             make_version(
-                key, site=site, record_id=rid, hlc=Stamp(base + i, 0), change=change, record_nonce=nonce
+                key, site=site, record_id=rid, hlc=Stamp(base + i, 0), change=change, record_nonce=nonce, kind="listing"
             )
         )
     return out

@@ -69,7 +69,9 @@ def bench_crypto(n: int, base: Path) -> dict[str, float]:
     apply of the same versions."""
     key = SigningKey.generate()
     versions = [
-        make_version(key, site="b", record_id=f"r{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
+        make_version(
+            key, site="b", record_id=f"r{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)), kind="listing"
+        )
         for i in range(n)
     ]
     pub = key.public_bytes
@@ -101,13 +103,15 @@ def bench_merge(n: int) -> dict[str, float]:
     key = SigningKey.generate()
     width = 20
     single = [
-        make_version(key, site="b", record_id=f"s{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)))
+        make_version(
+            key, site="b", record_id=f"s{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)), kind="listing"
+        )
         for i in range(n)
     ]
     many = []
     for r in range(max(1, n // width)):
         root = make_version(
-            key, site="b", record_id=f"m{r}", hlc=Stamp(r + 1, 0), change=create_change(listing(r))
+            key, site="b", record_id=f"m{r}", hlc=Stamp(r + 1, 0), change=create_change(listing(r)), kind="listing"
         )
         many.append(root)
         for j in range(width - 1):  # concurrent edits of one field, each on top of the create
@@ -119,6 +123,7 @@ def bench_merge(n: int) -> dict[str, float]:
                     hlc=Stamp(r + 1, j + 1),
                     change=Change((("summary", f"edit {j}"),)),
                     parents=(root.version_id,),
+                    kind="listing",
                 )
             )
     out: dict[str, float] = {}

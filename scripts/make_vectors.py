@@ -47,7 +47,9 @@ def main() -> None:
         change = create_change(make_content(LISTING, fields, "submitted"))
         nonce = bytes.fromhex(nonce_hex) + pins_of(LISTING, change)  # 16 random bytes, then the pins
         record_id = owned_record_id("tel-aviv", stamp.wall_ms, nonce)
-        v = make_version(key, site="tel-aviv", record_id=record_id, hlc=stamp, change=change, record_nonce=nonce)
+        v = make_version(
+            key, site="tel-aviv", record_id=record_id, hlc=stamp, change=change, record_nonce=nonce, kind="listing"
+        )
         vectors.append(
             {
                 "seed": seed,

@@ -153,7 +153,7 @@ def encode_version_body(
     parents: tuple[str, ...],
     change: Change,
     record_nonce: bytes,
-    kind: str = "listing",
+    kind: str,
 ) -> bytes:
     """Serialise a version body once; the result is what gets signed and stored."""
     body = envelope_pb2.VersionBody(

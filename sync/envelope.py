@@ -25,7 +25,6 @@ from sync.keys import SigningKey, key_id_of
 from sync.records import (
     HUB,
     KINDS,
-    LISTING,
     OWNER,
     PARTY,
     TOMBSTONE_ACTIONS,
@@ -114,7 +113,7 @@ def make_version(
     parents: tuple[str, ...] = (),
     origin: str | None = None,
     record_nonce: bytes = b"",
-    kind: str = "listing",
+    kind: str,
 ) -> Version:
     """A version written and signed by `site` (a centre, or a firm signing with its own key)."""
     body = encode_version_body(
@@ -197,7 +196,7 @@ def check_permission(
     author: str,
     origin: str,
     author_is_hub: bool,
-    kind: Kind = LISTING,
+    kind: Kind,
     author_is_centre: bool = True,
 ) -> None:
     """Raise PermissionDenied unless `author` may make `change` to a record of `kind` owned by `origin`."""
@@ -238,7 +237,7 @@ def check_permission(
         raise PermissionDenied(f"only {names} may {action.value} this {what}")
 
 
-def check_change_shape(change: Change, parents: tuple[str, ...], kind: Kind = LISTING) -> None:
+def check_change_shape(change: Change, parents: tuple[str, ...], kind: Kind) -> None:
     """Raise VerificationFailed if the change is not well formed (a version is all or nothing)."""
     action = change.action
     if action is None and not change.fields:

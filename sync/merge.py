@@ -90,8 +90,8 @@ class MergeInput:
     hlc: Stamp
     author: str
     change: Change
-    kind: str = "listing"
-    origin: str = ""
+    kind: str
+    origin: str
 
     @property
     def order(self) -> tuple[int, int, str, str]:

@@ -278,8 +278,8 @@ class Site:
         origin: str,
         change: Change,
         parents: tuple[str, ...],
-        nonce: bytes | None = None,
-        kind: Kind = LISTING,
+        nonce: bytes | None,
+        kind: Kind,
     ) -> Version:
         origin_is_centre = self.registry().centre(origin) is not None
         check_permission(
@@ -362,7 +362,7 @@ class Site:
             change = Change(tuple(sorted(with_taxonomy(dict(fields)).items())))
             validate_change(change, kind)
             self._check_open(record_id, state, kind)
-            return self._write(record_id, row.origin, change, state.heads, kind=kind)
+            return self._write(record_id, row.origin, change, state.heads, None, kind)
 
 
     def step_record(self, record_id: str, action: Action, fields: tuple[tuple[str, FieldValue], ...] = ()) -> Version:
@@ -400,7 +400,7 @@ class Site:
                 validate_change(change, kind)
             else:
                 raise InvalidInput([FieldViolation("action", f"{action.value} is not a step staff take by hand")])
-            version = self._write(record_id, row.origin, change, state.heads, kind=kind)
+            version = self._write(record_id, row.origin, change, state.heads, None, kind)
             if action == Action.ERASE:
                 self.store.set_private_note(record_id, "", self.now_ms())
             return version
@@ -468,7 +468,7 @@ class Site:
             else:
                 change = Change(((field_name, value),))
                 validate_change(change, kind)
-            return self._write(record_id, row.origin, change, state.heads, kind=kind)
+            return self._write(record_id, row.origin, change, state.heads, None, kind)
 
     # ---- firms ------------------------------------------------------------------
 

@@ -218,6 +218,7 @@ def signed_version(
         hlc=hlc or Stamp(now, 0),
         change=change,
         parents=parents,
+        kind="listing",
     )
 
 

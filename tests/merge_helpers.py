@@ -25,7 +25,7 @@ def key_for(site: str) -> SigningKey:
 
 
 def as_input(v: Version) -> MergeInput:
-    return MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change)
+    return MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change, v.kind, v.origin)
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Writer:
             change=change,
             parents=heads,
             record_nonce=NONCE,
+            kind="listing",
         )
         v = as_input(version)
         self.held[v.version_id] = v

@@ -461,6 +461,7 @@ def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[
         change=Change((("valid_until_ms", far),), Action.EXTEND, "published"),
         parents=tuple(before.heads),
         record_nonce=before.record_nonce,
+        kind="listing",
     )
     assert _push_as(dj, hub, "daejeon:extend", bad_extend).stored == 1
     after = hub.show(offer)
@@ -574,7 +575,9 @@ def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_on
         )
         requests.append(countersign(v, br_key))
     listings = [
-        make_version(br_key, site="brussels", record_id=rid, hlc=Stamp(now_ms(), 0), change=ch, record_nonce=n)
+        make_version(
+            br_key, site="brussels", record_id=rid, hlc=Stamp(now_ms(), 0), change=ch, record_nonce=n, kind="listing"
+        )
         for ch in [create_change(listing_content(title=f"Honest offer {i}")) for i in range(10)]
         for rid, n in [new_record_id("brussels", now_ms(), pins_of(LISTING, ch))]
     ]

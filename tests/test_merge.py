@@ -214,6 +214,7 @@ def test_future_stamps_beyond_the_bound_are_refused(ahead_ms: int, accepted: boo
         record_nonce=nonce,
         hlc=Stamp(now + ahead_ms, 0),
         change=change,
+        kind="listing",
     )
     if accepted:
         verify_version(v, _registry(key), now)

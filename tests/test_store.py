@@ -29,6 +29,7 @@ def version(n: int, record: str | None = None, site: str = "tel-aviv", wall: int
         record_id=record or f"rec-{n:05d}",
         hlc=Stamp(wall if wall is not None else 1_000 + n, 0),
         change=create_change(listing_content(title=f"listing {n}")),
+        kind="listing",
     )
 
 
@@ -140,6 +141,7 @@ class TestStoreContract:
                 change=create_change(
                     listing_content(title=title, keywords=kw, taxonomy="tt-2026.1", target_countries=("KR",))
                 ),
+                kind="listing",
             )
             for i, (title, kw) in enumerate(
                 [("Solar membrane", ("solar-energy",)), ("Solar sensor", ("sensors",)), ("Wind blade", ())]
@@ -180,6 +182,7 @@ class TestStoreContract:
                     record_id=rid,
                     hlc=Stamp(1_000 + i // 3, i % 3),  # three records share each head wall time
                     change=create_change(listing_content(title=" ".join(["offer", *mine]))),
+                    kind="listing",
                 )
             )
         store.apply_batch("tel-aviv", offers, [], through_seq=200, now_ms=1)
