@@ -68,7 +68,7 @@ def record_values(view: admin_pb2.RecordView) -> tuple[Kind, dict[str, FieldValu
 
 def values_message(kind: Kind, fields: dict[str, FieldValue]) -> records_pb2.RecordValues:
     out = records_pb2.RecordValues()
-    getattr(out, kind.name).CopyFrom(values_to_pb(kind.name, sorted(fields.items())))
+    getattr(out, kind.name).CopyFrom(values_to_pb(kind, sorted(fields.items())))
     return out
 
 

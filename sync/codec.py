@@ -24,14 +24,6 @@ _ACTION_FROM_PB: dict[int, Action] = {v: k for k, v in _ACTION_TO_PB.items()}
 
 _KIND_TO_PB = {name: envelope_pb2.RecordKind.Value(f"RECORD_KIND_{name.upper()}") for name in KINDS}
 
-# The values message of each kind, by the name of its slot in Change.values.
-_VALUES_MESSAGE: dict[str, type[Message]] = {
-    "listing": records_pb2.Listing,
-    "request": records_pb2.Request,
-    "firm": records_pb2.Firm,
-    "interest": records_pb2.Interest,
-}
-
 _ROLE_TO_PB = {SiteRole.HUB: registry_pb2.SITE_ROLE_HUB, SiteRole.NODE: registry_pb2.SITE_ROLE_NODE}
 _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
 _CSTATUS_TO_PB = {
@@ -62,10 +54,11 @@ def action_from_pb(value: int) -> Action | None:
     return _ACTION_FROM_PB.get(value)
 
 
-def _get(msg: Message, name: str, default: FieldValue) -> FieldValue:
+def _get(kind: Kind, msg: Message, name: str, default: FieldValue) -> FieldValue:
     raw = getattr(msg, name)
-    if name == "translations":
-        return tuple((t.language, t.title, t.summary, t.description) for t in raw)
+    parts = kind.composite_fields.get(name)
+    if parts is not None:
+        return tuple(tuple(getattr(item, p) for p in parts) for item in raw)
     if isinstance(default, tuple):
         return tuple(raw)
     if isinstance(default, bool):
@@ -75,24 +68,24 @@ def _get(msg: Message, name: str, default: FieldValue) -> FieldValue:
     return str(raw)
 
 
-def _set(msg: Message, name: str, value: FieldValue) -> None:
-    if name == "translations":
+def _set(kind: Kind, msg: Message, name: str, value: FieldValue) -> None:
+    parts = kind.composite_fields.get(name)
+    if parts is not None:
         assert isinstance(value, tuple)
-        for t in value:
-            assert isinstance(t, tuple)
-            lang, title, summary, description = t
-            getattr(msg, name).add(language=lang, title=title, summary=summary, description=description)
+        for item in value:
+            assert isinstance(item, tuple)
+            getattr(msg, name).add(**dict(zip(parts, item, strict=True)))
     elif isinstance(value, tuple):
         getattr(msg, name).extend(value)
     else:
         setattr(msg, name, value)
 
 
-def values_to_pb(kind: str, fields: Iterable[tuple[str, FieldValue]]) -> Message:
+def values_to_pb(kind: Kind, fields: Iterable[tuple[str, FieldValue]]) -> Message:
     """The kind's values message holding `fields` (others left at their defaults)."""
-    msg = _VALUES_MESSAGE[kind]()
+    msg = kind.values_message()
     for name, value in fields:
-        _set(msg, name, value)
+        _set(kind, msg, name, value)
     return msg
 
 
@@ -103,11 +96,11 @@ def values_from_pb(kind: Kind, msg: Message, names: Iterable[str] | None = None)
     unknown = [n for n in wanted if n not in kind.defaults]
     if unknown:
         raise InvalidInput([FieldViolation(n, f"not a {kind.name} field that can be set") for n in unknown])
-    return tuple((n, _get(msg, n, kind.defaults[n])) for n in wanted)
+    return tuple((n, _get(kind, msg, n, kind.defaults[n])) for n in wanted)
 
 
 def content_to_pb(content: Content) -> Message:
-    return values_to_pb(content.kind, content.fields)
+    return values_to_pb(KINDS[content.kind], content.fields)
 
 
 def content_from_pb(kind: Kind, msg: Message, status: str) -> Content:
@@ -121,7 +114,7 @@ def change_to_pb(kind: str, change: Change) -> records_pb2.Change:
         status=change.status or "",
         audience=list(change.audience),
     )
-    getattr(msg, kind).CopyFrom(values_to_pb(kind, change.fields))
+    getattr(msg, kind).CopyFrom(values_to_pb(KINDS[kind], change.fields))
     return msg
 
 

@@ -49,8 +49,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from google.protobuf.message import Message
+
 from sync import taxonomy
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
+from techbridge.v1 import records_pb2
 
 TITLE_MAX = 256
 SUMMARY_MAX = 500
@@ -276,6 +279,8 @@ class Kind:
     initial: frozenset[str]  # statuses a record may be created in
     transitions: Mapping[Action, tuple[frozenset[str], str]]
     rights: Mapping[Action, frozenset[str]]
+    # The wire message holding the kind's values (its slot in Change.values is the kind's name).
+    values_message: type[Message]
     hub_fields: frozenset[str] = frozenset()
     # Set by the create only, never changed afterwards.
     fixed: frozenset[str] = frozenset()
@@ -300,6 +305,8 @@ class Kind:
     consent_field: str = ""
     # Steps that count once in a record's history (a second among its ancestors is ignored).
     once_steps: frozenset[Action] = frozenset()
+    # Fields whose values are tuples of strings, with the names of their parts on the wire.
+    composite_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def rank(self) -> dict[str, int]:
@@ -375,6 +382,7 @@ def _listing_whole(values: Mapping[str, FieldValue]) -> list[FieldViolation]:
 
 LISTING = Kind(
     name="listing",
+    values_message=records_pb2.Listing,
     defaults=_LISTING_DEFAULTS,
     rules={
         "title": _text(TITLE_MAX, required=True),
@@ -428,6 +436,7 @@ LISTING = Kind(
     required=("title",),
     step_fields={Action.EXTEND: ("valid_until_ms",)},
     once_steps=frozenset({Action.EXTEND}),
+    composite_fields={"translations": ("language", "title", "summary", "description")},
     whole=_listing_whole,
 )
 
@@ -484,6 +493,7 @@ def _request_whole(values: Mapping[str, FieldValue]) -> list[FieldViolation]:
 
 REQUEST = Kind(
     name="request",
+    values_message=records_pb2.Request,
     defaults=_REQUEST_DEFAULTS,
     rules={
         "title": _text(TITLE_MAX, required=True),
@@ -547,6 +557,7 @@ _FIRM_DEFAULTS: dict[str, FieldValue] = {
 
 FIRM = Kind(
     name="firm",
+    values_message=records_pb2.Firm,
     defaults=_FIRM_DEFAULTS,
     rules={
         "name": _text(NAME_MAX, required=True),
@@ -583,6 +594,7 @@ _INTEREST_DEFAULTS: dict[str, FieldValue] = {
 
 INTEREST = Kind(
     name="interest",
+    values_message=records_pb2.Interest,
     defaults=_INTEREST_DEFAULTS,
     rules={
         "to_record": _matches(_RECORD_ID_RE, "a record id"),
