@@ -21,7 +21,7 @@ from sync.codec import registry_to_pb
 from sync.config import SITE_ID_RE
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import (
-    CHECKPOINT_MISMATCH,
+    CheckpointMismatch,
     FailedPrecondition,
     FieldViolation,
     InvalidInput,
@@ -182,8 +182,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 raise InvalidInput([FieldViolation("through_seq", "must cover every entry's seq")])
             held = store.peer_state(peer).pull_cursor
             if req.after_seq > held:
-                raise FailedPrecondition(
-                    f"{CHECKPOINT_MISMATCH}: this hub holds {peer}'s log up to {held}, not {req.after_seq} "
+                raise CheckpointMismatch(
+                    f"checkpoint mismatch: this hub holds {peer}'s log up to {held}, not {req.after_seq} "
                     "(restored from a backup?)"
                 )
             if req.after_seq < held and not store.push_applied(req.txn_id):
@@ -226,14 +226,14 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         store = self._site.store
         head = store.log_head()
         if request.after_seq > head:
-            raise FailedPrecondition(
-                f"{CHECKPOINT_MISMATCH}: cursor {request.after_seq} is past this hub's log head; the hub's store is "
+            raise CheckpointMismatch(
+                f"checkpoint mismatch: cursor {request.after_seq} is past this hub's log head; the hub's store is "
                 "older than the node's (restored from a backup?); refusing to skip what the hub now holds"
             )
         checkpoint = request.after_seq and request.after_version_id
         if checkpoint and store.version_at(request.after_seq) != request.after_version_id:
-            raise FailedPrecondition(
-                f"{CHECKPOINT_MISMATCH}: this hub's log differs from the node's checkpoint at "
+            raise CheckpointMismatch(
+                f"checkpoint mismatch: this hub's log differs from the node's checkpoint at "
                 f"{request.after_seq} (restored from a backup?)"
             )
         store.set_push_acked(peer, request.after_seq)

@@ -22,7 +22,7 @@ import hmac
 from collections.abc import Callable, Sequence
 
 from sync.envelope import FirmKey
-from sync.errors import Unauthenticated
+from sync.errors import KeyNotRegistered, Unauthenticated
 from sync.keys import SigningKey
 from sync.registry import CentreStatus, Registry
 from sync.signing import CALL_DOMAIN, sign, verify
@@ -64,7 +64,7 @@ def authenticate_site(metadata: Metadata, method: str, registry: Registry | None
         raise Unauthenticated("this site holds no registry yet")
     found = registry.key(key_id)
     if found is None or found[0].id != site:
-        raise Unauthenticated(f"key {key_id} is not registered to site {site!r}")
+        raise KeyNotRegistered(f"key {key_id} is not registered to site {site!r}")
     if found[0].status != CentreStatus.ACTIVE:
         raise Unauthenticated(f"site {site!r} is not active")
     if found[1].revoked_at_ms or found[1].valid_until_ms:

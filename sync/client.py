@@ -60,10 +60,10 @@ import grpc
 from sync import auth
 from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
-from sync.errors import CHECKPOINT_MISMATCH, TechbridgeError, Unavailable, VerificationFailed
+from sync.errors import Reason, TechbridgeError, Unavailable, VerificationFailed
 from sync.keys import SigningKey
 from sync.registry import Registry
-from sync.server import channel
+from sync.server import channel, reason_of
 from sync.signing import ROTATE_DOMAIN, sign
 from sync.site import Received, Site
 from sync.tls import TlsFiles
@@ -217,7 +217,7 @@ class SyncClient:
                 metadata=md,
             )
         except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.UNAUTHENTICATED and "is not registered" in (err.details() or ""):
+            if reason_of(err) == Reason.KEY_NOT_REGISTERED:
                 self._site.drop_pending_key()
                 log.warning("dropped a pending key the hub never registered")
                 return
@@ -242,8 +242,7 @@ class SyncClient:
                             self._push(stub, result, progress)
                             self._pull(stub, result, progress)
                         except grpc.RpcError as err:
-                            details = err.details() or ""
-                            if err.code() != grpc.StatusCode.FAILED_PRECONDITION or CHECKPOINT_MISMATCH not in details:
+                            if reason_of(err) != Reason.CHECKPOINT_MISMATCH:
                                 raise
                             self._reconcile(stub, result, progress)
             except grpc.RpcError as err:

@@ -7,6 +7,8 @@ below to its status code in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,24 @@ class FieldViolation:
 
 
 # Starts the message of a refusal that tells a node to reconcile with the hub.
-CHECKPOINT_MISMATCH = "checkpoint mismatch"
+class Reason(StrEnum):
+    """Protocol signals a peer branches on, carried as a google.rpc.ErrorInfo reason in the
+    status details (domain `ERROR_DOMAIN`); the status message is for people only."""
+
+    # The hub's log or cursors disagree with the node's checkpoint: reconcile by what each holds.
+    CHECKPOINT_MISMATCH = "CHECKPOINT_MISMATCH"
+    # The key that signed the call is not registered to the calling site.
+    KEY_NOT_REGISTERED = "KEY_NOT_REGISTERED"
+
+
+ERROR_DOMAIN = "techbridge.v1"
 
 
 class TechbridgeError(Exception):
     """Base of every error the domain raises on purpose."""
+
+    # The protocol signal this error carries to the peer, if any.
+    reason: ClassVar[Reason | None] = None
 
 
 class InvalidInput(TechbridgeError):
@@ -44,12 +59,24 @@ class Unauthenticated(TechbridgeError):
     """The caller did not prove who it is."""
 
 
+class KeyNotRegistered(Unauthenticated):
+    """The call is signed with a key the registry does not give to the calling site."""
+
+    reason = Reason.KEY_NOT_REGISTERED
+
+
 class PermissionDenied(TechbridgeError):
     """The caller is known but may not do this."""
 
 
 class FailedPrecondition(TechbridgeError):
     """The request is well formed but the current state forbids it."""
+
+
+class CheckpointMismatch(FailedPrecondition):
+    """The hub's log or a cursor disagrees with the node's checkpoint (a restored store)."""
+
+    reason = Reason.CHECKPOINT_MISMATCH
 
 
 class VerificationFailed(TechbridgeError):

@@ -32,11 +32,13 @@ from grpc_status import rpc_status
 
 from sync import auth
 from sync.errors import (
+    ERROR_DOMAIN,
     ConfigError,
     FailedPrecondition,
     InvalidInput,
     NotFound,
     PermissionDenied,
+    Reason,
     ResourceExhausted,
     TechbridgeError,
     Unauthenticated,
@@ -101,6 +103,10 @@ def abort_for(context: grpc.ServicerContext, exc: TechbridgeError) -> NoReturn:
             )
         )
         status.details.append(detail)
+    if exc.reason is not None:
+        info = any_pb2.Any()
+        info.Pack(error_details_pb2.ErrorInfo(reason=exc.reason.value, domain=ERROR_DOMAIN))
+        status.details.append(info)
     context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("unreachable")  # abort_with_status raises
 
@@ -117,6 +123,20 @@ def field_violations(err: grpc.RpcError) -> list[tuple[str, str]]:
             detail.Unpack(br)
             out.extend((v.field, v.description) for v in br.field_violations)
     return out
+
+
+def reason_of(err: grpc.RpcError) -> Reason | None:
+    """The protocol signal a client-side error carries (an ErrorInfo of our domain), if any."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.domain == ERROR_DOMAIN and info.reason in Reason.__members__:
+                return Reason(info.reason)
+    return None
 
 
 def _abort_bad_message(context: grpc.ServicerContext) -> NoReturn:
