@@ -6,11 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck proto venv bench bench-quick clean help
+.PHONY: demo test test-fast lint typecheck proto venv bench bench-quick clean help
 
 help:
 	@echo "make demo    start a hub and four centre nodes on loopback, sync, show HQ's view"
 	@echo "make test    lint, type-check and run the whole test suite"
+	@echo "make test-fast  lint, type-check and the unit and store tests (pytest -m 'not slow')"
 	@echo "make proto   regenerate techbridge/v1 from proto/"
 	@echo "make bench   print sync and verification figures (make bench-quick: smaller)"
 
@@ -30,6 +31,11 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,9 +1,15 @@
-"""Store backends every store test runs against: SQLite always, PostgreSQL when
-TECHBRIDGE_TEST_PG_URL points at a server (each test gets a fresh database)."""
+"""Store backends every store test runs against: SQLite always, PostgreSQL whenever one
+answers (each test gets a fresh database).
+
+The PostgreSQL server is `TECHBRIDGE_TEST_PG_URL` when set (`off` turns PostgreSQL off);
+otherwise the local server on 127.0.0.1:5432, database `test`, as the current user, if it
+accepts a connection."""
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,11 +18,40 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-PG_URL = os.environ.get("TECHBRIDGE_TEST_PG_URL", "")
+LOCAL_PG_URL = f"postgresql+psycopg://{getpass.getuser()}@127.0.0.1:5432/test"
+
+
+def _answers(url: str) -> bool:
+    """True if a PostgreSQL server at `url` accepts a connection (a short probe)."""
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            pass
+    except OSError:
+        return False
+    engine = create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except (SQLAlchemyError, ImportError):
+        return False
+    finally:
+        engine.dispose()
+
+
+def _pg_url() -> str:
+    given = os.environ.get("TECHBRIDGE_TEST_PG_URL")
+    if given is not None:
+        return "" if given in ("", "off") else given
+    return LOCAL_PG_URL if _answers(LOCAL_PG_URL) else ""
+
+
+PG_URL = _pg_url()
 PG_SKIP_REASON = (
-    "PostgreSQL store tests skipped: TECHBRIDGE_TEST_PG_URL is not set "
-    "(e.g. postgresql+psycopg://root@127.0.0.1:5432/test; .ci/run sets it)"
+    "PostgreSQL store tests skipped: no PostgreSQL answers on 127.0.0.1:5432 (database test, "
+    f"user {getpass.getuser()}) and TECHBRIDGE_TEST_PG_URL is not set (or is off)"
 )
 
 BACKENDS = [

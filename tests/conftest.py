@@ -9,6 +9,59 @@ from tests.harness import Hub, Node, make_hub, make_node
 
 CENTRES = [("tel-aviv", "IL"), ("brussels", "BE"), ("toledo", "ES"), ("daejeon", "KR")]
 
+# Every test file belongs to one layer, marked on its tests: `unit` (pure code, no server),
+# `store` (the store contract on every backend), `integration` (real servers on ephemeral
+# ports, the CLI, the demo) and `faults` (SIGKILL, network namespaces, slow consumers,
+# restores, tampering). Integration and fault tests are also `slow`: `pytest -m "not slow"`
+# (`make test-fast`) runs the rest in well under a minute.
+LAYERS: dict[str, str] = {
+    "test_merge": "unit",
+    "test_merge_properties": "unit",
+    "test_interest_properties": "unit",
+    "test_records": "unit",
+    "test_signing": "unit",
+    "test_prefetch": "unit",
+    "test_proto_drift": "unit",
+    "test_store": "store",
+    "test_audience": "integration",
+    "test_cli": "integration",
+    "test_conflicts_e2e": "integration",
+    "test_demo": "integration",
+    "test_domain": "integration",
+    "test_e2e": "integration",
+    "test_enrolment": "integration",
+    "test_expiry": "integration",
+    "test_fuzz": "integration",
+    "test_incremental": "integration",
+    "test_keys": "integration",
+    "test_live": "integration",
+    "test_postgres_hub": "integration",
+    "test_schedule": "integration",
+    "test_search": "integration",
+    "test_server_errors": "integration",
+    "test_tls": "integration",
+    "test_crash_both": "faults",
+    "test_crash_hub": "faults",
+    "test_many_nodes": "faults",
+    "test_netns": "faults",
+    "test_restart": "faults",
+    "test_slow_consumer": "faults",
+    "test_sync_faults": "faults",
+    "test_tamper": "faults",
+}
+SLOW_LAYERS = frozenset({"integration", "faults"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unplaced = sorted({item.path.stem for item in items if item.path.stem not in LAYERS})
+    if unplaced:
+        raise pytest.UsageError(f"test files with no layer in tests/conftest.py LAYERS: {', '.join(unplaced)}")
+    for item in items:
+        layer = LAYERS[item.path.stem]
+        item.add_marker(getattr(pytest.mark, layer))
+        if layer in SLOW_LAYERS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
