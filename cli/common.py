@@ -374,7 +374,7 @@ def parse_sets(items: list[str], kind: Kind) -> dict[str, FieldValue]:
     return fields
 
 
-def _kind_at(s: Admin, record_id: str) -> Kind:
+def kind_at(s: Admin, record_id: str) -> Kind:
     view = s.admin.GetRecord(admin_pb2.GetRecordRequest(id=record_id), metadata=s.md, timeout=CALL_TIMEOUT_S)
     return KINDS[view.record.kind or "listing"]
 
@@ -382,7 +382,7 @@ def _kind_at(s: Admin, record_id: str) -> Kind:
 def step_record(a: argparse.Namespace, step: str, sets: list[str]) -> None:
     action = records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{step.upper()}")
     with Admin(a.data) as s:
-        kind = _kind_at(s, a.id)
+        kind = kind_at(s, a.id)
         fields = parse_sets(sets, kind)
         resp = s.admin.StepRecord(
             admin_pb2.StepRecordRequest(

@@ -26,11 +26,11 @@ from cli.common import (
     SYNC_TIMEOUT_S,
     Admin,
     CliError,
-    _kind_at,
     add_record_from_file,
     conflict_json,
     err,
     iso,
+    kind_at,
     list_records,
     out,
     parse_duration,
@@ -155,7 +155,7 @@ def cmd_listing_show(a: argparse.Namespace) -> None:
 
 def cmd_listing_edit(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        kind = _kind_at(s, a.id)
+        kind = kind_at(s, a.id)
         fields = parse_sets(a.set, kind)
         resp = s.admin.EditRecord(
             admin_pb2.EditRecordRequest(id=a.id, fields=sorted(fields), values=values_message(kind, fields)),
