@@ -361,7 +361,7 @@ def state_to_json(state: RecordState) -> str:
 
 def state_from_json(text: str) -> RecordState:
     doc = json.loads(text)
-    kind: Kind = KINDS[doc.get("kind", "listing")]
+    kind: Kind = KINDS[doc["kind"]]
 
     def value(name: str, raw: object) -> FieldValue:
         if isinstance(raw, list):
