@@ -20,11 +20,11 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -48,6 +48,8 @@ from sync.errors import (
 from sync.tls import TlsFiles, peer_site
 
 log = logging.getLogger(__name__)
+
+_Detail = TypeVar("_Detail", bound=Message)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 ADMIN_SERVICES = ("techbridge.v1.AdminService", "techbridge.v1.HubAdminService", "techbridge.v1.NodeAdminService")
@@ -111,31 +113,26 @@ def abort_for(context: grpc.ServicerContext, exc: TechbridgeError) -> NoReturn:
     raise AssertionError("unreachable")  # abort_with_status raises
 
 
+def _details(err: grpc.RpcError, message_type: type[_Detail]) -> Iterator[_Detail]:
+    """The status details of a client-side error that are of `message_type`, unpacked."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else ():
+        if detail.Is(message_type.DESCRIPTOR):
+            message = message_type()
+            detail.Unpack(message)
+            yield message
+
+
 def field_violations(err: grpc.RpcError) -> list[tuple[str, str]]:
     """Read BadRequest field violations from a client-side error, if any."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    out: list[tuple[str, str]] = []
-    if status is None:
-        return out
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            br = error_details_pb2.BadRequest()
-            detail.Unpack(br)
-            out.extend((v.field, v.description) for v in br.field_violations)
-    return out
+    return [(v.field, v.description) for br in _details(err, error_details_pb2.BadRequest) for v in br.field_violations]
 
 
 def reason_of(err: grpc.RpcError) -> Reason | None:
     """The protocol signal a client-side error carries (an ErrorInfo of our domain), if any."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            if info.domain == ERROR_DOMAIN and info.reason in Reason.__members__:
-                return Reason(info.reason)
+    for info in _details(err, error_details_pb2.ErrorInfo):
+        if info.domain == ERROR_DOMAIN and info.reason in Reason.__members__:
+            return Reason(info.reason)
     return None
 
 

@@ -33,6 +33,24 @@ def version(n: int, record: str | None = None, site: str = "tel-aviv", wall: int
     )
 
 
+def firm_and_erasure(firm_key: SigningKey) -> tuple[Version, Version]:
+    """A firm registered at HQ (stamp 1,000) and its erasure (stamp 2,000)."""
+    content = make_content(FIRM, {"name": "Acme", "country": "CN", "public_key": firm_key.public_bytes.hex()}, "active")
+    create = make_version(
+        KEY, site="hq", record_id="firm-1", hlc=Stamp(1_000, 0), change=create_change(content), kind="firm"
+    )
+    erase = make_version(
+        KEY,
+        site="hq",
+        record_id="firm-1",
+        hlc=Stamp(2_000, 0),
+        change=Change(action=Action.ERASE, status="erased"),
+        parents=(create.version_id,),
+        kind="firm",
+    )
+    return create, erase
+
+
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     with database_url(request.param, tmp_path) as url:
@@ -51,27 +69,13 @@ class TestStoreContract:
 
     def test_firm_keys_private_notes_and_erasure(self, store: Store) -> None:
         firm_key = SigningKey.generate()
-        content = make_content(
-            FIRM, {"name": "Acme", "country": "CN", "public_key": firm_key.public_bytes.hex()}, "active"
-        )
-        create = make_version(
-            KEY, site="hq", record_id="firm-1", hlc=Stamp(1_000, 0), change=create_change(content), kind="firm"
-        )
+        create, erase = firm_and_erasure(firm_key)
         store.apply_batch("hq", [create], [], through_seq=1, now_ms=1)
         store.set_private_note("firm-1", "Li Wei, bd@example.cn", 2)
         found = store.firm_key("firm-1")
         assert found is not None and found.key_id == firm_key.key_id and found.home == "hq" and not found.erased_at_ms
         assert store.private_note("firm-1") == "Li Wei, bd@example.cn"
         assert store.titles(["firm-1", "nothing"]) == {"firm-1": "Acme"}
-        erase = make_version(
-            KEY,
-            site="hq",
-            record_id="firm-1",
-            hlc=Stamp(2_000, 0),
-            change=Change(action=Action.ERASE, status="erased"),
-            parents=(create.version_id,),
-            kind="firm",
-        )
         store.apply_batch("hq", [erase], [], through_seq=2, now_ms=3)
         assert store.private_note("firm-1") == ""  # erased where the erasure arrives
         erased = store.firm_key("firm-1")
@@ -85,12 +89,7 @@ class TestStoreContract:
         from sqlalchemy import event
 
         firm_key = SigningKey.generate()
-        content = make_content(
-            FIRM, {"name": "Acme", "country": "CN", "public_key": firm_key.public_bytes.hex()}, "active"
-        )
-        create = make_version(
-            KEY, site="hq", record_id="firm-1", hlc=Stamp(1_000, 0), change=create_change(content), kind="firm"
-        )
+        create, erase = firm_and_erasure(firm_key)
         late = make_version(
             firm_key,
             site="firm-1",
@@ -102,15 +101,6 @@ class TestStoreContract:
             kind="request",
         )
         store.apply_batch("hq", [create, late], [], through_seq=2, now_ms=1)
-        erase = make_version(
-            KEY,
-            site="hq",
-            record_id="firm-1",
-            hlc=Stamp(2_000, 0),
-            change=Change(action=Action.ERASE, status="erased"),
-            parents=(create.version_id,),
-            kind="firm",
-        )
 
         def fail_the_quarantine(_c: object, _cur: object, statement: str, *_a: object) -> None:
             if statement.lstrip().upper().startswith("UPDATE VERSIONS SET QUARANTINED"):
