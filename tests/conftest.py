@@ -41,6 +41,7 @@ LAYERS: dict[str, str] = {
     "test_search": "integration",
     "test_server_errors": "integration",
     "test_tls": "integration",
+    "test_reasons": "integration",
     "test_crash_both": "faults",
     "test_crash_hub": "faults",
     "test_many_nodes": "faults",

@@ -396,33 +396,3 @@ def test_a_slow_consumer_hits_its_deadline_and_resumes_from_its_cursor(hub: Hub,
     assert len(dj.listings()) == 120
     br.stop()
     dj.stop()
-
-
-def test_protocol_signals_travel_as_reason_codes(hub: Hub, tmp_path: Path) -> None:
-    """A checkpoint mismatch and a call signed with an unregistered key carry their reason as
-    an ErrorInfo in the status details; the client branches on that, never on the message."""
-    from sync import auth
-    from sync.clock import system_now_ms
-    from sync.errors import ERROR_DOMAIN, Reason
-    from sync.server import channel, reason_of
-    from techbridge.v1 import sync_pb2_grpc
-
-    node = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
-    node.stop()
-    tls = DataDir(node.path).tls.load()
-
-    def pull(key: SigningKey, after: int) -> grpc.RpcError:
-        with channel(hub.address, tls, expect="hq") as ch:
-            md = auth.site_metadata(key, "daejeon", "Pull", system_now_ms())
-            req = sync_pb2.PullRequest(after_seq=after, batch_size=10)
-            with pytest.raises(grpc.RpcError) as e:
-                list(sync_pb2_grpc.SyncServiceStub(ch).Pull(req, metadata=md, timeout=10))
-        assert isinstance(e.value, grpc.RpcError)
-        return e.value
-
-    past = pull(key_of(node), 10_000)
-    assert past.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert reason_of(past) == Reason.CHECKPOINT_MISMATCH and ERROR_DOMAIN == "techbridge.v1"
-    stranger = pull(SigningKey.generate(), 0)
-    assert stranger.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert reason_of(stranger) == Reason.KEY_NOT_REGISTERED
