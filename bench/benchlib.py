@@ -21,18 +21,19 @@ if str(ROOT) not in sys.path:
 
 import grpc  # noqa: E402
 
-from sync import taxonomy  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.codec import content_from_pb  # noqa: E402
 from sync.envelope import Version, make_version, signatures_from_pb, stored_envelope_to_pb  # noqa: E402
 from sync.ids import new_record_id  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
-from sync.records import LISTING, Content, ListingStatus, create_change, pins_of  # noqa: E402
+from sync.kinds import Content, create_change, pins_of  # noqa: E402
 from sync.server import build_server, channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
 from sync.tls import TlsFiles  # noqa: E402
 from techbridge.v1 import records_pb2, sync_pb2, sync_pb2_grpc  # noqa: E402
+from transfer import taxonomy  # noqa: E402
+from transfer.records import LISTING, ListingStatus  # noqa: E402
 
 # The batch the sync uses both ways (sync.config pull_batch / push_batch).
 SYNC_BATCH = 500
@@ -109,7 +110,7 @@ def signed_offers(key: SigningKey, site: str, n: int, *, start: int = 0, title: 
         rid, nonce = new_record_id(site, base + i, pins_of(LISTING, change))
         out.append(
             make_version(
-                key, site=site, record_id=rid, hlc=Stamp(base + i, 0), change=change, record_nonce=nonce, kind="listing"
+                key, site=site, record_id=rid, hlc=Stamp(base + i, 0), change=change, record_nonce=nonce, kind=LISTING
             )
         )
     return out

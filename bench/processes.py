@@ -62,6 +62,7 @@ from sync.keys import SigningKey  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.site import Site  # noqa: E402
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2  # noqa: E402
+from transfer.records import KINDS  # noqa: E402
 
 TB = [sys.executable, "-m", "cli.main"]
 PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
@@ -220,7 +221,7 @@ def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str,
     procs = Procs(base)
     try:
         cli(*init)
-        site = Site.open(DataDir(base / name))  # runs the migrations; the hub is not running yet
+        site = Site.open(DataDir(base / name), KINDS)  # runs the migrations; the hub is not running yet
         t = time.perf_counter()
         fill = 0.0
         for start in range(0, size, 5000):

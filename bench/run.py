@@ -46,11 +46,12 @@ from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
 from sync.envelope import make_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
-from sync.records import Change, Content, create_change, listing_content  # noqa: E402
+from sync.kinds import Change, Content, create_change  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
 from techbridge.v1 import admin_pb2, admin_pb2_grpc  # noqa: E402
+from transfer.records import KINDS, LISTING, listing_content  # noqa: E402
 
 
 def listing(i: int) -> Content:
@@ -70,7 +71,7 @@ def bench_crypto(n: int, base: Path) -> dict[str, float]:
     key = SigningKey.generate()
     versions = [
         make_version(
-            key, site="b", record_id=f"r{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)), kind="listing"
+            key, site="b", record_id=f"r{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)), kind=LISTING
         )
         for i in range(n)
     ]
@@ -84,7 +85,7 @@ def bench_crypto(n: int, base: Path) -> dict[str, float]:
         assert verify(pub, VERSION_DOMAIN, v.body, v.signatures[0].signature)
     put_runs(out, "verify_libsodium_per_s", benchlib.verify_rate(versions, pub))
     with tempfile.TemporaryDirectory() as d:
-        store = Store.open(f"sqlite:///{d}/s.db")
+        store = Store.open(f"sqlite:///{d}/s.db", KINDS)
         t = time.perf_counter()
         for i in range(0, n, 500):
             store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
@@ -104,14 +105,14 @@ def bench_merge(n: int) -> dict[str, float]:
     width = 20
     single = [
         make_version(
-            key, site="b", record_id=f"s{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)), kind="listing"
+            key, site="b", record_id=f"s{i}", hlc=Stamp(i + 1, 0), change=create_change(listing(i)), kind=LISTING
         )
         for i in range(n)
     ]
     many = []
     for r in range(max(1, n // width)):
         root = make_version(
-            key, site="b", record_id=f"m{r}", hlc=Stamp(r + 1, 0), change=create_change(listing(r)), kind="listing"
+            key, site="b", record_id=f"m{r}", hlc=Stamp(r + 1, 0), change=create_change(listing(r)), kind=LISTING
         )
         many.append(root)
         for j in range(width - 1):  # concurrent edits of one field, each on top of the create
@@ -123,13 +124,13 @@ def bench_merge(n: int) -> dict[str, float]:
                     hlc=Stamp(r + 1, j + 1),
                     change=Change((("summary", f"edit {j}"),)),
                     parents=(root.version_id,),
-                    kind="listing",
+                    kind=LISTING,
                 )
             )
     out: dict[str, float] = {}
     for name, versions in (("merge_one_version_per_s", single), (f"merge_{width}_concurrent_per_s", many)):
         with tempfile.TemporaryDirectory() as d:
-            store = Store.open(f"sqlite:///{d}/s.db")
+            store = Store.open(f"sqlite:///{d}/s.db", KINDS)
             t = time.perf_counter()
             for i in range(0, len(versions), 500):
                 store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)

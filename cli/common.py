@@ -27,9 +27,10 @@ from sync import auth
 from sync.codec import values_from_pb, values_to_pb
 from sync.config import DataDir, SiteConfig
 from sync.errors import InvalidInput, TechbridgeError
-from sync.records import KINDS, FieldValue, Kind, audience_from_json, content_from_json, parse_field_value
+from sync.kinds import FieldValue, Kind
 from sync.server import channel, field_violations
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+from transfer.records import KINDS, audience_from_json, content_from_json, parse_field_value
 
 # Wide enough for ids and titles when output goes to a pipe or a file.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -368,7 +369,7 @@ def parse_sets(items: list[str], kind: Kind) -> dict[str, FieldValue]:
     if problems:
         raise CliError(*problems)
     if any(n in fields for n in ("keywords", "market_keywords", "sectors")) and "taxonomy" not in fields:
-        from sync import taxonomy
+        from transfer import taxonomy
 
         fields["taxonomy"] = taxonomy.CURRENT
     return fields

@@ -34,25 +34,12 @@ from cli.common import (
     values_message,
 )
 from cli.firmclient import FirmClient, FirmKeyFile
-from sync import taxonomy
 from sync.errors import InvalidInput, TechbridgeError
 from sync.keys import SigningKey
-from sync.records import (
-    FIRM,
-    INTEREST,
-    LISTING,
-    REQUEST,
-    Action,
-    Change,
-    FieldValue,
-    audience_from_json,
-    content_from_json,
-    create_change,
-    make_content,
-    next_status,
-    validate_content,
-)
+from sync.kinds import Action, Change, FieldValue, create_change, make_content, next_status, validate_content
 from techbridge.v1 import admin_pb2
+from transfer import taxonomy
+from transfer.records import FIRM, INTEREST, LISTING, REQUEST, audience_from_json, content_from_json
 
 T = TypeVar("T")
 

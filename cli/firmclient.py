@@ -26,9 +26,10 @@ from sync.envelope import Version, envelope_to_pb, make_version
 from sync.errors import ConfigError
 from sync.ids import new_record_id
 from sync.keys import SigningKey, write_private
-from sync.records import KINDS, Change, pins_of
+from sync.kinds import Change, pins_of
 from sync.server import CHANNEL_OPTIONS
 from techbridge.v1 import admin_pb2, firm_pb2, firm_pb2_grpc
+from transfer.records import KINDS, kind_of
 
 FORMAT = "techbridge-firm-key/1"
 
@@ -155,7 +156,7 @@ class FirmClient:
             hlc=Stamp(now, 0),
             change=change,
             record_nonce=nonce,
-            kind=kind,
+            kind=KINDS[kind],
         )
         return self.submit(version)
 
@@ -173,6 +174,6 @@ class FirmClient:
             change=change,
             parents=tuple(view.heads),
             record_nonce=view.record_nonce,
-            kind=view.kind,
+            kind=kind_of(view.kind),
         )
         return self.submit(version)

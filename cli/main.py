@@ -43,8 +43,8 @@ from cli.common import (
     values_message,
 )
 from sync.errors import InvalidInput, TechbridgeError
-from sync.records import LISTING
 from techbridge.v1 import admin_pb2, admin_pb2_grpc
+from transfer.records import LISTING
 
 # ---- commands: hub ----------------------------------------------------------------
 

@@ -17,11 +17,8 @@ from hub.servicer import (
     SyncServicer,
     rotate_in_registry,
 )
-from sync.admin import AdminServicer
 from sync.clock import system_now_ms
 from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
-from sync.expiry import start_expiry_job
-from sync.firms import FirmServicer
 from sync.keys import SigningKey, write_private
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
 from sync.runtime import RunningServer, serve_site
@@ -29,6 +26,10 @@ from sync.site import Site
 from sync.store import Store
 from sync.tls import ca_der, issue, make_ca, make_key_and_csr
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, firm_pb2, firm_pb2_grpc, sync_pb2, sync_pb2_grpc
+from transfer.admin import AdminServicer
+from transfer.expiry import start_expiry_job
+from transfer.firms import FirmServicer
+from transfer.records import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def init_hub(
         root_public_key=root.public_bytes.hex(),
     )
     now = system_now_ms()
-    store = Store.open(config.db_url)
+    store = Store.open(config.db_url, KINDS)
     try:
         hub = Centre(
             id=site_id,
@@ -96,7 +97,7 @@ def start_hub(
 ) -> RunningServer:
     """Open the hub's store and start serving (returns at once). `now_ms` is the site's clock."""
     data = DataDir(path)
-    site = Site.open(data, now_ms=now_ms)
+    site = Site.open(data, KINDS, now_ms=now_ms)
     if site.pending_key() is not None:  # the hub's own registry is the authority
         site.drop_pending_key()
         log.warning("dropped a pending signing key this hub's registry never registered")

@@ -14,14 +14,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from node.live import Kicker, Watcher
 from node.schedule import start_schedule
 from node.servicer import NodeAdminServicer, NodeStatus
-from sync.admin import AdminServicer
 from sync.client import UNARY_DEADLINE_S, SyncClient
 from sync.clock import system_now_ms
 from sync.codec import decode_registry
 from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
 from sync.errors import ConfigError, VerificationFailed
-from sync.expiry import start_expiry_job
-from sync.firms import FirmServicer
 from sync.keys import SigningKey, key_id_of
 from sync.registry import check_registry_signature
 from sync.runtime import RunningServer, serve_site
@@ -32,6 +29,10 @@ from sync.store import Store
 from sync.tls import ca_pem_from_der, make_key_and_csr
 from sync.token import JoinToken
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, firm_pb2, firm_pb2_grpc, sync_pb2, sync_pb2_grpc
+from transfer.admin import AdminServicer
+from transfer.expiry import start_expiry_job
+from transfer.firms import FirmServicer
+from transfer.records import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _enrol(
         hub_id=resp.hub_id or hub_id,
         hub_insecure=not hub_tls,
     )
-    store = Store.open(config.db_url)
+    store = Store.open(config.db_url, KINDS)
     try:
         store.save_registry(registry, registry.issued_at_ms)
     finally:
@@ -156,7 +157,7 @@ def start_node(
 ) -> RunningNode:
     """Start the node's admin server and, if an interval is set, its sync schedule."""
     data = DataDir(path)
-    site = Site.open(data, now_ms=now_ms)
+    site = Site.open(data, KINDS, now_ms=now_ms)
     if site.config.role != "node":
         site.close()
         raise ConfigError(f"{path} holds a {site.config.role}, not a node")

@@ -15,8 +15,9 @@ from sync.clock import Stamp
 from sync.envelope import make_version
 from sync.ids import owned_record_id
 from sync.keys import SigningKey
-from sync.records import LISTING, FieldValue, create_change, make_content, pins_of
+from sync.kinds import FieldValue, create_change, make_content, pins_of
 from sync.signing import VERSION_DOMAIN
+from transfer.records import LISTING
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "version_signatures.json"
 CASES: list[tuple[str, str, Stamp, dict[str, FieldValue]]] = [
@@ -48,7 +49,7 @@ def main() -> None:
         nonce = bytes.fromhex(nonce_hex) + pins_of(LISTING, change)  # 16 random bytes, then the pins
         record_id = owned_record_id("tel-aviv", stamp.wall_ms, nonce)
         v = make_version(
-            key, site="tel-aviv", record_id=record_id, hlc=stamp, change=change, record_nonce=nonce, kind="listing"
+            key, site="tel-aviv", record_id=record_id, hlc=stamp, change=change, record_nonce=nonce, kind=LISTING
         )
         vectors.append(
             {

@@ -14,15 +14,16 @@ from google.protobuf.message import DecodeError, Message
 from sync.clock import Stamp
 from sync.errors import FieldViolation, InvalidInput, VerificationFailed
 from sync.keys import key_id_of
+from sync.kinds import Action, Change, Content, FieldValue, Kind, KindSet, make_content
 from sync.merge import MergeInput
-from sync.records import KINDS, Action, Change, Content, FieldValue, Kind, kind_of, make_content
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from techbridge.v1 import envelope_pb2, records_pb2, registry_pb2
 
 _ACTION_TO_PB = {a: records_pb2.LifecycleAction.Value(f"LIFECYCLE_ACTION_{a.name}") for a in Action}
 _ACTION_FROM_PB: dict[int, Action] = {v: k for k, v in _ACTION_TO_PB.items()}
 
-_KIND_TO_PB = {name: envelope_pb2.RecordKind.Value(f"RECORD_KIND_{name.upper()}") for name in KINDS}
+# A kind travels as RECORD_KIND_<NAME> of the envelope's RecordKind enum.
+_KIND_PREFIX = "RECORD_KIND_"
 
 _ROLE_TO_PB = {SiteRole.HUB: registry_pb2.SITE_ROLE_HUB, SiteRole.NODE: registry_pb2.SITE_ROLE_NODE}
 _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
@@ -36,14 +37,16 @@ _CSTATUS_FROM_PB = {v: k for k, v in _CSTATUS_TO_PB.items()}
 
 
 def kind_to_pb(kind: str) -> envelope_pb2.RecordKind.ValueType:
-    return _KIND_TO_PB[kind]
+    return envelope_pb2.RecordKind.Value(_KIND_PREFIX + kind.upper())
 
 
-def kind_from_pb(value: int) -> str | None:
-    for name, number in _KIND_TO_PB.items():
-        if number == value:
-            return name
-    return None
+def kind_from_pb(value: int, kinds: KindSet) -> str | None:
+    """The name of the kind a wire value stands for, if the set holds it."""
+    try:
+        name = envelope_pb2.RecordKind.Name(value).removeprefix(_KIND_PREFIX).lower()  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return name if name in kinds else None
 
 
 def action_to_pb(action: Action | None) -> records_pb2.LifecycleAction.ValueType:
@@ -100,21 +103,21 @@ def values_from_pb(kind: Kind, msg: Message, names: Iterable[str] | None = None)
 
 
 def content_to_pb(content: Content) -> Message:
-    return values_to_pb(KINDS[content.kind], content.fields)
+    return values_to_pb(content.spec, content.fields)
 
 
 def content_from_pb(kind: Kind, msg: Message, status: str) -> Content:
     return make_content(kind, dict(values_from_pb(kind, msg)), status)
 
 
-def change_to_pb(kind: str, change: Change) -> records_pb2.Change:
+def change_to_pb(kind: Kind, change: Change) -> records_pb2.Change:
     msg = records_pb2.Change(
         fields=list(change.names),
         action=action_to_pb(change.action),
         status=change.status or "",
         audience=list(change.audience),
     )
-    getattr(msg, kind).CopyFrom(values_to_pb(KINDS[kind], change.fields))
+    getattr(msg, kind.name).CopyFrom(values_to_pb(kind, change.fields))
     return msg
 
 
@@ -146,12 +149,12 @@ def encode_version_body(
     parents: tuple[str, ...],
     change: Change,
     record_nonce: bytes,
-    kind: str,
+    kind: Kind,
 ) -> bytes:
     """Serialise a version body once; the result is what gets signed and stored."""
     body = envelope_pb2.VersionBody(
         record_id=record_id,
-        kind=_KIND_TO_PB[kind],
+        kind=kind_to_pb(kind.name),
         origin=origin,
         author=author,
         hlc=envelope_pb2.Hlc(wall_ms=hlc.wall_ms, counter=hlc.counter),
@@ -171,17 +174,17 @@ def decode_version_body(body: bytes) -> envelope_pb2.VersionBody:
     return msg
 
 
-def body_kind(msg: envelope_pb2.VersionBody) -> Kind:
-    name = kind_from_pb(msg.kind)
+def body_kind(msg: envelope_pb2.VersionBody, kinds: KindSet) -> Kind:
+    name = kind_from_pb(msg.kind, kinds)
     if name is None:
         raise VerificationFailed(f"body carries an unknown record kind ({msg.kind})")
-    return kind_of(name)
+    return kinds[name]
 
 
-def merge_input_of(version_id: str, body: bytes) -> MergeInput:
+def merge_input_of(version_id: str, body: bytes, kinds: KindSet) -> MergeInput:
     """What the merge needs, read from stored body bytes."""
     msg = decode_version_body(body)
-    kind = body_kind(msg)
+    kind = body_kind(msg, kinds)
     return MergeInput(
         version_id=version_id,
         parents=tuple(msg.parents),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sync.clock import Stamp
 from sync.codec import body_kind, change_from_pb, decode_version_body, encode_version_body
@@ -22,15 +22,16 @@ from sync.config import SITE_ID_RE
 from sync.errors import InvalidInput, KeyRevoked, PermissionDenied, StampAhead, UnknownKey, VerificationFailed
 from sync.ids import belongs_to
 from sync.keys import SigningKey, key_id_of
-from sync.records import (
+from sync.kinds import (
+    CENTRE,
     HUB,
-    KINDS,
     OWNER,
     PARTY,
     TOMBSTONE_ACTIONS,
     Action,
     Change,
     Kind,
+    KindSet,
     pins_of,
     validate_change,
 )
@@ -113,7 +114,7 @@ def make_version(
     parents: tuple[str, ...] = (),
     origin: str | None = None,
     record_nonce: bytes = b"",
-    kind: str,
+    kind: Kind,
 ) -> Version:
     """A version written and signed by `site` (a centre, or a firm signing with its own key)."""
     body = encode_version_body(
@@ -127,22 +128,27 @@ def make_version(
         kind=kind,
     )
     sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, body), AUTHOR)
-    return read_version(body, (sig,))
-
+    return _version_of(body, (sig,), decode_version_body(body), kind)
 
 
 def countersign(version: Version, key: SigningKey) -> Version:
     """The version with a relay signature by `key` added (over the same body bytes)."""
     sig = SignatureValue(key.key_id, sign(key, VERSION_DOMAIN, version.body), RELAY)
-    return read_version(version.body, (*version.signatures, sig))
+    return replace(version, signatures=(*version.signatures, sig))
 
 
-def read_version(body: bytes, signatures: tuple[SignatureValue, ...]) -> Version:
-    """Read a version's fields from its exact body bytes (no verification)."""
+def read_version(body: bytes, signatures: tuple[SignatureValue, ...], kinds: KindSet) -> Version:
+    """Read a version's fields from its exact body bytes (no verification); its kind
+    must be one of `kinds`."""
     msg = decode_version_body(body)
+    return _version_of(body, signatures, msg, body_kind(msg, kinds))
+
+
+def _version_of(
+    body: bytes, signatures: tuple[SignatureValue, ...], msg: envelope_pb2.VersionBody, kind: Kind
+) -> Version:
     if not msg.record_id:
         raise VerificationFailed("body has no record_id")
-    kind = body_kind(msg)
     if not msg.HasField("change"):
         raise VerificationFailed("body carries no change")
     return Version(
@@ -209,7 +215,7 @@ def check_permission(
     owner_only = [n for n in change.names if n in kind.owner_fields and n not in step_fields]
     other = [n for n in change.names if n not in kind.hub_fields and n not in kind.owner_fields]
     if owner_only and not owner:
-        owner_word = "owning centre" if kind.owned_by == frozenset({"centre"}) else "owner"
+        owner_word = "owning centre" if kind.owned_by == frozenset({CENTRE}) else "owner"
         raise PermissionDenied(
             f"content fields ({', '.join(owner_only)}) are written only by the {owner_word} {origin}"
         )
@@ -300,10 +306,12 @@ def verify_version(
     now_ms: int | None = None,
     max_future_ms: int = MAX_FUTURE_MS,
     firms: FirmLookup = no_firms,
+    *,
+    kinds: KindSet,
 ) -> None:
     """Raise VerificationFailed with the reason unless `version` may be accepted
     (`check_version`, then its signatures over the exact body bytes)."""
-    for check in check_version(version, registry, now_ms, max_future_ms, firms):
+    for check in check_version(version, registry, now_ms, max_future_ms, firms, kinds=kinds):
         if not verify(check.public_key, VERSION_DOMAIN, version.body, check.signature):
             raise VerificationFailed(check.failure)
 
@@ -314,6 +322,8 @@ def check_version(
     now_ms: int | None = None,
     max_future_ms: int = MAX_FUTURE_MS,
     firms: FirmLookup = no_firms,
+    *,
+    kinds: KindSet,
 ) -> tuple[SignatureCheck, ...]:
     """Raise VerificationFailed with the reason unless `version` may be accepted
     once its signatures verify; return those signature checks, in order. A
@@ -331,7 +341,7 @@ def check_version(
     than `max_future_ms` ahead of `now_ms` (when given); the signatures verify
     over the exact body bytes (by the caller, from the checks returned).
     """
-    kind = KINDS[version.kind]
+    kind = kinds[version.kind]
     authors = [s for s in version.signatures if s.role == AUTHOR]
     if len(authors) != 1:
         raise VerificationFailed(f"expected one author signature, found {len(authors)}")
@@ -377,9 +387,9 @@ def check_version(
         relay_centre = registry.key(relay[0].key_id)
         if relay_centre is not None and named != relay_centre[0].id:
             raise VerificationFailed(f"created through {named!r} but relayed by {relay_centre[0].id}")
-    origin_sort = "centre" if registry.centre(version.origin) is not None else "firm"
-    if origin_sort == "firm" and firms(version.origin) is None:
-        raise UnknownKey(f"origin {version.origin!r} is neither a centre nor a firm known here")
+    origin_sort = CENTRE if registry.centre(version.origin) is not None else kinds.key_kind
+    if origin_sort != CENTRE and firms(version.origin) is None:
+        raise UnknownKey(f"origin {version.origin!r} is neither a centre nor a {kinds.key_kind} known here")
     if origin_sort not in kind.owned_by:
         raise VerificationFailed(
             f"a {kind.name} is owned by a {' or '.join(sorted(kind.owned_by))}, not a {origin_sort}"

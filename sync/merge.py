@@ -41,18 +41,20 @@ Status: the lifecycle, merged by rank
 
 Guards that need the record's history, checked here so every site agrees
     A step counts only if its author may take it given the record's create:
-    an interest's handling steps (forward, accept, decline, introduce) only by
-    the centre its create names in `to_owner`. An introduction counts only
-    if the sender's consent (`sender_consent`, resolved by the field rule
-    among the step's own ancestors) is true. An offer is extended once: an
-    EXTEND with a valid EXTEND among its ancestors counts for nothing. Steps
-    failing a guard are listed as ignored, like illegal steps.
+    steps reserved to the handling party only by the centre the create names
+    in the kind's `handler_field` (an interest's `to_owner`). A step in
+    `consent_steps` counts only if the consent field (an interest's
+    `sender_consent`, resolved by the field rule among the step's own
+    ancestors) is true. A step in `once_steps` counts once: with a valid one
+    among its ancestors it counts for nothing (an offer is extended once).
+    Steps failing a guard are listed as ignored, like illegal steps.
 
 Kinds
-    Every kind (sync/records.py) merges by these rules; its field defaults,
-    statuses in rank order, initial statuses and transitions come from its
-    `Kind`. All versions of a record are of one kind (the receipt check makes
-    sure the kind never changes under a record id).
+    Every kind (a `sync.kinds.Kind` of the set the site was built with)
+    merges by these rules; its field defaults, statuses in rank order,
+    initial statuses and transitions come from its `Kind`. All versions of a
+    record are of one kind (the receipt check makes sure the kind never
+    changes under a record id).
 
 Deletion: tombstones
     DELETE and UNDELETE versions form their own frontier. The record is
@@ -75,7 +77,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sync.clock import Stamp
-from sync.records import KINDS, LISTING, OWNER, PARTY, Action, Change, Content, FieldValue, Kind, make_content
+from sync.kinds import OWNER, PARTY, Action, Change, Content, FieldValue, Kind, KindSet, make_content
 
 RULE_HLC = "hlc"
 RULE_RANK = "lifecycle rank"
@@ -159,18 +161,20 @@ def _causal_order(versions: dict[str, MergeInput]) -> tuple[list[MergeInput], li
     return ordered, sorted(vid for vid in versions if vid not in placed)
 
 
-def merge(versions: Iterable[MergeInput]) -> RecordState:
-    """The state of a record from the set of its versions (duplicates ignored)."""
+def merge(versions: Iterable[MergeInput], kinds: KindSet) -> RecordState:
+    """The state of a record from the set of its versions (duplicates ignored), each
+    of a kind in `kinds`."""
     by_id: dict[str, MergeInput] = {}
     for v in versions:
         by_id.setdefault(v.version_id, v)
     # One kind per record: the kind of its earliest create (of any version
-    # when none is held yet); versions of another kind count for nothing.
+    # when none is held yet, of the set's first kind when there is no version);
+    # versions of another kind count for nothing.
     creates = sorted(
         (v for v in by_id.values() if v.change.action == Action.CREATE and not v.parents), key=lambda v: v.order
     )
     first = creates[0] if creates else min(by_id.values(), key=lambda v: v.order, default=None)
-    kind = KINDS[first.kind] if first is not None else LISTING
+    kind = kinds[first.kind] if first is not None else kinds.kinds[0]
     foreign = sorted(vid for vid, v in by_id.items() if v.kind != kind.name)
     for vid in foreign:
         del by_id[vid]
@@ -359,9 +363,9 @@ def state_to_json(state: RecordState) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def state_from_json(text: str) -> RecordState:
+def state_from_json(text: str, kinds: KindSet) -> RecordState:
     doc = json.loads(text)
-    kind: Kind = KINDS[doc["kind"]]
+    kind: Kind = kinds[doc["kind"]]
 
     def value(name: str, raw: object) -> FieldValue:
         if isinstance(raw, list):

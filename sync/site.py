@@ -1,5 +1,5 @@
-"""A running site: its config, keys, clock, store and registry, and the domain
-operations both the hub and the nodes perform.
+"""A running site: its config, keys, clock, store and registry, the kinds of record it
+handles, and the record operations both the hub and the nodes perform.
 
 Servicers and the sync client call these functions; they never touch the
 store or sign anything themselves.
@@ -46,11 +46,7 @@ from sync.errors import (
 )
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.merge import RecordState
-from sync.records import (
-    FIRM,
-    KINDS,
-    LISTING,
+from sync.kinds import (
     OWNER,
     PARTY,
     Action,
@@ -58,15 +54,16 @@ from sync.records import (
     Content,
     FieldValue,
     Kind,
-    ListingStatus,
+    KindSet,
     create_change,
     make_content,
     next_status,
     pins_of,
     validate_change,
     validate_content,
-    with_taxonomy,
+    with_companions,
 )
+from sync.merge import RecordState
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.signing import VERSION_DOMAIN, verify, verify_many
 from sync.store import Rejected, Store
@@ -113,6 +110,7 @@ class Site:
         self.data = data
         self.config = config
         self.store = store
+        self.kinds: KindSet = store.kinds
         self.key = key
         self.now_ms = now_ms
         self.clock = HybridClock(now_ms)
@@ -134,10 +132,10 @@ class Site:
         return self.config.site_id
 
     @classmethod
-    def open(cls, data: DataDir, *, now_ms: Callable[[], int] = system_now_ms) -> Site:
+    def open(cls, data: DataDir, kinds: KindSet, *, now_ms: Callable[[], int] = system_now_ms) -> Site:
         config = data.load()
         key = SigningKey.load(data.signing_key)
-        store = Store.open(config.db_url)
+        store = Store.open(config.db_url, kinds)
         return cls(data, config, store, key, now_ms=now_ms)
 
     def close(self) -> None:
@@ -285,7 +283,7 @@ class Site:
         check_permission(
             change, author=self.site_id, origin=origin, author_is_hub=self.is_hub, kind=kind, author_is_centre=True
         )
-        if not origin_is_centre and "centre" in kind.owned_by and "firm" not in kind.owned_by:
+        if not origin_is_centre and self.kinds.key_kind not in kind.owned_by:
             raise FailedPrecondition(f"a {kind.name} is owned by a centre")
         validate_change(change, kind)
         stamp = self.clock.tick()
@@ -305,7 +303,7 @@ class Site:
             change=change,
             parents=parents,
             record_nonce=self.store.record_nonce(record_id) if nonce is None else nonce,
-            kind=kind.name,
+            kind=kind,
         )
         seq = self.store.append_local(version, self.now_ms())
         log.info("stored version %s of %s %s as log entry %s", version.version_id[:12], kind.name, record_id, seq)
@@ -314,14 +312,14 @@ class Site:
         return version
 
     def add_record(self, content: Content, audience: tuple[str, ...] = (), *, private_note: str = "") -> Version:
-        """Create a record this centre owns (an offer, a firm it registers, an interest on a
-        client's behalf). `private_note` (personal data) is kept here only, never signed or sent."""
+        """Create a record this centre owns. `private_note` (personal data) is kept here
+        only, never signed or sent."""
         if len(private_note) > 2000:
             raise InvalidInput([FieldViolation("private_note", f"at most 2000 characters (got {len(private_note)})")])
-        kind = KINDS[content.kind]
-        values = with_taxonomy(content.as_dict())
-        if kind is LISTING and not values.get("valid_until_ms"):
-            values["valid_until_ms"] = self.now_ms() + self.config.offer_validity_days * 24 * 3600 * 1000
+        kind = self.kinds[content.kind]
+        values = with_companions(kind, content.as_dict())
+        if kind.lifetime_field and not values.get(kind.lifetime_field):
+            values[kind.lifetime_field] = self.now_ms() + self.config.offer_validity_days * 24 * 3600 * 1000
         content = make_content(kind, values, content.status)
         validate_content(content)
         if content.status not in kind.initial:
@@ -331,8 +329,7 @@ class Site:
         if bad:
             raise InvalidInput([FieldViolation("audience", f"not centre ids: {', '.join(bad)}")])
         change = create_change(content, audience)
-        if kind.name == "interest":
-            self._check_interest_target(change)
+        self._check_target(kind, change)
         try:
             check_change_shape(change, (), kind)
         except VerificationFailed as exc:
@@ -358,17 +355,16 @@ class Site:
             raise InvalidInput([FieldViolation("fields", "name at least one field to set")])
         with self._write_lock:
             row, state = self._current(record_id)
-            kind = KINDS[row.kind]
-            change = Change(tuple(sorted(with_taxonomy(dict(fields)).items())))
+            kind = self.kinds[row.kind]
+            change = Change(tuple(sorted(with_companions(kind, dict(fields)).items())))
             validate_change(change, kind)
             self._check_open(record_id, state, kind)
             return self._write(record_id, row.origin, change, state.heads, None, kind)
 
-
     def step_record(self, record_id: str, action: Action, fields: tuple[tuple[str, FieldValue], ...] = ()) -> Version:
         with self._write_lock:
             row, state = self._current(record_id)
-            kind = KINDS[row.kind]
+            kind = self.kinds[row.kind]
             if action == Action.DELETE:
                 if state.deleted:
                     raise FailedPrecondition(f"{kind.name} {record_id} is already deleted")
@@ -388,13 +384,12 @@ class Site:
                     raise InvalidInput([FieldViolation(n, f"a {action.value} step does not set it") for n in stray])
                 if wanted and wanted[0] not in given:
                     raise InvalidInput([FieldViolation(wanted[0], f"required to {action.value}")])
-                if action == Action.EXTEND:
-                    until, current = given["valid_until_ms"], state.content.value("valid_until_ms")
+                lapse = kind.lifetime_field
+                if lapse and lapse in given:
+                    until, current = given[lapse], state.content.value(lapse)
                     assert isinstance(until, int) and isinstance(current, int)
                     if until <= max(current, self.now_ms()):
-                        raise InvalidInput(
-                            [FieldViolation("valid_until_ms", "an extension ends later than now and than before")]
-                        )
+                        raise InvalidInput([FieldViolation(lapse, "an extension ends later than now and than before")])
                 status = next_status(state.content.status, action, kind)
                 change = Change(tuple(sorted(given.items())), action=action, status=status)
                 validate_change(change, kind)
@@ -405,23 +400,26 @@ class Site:
                 self.store.set_private_note(record_id, "", self.now_ms())
             return version
 
-
-    def _check_interest_target(self, change: Change) -> None:
-        """An interest names the record it is about and the centre that handles that record."""
-        target = str(change.get("to_record") or "")
+    def _check_target(self, kind: Kind, change: Change) -> None:
+        """A record that points at another (`Kind.target`) names it, its kind and the
+        centre that handles it, as held here."""
+        rule = kind.target
+        if rule is None:
+            return
+        target = str(change.get(rule.record_field) or "")
         try:
             row = self.store.record(target)
         except NotFound as exc:
-            raise InvalidInput([FieldViolation("to_record", f"no offer or request {target} held here")]) from exc
-        if row.kind not in ("listing", "request"):
-            raise InvalidInput([FieldViolation("to_record", f"{target} is a {row.kind}, not an offer or a request")])
-        handled_by = KINDS[row.kind].handler_field
+            raise InvalidInput([FieldViolation(rule.record_field, f"no {rule.noun} {target} held here")]) from exc
+        if row.kind not in rule.kinds:
+            raise InvalidInput([FieldViolation(rule.record_field, f"{target} is a {row.kind}, not {rule.noun}")])
+        handled_by = self.kinds[row.kind].handler_field
         handler = str(row.state.content.value(handled_by)) if handled_by else row.origin
         problems = []
-        if change.get("to_kind") != row.kind:
-            problems.append(FieldViolation("to_kind", f"{target} is a {row.kind}"))
-        if change.get("to_owner") != handler:
-            problems.append(FieldViolation("to_owner", f"{target} is handled by {handler}"))
+        if change.get(rule.kind_field) != row.kind:
+            problems.append(FieldViolation(rule.kind_field, f"{target} is a {row.kind}"))
+        if change.get(rule.handler_field) != handler:
+            problems.append(FieldViolation(rule.handler_field, f"{target} is handled by {handler}"))
         if problems:
             raise InvalidInput(problems)
 
@@ -432,10 +430,10 @@ class Site:
         handler = content.value(kind.handler_field) if kind.handler_field else None
         if PARTY in rights and OWNER not in rights and handler != self.site_id:
             raise PermissionDenied(f"only {handler}, the centre handling it, may {action.value} it")
-        if action == Action.INTRODUCE and not content.value("sender_consent"):
-            raise FailedPrecondition("the sender has not consented to an introduction (sender_consent)")
+        if action in kind.consent_steps and not content.value(kind.consent_field):
+            raise FailedPrecondition(f"the sender has not consented to {action.value} ({kind.consent_field})")
         if action == Action.EXTEND and state.extended:
-            raise FailedPrecondition("an offer is extended once; this one already was")
+            raise FailedPrecondition(f"a {kind.name} is extended once; this one already was")
 
     def resolve_conflict(self, conflict_id: str, *, take: str | None, value: FieldValue | None) -> Version:
         record_id, _, field_name = conflict_id.rpartition("/")
@@ -443,7 +441,7 @@ class Site:
             raise InvalidInput([FieldViolation("conflict_id", "expected <record id>/<field>")])
         with self._write_lock:
             row, state = self._current(record_id)
-            kind = KINDS[row.kind]
+            kind = self.kinds[row.kind]
             conflict = state.conflict(field_name)
             if conflict is None:
                 raise NotFound(f"no open conflict {conflict_id}")
@@ -470,18 +468,13 @@ class Site:
                 validate_change(change, kind)
             return self._write(record_id, row.origin, change, state.heads, None, kind)
 
-    # ---- firms ------------------------------------------------------------------
-
-    def register_firm(self, content: Content) -> Version:
-        """Register a firm whose home is this centre; its record carries the firm's public key."""
-        if content.kind != FIRM.name:
-            raise InvalidInput([FieldViolation("kind", "not a firm")])
-        return self.add_record(content)
+    # ---- key holders' versions -----------------------------------------------------
 
     def relay(self, version: Version) -> Version:
-        """Take a version a firm signed, check it as every site will and as its origin
-        would, countersign it as relay and store it; it then travels like any other."""
-        kind = KINDS[version.kind]
+        """Take a version a key holder (not a centre) signed, check it as every site will
+        and as its origin would, countersign it as relay and store it; it then travels
+        like any other."""
+        kind = self.kinds[version.kind]
         if any(sig.role != AUTHOR for sig in version.signatures):
             raise InvalidInput([FieldViolation("envelope.signatures", "a firm sends its own signature only")])
         # The rules first, so the firm hears which fields are wrong and who may do what.
@@ -496,7 +489,9 @@ class Site:
         )
         relayed = countersign(version, self.key)
         try:
-            verify_version(relayed, self.registry(), self.now_ms(), self.config.max_future_ms, self.firm_key)
+            verify_version(
+                relayed, self.registry(), self.now_ms(), self.config.max_future_ms, self.firm_key, kinds=self.kinds
+            )
         except (UnknownKey, KeyRevoked) as exc:
             raise PermissionDenied(f"refused: {exc}") from exc
         except VerificationFailed as exc:
@@ -511,8 +506,7 @@ class Site:
                     raise InvalidInput([FieldViolation("via", f"a record sent through {self.site_id} names it")])
                 if self.store.has_record(version.record_id):
                     raise FailedPrecondition(f"{kind.name} {version.record_id} exists already")
-                if kind.name == "interest":
-                    self._check_interest_target(change)
+                self._check_target(kind, change)
             else:
                 row, state = self._current(version.record_id)
                 if row.kind != kind.name:
@@ -571,8 +565,10 @@ class Site:
         pending: list[tuple[int, Version, tuple[SignatureCheck, ...]]] = []
         for seq, body, sigs in entries:
             try:
-                version = read_version(body, sigs)
-                checks = check_version(version, registry, self.now_ms(), self.config.max_future_ms, firms)
+                version = read_version(body, sigs, self.kinds)
+                checks = check_version(
+                    version, registry, self.now_ms(), self.config.max_future_ms, firms, kinds=self.kinds
+                )
                 if not at_once:
                     for c in checks:
                         if not verify(c.public_key, VERSION_DOMAIN, body, c.signature):
@@ -581,8 +577,8 @@ class Site:
                 rejected = Rejected(version_id_of(body), str(exc), body)
                 out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey), isinstance(exc, StampAhead)))
                 continue
-            if version.kind == FIRM.name and version.change.action == Action.CREATE:
-                key = version.change.get("public_key")
+            if version.kind == self.kinds.key_kind and version.change.action == Action.CREATE:
+                key = version.change.get(self.kinds.key_field)
                 if isinstance(key, str):
                     batch_firms[version.record_id] = FirmKey(version.record_id, version.origin, bytes.fromhex(key))
             pending.append((len(out), version, checks))
@@ -607,9 +603,9 @@ class Site:
 
     def record_detail(self, record_id: str) -> RecordDetail:
         head = self.store.head_version(record_id)
-        version = read_version(head.body, head.signatures)
+        version = read_version(head.body, head.signatures, self.kinds)
         try:
-            verify_version(version, self.registry(), firms=self.firm_key)
+            verify_version(version, self.registry(), firms=self.firm_key, kinds=self.kinds)
             ok, why = True, ""
         except VerificationFailed as exc:
             ok, why = False, str(exc)
@@ -618,4 +614,4 @@ class Site:
         return RecordDetail(head, head.record.state, version, ok, why, relay, note)
 
 
-__all__ = ["Content", "ListingStatus", "Received", "RecordDetail", "Site"]
+__all__ = ["Content", "Received", "RecordDetail", "Site"]

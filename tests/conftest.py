@@ -22,7 +22,7 @@ LAYERS: dict[str, str] = {
     "test_signing": "unit",
     "test_prefetch": "unit",
     "test_proto_drift": "unit",
-    "test_core_names_no_kind": "unit",
+    "test_layout": "unit",
     "test_store": "store",
     "test_audience": "integration",
     "test_cli": "integration",

@@ -23,12 +23,13 @@ from sync.config import DataDir
 from sync.envelope import Version, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.records import LISTING, Change, create_change, listing_content, pins_of
+from sync.kinds import Change, create_change, pins_of
 from sync.runtime import RunningServer
 from sync.server import channel
 from sync.store import Store
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
+from transfer.records import KINDS, LISTING, listing_content
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -218,7 +219,7 @@ def signed_version(
         hlc=hlc or Stamp(now, 0),
         change=change,
         parents=parents,
-        kind="listing",
+        kind=LISTING,
     )
 
 
@@ -249,7 +250,7 @@ def preload_listings(path: Path, site: str, count: int, prefix: str, description
     as if its staff had entered them offline (in bulk, so a test spends its time syncing)."""
     data = DataDir(path)
     key = SigningKey.load(data.signing_key)
-    store = Store.open(data.load().db_url)
+    store = Store.open(data.load().db_url, KINDS)
     try:
         now = system_now_ms()
         for start in range(0, count, 2000):

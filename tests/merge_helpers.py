@@ -9,8 +9,9 @@ from sync.clock import HybridClock
 from sync.envelope import Version, make_version
 from sync.ids import owned_record_id
 from sync.keys import SigningKey
+from sync.kinds import Action, Change, FieldValue, next_status
 from sync.merge import MergeInput, RecordState, merge
-from sync.records import Action, Change, FieldValue, ListingStatus, next_status
+from transfer.records import KINDS, LISTING, ListingStatus
 
 OWNER = "tel-aviv"
 NONCE = bytes(range(24))
@@ -39,7 +40,7 @@ class Writer:
         self.clock = HybridClock(lambda: self.now)
 
     def state(self) -> RecordState:
-        return merge(self.held.values())
+        return merge(self.held.values(), KINDS)
 
     def receive(self, *versions: MergeInput) -> None:
         for v in versions:
@@ -62,7 +63,7 @@ class Writer:
             change=change,
             parents=heads,
             record_nonce=NONCE,
-            kind="listing",
+            kind=LISTING,
         )
         v = as_input(version)
         self.held[v.version_id] = v
@@ -78,7 +79,7 @@ class Writer:
     def step(self, action: Action) -> MergeInput:
         if action in (Action.DELETE, Action.UNDELETE):
             return self._write(Change(action=action))
-        return self._write(Change(action=action, status=next_status(self.state().content.status, action)))
+        return self._write(Change(action=action, status=next_status(self.state().content.status, action, LISTING)))
 
     def settle(self) -> MergeInput:
         return self._write(Change(action=Action.SETTLE, status=self.state().content.status))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from techbridge.v1 import admin_pb2, records_pb2
 from tests.harness import Hub, Node, cli, make_node
+from transfer.records import KINDS
 
 
 def add(node: Node, title: str, audience: list[str]) -> str:
@@ -73,12 +74,13 @@ def test_a_version_whose_create_is_not_here_never_goes_wider(tmp_path: Path) -> 
     quarantine): they go to the owner and the hub only, never to the whole network."""
     from sync.clock import Stamp
     from sync.keys import SigningKey
-    from sync.records import Change, create_change, listing_content
+    from sync.kinds import Change, create_change
     from sync.store import Store
     from tests.harness import signed_version
+    from transfer.records import listing_content
 
     key = SigningKey.generate()
-    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", KINDS)
     create = signed_version(key, "tel-aviv", create_change(listing_content(title="Secret"), ("brussels",)))
     record = (create.record_id, create.record_nonce)
     edit = signed_version(

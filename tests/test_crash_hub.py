@@ -17,8 +17,8 @@ from pathlib import Path
 
 from sync.config import DataDir
 from sync.errors import TechbridgeError
-from sync.records import listing_content
 from tests.harness import hub_process, make_node, serve_process
+from transfer.records import listing_content
 
 # Bounded for CI; TECHBRIDGE_SOAK=1 runs the long variant (20,000 listings, 20 kills).
 SOAK = os.environ.get("TECHBRIDGE_SOAK") == "1"

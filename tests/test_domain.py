@@ -17,26 +17,14 @@ from cli.firmclient import FirmClient, FirmKeyFile
 from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import SignatureValue, Version, countersign, envelope_to_pb, make_version
-from sync.expiry import DAY_MS
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.records import (
-    FIRM,
-    INTEREST,
-    LISTING,
-    REQUEST,
-    Action,
-    Change,
-    FieldValue,
-    create_change,
-    listing_content,
-    make_content,
-    next_status,
-    pins_of,
-)
+from sync.kinds import Action, Change, FieldValue, create_change, make_content, next_status, pins_of
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, Site, cli, make_node, push_raw
+from transfer.expiry import DAY_MS
+from transfer.records import FIRM, INTEREST, LISTING, REQUEST, listing_content
 
 
 def now_ms() -> int:
@@ -142,7 +130,7 @@ def test_firms_cannot_act_for_one_another_and_nodes_cannot_sign_for_firms(
             change=Change((("sought", "hijacked"),)),
             parents=tuple(target.heads),
             record_nonce=target.record_nonce,
-            kind="request",
+            kind=REQUEST,
         )
         with pytest.raises(grpc.RpcError) as e:
             c.submit(v)
@@ -159,7 +147,7 @@ def test_firms_cannot_act_for_one_another_and_nodes_cannot_sign_for_firms(
         hlc=Stamp(now_ms(), 0),
         change=request_change("brussels", ()),
         record_nonce=nonce,
-        kind="request",
+        kind=REQUEST,
     )
     resp = push_raw(hub, br.tls, br_key, "brussels", "brussels:forged", [envelope_to_pb(forged)])
     assert resp.stored == 0 and "belongs to brussels" in resp.rejected[0].reason
@@ -171,7 +159,7 @@ def test_firms_cannot_act_for_one_another_and_nodes_cannot_sign_for_firms(
         hlc=Stamp(now_ms(), 0),
         change=request_change("brussels", ()),
         record_nonce=nonce,
-        kind="request",
+        kind=REQUEST,
     )
     resp = push_raw(hub, br.tls, br_key, "brussels", "brussels:bare", [envelope_to_pb(bare)])
     assert resp.stored == 0 and "relay signature" in resp.rejected[0].reason
@@ -346,7 +334,7 @@ def test_erasure_at_the_home_centre_reaches_every_site_and_history_still_verifie
         change=Change((("sought", "after erasure"),)),
         parents=tuple(target.heads),
         record_nonce=target.record_nonce,
-        kind="request",
+        kind=REQUEST,
     )
     br_key = SigningKey.load(DataDir(br.path).signing_key)
     resp = push_raw(hub, br.tls, br_key, "brussels", "brussels:late", [envelope_to_pb(countersign(late, br_key))])
@@ -443,7 +431,7 @@ def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[
         change=Change((("owner_identity", "FAKE"),), Action.INTRODUCE, "introduced"),
         parents=tuple(view.heads),
         record_nonce=view.record_nonce,
-        kind="interest",
+        kind=INTEREST,
     )
     assert _push_as(br, hub, "brussels:fake", fake).stored == 1
     sync_all(br, dj)
@@ -461,7 +449,7 @@ def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[
         change=Change((("valid_until_ms", far),), Action.EXTEND, "published"),
         parents=tuple(before.heads),
         record_nonce=before.record_nonce,
-        kind="listing",
+        kind=LISTING,
     )
     assert _push_as(dj, hub, "daejeon:extend", bad_extend).stored == 1
     after = hub.show(offer)
@@ -482,7 +470,7 @@ def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[
         hlc=Stamp(now_ms() + 1000, 0),
         change=create_change(make_content(FIRM, fields, "active")),
         record_nonce=held.record_nonce,
-        kind="firm",
+        kind=FIRM,
     )
     assert hub.running is not None
     checked = hub.running.site.check_entries([(1, again.body, again.signatures)])
@@ -497,7 +485,7 @@ def test_ignored_steps_set_no_fields_and_fixed_fields_stay_fixed(network: tuple[
         hlc=Stamp(now_ms(), 0),
         change=change,
         record_nonce=nonce,
-        kind="request",
+        kind=REQUEST,
     )
     misrelayed = countersign(own, SigningKey.load(DataDir(dj.path).signing_key))
     resp = _push_as(dj, hub, "daejeon:relay", misrelayed)
@@ -556,7 +544,7 @@ def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_on
         hlc=Stamp(now_ms(), 0),
         change=firm_change,
         record_nonce=firm_nonce,
-        kind="firm",
+        kind=FIRM,
     )
     bad = bytes([firm.signatures[0].signature[0] ^ 1]) + firm.signatures[0].signature[1:]
     firm = dataclasses.replace(firm, signatures=(dataclasses.replace(firm.signatures[0], signature=bad),))
@@ -571,12 +559,12 @@ def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_on
             hlc=Stamp(now_ms(), i),
             change=change,
             record_nonce=nonce,
-            kind="request",
+            kind=REQUEST,
         )
         requests.append(countersign(v, br_key))
     listings = [
         make_version(
-            br_key, site="brussels", record_id=rid, hlc=Stamp(now_ms(), 0), change=ch, record_nonce=n, kind="listing"
+            br_key, site="brussels", record_id=rid, hlc=Stamp(now_ms(), 0), change=ch, record_nonce=n, kind=LISTING
         )
         for ch in [create_change(listing_content(title=f"Honest offer {i}")) for i in range(10)]
         for rid, n in [new_record_id("brussels", now_ms(), pins_of(LISTING, ch))]

@@ -19,6 +19,7 @@ from sync.signing import ENROL_DOMAIN, sign
 from sync.store import Store
 from sync.token import JoinToken
 from tests.harness import Hub
+from transfer.records import KINDS
 
 
 def test_token_is_single_use(hub: Hub, tmp_path: Path) -> None:
@@ -52,7 +53,7 @@ def test_token_pins_the_root_key(hub: Hub, tmp_path: Path) -> None:
 def test_expired_and_unknown_tokens(tmp_path: Path) -> None:
     init_hub(tmp_path / "hq")
     data = DataDir(tmp_path / "hq")
-    store = Store.open(data.load().db_url)
+    store = Store.open(data.load().db_url, KINDS)
     root = SigningKey.load(data.root_key)
     registry = store.registry()
     assert registry is not None

@@ -11,9 +11,9 @@ import pytest
 
 from hub.site import init_hub, start_hub
 from sync.clock import system_now_ms
-from sync.expiry import DAY_MS, ExpiryJob
 from techbridge.v1 import admin_pb2, records_pb2
 from tests.harness import Hub, Node, Site, make_node
+from transfer.expiry import DAY_MS, ExpiryJob
 
 A = records_pb2
 

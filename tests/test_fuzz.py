@@ -24,10 +24,11 @@ from sync.config import DataDir
 from sync.envelope import envelope_to_pb, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.records import REQUEST, create_change, make_content, pins_of
+from sync.kinds import create_change, make_content, pins_of
 from sync.server import CHANNEL_OPTIONS, channel
 from techbridge.v1 import admin_pb2, firm_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, make_node
+from transfer.records import REQUEST
 
 EXAMPLES = int(os.environ.get("TECHBRIDGE_FUZZ_EXAMPLES", "25"))
 CLEAR = {
@@ -111,7 +112,7 @@ def _firm_seed(firm: FirmKeyFile) -> bytes:
         hlc=Stamp(now, 0),
         change=create_change(content, ()),
         record_nonce=nonce,
-        kind="request",
+        kind=REQUEST,
     )
     return firm_pb2.SubmitRequest(envelope=envelope_to_pb(v)).SerializeToString()
 

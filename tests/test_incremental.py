@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event, text
 
-from sync.records import listing_content
 from tests.harness import Hub, Node, make_node
+from transfer.records import listing_content
 
 BIG_TABLES = re.compile(r"\bSCAN (versions|log_entries|records|rejections)\b")
 

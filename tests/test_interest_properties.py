@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from sync.clock import HybridClock, Stamp
 from sync.envelope import make_version
+from sync.kinds import Action, Change, create_change, make_content
 from sync.merge import MergeInput, RecordState, merge, state_to_json
-from sync.records import INTEREST, Action, Change, create_change, make_content
 from tests.merge_helpers import key_for
+from transfer.records import INTEREST, KINDS
 
 SENDER, HANDLER, OTHER = "brussels", "daejeon", "toledo"
 SITES = [SENDER, HANDLER, OTHER]
@@ -29,7 +30,7 @@ class Site:
         self.held: dict[str, MergeInput] = {}
 
     def state(self) -> RecordState:
-        return merge(self.held.values())
+        return merge(self.held.values(), KINDS)
 
     def write(self, change: Change) -> None:
         heads = self.state().heads if self.held else ()
@@ -41,7 +42,7 @@ class Site:
             hlc=self.clock.tick(),
             change=change,
             parents=heads,
-            kind="interest",
+            kind=INTEREST,
         )
         self.held[v.version_id] = MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change, v.kind, v.origin)
 
@@ -94,9 +95,9 @@ def test_interest_histories_converge_and_keep_their_guards(
     states = set()
     for _ in range(3):
         rnd.shuffle(versions)
-        states.add(state_to_json(merge(versions + versions[: len(versions) // 2])))
+        states.add(state_to_json(merge(versions + versions[: len(versions) // 2], KINDS)))
     assert len(states) == 1
-    state = merge(versions)
+    state = merge(versions, KINDS)
     by_id = {v.version_id: v for v in versions}
     ignored = set(state.ignored)
     counted = [v for v in versions if v.change.action in STEPS and v.version_id not in ignored]

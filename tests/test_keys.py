@@ -15,11 +15,12 @@ from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import envelope_to_pb
 from sync.keys import SigningKey
-from sync.records import create_change, listing_content
+from sync.kinds import create_change
 from sync.server import channel
 from sync.signing import ROTATE_DOMAIN, sign
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
 from tests.harness import Hub, Node, cli, make_node, push_raw, signed_version, start_existing_node
+from transfer.records import listing_content
 
 
 def now_ms() -> int:

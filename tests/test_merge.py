@@ -12,11 +12,12 @@ from sync.envelope import MAX_FUTURE_MS, make_version, verify_version
 from sync.errors import VerificationFailed
 from sync.ids import new_record_id
 from sync.keys import SigningKey
+from sync.kinds import Action, Change, create_change, pins_of
 from sync.merge import RULE_HLC, RULE_RANK, merge, state_from_json, state_to_json
-from sync.records import LISTING, Action, Change, ListingStatus, create_change, listing_content, pins_of
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from sync.store import Store
 from tests.merge_helpers import RECORD, Writer
+from transfer.records import KINDS, LISTING, ListingStatus, listing_content
 
 
 def two_sites() -> tuple[Writer, Writer]:
@@ -167,9 +168,9 @@ def test_replaying_the_whole_history_changes_nothing(tmp_path: Path) -> None:
     ta.step(Action.WITHDRAW)
     ta.edit(summary="b")
     before = state_to_json(ta.state())
-    assert state_from_json(before) == ta.state()
+    assert state_from_json(before, KINDS) == ta.state()
     # Through a store: the history, then every old version again, oldest last, twice.
-    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}", KINDS)
     history = list(ta.signed.values())
     store.apply_batch("hq", history, [], through_seq=1, now_ms=1)
     for i, old in enumerate([*reversed(history), *history]):
@@ -214,18 +215,18 @@ def test_future_stamps_beyond_the_bound_are_refused(ahead_ms: int, accepted: boo
         record_nonce=nonce,
         hlc=Stamp(now + ahead_ms, 0),
         change=change,
-        kind="listing",
+        kind=LISTING,
     )
     if accepted:
-        verify_version(v, _registry(key), now)
+        verify_version(v, _registry(key), now, kinds=KINDS)
     else:
         with pytest.raises(VerificationFailed, match="ahead of this site's clock"):
-            verify_version(v, _registry(key), now)
+            verify_version(v, _registry(key), now, kinds=KINDS)
 
 
 def test_a_long_history_merges_to_its_last_edit() -> None:
     ta, _ = two_sites()
     for i in range(200):
         ta.edit(summary=f"edit {i}")
-    s = merge(ta.held.values())
+    s = merge(ta.held.values(), KINDS)
     assert s.applied == 201 and s.content.summary == "edit 199" and len(s.heads) == 1

@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from sync.errors import FailedPrecondition
+from sync.kinds import Action, Change, FieldValue
 from sync.merge import merge, state_to_json
-from sync.records import Action, Change, FieldValue, ListingStatus
 from sync.store import Store
 from tests.merge_helpers import OWNER, Writer
+from transfer.records import KINDS, ListingStatus
 
 SITES = ["tel-aviv", "hq", "brussels", "toledo", "daejeon"]
 ACTIONS = [
@@ -96,7 +97,7 @@ def all_signed(writers: list[Writer]) -> dict[str, object]:
 def test_every_site_derives_the_same_state(n_sites: int, ops: list[tuple[int, str, int]], rnd: random.Random) -> None:
     writers = play(n_sites, ops)
     union = {vid: v for w in writers for vid, v in w.held.items()}
-    expected = state_to_json(merge(union.values()))
+    expected = state_to_json(merge(union.values(), KINDS))
     # Repair every drop: each site gets everything, in its own order, with duplicates.
     for w in writers:
         pending = list(union.values()) + rnd.sample(list(union.values()), k=min(3, len(union)))
@@ -107,7 +108,7 @@ def test_every_site_derives_the_same_state(n_sites: int, ops: list[tuple[int, st
     items = list(union.values())
     rnd.shuffle(items)
     cut = rnd.randint(0, len(items))
-    assert state_to_json(merge(items[cut:] + items[:cut] + items[: cut // 2])) == expected
+    assert state_to_json(merge(items[cut:] + items[:cut] + items[: cut // 2], KINDS)) == expected
 
 
 @settings(
@@ -119,11 +120,11 @@ def test_stores_fed_in_any_batches_agree(
 ) -> None:
     writers = play(n_sites, ops)
     signed = list(all_signed(writers).values())
-    expected = state_to_json(merge(w for wr in writers for w in wr.held.values()))
+    expected = state_to_json(merge((w for wr in writers for w in wr.held.values()), KINDS))
     base: Path = tmp_path_factory.mktemp("stores")  # type: ignore[attr-defined]
     results = []
     for i in range(2):
-        store = Store.open(f"sqlite:///{base / f's{i}.db'}")
+        store = Store.open(f"sqlite:///{base / f's{i}.db'}", KINDS)
         order = signed + rnd.sample(signed, k=min(2, len(signed)))
         rnd.shuffle(order)
         pos = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sync.errors import InvalidInput
-from sync.records import LISTING, content_from_json, listing_content
+from transfer.records import KINDS, LISTING, content_from_json, listing_content
 
 
 def problems(doc: object) -> list[str]:
@@ -66,7 +66,7 @@ def test_translations_travel_whole_through_the_wire_codec() -> None:
     from sync.clock import Stamp
     from sync.envelope import make_version, read_version
     from sync.keys import SigningKey
-    from sync.records import create_change
+    from sync.kinds import create_change
     from techbridge.v1 import envelope_pb2
 
     content = listing_content(
@@ -79,8 +79,8 @@ def test_translations_travel_whole_through_the_wire_codec() -> None:
         record_id="r",
         hlc=Stamp(1, 0),
         change=create_change(content),
-        kind="listing",
+        kind=LISTING,
     )
     body = envelope_pb2.VersionBody.FromString(v.body)
     assert [(t.language, t.title) for t in body.change.listing.translations] == [("es", "Membrana"), ("he", "ממברנה")]
-    assert read_version(v.body, v.signatures).change.get("translations") == content.value("translations")
+    assert read_version(v.body, v.signatures, KINDS).change.get("translations") == content.value("translations")

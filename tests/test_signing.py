@@ -15,6 +15,7 @@ from sync.errors import VerificationFailed
 from sync.keys import SigningKey, key_id_of
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from sync.signing import VERSION_DOMAIN, sign, verify
+from transfer.records import KINDS
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "vectors" / "version_signatures.json").read_text(encoding="utf-8")
@@ -34,7 +35,7 @@ def test_vectors_verify_with_cryptography_and_libsodium(vec: dict[str, Any]) -> 
 @pytest.mark.parametrize("vec", VECTORS, ids=lambda v: v["version_id"][:12])
 def test_vectors_read_without_reserialising(vec: dict[str, Any]) -> None:
     body = bytes.fromhex(vec["body"])
-    v = read_version(body, (SignatureValue(vec["key_id"], bytes.fromhex(vec["signature"])),))
+    v = read_version(body, (SignatureValue(vec["key_id"], bytes.fromhex(vec["signature"])),), KINDS)
     assert v.version_id == vec["version_id"]
     assert v.body is body
     assert [v.record_id, v.origin, v.author, [v.hlc.wall_ms, v.hlc.counter]] == [
@@ -76,17 +77,17 @@ def test_who_may_sign_a_listing() -> None:
 
     owner = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vec["seed"])))
     body = bytes.fromhex(vec["body"])
-    good = read_version(body, (SignatureValue(owner.key_id, bytes.fromhex(vec["signature"])),))
-    verify_version(good, _registry_with("tel-aviv", owner))
+    good = read_version(body, (SignatureValue(owner.key_id, bytes.fromhex(vec["signature"])),), KINDS)
+    verify_version(good, _registry_with("tel-aviv", owner), kinds=KINDS)
 
     with pytest.raises(VerificationFailed, match="not in registry"):
-        verify_version(good, _registry_with("tel-aviv", key))
+        verify_version(good, _registry_with("tel-aviv", key), kinds=KINDS)
     with pytest.raises(VerificationFailed, match="belongs to brussels"):
-        verify_version(good, _registry_with("brussels", owner))
+        verify_version(good, _registry_with("brussels", owner), kinds=KINDS)
     with pytest.raises(VerificationFailed, match="suspended"):
-        verify_version(good, _registry_with("tel-aviv", owner, CentreStatus.SUSPENDED))
+        verify_version(good, _registry_with("tel-aviv", owner, CentreStatus.SUSPENDED), kinds=KINDS)
     with pytest.raises(VerificationFailed, match="one author signature"):
-        verify_version(read_version(body, ()), _registry_with("tel-aviv", owner))
+        verify_version(read_version(body, (), KINDS), _registry_with("tel-aviv", owner), kinds=KINDS)
 
 
 def test_key_files_are_private(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_exact_bytes_not_a_reserialisation() -> None:
     odd = envelope_pb2.VersionBody(record_id="x").SerializeToString() + body
     assert envelope_pb2.VersionBody.FromString(odd) == msg and odd != body
     sig = key.sign(VERSION_DOMAIN + odd)
-    v = read_version(odd, (SignatureValue(key.key_id, sig),))
+    v = read_version(odd, (SignatureValue(key.key_id, sig),), KINDS)
     assert v.body == odd and v.version_id != vec["version_id"]
     assert verify(key.public_bytes, VERSION_DOMAIN, odd, sig)
     reserialised = envelope_pb2.VersionBody.FromString(odd).SerializeToString(deterministic=True)
@@ -130,9 +131,9 @@ def test_a_signature_over_the_hex_of_the_body_is_refused() -> None:
     key = _owner(vec)
     body = bytes.fromhex(vec["body"])
     wrong = key.sign(VERSION_DOMAIN + body.hex().encode())
-    v = read_version(body, (SignatureValue(key.key_id, wrong),))
+    v = read_version(body, (SignatureValue(key.key_id, wrong),), KINDS)
     with pytest.raises(VerificationFailed, match="does not verify"):
-        verify_version(v, _registry_with("tel-aviv", key))
+        verify_version(v, _registry_with("tel-aviv", key), kinds=KINDS)
 
 
 def test_flipped_bytes_in_signature_and_key_id_are_refused() -> None:
@@ -142,10 +143,10 @@ def test_flipped_bytes_in_signature_and_key_id_are_refused() -> None:
     reg = _registry_with("tel-aviv", key)
     bad_sig = bytes([sig[0] ^ 1]) + sig[1:]
     with pytest.raises(VerificationFailed, match="does not verify"):
-        verify_version(read_version(body, (SignatureValue(key.key_id, bad_sig),)), reg)
+        verify_version(read_version(body, (SignatureValue(key.key_id, bad_sig),), KINDS), reg, kinds=KINDS)
     bad_id = ("0" if key.key_id[0] != "0" else "1") + key.key_id[1:]
     with pytest.raises(VerificationFailed, match="not in registry"):
-        verify_version(read_version(body, (SignatureValue(bad_id, sig),)), reg)
+        verify_version(read_version(body, (SignatureValue(bad_id, sig),), KINDS), reg, kinds=KINDS)
 
 
 def test_registry_signed_by_a_node_key_or_older_is_refused() -> None:

@@ -12,12 +12,13 @@ from alembic.runtime.migration import MigrationContext
 from sync.clock import Stamp
 from sync.envelope import Version, make_version
 from sync.keys import SigningKey
-from sync.records import FIRM, REQUEST, Action, Change, create_change, listing_content, make_content
-from sync.search import query_terms
+from sync.kinds import Action, Change, create_change, make_content
 from sync.store import Rejected, Store
 from sync.store.migrate import current_revision, head_revisions
 from sync.store.models import Base
 from tests.backends import BACKENDS, database_url
+from transfer.records import FIRM, KINDS, LISTING, REQUEST, listing_content
+from transfer.search import query_terms
 
 KEY = SigningKey.generate()
 
@@ -29,7 +30,7 @@ def version(n: int, record: str | None = None, site: str = "tel-aviv", wall: int
         record_id=record or f"rec-{n:05d}",
         hlc=Stamp(wall if wall is not None else 1_000 + n, 0),
         change=create_change(listing_content(title=f"listing {n}")),
-        kind="listing",
+        kind=LISTING,
     )
 
 
@@ -37,7 +38,7 @@ def firm_and_erasure(firm_key: SigningKey) -> tuple[Version, Version]:
     """A firm registered at HQ (stamp 1,000) and its erasure (stamp 2,000)."""
     content = make_content(FIRM, {"name": "Acme", "country": "CN", "public_key": firm_key.public_bytes.hex()}, "active")
     create = make_version(
-        KEY, site="hq", record_id="firm-1", hlc=Stamp(1_000, 0), change=create_change(content), kind="firm"
+        KEY, site="hq", record_id="firm-1", hlc=Stamp(1_000, 0), change=create_change(content), kind=FIRM
     )
     erase = make_version(
         KEY,
@@ -46,7 +47,7 @@ def firm_and_erasure(firm_key: SigningKey) -> tuple[Version, Version]:
         hlc=Stamp(2_000, 0),
         change=Change(action=Action.ERASE, status="erased"),
         parents=(create.version_id,),
-        kind="firm",
+        kind=FIRM,
     )
     return create, erase
 
@@ -54,7 +55,7 @@ def firm_and_erasure(firm_key: SigningKey) -> tuple[Version, Version]:
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     with database_url(request.param, tmp_path) as url:
-        s = Store.open(url)
+        s = Store.open(url, KINDS)
         yield s
         s.close()
 
@@ -98,7 +99,7 @@ class TestStoreContract:
             change=create_change(
                 make_content(REQUEST, {"title": "Need", "request_type": "technology", "sought": "x"}, "submitted")
             ),
-            kind="request",
+            kind=REQUEST,
         )
         store.apply_batch("hq", [create, late], [], through_seq=2, now_ms=1)
 
@@ -131,7 +132,7 @@ class TestStoreContract:
                 change=create_change(
                     listing_content(title=title, keywords=kw, taxonomy="tt-2026.1", target_countries=("KR",))
                 ),
-                kind="listing",
+                kind=LISTING,
             )
             for i, (title, kw) in enumerate(
                 [("Solar membrane", ("solar-energy",)), ("Solar sensor", ("sensors",)), ("Wind blade", ())]
@@ -172,7 +173,7 @@ class TestStoreContract:
                     record_id=rid,
                     hlc=Stamp(1_000 + i // 3, i % 3),  # three records share each head wall time
                     change=create_change(listing_content(title=" ".join(["offer", *mine]))),
-                    kind="listing",
+                    kind=LISTING,
                 )
             )
         store.apply_batch("tel-aviv", offers, [], through_seq=200, now_ms=1)
@@ -193,7 +194,7 @@ class TestStoreContract:
         empty = store.digest()
         assert (empty.versions, empty.digest, empty.origins) == (0, hashlib.sha256().hexdigest(), ())
         store.apply_batch("hq", vs, [], through_seq=7, now_ms=1)
-        other = Store.open(f"sqlite:///{tmp_path / 'other.db'}")
+        other = Store.open(f"sqlite:///{tmp_path / 'other.db'}", KINDS)
         try:
             for v in reversed(vs):  # one at a time, in the opposite order
                 other.apply_batch("hq", [v], [], through_seq=1, now_ms=1)

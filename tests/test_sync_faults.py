@@ -18,10 +18,11 @@ from sync.config import DataDir
 from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, version_id_of
 from sync.errors import Unavailable
 from sync.keys import SigningKey
-from sync.records import Action, Change, ListingStatus, create_change, listing_content
+from sync.kinds import Action, Change, create_change
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, make_node, push_raw, signed_version, start_existing_node
+from transfer.records import ListingStatus, listing_content
 
 
 def now_ms() -> int:

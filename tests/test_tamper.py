@@ -12,10 +12,11 @@ from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import SignatureValue, envelope_to_pb
 from sync.keys import SigningKey
-from sync.records import create_change, listing_content
+from sync.kinds import create_change
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, sync_pb2
 from tests.harness import Hub, make_node, push_raw, signed_version
+from transfer.records import listing_content
 
 
 def _push(

@@ -195,7 +195,7 @@ class PrivateNoteModel(Base):
 
 
 class SearchTermModel(Base):
-    """Search terms of each offer and request (sync.search), kept with the merged state:
+    """Search terms of each offer and request (transfer.search), kept with the merged state:
     words of the title and summary, and tagged terms (keyword, country, stage, type).
     A term's postings are ordered newest first by the key (the record's head_wall_ms,
     copied here), so a search walks them in the order it answers and stops at a page."""

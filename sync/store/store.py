@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -49,10 +49,9 @@ from sync.clock import Stamp
 from sync.codec import decode_registry, decode_version_body, merge_input_of
 from sync.envelope import FirmKey, SignatureValue, Version
 from sync.errors import FailedPrecondition, NotFound
+from sync.kinds import NETWORK, Action, KindSet, audience_key
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
-from sync.records import NETWORK, Action, audience_key
 from sync.registry import Registry
-from sync.search import terms_of
 from sync.store import migrate
 from sync.store.models import (
     InviteModel,
@@ -147,10 +146,12 @@ class RecordRow:
     deleted: bool = False
     open_conflicts: int = 0
     state_json: str = ""
+    kinds: KindSet | None = field(default=None, compare=False, repr=False)
 
     @property
     def state(self) -> RecordState:
-        return state_from_json(self.state_json)
+        assert self.kinds is not None, "a record row read from a store knows its kinds"
+        return state_from_json(self.state_json, self.kinds)
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,9 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
 class Store:
     """One site's database. Thread-safe; one writer at a time."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, kinds: KindSet) -> None:
         self.engine = engine
+        self.kinds = kinds
         self._write_lock = threading.Lock()
         # The log head as last committed, and a condition watchers wait on.
         self._head_changed = threading.Condition()
@@ -255,15 +257,15 @@ class Store:
             return self._head
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Open (creating if needed) and migrate the store at `url`."""
+    def open(cls, url: str, kinds: KindSet) -> Store:
+        """Open (creating if needed) and migrate the store at `url`, holding records of `kinds`."""
         if url.startswith("sqlite"):
             engine = create_engine(url, pool_size=8, max_overflow=8)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
         migrate.upgrade(engine)
-        return cls(engine)
+        return cls(engine, kinds)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -417,11 +419,12 @@ class Store:
         return result
 
     def _quarantine_erased(self, conn: Connection, fresh: Sequence[Version]) -> None:
-        """A firm's erasure takes what the firm signed from then on out of the merge, at
-        every site, whatever arrived first (as a key revocation does), in the transaction
-        that stores the erasure: no site ever holds an erasure without its quarantine."""
+        """A key holder's erasure (a firm's) takes what it signed from then on out of the
+        merge, at every site, whatever arrived first (as a key revocation does), in the
+        transaction that stores the erasure: no site ever holds an erasure without its
+        quarantine."""
         for v in fresh:
-            if v.kind == "firm" and v.change.action == Action.ERASE:
+            if v.kind == self.kinds.key_kind and v.change.action == Action.ERASE:
                 firm = self._firm_key(conn, v.record_id)
                 if firm is not None and firm.erased_at_ms:
                     reason = f"signed by firm {firm.firm_id} after its erasure"
@@ -595,7 +598,7 @@ class Store:
                     versions_t.c.version_id.in_(unread[i : i + _IN_CHUNK])
                 )
             ):
-                bodies[held.record_id].append(merge_input_of(held.version_id, held.body))
+                bodies[held.record_id].append(merge_input_of(held.version_id, held.body, self.kinds))
         existing: set[str] = set()
         for i in range(0, len(ids), _IN_CHUNK):
             existing.update(
@@ -609,7 +612,7 @@ class Store:
         for i in range(0, len(ids), _IN_CHUNK):  # re-indexed below from the new states
             conn.execute(delete(terms_t).where(terms_t.c.record_id.in_(ids[i : i + _IN_CHUNK])))
         for rid in ids:
-            state = merge(bodies[rid])
+            state = merge(bodies[rid], self.kinds)
             if state.applied == 0:
                 if rid in existing:  # everything left waits or was quarantined: hide the record
                     conn.execute(delete(records_t).where(records_t.c.record_id == rid))
@@ -638,7 +641,7 @@ class Store:
                 inserts.append({"record_id": rid, **values})
             if not state.deleted:
                 wall = state.updated.wall_ms
-                terms.extend((t, wall, rid) for t in terms_of(state.content))
+                terms.extend((t, wall, rid) for t in self.kinds.search_terms(state.content))
         # One statement per kind of change, executed for many rows.
         if inserts:
             conn.execute(insert(records_t), inserts)
@@ -864,8 +867,7 @@ class Store:
             ).all()
         return [self._record_row(r) for r in rows]
 
-    @staticmethod
-    def _record_row(r: Row[tuple[object, ...]]) -> RecordRow:
+    def _record_row(self, r: Row[tuple[object, ...]]) -> RecordRow:
         m = r._mapping
         return RecordRow(
             record_id=m["record_id"],
@@ -881,6 +883,7 @@ class Store:
             deleted=bool(m["deleted"]),
             open_conflicts=int(m["open_conflicts"]),
             state_json=str(m["state_json"]),
+            kinds=self.kinds,
         )
 
     def record(self, record_id: str) -> RecordRow:
@@ -925,12 +928,12 @@ class Store:
         self,
         terms: Sequence[str],
         *,
-        kinds: Sequence[str] = ("listing", "request"),
+        kinds: Sequence[str] | None = None,
         status: str | None = None,
         origin: str | None = None,
         limit: int = 100,
     ) -> list[RecordRow]:
-        """Records matching every term (sync.search) and the filters, newest first.
+        """Records matching every term (transfer.search) and the filters, newest first.
 
         The rarest term drives (`_rarest`): its postings are keyed newest first, so they
         are walked in the order of the answer, each checked against the other terms (a
@@ -947,7 +950,7 @@ class Store:
 
         cond: list[ColumnElement[bool]] = [
             off_index(records_t.c.deleted, False).is_(False),
-            off_index(records_t.c.kind, "").in_(list(kinds)),
+            off_index(records_t.c.kind, "").in_(list(self.kinds.searchable if kinds is None else kinds)),
         ]
         if status:
             cond.append(off_index(records_t.c.status, "") == status)
@@ -1011,17 +1014,16 @@ class Store:
         with self.engine.connect() as conn:
             return self._firm_key(conn, firm_id)
 
-    @staticmethod
-    def _firm_key(conn: Connection, firm_id: str) -> FirmKey | None:
+    def _firm_key(self, conn: Connection, firm_id: str) -> FirmKey | None:
         row = conn.execute(
             select(records_t.c.origin, records_t.c.state_json, records_t.c.status).where(
-                records_t.c.record_id == firm_id, records_t.c.kind == "firm"
+                records_t.c.record_id == firm_id, records_t.c.kind == self.kinds.key_kind
             )
         ).first()
         if row is None:
             return None
-        state = state_from_json(row.state_json)
-        public_key = state.content.value("public_key")
+        state = state_from_json(row.state_json, self.kinds)
+        public_key = state.content.value(self.kinds.key_field)
         assert isinstance(public_key, str)
         return FirmKey(firm_id, row.origin, bytes.fromhex(public_key), state.erased_at_ms)
 

@@ -114,7 +114,7 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchRecords(self, request, context):
-        """Offers and requests matching every word and filter, newest first (sync/search.py).
+        """Offers and requests matching every word and filter, newest first (transfer/search.py).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

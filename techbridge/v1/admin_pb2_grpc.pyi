@@ -38,7 +38,7 @@ class AdminServiceStub:
     AddRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]
     ListRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]
     SearchRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.ListRecordsResponse]
-    """Offers and requests matching every word and filter, newest first (sync/search.py)."""
+    """Offers and requests matching every word and filter, newest first (transfer/search.py)."""
     GetRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]
     EditRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]
@@ -65,7 +65,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     AddRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]  # type: ignore[assignment]
     ListRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
     SearchRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
-    """Offers and requests matching every word and filter, newest first (sync/search.py)."""
+    """Offers and requests matching every word and filter, newest first (transfer/search.py)."""
     GetRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]  # type: ignore[assignment]
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
     EditRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]  # type: ignore[assignment]
@@ -107,7 +107,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.SearchRecordsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListRecordsResponse, _abc.Awaitable[_admin_pb2.ListRecordsResponse]]:
-        """Offers and requests matching every word and filter, newest first (sync/search.py)."""
+        """Offers and requests matching every word and filter, newest first (transfer/search.py)."""
 
     @_abc_1.abstractmethod
     def GetRecord(

@@ -6,7 +6,7 @@ Record payloads carried inside a VersionBody.
 Each kind's values live in its own message; a Change names the fields it
 sets (their values in the kind's message; fields not named are untouched)
 and at most one lifecycle step. Field names here are the domain's field
-names (sync/records.py), so the codec converts by name.
+names (transfer/records.py), so the codec converts by name.
 """
 
 from collections import abc as _abc
@@ -121,7 +121,7 @@ Global___Translation: _TypeAlias = Translation  # noqa: Y015
 @_typing.final
 class Listing(_message.Message):
     """A technology offer. Text limits, choices and the taxonomy are checked by
-    sync/records.py at every site.
+    transfer/records.py at every site.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -6,7 +6,7 @@ Record payloads carried inside a VersionBody.
 Each kind's values live in its own message; a Change names the fields it
 sets (their values in the kind's message; fields not named are untouched)
 and at most one lifecycle step. Field names here are the domain's field
-names (sync/records.py), so the codec converts by name.
+names (transfer/records.py), so the codec converts by name.
 """
 
 from collections import abc as _abc

@@ -4,7 +4,8 @@ isort:skip_file
 Site-to-site protocol. Nodes dial the hub; the hub never dials a node.
 
 Every call carries the caller's site id and a signature proving it holds
-that site's key (see sync/auth.py); mutual TLS replaces this later.
+that site's key (see sync/auth.py); with TLS on, the peer's certificate must
+name the same site too (sync/tls.py).
 """
 
 from collections import abc as _abc

@@ -42,18 +42,29 @@ naming every field.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
-from google.protobuf.message import Message
-
-from sync import taxonomy
-from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
+from sync.errors import FieldViolation, InvalidInput
+from sync.kinds import (
+    CENTRE,
+    HUB,
+    OWNER,
+    PARTY,
+    Action,
+    Content,
+    FieldValue,
+    Kind,
+    KindSet,
+    Rule,
+    Target,
+    check_values,
+    make_content,
+)
 from techbridge.v1 import records_pb2
+from transfer import taxonomy
+from transfer.search import SEARCHABLE, terms_of
 
 TITLE_MAX = 256
 SUMMARY_MAX = 500
@@ -70,37 +81,6 @@ NAME_MAX = 200
 
 # A translation of an offer's text fields: (language, title, summary, description).
 Translation = tuple[str, str, str, str]
-FieldValue = str | int | bool | tuple[str, ...] | tuple[Translation, ...]
-
-
-class Action(StrEnum):
-    CREATE = "create"
-    SUBMIT = "submit"
-    VALIDATE = "validate"
-    PUBLISH = "publish"
-    WITHDRAW = "withdraw"
-    EXPIRE = "expire"
-    ARCHIVE = "archive"
-    DELETE = "delete"
-    UNDELETE = "undelete"
-    SETTLE = "settle"
-    EXTEND = "extend"
-    FORWARD = "forward"
-    ACCEPT = "accept"
-    DECLINE = "decline"
-    INTRODUCE = "introduce"
-    NEGOTIATE = "negotiate"
-    AGREE = "agree"
-    CLOSE = "close"
-    ERASE = "erase"
-
-
-TOMBSTONE_ACTIONS = frozenset({Action.DELETE, Action.UNDELETE})
-
-# Who may take a step or write a field.
-OWNER = "owner"  # the record's origin: the owning centre, or the firm
-HUB = "hub"  # HQ
-PARTY = "party"  # an interest's handling centre (`to_owner`); checked in the merge
 
 
 class ListingStatus(StrEnum):
@@ -170,8 +150,6 @@ _RECORD_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 
 
 # ---- field rules ----------------------------------------------------------------
-
-Rule = Callable[[FieldValue], list[str]]
 
 
 def _text(limit: int, required: bool = False) -> Rule:
@@ -267,64 +245,19 @@ def _translations(v: FieldValue) -> list[str]:
 # ---- kinds ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    # Every field with its default (the type of the default is the field's type).
-    defaults: Mapping[str, FieldValue]
-    rules: Mapping[str, Rule]
-    # Written by the record's owner (its origin) only; curation fields by HQ only.
-    owner_fields: frozenset[str]
-    statuses: tuple[str, ...]  # in rank order: concurrent steps merge to the highest
-    initial: frozenset[str]  # statuses a record may be created in
-    transitions: Mapping[Action, tuple[frozenset[str], str]]
-    rights: Mapping[Action, frozenset[str]]
-    # The wire message holding the kind's values (its slot in Change.values is the kind's name).
-    values_message: type[Message]
-    hub_fields: frozenset[str] = frozenset()
-    # Set by the create only, never changed afterwards.
-    fixed: frozenset[str] = frozenset()
-    # A create must set these, non-empty.
-    required: tuple[str, ...] = ()
-    # Fields a step sets along with taking it; the first of each tuple is required.
-    step_fields: Mapping[Action, tuple[str, ...]] = field(default_factory=dict)
-    # Rules across fields of a whole record (checked at creation).
-    whole: Callable[[Mapping[str, FieldValue]], list[FieldViolation]] | None = None
-    title_field: str = "title"
-    # Who may own (be the origin of) a record of this kind: "centre" and/or "firm".
-    owned_by: frozenset[str] = frozenset({"centre"})
-    # The field naming the centre that handles the record (takes its PARTY steps);
-    # empty: its origin handles it.
-    handler_field: str = ""
-    # The field naming the centre a firm's create comes through (it countersigns as relay).
-    relay_field: str = ""
-    # Fields naming centres that a create with an audience must include in it.
-    centre_fields: tuple[str, ...] = ()
-    # A step that needs the owner's consent among its ancestors, and the field carrying it.
-    consent_steps: frozenset[Action] = frozenset()
-    consent_field: str = ""
-    # Steps that count once in a record's history (a second among its ancestors is ignored).
-    once_steps: frozenset[Action] = frozenset()
-    # Fields whose values are tuples of strings, with the names of their parts on the wire.
-    composite_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+_KEYWORD_FIELDS = ("keywords", "market_keywords", "sectors")
 
-    @property
-    def rank(self) -> dict[str, int]:
-        return {s: i for i, s in enumerate(self.statuses)}
 
-    @property
-    def status_actions(self) -> frozenset[Action]:
-        return frozenset({Action.CREATE, Action.SETTLE, *self.transitions})
-
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(sorted(self.defaults))
+def _taxonomy_companions(defaults: Mapping[str, FieldValue]) -> dict[str, tuple[str, FieldValue]]:
+    """Keyword fields name the taxonomy version they are terms of: the current one unless given."""
+    return {n: ("taxonomy", taxonomy.CURRENT) for n in _KEYWORD_FIELDS if n in defaults}
 
 
 def _taxonomy_rules(values: Mapping[str, FieldValue], names: Iterable[str]) -> list[FieldViolation]:
     """Keywords must be terms of the taxonomy version the change names."""
     names = set(names)
     problems: list[FieldViolation] = []
-    keyed = [n for n in ("keywords", "market_keywords", "sectors") if n in names and values.get(n)]
+    keyed = [n for n in _KEYWORD_FIELDS if n in names and values.get(n)]
     if not keyed:
         return problems
     version = values.get("taxonomy")
@@ -438,6 +371,9 @@ LISTING = Kind(
     once_steps=frozenset({Action.EXTEND}),
     composite_fields={"translations": ("language", "title", "summary", "description")},
     whole=_listing_whole,
+    set_rules=_taxonomy_rules,
+    companions=_taxonomy_companions(_LISTING_DEFAULTS),
+    lifetime_field="valid_until_ms",
 )
 
 _REQUEST_DEFAULTS: dict[str, FieldValue] = {
@@ -544,6 +480,8 @@ REQUEST = Kind(
     relay_field="via",
     centre_fields=("via",),
     whole=_request_whole,
+    set_rules=_taxonomy_rules,
+    companions=_taxonomy_companions(_REQUEST_DEFAULTS),
 )
 
 _FIRM_DEFAULTS: dict[str, FieldValue] = {
@@ -579,6 +517,8 @@ FIRM = Kind(
     fixed=frozenset({"public_key"}),
     required=("name", "country", "public_key"),
     title_field="name",
+    set_rules=_taxonomy_rules,
+    companions=_taxonomy_companions(_FIRM_DEFAULTS),
 )
 
 _INTEREST_DEFAULTS: dict[str, FieldValue] = {
@@ -632,207 +572,37 @@ INTEREST = Kind(
     required=("to_record", "to_kind", "to_owner", "from_centre"),
     step_fields={Action.DECLINE: ("decline_reason",), Action.INTRODUCE: ("owner_identity",)},
     title_field="to_record",
-    owned_by=frozenset({"centre", "firm"}),
+    owned_by=frozenset({CENTRE, "firm"}),
     handler_field="to_owner",
     relay_field="from_centre",
     centre_fields=("to_owner", "from_centre"),
     consent_steps=frozenset({Action.INTRODUCE}),
     consent_field="sender_consent",
+    target=Target("to_record", "to_kind", "to_owner", ("listing", "request"), "an offer or a request"),
 )
 
-KINDS: dict[str, Kind] = {k.name: k for k in (LISTING, REQUEST, FIRM, INTEREST)}
+# The four kinds, as the core takes them: a firm's record registers the key it signs
+# with; offers and requests are what the search covers.
+KINDS = KindSet(
+    (LISTING, REQUEST, FIRM, INTEREST),
+    key_kind=FIRM.name,
+    key_field="public_key",
+    searchable=tuple(sorted(SEARCHABLE)),
+    search_terms=terms_of,
+)
 
 
 def kind_of(name: str) -> Kind:
-    found = KINDS.get(name)
-    if found is None:
-        raise InvalidInput([FieldViolation("kind", f"unknown record kind {name!r} (kinds: {', '.join(KINDS)})")])
-    return found
-
-
+    """The kind called `name`, or InvalidInput naming the kinds there are."""
+    return KINDS.get(name)
 
 
 # ---- values -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Content:
-    """A record's fields (every field of its kind, sorted by name) and its status."""
-
-    kind: str
-    fields: tuple[tuple[str, FieldValue], ...]
-    status: str
-
-    def value(self, name: str) -> FieldValue:
-        for n, v in self.fields:
-            if n == name:
-                return v
-        raise KeyError(name)
-
-    def as_dict(self) -> dict[str, FieldValue]:
-        return dict(self.fields)
-
-    @property
-    def title(self) -> str:
-        return str(self.value(KINDS[self.kind].title_field))
-
-    def __getattr__(self, name: str) -> FieldValue:
-        # Read fields as attributes (content.summary); only reached for names
-        # that are not attributes of the dataclass itself.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self.value(name)
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-def make_content(kind: Kind, values: Mapping[str, FieldValue], status: str) -> Content:
-    unknown = set(values) - set(kind.defaults)
-    if unknown:
-        raise InvalidInput([FieldViolation(n, f"not a {kind.name} field") for n in sorted(unknown)])
-    merged = {**kind.defaults, **values}
-    return Content(kind.name, tuple(sorted(merged.items())), status)
-
-
-_KEYWORD_FIELDS = ("keywords", "market_keywords", "sectors")
-
-
-def with_taxonomy(fields: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
-    """`fields` with the current taxonomy version named when keywords are set without one."""
-    out = dict(fields)
-    if any(out.get(n) for n in _KEYWORD_FIELDS) and not out.get("taxonomy"):
-        out["taxonomy"] = taxonomy.CURRENT
-    return out
-
-
 def listing_content(status: str = ListingStatus.SUBMITTED, **values: FieldValue) -> Content:
     """A listing's content from keyword arguments (lists given as tuples)."""
     return make_content(LISTING, values, status)
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one version does: set some fields, and/or take one lifecycle step."""
-
-    fields: tuple[tuple[str, FieldValue], ...] = ()
-    action: Action | None = None
-    # The status a CREATE, a status step or a SETTLE leads to.
-    status: str | None = None
-    # CREATE only: the centres that may receive the record; empty for the whole network.
-    audience: tuple[str, ...] = ()
-    _index: dict[str, FieldValue] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._index.update(self.fields)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(n for n, _ in self.fields)
-
-    def get(self, name: str) -> FieldValue | None:
-        return self._index.get(name)
-
-
-def change_of(content: Content, names: Iterable[str]) -> tuple[tuple[str, FieldValue], ...]:
-    """The (name, value) pairs of `content` for `names`, in a stable order."""
-    return tuple((n, content.value(n)) for n in sorted(set(names)))
-
-
-def create_change(content: Content, audience: tuple[str, ...] = ()) -> Change:
-    """The change that creates a record: its required and non-default fields, its first status."""
-    kind = KINDS[content.kind]
-    names = [n for n, v in content.fields if n in kind.required or v != kind.defaults[n]]
-    if any(n in names for n in ("keywords", "market_keywords", "sectors")) and "taxonomy" not in names:
-        names.append("taxonomy")
-    return Change(change_of(content, names), Action.CREATE, content.status, tuple(sorted(set(audience))))
-
-
-NETWORK = "*"
-
-
-def audience_key(origin: str, audience: tuple[str, ...]) -> str:
-    """How the store keeps an audience for filtering: "*" for the whole network, else
-    ",a,b," with the owner included (HQ receives everything anyway)."""
-    if not audience:
-        return NETWORK
-    return "," + ",".join(sorted({origin, *audience})) + ","
-
-
-def next_status(current: str, action: Action, kind: Kind = LISTING) -> str:
-    """Where a step leads from `current`, or FailedPrecondition if it may not be taken."""
-    rule = kind.transitions.get(action)
-    if rule is None:
-        raise FailedPrecondition(f"{action.value} is not a step a {kind.name} takes")
-    sources, target = rule
-    if current not in sources:
-        allowed = ", ".join(sorted(str(s) for s in sources))
-        raise FailedPrecondition(f"cannot {action.value} a {kind.name} that is {current} (only from: {allowed})")
-    return target
-
-
-def pins_of(kind: Kind, change: Change) -> bytes:
-    """The 8 bytes a record id's nonce ends with: a digest of the kind and of the fixed
-    fields its create sets (sync/ids.py), so no second create can change them."""
-    fixed = [[n, _canonical(change.get(n) if n in change.names else kind.defaults[n])] for n in sorted(kind.fixed)]
-    data = json.dumps([kind.name, fixed], separators=(",", ":"), ensure_ascii=False).encode()
-    return hashlib.sha256(b"techbridge/v1/pins\x00" + data).digest()[:8]
-
-
-def _canonical(value: FieldValue | None) -> object:
-    if isinstance(value, tuple):
-        return [list(v) if isinstance(v, tuple) else v for v in value]
-    return value
-
-
-# ---- validation -------------------------------------------------------------------
-
-
-def check_values(
-    kind: Kind, values: Mapping[str, FieldValue], names: Iterable[str], *, whole: bool = False
-) -> list[FieldViolation]:
-    """Problems with the fields `names` of `values` (a complete record when `whole`)."""
-    order = {n: i for i, n in enumerate(kind.defaults)}
-    names = sorted(set(names), key=lambda n: (order.get(n, len(order)), n))
-    problems: list[FieldViolation] = []
-    for name in names:
-        rule = kind.rules.get(name)
-        if rule is None:
-            continue
-        for p in rule(values[name]):
-            if p.startswith("["):
-                index, _, rest = p.partition("] ")
-                problems.append(FieldViolation(f"{name}{index}]", rest))
-            else:
-                problems.append(FieldViolation(name, p))
-    bad = {p.field.split("[")[0] for p in problems}
-    problems.extend(_taxonomy_rules(values, [n for n in names if n not in bad]))
-    if whole and kind.whole is not None:
-        problems.extend(kind.whole(values))
-    return problems
-
-
-def validate_content(content: Content) -> None:
-    """Raise InvalidInput naming every field of a whole record that breaks a rule."""
-    kind = KINDS[content.kind]
-    values = content.as_dict()
-    names = [n for n in values if n in kind.required or values[n] != kind.defaults[n]]
-    if values.get("keywords") or values.get("market_keywords") or values.get("sectors"):
-        names.append("taxonomy")
-    problems = check_values(kind, values, names, whole=True)
-    if problems:
-        raise InvalidInput(problems)
-
-
-def validate_change(change: Change, kind: Kind = LISTING) -> None:
-    """The rules for the fields a change sets (a title it sets must not be empty)."""
-    unknown = [n for n in change.names if n not in kind.defaults]
-    if unknown:
-        raise InvalidInput([FieldViolation(n, f"not a {kind.name} field") for n in unknown])
-    values = {**kind.defaults, **dict(change.fields)}
-    problems = check_values(kind, values, change.names, whole=change.action == Action.CREATE)
-    if problems:
-        raise InvalidInput(problems)
 
 
 # ---- reading input ------------------------------------------------------------------

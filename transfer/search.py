@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sync.records import Content
+from sync.kinds import Content
 
 WORD_RE = re.compile(r"\w+", re.UNICODE)
 MIN_WORD, MAX_WORD = 2, 40

@@ -16,13 +16,13 @@ from __future__ import annotations
 import grpc
 
 from sync import auth
-from sync.admin import PAGE_MAX, all_with_names, detail_view, is_live, record_view, with_names
 from sync.envelope import FirmKey, read_version, signatures_from_pb
 from sync.errors import FieldViolation, InvalidInput, NotFound, VerificationFailed
-from sync.records import kind_of
 from sync.site import Site
 from sync.store.store import RecordRow
 from techbridge.v1 import admin_pb2, firm_pb2, firm_pb2_grpc
+from transfer.admin import PAGE_MAX, all_with_names, detail_view, is_live, record_view, with_names
+from transfer.records import KINDS, kind_of
 
 
 class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
@@ -65,7 +65,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         if not request.HasField("envelope") or not request.envelope.body:
             raise InvalidInput([FieldViolation("envelope", "required: a version the firm signed")])
         try:
-            version = read_version(request.envelope.body, signatures_from_pb(request.envelope))
+            version = read_version(request.envelope.body, signatures_from_pb(request.envelope), KINDS)
         except VerificationFailed as exc:
             raise InvalidInput([FieldViolation("envelope.body", str(exc))]) from exc
         if version.author != firm.firm_id:

@@ -15,13 +15,14 @@ from google.protobuf.message import Message
 
 from sync.codec import action_from_pb, content_to_pb, values_from_pb
 from sync.errors import FieldViolation, InvalidInput
+from sync.kinds import Content, FieldValue, Kind, make_content
 from sync.merge import Candidate, RecordState
-from sync.records import KINDS, Content, FieldValue, Kind, kind_of, make_content
 from sync.registry import Registry
-from sync.search import SEARCHABLE, query_terms
 from sync.site import RecordDetail, Site
 from sync.store.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+from transfer.records import KINDS, kind_of
+from transfer.search import SEARCHABLE, query_terms
 
 PAGE_MAX = 1000
 

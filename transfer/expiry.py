@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from sync.errors import TechbridgeError
-from sync.records import Action
+from sync.kinds import Action
 from sync.site import Site
 from sync.store.store import RecordRow
 
