@@ -263,7 +263,7 @@ def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
     """A round with nothing new on stores of different sizes: time and bytes on the wire.
     The hub's store is filled directly with signed offers (benchlib, about 3.8 KB); a new node pulls them all
     through a real round (an initial-pull figure), then runs rounds with nothing new."""
-    import sync.client as client_module
+    import sync.protocol.node_side as client_module
 
     out: dict[str, float] = {}
     for size in sizes:

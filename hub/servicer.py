@@ -1,4 +1,4 @@
-"""The hub's gRPC services: enrolment, the hub side of sync, hub admin.
+"""The hub's gRPC services: enrolment, sync (handed to sync.protocol.hub_side), hub admin.
 
 Thin: authenticate, decode, call a domain function, encode. Errors are
 mapped to statuses in one place (sync.server.ServiceBoundary).
@@ -7,7 +7,6 @@ mapped to statuses in one place (sync.server.ServiceBoundary).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,16 +18,14 @@ from sync import auth
 from sync.auth import CALL_SKEW_MS
 from sync.codec import registry_to_pb
 from sync.config import SITE_ID_RE
-from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import (
-    CheckpointMismatch,
     FailedPrecondition,
     FieldViolation,
     InvalidInput,
-    ResourceExhausted,
     Unauthenticated,
 )
 from sync.keys import SigningKey, key_id_of
+from sync.protocol.hub_side import HubSide
 from sync.registry import Registry, SiteKey, SiteRole
 from sync.signing import ROTATE_DOMAIN, verify
 from sync.site import Site
@@ -36,11 +33,6 @@ from sync.tls import check_csr, issue, peer_site
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, sync_pb2, sync_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-BATCH_MAX = 1000
-# A watch stream sends a heartbeat at least this often, so either side notices a dead link.
-WATCH_HEARTBEAT_S = 10.0
-WATCHES_PER_NODE = 2
 
 
 @dataclass
@@ -105,34 +97,17 @@ def rotate_in_registry(site: Site, root: SigningKey, site_id: str, public_key: b
 
 
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
+    """Authenticates each sync call and hands it to the hub's half of the protocol
+    (sync.protocol.hub_side); rotating a node's key is the hub's own."""
+
     def __init__(self, site: Site, root: SigningKey) -> None:
         self._site = site
         self._root = root
-        # Open watch streams per node: each holds a server thread, so one node may not hold many.
-        self._watching: dict[str, int] = {}
-        self._watch_lock = threading.Lock()
+        self._protocol = HubSide(site)
 
     def Watch(self, request: sync_pb2.WatchRequest, context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchEvent]:
         peer = self._caller(context, "Watch")
-        with self._watch_lock:
-            if self._watching.get(peer, 0) >= WATCHES_PER_NODE:
-                raise ResourceExhausted(f"{peer} already has {WATCHES_PER_NODE} watch streams open")
-            self._watching[peer] = self._watching.get(peer, 0) + 1
-        try:
-            store = self._site.store
-            context.add_callback(store.wake)  # a caller that leaves frees its thread at once
-            last = request.after_seq
-            log.info("%s is watching from %s", peer, last)
-            # Answer at once: the node learns the link is up without waiting for a change.
-            yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
-            while context.is_active():
-                head = store.wait_for_head(last, WATCH_HEARTBEAT_S)
-                # Only what this node may receive: the watch says nothing of the rest.
-                yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
-                last = max(last, head)
-        finally:
-            with self._watch_lock:
-                self._watching[peer] -= 1
+        yield from self._protocol.watch(peer, request, context.is_active, context.add_callback)
 
     def RotateKey(
         self, request: sync_pb2.RotateKeyRequest, context: grpc.ServicerContext
@@ -172,111 +147,11 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         self, request_iterator: Iterator[sync_pb2.PushRequest], context: grpc.ServicerContext
     ) -> Iterator[sync_pb2.PushResponse]:
         peer = self._caller(context, "Push")
-        store = self._site.store
-        for req in request_iterator:
-            if len(req.entries) > BATCH_MAX:
-                raise InvalidInput([FieldViolation("entries", f"at most {BATCH_MAX} entries per batch")])
-            if not req.txn_id.startswith(f"{peer}:"):
-                raise InvalidInput([FieldViolation("txn_id", f"must start with the caller's site id ({peer}:)")])
-            if any(e.seq > req.through_seq for e in req.entries):
-                raise InvalidInput([FieldViolation("through_seq", "must cover every entry's seq")])
-            held = store.peer_state(peer).pull_cursor
-            if req.after_seq > held:
-                raise CheckpointMismatch(
-                    f"checkpoint mismatch: this hub holds {peer}'s log up to {held}, not {req.after_seq} "
-                    "(restored from a backup?)"
-                )
-            if req.after_seq < held and not store.push_applied(req.txn_id):
-                # The node holds less of its own log than it once sent, or other entries at
-                # those positions: it was restored. (A batch applied here whose
-                # acknowledgement never reached the node, killed or cut off, comes again
-                # under the same id: a retry, not a restore.)
-                store.set_flags(peer, resend_own=True)
-            checked = self._site.check_entries(
-                [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries]
-            )
-            checked, deferred = self._site.until_deferred(checked)
-            through = req.through_seq if deferred is None else deferred - 1
-            accepted = [c.version for c in checked if c.version is not None]
-            rejected = [c.rejection for c in checked if c.rejection is not None]
-            for r in rejected:
-                log.warning("refused version %s from %s: %s", r.version_id, peer, r.reason)
-            res = store.apply_batch(
-                peer,
-                accepted,
-                rejected,
-                through_seq=through,
-                head_seq=req.through_seq + req.remaining,
-                # A cut batch is not the batch its id names: the retry must not be skipped.
-                txn_id=req.txn_id if deferred is None else None,
-                now_ms=self._site.now_ms(),
-            )
-            self._site.requarantine(accepted)
-            yield sync_pb2.PushResponse(
-                txn_id=req.txn_id,
-                acked_seq=through,
-                stored=res.stored,
-                duplicates=res.duplicates,
-                rejected=[sync_pb2.Rejection(version_id=r.version_id, reason=r.reason) for r in rejected],
-            )
-        store.record_attempt(peer, self._site.now_ms(), None)
+        yield from self._protocol.push(peer, request_iterator)
 
     def Pull(self, request: sync_pb2.PullRequest, context: grpc.ServicerContext) -> Iterator[sync_pb2.PullResponse]:
         peer = self._caller(context, "Pull")
-        store = self._site.store
-        head = store.log_head()
-        if request.after_seq > head:
-            raise CheckpointMismatch(
-                f"checkpoint mismatch: cursor {request.after_seq} is past this hub's log head; the hub's store is "
-                "older than the node's (restored from a backup?); refusing to skip what the hub now holds"
-            )
-        checkpoint = request.after_seq and request.after_version_id
-        if checkpoint and store.version_at(request.after_seq) != request.after_version_id:
-            raise CheckpointMismatch(
-                f"checkpoint mismatch: this hub's log differs from the node's checkpoint at "
-                f"{request.after_seq} (restored from a backup?)"
-            )
-        store.set_push_acked(peer, request.after_seq)
-        batch = min(request.batch_size or 500, BATCH_MAX)
-        after = request.after_seq
-        head_at_start = -1
-        # A node that holds less of its own log than the hub received from it was restored
-        # from a backup: send its own entries back too (it skips what it still holds), in
-        # every pull until it has confirmed, by pulling from there on, the head of the first
-        # such pull sent to its end (it may read batches ahead of what it has stored).
-        state = store.peer_state(peer)
-        confirmed = state.resend_own and 0 < state.resend_until <= request.after_seq
-        if confirmed:
-            store.set_flags(peer, resend_own=False)
-        pending = state.resend_own and not confirmed
-        restored = pending or state.pull_cursor > request.own_head
-        if restored and not pending:
-            store.set_flags(peer, resend_own=True)
-        if restored:
-            log.warning("%s was restored from a backup: sending its own entries back", peer)
-        while True:
-            rows, through, head = store.log_after(
-                after, batch, exclude_from=None if restored else peer, audience_of=peer
-            )
-            if head_at_start < 0:
-                head_at_start = head
-            msg = sync_pb2.PullResponse(
-                through_seq=through, head_seq=head, through_version_id=store.version_at(through) or ""
-            )
-            for r in rows:
-                msg.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
-            yield msg
-            after = through
-            if not context.is_active():
-                return
-            if through >= head_at_start:
-                break
-        # Sent to its end, not yet stored: the node may still be storing batches it read
-        # ahead. Its next Pull's after_seq says what it holds (and corrects push_acked).
-        store.set_push_acked(peer, after)
-        if restored and store.peer_state(peer).resend_until == 0:
-            store.set_resend_until(peer, head_at_start)
-        store.record_attempt(peer, self._site.now_ms(), None)
+        yield from self._protocol.pull(peer, request, context.is_active)
 
 
 class HubStatus:

@@ -24,8 +24,8 @@ from typing import Any
 import grpc
 
 from sync import auth, backoff
-from sync.client import SyncClient
 from sync.errors import TechbridgeError
+from sync.protocol.node_side import SyncClient
 from sync.server import channel
 from sync.site import Site
 from sync.tls import TlsFiles

@@ -17,8 +17,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from sync.client import SyncClient
 from sync.errors import TechbridgeError
+from sync.protocol.node_side import SyncClient
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Protocol
 
 import grpc
 
-from sync.client import Progress, SyncClient
 from sync.errors import TechbridgeError
+from sync.protocol.node_side import Progress, SyncClient
 from sync.site import Site
 from techbridge.v1 import admin_pb2, admin_pb2_grpc
 

@@ -14,12 +14,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from node.live import Kicker, Watcher
 from node.schedule import start_schedule
 from node.servicer import NodeAdminServicer, NodeStatus
-from sync.client import UNARY_DEADLINE_S, SyncClient
 from sync.clock import system_now_ms
 from sync.codec import decode_registry
 from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
 from sync.errors import ConfigError, VerificationFailed
 from sync.keys import SigningKey, key_id_of
+from sync.protocol.node_side import UNARY_DEADLINE_S, SyncClient
 from sync.registry import check_registry_signature
 from sync.runtime import RunningServer, serve_site
 from sync.server import channel

@@ -17,13 +17,13 @@ import grpc
 from hub.site import init_hub, start_hub
 from node.site import RunningNode, init_node, start_node
 from sync import auth
-from sync.client import RoundResult
 from sync.clock import Stamp, system_now_ms
 from sync.config import DataDir
 from sync.envelope import Version, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.kinds import Change, create_change, pins_of
+from sync.protocol.node_side import RoundResult
 from sync.runtime import RunningServer
 from sync.server import channel
 from sync.store import Store

@@ -1,4 +1,4 @@
-"""The pull prefetch (sync.client.prefetched): messages in order, errors in order,
+"""The pull prefetch (sync.protocol.node_side.prefetched): messages in order, errors in order,
 bounded read-ahead, and a consumer that stops early cancels the stream and leaves
 no reader thread behind."""
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sync.client import prefetched
+from sync.protocol.node_side import prefetched
 from techbridge.v1 import sync_pb2
 
 

@@ -18,11 +18,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from sync import auth
-from sync.client import SyncClient, SyncError
 from sync.clock import system_now_ms
 from sync.config import DataDir
 from sync.errors import ERROR_DOMAIN, Reason
 from sync.keys import SigningKey
+from sync.protocol.node_side import SyncClient, SyncError
 from sync.server import build_server, channel, reason_of
 from sync.site import Site
 from techbridge.v1 import sync_pb2, sync_pb2_grpc

@@ -77,8 +77,8 @@ def test_node_restored_from_backup_still_pushes_what_it_writes_next(hub: Hub, tm
 
 
 def test_a_push_whose_acknowledgement_was_lost_is_a_retry_not_a_restore(hub: Hub, tmp_path: Path) -> None:
-    from sync.client import push_txn_id
     from sync.envelope import stored_envelope_to_pb
+    from sync.protocol.node_side import push_txn_id
 
     node = make_node(hub, tmp_path / "toledo", "toledo", country="ES")
     for i in range(3):

@@ -1,49 +1,9 @@
-"""The sync engine, client side: one round between a node and the hub.
+"""The node's half of the protocol: one sync round between a node and the hub.
 
-Topology
-    Nodes dial the hub; the hub never dials a node (centres sit behind
-    firewalls). Nodes learn of each other's records through the hub.
-
-A round
-    1. **Registry.** Ask the hub for a registry newer than the one held;
-       verify it against the root key learned at enrolment; refuse a rollback.
-    2. **Push.** Send the versions written here that the hub has not
-       acknowledged, oldest first, in batches of at most `push_batch` entries,
-       with one batch in flight at a time (a bidirectional stream in
-       lockstep). Each batch carries a transaction id
-       ("<site>:<first>-<through>") so a batch retried after a lost
-       acknowledgement is a no-op at the hub. The hub stores the batch and
-       its cursor of our log in one transaction and answers with the
-       position it now holds; we record that position as `push_acked`.
-    3. **Pull.** Ask for the hub's log after our `pull_cursor`. The hub
-       streams bounded batches; for each we verify every envelope against
-       our registry (refusals are recorded with their reason and never
-       block the entries behind them) and store the batch *with* the new
-       cursor in one transaction. A crash at any instant leaves a cursor that
-       matches what is held, so the next round resumes exactly there;
-       versions already held are skipped by hash, so nothing is doubled.
-
-Cursors
-    A cursor is a position in the other side's log, never a time. The hub
-    skips, but still covers, entries a node must not receive or sent itself.
-
-Checkpoints and restore
-    Each pull batch names the version at its last position; the node keeps
-    it beside its cursor and sends it with the next Pull, and each push batch
-    says where the hub last acknowledged it. When the hub answers that a
-    checkpoint does not match (its store was restored), the node reconciles
-    by what each side holds: both cursors back to 0 under a `reconciling`
-    mark that survives a crash, a push of every version held here, a pull of
-    the hub's whole log; hashes make every duplicate a no-op. A node restored
-    from a backup is recognised by the hub, which sends its own entries back.
-
-Errors, timing and the watch
-    Every call has a deadline. A round that fails records the error against
-    the peer (shown by `sync status`) and leaves every cursor where the last
-    committed batch put it; failures in a row set a backoff (sync.backoff)
-    kept in the store, which the scheduled job (node.schedule) respects and
-    the watch stream (node.live) clears the moment the hub answers. The watch
-    stream and every local write kick a round at once.
+`SyncClient.run_round` settles a cut-short key rotation, refreshes the
+registry, pushes what the hub has not acknowledged and pulls what it has not
+sent, reconciling when the hub answers CHECKPOINT_MISMATCH; see the
+package's docstring for the protocol as a whole.
 """
 
 from __future__ import annotations
@@ -62,10 +22,11 @@ from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import Reason, TechbridgeError, Unavailable, VerificationFailed
 from sync.keys import SigningKey
+from sync.protocol.receive import receive
 from sync.registry import Registry
 from sync.server import channel, reason_of
 from sync.signing import ROTATE_DOMAIN, sign
-from sync.site import Received, Site
+from sync.site import Site
 from sync.tls import TlsFiles
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
 
@@ -421,39 +382,23 @@ class SyncClient:
         for msg in messages:
             if total < 0:
                 total = max(0, msg.head_seq - after)
-            entries = [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries]
-            checked = self._site.check_entries(entries)
-            if any(c.unknown_key for c in checked) and self.refresh_registry(stub):
-                # A centre enrolled after our registry check: recheck with the newer registry.
-                checked = self._site.check_entries(entries)
-            checked, deferred = self._site.until_deferred(checked)
-            through = msg.through_seq if deferred is None else deferred - 1
-            applied = self._apply(
-                checked, through, msg.head_seq, msg.through_version_id if through == msg.through_seq else ""
+            batch = receive(
+                self._site,
+                self._hub,
+                [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries],
+                through_seq=msg.through_seq,
+                head_seq=msg.head_seq,
+                through_version=msg.through_version_id,
+                newer_registry=lambda: self.refresh_registry(stub),
             )
-            self._site.requarantine([c.version for c in checked if c.version is not None])
-            result.pulled += applied[0]
-            result.pull_duplicates += applied[1]
-            result.pull_rejected += applied[2]
-            result.rejections.extend((c.rejection.version_id, c.rejection.reason) for c in checked if c.rejection)
-            done = through - after
+            result.pulled += batch.applied.stored
+            result.pull_duplicates += batch.applied.duplicates
+            result.pull_rejected += batch.applied.rejected
+            result.rejections.extend((r.version_id, r.reason) for r in batch.rejected)
+            done = batch.through - after
             progress(Progress("pull", done, total, result.pulled, result.pull_rejected))
-            if deferred is not None:
+            if batch.deferred is not None:
                 raise SyncError(  # closing `messages` cancels the stream
-                    f"stopped before hub log entry {deferred}: it is stamped ahead of this site's clock; "
+                    f"stopped before hub log entry {batch.deferred}: it is stamped ahead of this site's clock; "
                     "the next round takes it again"
                 )
-
-    def _apply(self, checked: list[Received], through: int, head: int, through_version: str) -> tuple[int, int, int]:
-        accepted = [c.version for c in checked if c.version is not None]
-        rejected = [c.rejection for c in checked if c.rejection is not None]
-        res = self._site.store.apply_batch(
-            self._hub,
-            accepted,
-            rejected,
-            through_seq=through,
-            head_seq=head,
-            now_ms=self._site.now_ms(),
-            through_version=through_version,
-        )
-        return res.stored, res.duplicates, res.rejected
