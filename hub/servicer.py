@@ -26,7 +26,7 @@ from sync.errors import (
 )
 from sync.keys import SigningKey, key_id_of
 from sync.protocol.hub_side import HubSide
-from sync.registry import Registry, SiteKey, SiteRole
+from sync.registry import Registry, SiteKey
 from sync.signing import ROTATE_DOMAIN, verify
 from sync.site import Site
 from sync.tls import check_csr, issue, peer_site
@@ -91,8 +91,7 @@ def rotate_in_registry(site: Site, root: SigningKey, site_id: str, public_key: b
         assert held is not None
         return issue_registry(root, with_rotated_key(held, site_id, new, at_ms), previous=held, now_ms=site.now_ms())
 
-    registry = site.store.update_registry(site.now_ms(), build)
-    site.set_registry(registry)
+    registry, _ = site.update_registry(build)
     return registry
 
 
@@ -100,10 +99,10 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     """Authenticates each sync call and hands it to the hub's half of the protocol
     (sync.protocol.hub_side); rotating a node's key is the hub's own."""
 
-    def __init__(self, site: Site, root: SigningKey) -> None:
+    def __init__(self, site: Site, root: SigningKey, protocol: HubSide) -> None:
         self._site = site
         self._root = root
-        self._protocol = HubSide(site)
+        self._protocol = protocol
 
     def Watch(self, request: sync_pb2.WatchRequest, context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchEvent]:
         peer = self._caller(context, "Watch")
@@ -154,36 +153,6 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         yield from self._protocol.pull(peer, request, context.is_active)
 
 
-class HubStatus:
-    """Per node: last contact, how far each side's log has travelled."""
-
-    def __init__(self, site: Site) -> None:
-        self._site = site
-
-    def peer_statuses(self) -> list[admin_pb2.PeerStatus]:
-        store = self._site.store
-        states = {p.peer: p for p in store.peers()}
-        nodes = [c.id for c in self._site.registry().centres if c.role == SiteRole.NODE]
-        out = []
-        for peer in sorted(set(nodes) | set(states)):
-            st = states.get(peer)
-            acked = st.push_acked if st else 0
-            out.append(
-                admin_pb2.PeerStatus(
-                    peer=peer,
-                    last_success_ms=st.last_success_ms if st else 0,
-                    last_attempt_ms=st.last_attempt_ms if st else 0,
-                    last_error=st.last_error if st else "",
-                    last_error_ms=st.last_error_ms if st else 0,
-                    pull_cursor=st.pull_cursor if st else 0,
-                    push_acked=acked,
-                    pending_push=store.count_pending(acked, exclude_from=peer, audience_of=peer),
-                    pending_pull=st.pending_pull if st else 0,
-                )
-            )
-        return out
-
-
 class HubAdminServicer(admin_pb2_grpc.HubAdminServiceServicer):
     def __init__(self, site: Site, point: EnrolPoint, root: SigningKey) -> None:
         self._site = site
@@ -206,8 +175,7 @@ class HubAdminServicer(admin_pb2_grpc.HubAdminServiceServicer):
             assert held is not None
             return issue_registry(self._root, with_revoked_key(held, request.key_id, at), previous=held, now_ms=now)
 
-        registry = self._site.store.update_registry(now, build)
-        quarantined = self._site.set_registry(registry)
+        registry, quarantined = self._site.update_registry(build)
         log.warning("revoked key %s from %s ms; registry version %s", request.key_id, at, registry.version)
         return admin_pb2.RevokeKeyResponse(registry_version=registry.version, quarantined=quarantined, revoked_at_ms=at)
 

@@ -13,13 +13,13 @@ from hub.servicer import (
     EnrolmentServicer,
     EnrolPoint,
     HubAdminServicer,
-    HubStatus,
     SyncServicer,
     rotate_in_registry,
 )
 from sync.clock import system_now_ms
 from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
 from sync.keys import SigningKey, write_private
+from sync.protocol.hub_side import HubSide
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
 from sync.runtime import RunningServer, serve_site
 from sync.site import Site
@@ -108,13 +108,15 @@ def start_hub(
         ca_cert=b"" if insecure else data.tls.ca.read_bytes(),
     )
 
+    protocol = HubSide(site)
+
     def register(server: grpc.Server) -> list[str]:
-        sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(site, root), server)
+        sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(site, root, protocol), server)
         sync_pb2_grpc.add_EnrolmentServiceServicer_to_server(EnrolmentServicer(site, root, enrol), server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(
                 site,
-                HubStatus(site),
+                protocol,
                 rotate=lambda: site.rotate_key(
                     lambda new, at: rotate_in_registry(site, root, site.site_id, new.public_bytes, at)
                 ),

@@ -120,8 +120,7 @@ class Watcher:
             self._stop.wait(backoff.delay_ms(failures) / 1000 if failures else 0.5)
 
     def _watch_once(self) -> None:
-        store = self._site.store
-        after = store.peer_state(self._hub).pull_cursor
+        after = self._client.hub_state().pull_cursor
         md = auth.site_metadata(self._site.key, self._site.site_id, "Watch", self._site.now_ms())
         with channel(self._address, self._tls, expect=self._hub) as ch:
             stream = sync_pb2_grpc.SyncServiceStub(ch).Watch(
@@ -139,9 +138,9 @@ class Watcher:
                 if first:
                     # The hub answers: the link is up. Forget the backoff and catch up.
                     self.connected = True
-                    store.clear_backoff(self._hub)
+                    self._client.clear_backoff()
                     first = False
                     self._kicker.kick(force=True)
                     continue
-                if event.head_seq > store.peer_state(self._hub).pull_cursor:
+                if event.head_seq > self._client.hub_state().pull_cursor:
                     self._kicker.kick()

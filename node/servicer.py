@@ -11,7 +11,6 @@ import grpc
 
 from sync.errors import TechbridgeError
 from sync.protocol.node_side import Progress, SyncClient
-from sync.site import Site
 from techbridge.v1 import admin_pb2, admin_pb2_grpc
 
 _PHASES = {
@@ -57,14 +56,15 @@ class NodeAdminServicer(admin_pb2_grpc.NodeAdminServiceServicer):
 
 
 class NodeStatus:
-    def __init__(self, site: Site, hub_id: str) -> None:
-        self._site = site
+    """The node's one peer, the hub: how far each side's log has travelled."""
+
+    def __init__(self, client: SyncClient, hub_id: str) -> None:
+        self._client = client
         self._hub = hub_id
         self.watcher: Watching | None = None
 
     def peer_statuses(self) -> list[admin_pb2.PeerStatus]:
-        store = self._site.store
-        st = store.peer_state(self._hub)
+        st = self._client.hub_state()
         return [
             admin_pb2.PeerStatus(
                 peer=self._hub,
@@ -74,7 +74,7 @@ class NodeStatus:
                 last_error_ms=st.last_error_ms,
                 pull_cursor=st.pull_cursor,
                 push_acked=st.push_acked,
-                pending_push=store.count_pending(st.push_acked, only_local=True),
+                pending_push=self._client.pending_push(),
                 pending_pull=st.pending_pull,
                 failures=st.failures,
                 next_attempt_ms=st.next_attempt_ms,

@@ -163,7 +163,7 @@ def start_node(
         raise ConfigError(f"{path} holds a {site.config.role}, not a node")
     hub_tls = None if site.config.hub_insecure else data.tls.load()
     client = SyncClient(site, site.config.hub_address, site.config.hub_id, hub_tls)
-    status = NodeStatus(site, site.config.hub_id)
+    status = NodeStatus(client, site.config.hub_id)
 
     def register(server: grpc.Server) -> list[str]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(site, status, rotate=client.rotate_key), server)

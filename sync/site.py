@@ -1,8 +1,11 @@
 """A running site: its config, keys, clock, store and registry, the kinds of record it
 handles, and the record operations both the hub and the nodes perform.
 
-Servicers and the sync client call these functions; they never touch the
-store or sign anything themselves.
+The one door to a site's records: services (admin, firms, expiry, the hub's
+enrolment and registry work, the node's status) read and write through these
+methods and never sign anything themselves. The sync protocol
+(`sync.protocol`) is the one other user of the store: its log, cursors and
+peer state exist for it.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from sync.merge import RecordState
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.signing import VERSION_DOMAIN, verify, verify_many
 from sync.store import Rejected, Store
-from sync.store.store import HeadVersion, RecordRow
+from sync.store.store import HeadVersion, HeldDigest, RecordRow
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +166,13 @@ class Site:
         if stored:
             self._apply_revocations(previous, registry)
         return stored
+
+    def update_registry(self, build: Callable[[Registry | None], Registry]) -> tuple[Registry, int]:
+        """Store the registry `build` makes of the one held, under the store's lock, and
+        adopt it (hub side); returns it with how many held versions its revocations sent
+        to quarantine."""
+        registry = self.store.update_registry(self.now_ms(), build)
+        return registry, self.set_registry(registry)
 
     def set_registry(self, registry: Registry) -> int:
         """Adopt a registry this process has just stored (hub side); returns how many
@@ -600,6 +610,67 @@ class Site:
         return checked, None
 
     # ---- reading ---------------------------------------------------------------
+
+    def record(self, record_id: str) -> RecordRow:
+        """A record as merged here, or NotFound."""
+        return self.store.record(record_id)
+
+    def records(
+        self,
+        *,
+        origin: str | None = None,
+        limit: int,
+        after_id: str = "",
+        include_deleted: bool = False,
+        only_conflicted: bool = False,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> list[RecordRow]:
+        """A page of the records held here, by id, with the filters given."""
+        return self.store.list_records(
+            origin=origin,
+            limit=limit,
+            after_id=after_id,
+            include_deleted=include_deleted,
+            only_conflicted=only_conflicted,
+            kind=kind,
+            status=status,
+        )
+
+    def search(
+        self,
+        terms: Sequence[str],
+        *,
+        kinds: Sequence[str] | None = None,
+        status: str | None = None,
+        origin: str | None = None,
+        limit: int = 100,
+    ) -> list[RecordRow]:
+        """Records of `kinds` (the searchable kinds by default) matching every term, newest first."""
+        return self.store.search(terms, kinds=kinds, status=status, origin=origin, limit=limit)
+
+    def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """The titles of the records named that are held here."""
+        return self.store.titles(record_ids)
+
+    def quarantined(self) -> list[tuple[str, str, str, str]]:
+        """Versions held but set aside: (version id, record id, key id, reason)."""
+        return self.store.quarantined()
+
+    def rejections(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """Versions refused on receipt, newest first: (version id, peer, reason)."""
+        return self.store.rejections(limit=limit)
+
+    def digest(self) -> HeldDigest:
+        """A digest of every version held, per origin: two sites that hold the same agree."""
+        return self.store.digest()
+
+    def counts(self) -> tuple[int, int]:
+        """Versions held, and versions refused."""
+        return self.store.counts()
+
+    def log_head(self) -> int:
+        return self.store.log_head()
 
     def record_detail(self, record_id: str) -> RecordDetail:
         head = self.store.head_version(record_id)

@@ -84,7 +84,7 @@ def with_names(site: Site, view: admin_pb2.RecordView) -> admin_pb2.RecordView:
 def all_with_names(site: Site, views: list[admin_pb2.RecordView]) -> list[admin_pb2.RecordView]:
     """Fill in the names staff and firms read (a firm owner's name, what an interest is
     about), with one lookup for the whole page."""
-    names = site.store.titles([x for v in views for x in (v.provenance.origin, v.values.interest.to_record)])
+    names = site.titles([x for v in views for x in (v.provenance.origin, v.values.interest.to_record)])
     for view in views:
         view.origin_name = names.get(view.provenance.origin, "")
         if view.kind == "interest":
@@ -155,7 +155,7 @@ def _value_from_json(site: Site, conflict_id: str, text: str) -> FieldValue:
         raw = json.loads(text)
     except json.JSONDecodeError:
         raw = text  # a bare word is a string
-    kind = KINDS[site.store.record(record_id).kind] if record_id else KINDS["listing"]
+    kind = KINDS[site.record(record_id).kind] if record_id else KINDS["listing"]
     default = kind.defaults.get(name)
     if isinstance(default, tuple) and isinstance(raw, list) and all(isinstance(w, str) for w in raw):
         return tuple(raw)
@@ -204,9 +204,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.ListQuarantineRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ListQuarantineResponse:
         out = admin_pb2.ListQuarantineResponse()
-        for vid, rid, key_id, reason in self._site.store.quarantined():
+        for vid, rid, key_id, reason in self._site.quarantined():
             out.entries.add(version_id=vid, record_id=rid, key_id=key_id, reason=reason, kind="held")
-        for vid, peer, reason in self._site.store.rejections(limit=PAGE_MAX):
+        for vid, peer, reason in self._site.rejections(limit=PAGE_MAX):
             if "revoked" in reason:  # refused on receipt because of a revocation (envelope.KeyRevoked)
                 out.entries.add(version_id=vid, reason=reason, kind="refused", peer=peer)
         return out
@@ -214,7 +214,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def GetDigest(
         self, request: admin_pb2.GetDigestRequest, context: grpc.ServicerContext
     ) -> admin_pb2.GetDigestResponse:
-        held = self._site.store.digest()
+        held = self._site.digest()
         out = admin_pb2.GetDigestResponse(site_id=self._site.site_id, versions=held.versions, digest=held.digest)
         for o in held.origins:
             out.origins.add(origin=o.origin, versions=o.versions, digest=o.digest)
@@ -244,7 +244,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if request.kind:
             kind_of(request.kind)
         size = min(request.page_size or 100, PAGE_MAX)
-        rows = self._site.store.list_records(
+        rows = self._site.records(
             origin=request.origin or None,
             limit=size + 1,
             after_id=request.page_token,
@@ -274,7 +274,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if problems:
             raise InvalidInput(problems)
         size = min(request.page_size or 100, PAGE_MAX)
-        rows = self._site.store.search(
+        rows = self._site.search(
             terms,
             kinds=[request.kind] if request.kind else sorted(SEARCHABLE),
             status=request.status or None,
@@ -299,7 +299,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.EditRecordResponse:
         if not request.id:
             raise InvalidInput([FieldViolation("id", "required")])
-        kind = KINDS[self._site.store.record(request.id).kind]
+        kind = KINDS[self._site.record(request.id).kind]
         msg = getattr(request.values, kind.name)
         version = self._site.edit_record(request.id, values_from_pb(kind, msg, request.fields))
         return admin_pb2.EditRecordResponse(record=self._view(version.record_id))
@@ -312,7 +312,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             raise InvalidInput([FieldViolation("action", "required")])
         if not request.id:
             raise InvalidInput([FieldViolation("id", "required")])
-        kind = KINDS[self._site.store.record(request.id).kind]
+        kind = KINDS[self._site.record(request.id).kind]
         fields = values_from_pb(kind, getattr(request.values, kind.name), request.fields) if request.fields else ()
         version = self._site.step_record(request.id, action, fields)
         return admin_pb2.StepRecordResponse(record=self._view(version.record_id))
@@ -322,12 +322,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.ListConflictsResponse:
         out = admin_pb2.ListConflictsResponse()
         if request.record_id:
-            row = self._site.store.record(request.record_id)
+            row = self._site.record(request.record_id)
             out.conflicts.extend(conflict_views(row.record_id, row.state))
             return out
         after = ""
         while True:  # every conflicted record, a bounded page at a time
-            rows = self._site.store.list_records(
+            rows = self._site.records(
                 origin=None, limit=PAGE_MAX, after_id=after, only_conflicted=True, include_deleted=True
             )
             for row in rows:
@@ -351,10 +351,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def GetSyncStatus(
         self, request: admin_pb2.GetSyncStatusRequest, context: grpc.ServicerContext
     ) -> admin_pb2.GetSyncStatusResponse:
-        versions, rejected = self._site.store.counts()
+        versions, rejected = self._site.counts()
         return admin_pb2.GetSyncStatusResponse(
             site_id=self._site.site_id,
-            log_head=self._site.store.log_head(),
+            log_head=self._site.log_head(),
             versions=versions,
             rejected=rejected,
             peers=self._status.peer_statuses(),

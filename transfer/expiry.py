@@ -52,7 +52,7 @@ class ExpiryReport:
 def _rows(site: Site, kind: str, status: str, origin: str | None) -> Iterator[RecordRow]:
     after = ""
     while True:
-        rows = site.store.list_records(origin=origin, limit=500, after_id=after, kind=kind, status=status)
+        rows = site.records(origin=origin, limit=500, after_id=after, kind=kind, status=status)
         yield from rows
         if len(rows) < 500:
             return

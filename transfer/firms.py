@@ -44,7 +44,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         if row.kind == "interest":
             target = str(content.value("to_record"))
             try:
-                return self._site.store.record(target).origin == firm.firm_id
+                return self._site.record(target).origin == firm.firm_id
             except NotFound:
                 return False
         if row.deleted:
@@ -57,7 +57,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
 
     def Hello(self, request: firm_pb2.HelloRequest, context: grpc.ServicerContext) -> firm_pb2.HelloResponse:
         firm = self._firm(context, "Hello")
-        name = self._site.store.record(firm.firm_id).title
+        name = self._site.record(firm.firm_id).title
         return firm_pb2.HelloResponse(site_id=self._site.site_id, firm_id=firm.firm_id, firm_name=name, home=firm.home)
 
     def Submit(self, request: firm_pb2.SubmitRequest, context: grpc.ServicerContext) -> firm_pb2.SubmitResponse:
@@ -80,7 +80,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         firm = self._firm(context, "GetRecord")
         if not request.id:
             raise InvalidInput([FieldViolation("id", "required")])
-        row = self._site.store.record(request.id)
+        row = self._site.record(request.id)
         if not self._visible(firm, row):
             raise NotFound(f"no record with id {request.id} that this firm may see")
         view = with_names(self._site, detail_view(self._site.record_detail(request.id), self._site.now_ms()))
@@ -100,7 +100,7 @@ class FirmServicer(firm_pb2_grpc.FirmServiceServicer):
         views: list[admin_pb2.RecordView] = []
         more = True
         while more and len(views) < size:
-            rows = self._site.store.list_records(
+            rows = self._site.records(
                 origin=firm.firm_id if request.mine else None, limit=PAGE_MAX, after_id=after, kind=request.kind or None
             )
             more = len(rows) == PAGE_MAX

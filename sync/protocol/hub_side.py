@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import CheckpointMismatch, FieldViolation, InvalidInput, ResourceExhausted
 from sync.protocol.receive import receive
+from sync.registry import SiteRole
 from sync.site import Site
-from techbridge.v1 import sync_pb2
+from techbridge.v1 import admin_pb2, sync_pb2
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +182,29 @@ class HubSide:
         finally:
             with self._watch_lock:
                 self._watching[peer] -= 1
+
+    # ---- status: where each node's exchange stands ------------------------------------
+
+    def peer_statuses(self) -> list[admin_pb2.PeerStatus]:
+        """Per node: last contact, how far each side's log has travelled."""
+        store = self._site.store
+        states = {p.peer: p for p in store.peers()}
+        nodes = [c.id for c in self._site.registry().centres if c.role == SiteRole.NODE]
+        out = []
+        for peer in sorted(set(nodes) | set(states)):
+            st = states.get(peer)
+            acked = st.push_acked if st else 0
+            out.append(
+                admin_pb2.PeerStatus(
+                    peer=peer,
+                    last_success_ms=st.last_success_ms if st else 0,
+                    last_attempt_ms=st.last_attempt_ms if st else 0,
+                    last_error=st.last_error if st else "",
+                    last_error_ms=st.last_error_ms if st else 0,
+                    pull_cursor=st.pull_cursor if st else 0,
+                    push_acked=acked,
+                    pending_push=store.count_pending(acked, exclude_from=peer, audience_of=peer),
+                    pending_pull=st.pending_pull if st else 0,
+                )
+            )
+        return out

@@ -27,6 +27,7 @@ from sync.registry import Registry
 from sync.server import channel, reason_of
 from sync.signing import ROTATE_DOMAIN, sign
 from sync.site import Site
+from sync.store.store import PeerState
 from sync.tls import TlsFiles
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
 
@@ -137,6 +138,18 @@ class SyncClient:
     def in_backoff(self) -> bool:
         st = self._site.store.peer_state(self._hub)
         return st.next_attempt_ms > self._site.now_ms()
+
+    def hub_state(self) -> PeerState:
+        """Where this node's exchange with the hub stands: cursors, last contact, backoff."""
+        return self._site.store.peer_state(self._hub)
+
+    def pending_push(self) -> int:
+        """Versions written here that the hub has not acknowledged yet."""
+        return self._site.store.count_pending(self.hub_state().push_acked, only_local=True)
+
+    def clear_backoff(self) -> None:
+        """The hub answers again: the next round need not wait."""
+        self._site.store.clear_backoff(self._hub)
 
     def rotate_key(self) -> tuple[str, str, Registry, int]:
         """Replace this node's signing key: the hub registers the new one (the call is
