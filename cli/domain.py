@@ -10,32 +10,17 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 
-from cli.common import (
-    CALL_TIMEOUT_S,
-    Admin,
-    CliError,
-    err,
-    list_records,
-    listing_json,
-    parse_sets,
-    parse_time,
-    print_json,
-    print_listing,
-    read_json_file,
-    record_values,
-    rpc_error_lines,
-    step_record,
-    values_message,
-)
-from cli.firmclient import FirmClient, FirmKeyFile
+from cli.common import CliError, parse_sets, parse_time, read_json_file, record_values, values_message
+from cli.connect import CALL_TIMEOUT_S, Admin, as_firm, call, firm_client, rpc_error_lines
+from cli.firmclient import FirmKeyFile
+from cli.records import firm_change, firm_list, list_records, step_record
+from cli.render import err, listing_json, print_json, print_listing, report
 from sync import taxonomy
-from sync.errors import InvalidInput, TechbridgeError
+from sync.errors import InvalidInput
 from sync.keys import SigningKey
 from sync.records import (
     FIRM,
@@ -53,42 +38,6 @@ from sync.records import (
     validate_content,
 )
 from techbridge.v1 import admin_pb2
-
-T = TypeVar("T")
-
-# ---- firm side --------------------------------------------------------------------------
-
-
-def _firm(a: argparse.Namespace) -> FirmClient:
-    try:
-        keyfile = FirmKeyFile.load(Path(a.firm_key))
-        return FirmClient(keyfile, a.node)
-    except TechbridgeError as exc:
-        raise CliError(f"error: {exc}") from exc
-
-
-def _as_firm(a: argparse.Namespace) -> bool:
-    if a.node and a.firm_key:
-        return True
-    if getattr(a, "data", None):
-        return False
-    raise CliError("error: give --data DIR (centre staff) or --node HOST:PORT --firm-key FILE (a firm)")
-
-
-def _report(view: admin_pb2.RecordView, as_json: bool, what: str) -> None:
-    if as_json:
-        print_json(listing_json(view, detail=True))
-        return
-    err.print(f"{what} {view.kind} {view.id} (status {view.status}) at {view.provenance.origin}", highlight=False)
-    sys.stdout.write(view.id + "\n")
-
-
-def _call(fn: Callable[[], T], what: str = "") -> T:
-    try:
-        return fn()
-    except grpc.RpcError as e:
-        raise CliError(*rpc_error_lines(e, what)) from e
-
 
 # ---- firms (staff at the home centre) -----------------------------------------------------
 
@@ -111,7 +60,7 @@ def cmd_firm_register(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
         insecure = s.data.running_insecure()
         ca_pem = "" if insecure else s.data.tls.ca.read_text()
-        view = _call(
+        view = call(
             lambda: (
                 s.admin.AddRecord(
                     admin_pb2.AddRecordRequest(
@@ -133,7 +82,7 @@ def cmd_firm_register(a: argparse.Namespace) -> None:
 
 def cmd_firm_show(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
-        view = _call(
+        view = call(
             lambda: s.admin.GetRecord(admin_pb2.GetRecordRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S).record
         )
     print_listing(view, a.json)
@@ -159,73 +108,37 @@ def cmd_request_submit(a: argparse.Namespace) -> None:
         targets = audience_from_json(doc, "to")
     except InvalidInput as exc:
         raise CliError(*(f"error: {name}: {v.field}: {v.description}" for v in exc.violations)) from exc
-    with _firm(a) as c:
+    with firm_client(a) as c:
         values = {**content.as_dict(), "via": c.site_id}
         content = make_content(REQUEST, values, content.status)
         audience = tuple(sorted({*targets, c.site_id})) if targets else ()
-        view = _call(lambda: c.create("request", create_change(content, audience)), name)
-    _report(view, a.json, "submitted")
-
-
-def _firm_change(a: argparse.Namespace, build: Callable[[admin_pb2.RecordView], Change]) -> None:
-    with _firm(a) as c:
-        view = _call(lambda: c.get(a.id))
-        try:
-            change = build(view)
-        except InvalidInput as exc:
-            raise CliError(*(f"error: {v.field}: {v.description}" for v in exc.violations)) from exc
-        except TechbridgeError as exc:
-            raise CliError(f"error: {exc}") from exc
-        result = _call(lambda: c.change(view, change))
-    if a.json:
-        print_json(listing_json(result, detail=True))
-    else:
-        print_listing(result, False)
+        view = call(lambda: c.create("request", create_change(content, audience)), name)
+    report(view, a.json, "submitted")
 
 
 def cmd_request_edit(a: argparse.Namespace) -> None:
-    _firm_change(a, lambda view: Change(tuple(sorted(parse_sets(a.set, REQUEST).items()))))
+    firm_change(a, lambda view: Change(tuple(sorted(parse_sets(a.set, REQUEST).items()))))
 
 
 def cmd_request_withdraw(a: argparse.Namespace) -> None:
     def build(view: admin_pb2.RecordView) -> Change:
         return Change(action=Action.WITHDRAW, status=next_status(view.status, Action.WITHDRAW, REQUEST))
 
-    _firm_change(a, build)
+    firm_change(a, build)
 
 
 def cmd_request_show(a: argparse.Namespace) -> None:
-    if _as_firm(a):
-        with _firm(a) as c:
-            view = _call(lambda: c.get(a.id))
+    if as_firm(a):
+        with firm_client(a) as c:
+            view = call(lambda: c.get(a.id))
         print_listing(view, a.json)
         return
     cmd_firm_show(a)
 
 
-def _firm_list(a: argparse.Namespace, kind: str) -> None:
-    with _firm(a) as c:
-        views = _call(lambda: c.list(kind, mine=a.mine))
-        site = c.site_id
-    if a.json:
-        print_json([listing_json(v, detail=False) for v in views])
-        return
-    from rich.table import Table
-
-    from cli.common import iso, out
-
-    table = Table(title=f"{kind}s a firm sees at {site} ({len(views)})")
-    for col in ("id", "title", "origin", "status", "updated"):
-        table.add_column(col, overflow="fold")
-    for v in views:
-        doc = listing_json(v, detail=False)
-        table.add_row(v.id, doc["title"], v.origin_name or v.provenance.origin, v.status, iso(v.updated_at_ms))
-    out.print(table)
-
-
 def cmd_request_list(a: argparse.Namespace) -> None:
-    if _as_firm(a):
-        _firm_list(a, "request")
+    if as_firm(a):
+        firm_list(a, "request")
     else:
         list_records(a, "request")
 
@@ -255,17 +168,17 @@ def _interest_values(
 
 
 def cmd_interest_send(a: argparse.Namespace) -> None:
-    if _as_firm(a):
-        with _firm(a) as c:
-            target = _call(lambda: c.get(a.to), "--to")
+    if as_firm(a):
+        with firm_client(a) as c:
+            target = call(lambda: c.get(a.to), "--to")
             values = _interest_values(target, c.site_id, a.message or "", a.consent)
             content = make_content(INTEREST, values, "sent")
             audience = tuple(sorted({str(values["to_owner"]), c.site_id}))
-            view = _call(lambda: c.create("interest", create_change(content, audience)))
-        _report(view, a.json, "sent")
+            view = call(lambda: c.create("interest", create_change(content, audience)))
+        report(view, a.json, "sent")
         return
     with Admin(a.data) as s:
-        target = _call(
+        target = call(
             lambda: (
                 s.admin.GetRecord(admin_pb2.GetRecordRequest(id=a.to), metadata=s.md, timeout=CALL_TIMEOUT_S).record
             ),
@@ -273,7 +186,7 @@ def cmd_interest_send(a: argparse.Namespace) -> None:
         )
         values = _interest_values(target, s.config.site_id, a.message or "", a.consent)
         staff_audience = sorted({str(values["to_owner"]), s.config.site_id})
-        view = _call(
+        view = call(
             lambda: (
                 s.admin.AddRecord(
                     admin_pb2.AddRecordRequest(
@@ -287,7 +200,7 @@ def cmd_interest_send(a: argparse.Namespace) -> None:
                 ).record
             )
         )
-    _report(view, a.json, "sent")
+    report(view, a.json, "sent")
 
 
 def cmd_interest_decline(a: argparse.Namespace) -> None:
@@ -298,13 +211,13 @@ def cmd_interest_introduce(a: argparse.Namespace) -> None:
     identity = a.identity
     if not identity:
         with Admin(a.data) as s:
-            interest = _call(
+            interest = call(
                 lambda: (
                     s.admin.GetRecord(admin_pb2.GetRecordRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S).record
                 )
             )
             _, values = record_values(interest)
-            target = _call(
+            target = call(
                 lambda: (
                     s.admin.GetRecord(
                         admin_pb2.GetRecordRequest(id=str(values["to_record"])), metadata=s.md, timeout=CALL_TIMEOUT_S
@@ -321,23 +234,23 @@ def cmd_interest_introduce(a: argparse.Namespace) -> None:
 
 
 def cmd_interest_close(a: argparse.Namespace) -> None:
-    if _as_firm(a):
+    if as_firm(a):
 
         def build(view: admin_pb2.RecordView) -> Change:
             return Change(action=Action.CLOSE, status=next_status(view.status, Action.CLOSE, INTEREST))
 
-        _firm_change(a, build)
+        firm_change(a, build)
         return
     step_record(a, "close", [])
 
 
 def cmd_interest_consent(a: argparse.Namespace) -> None:
-    _firm_change(a, lambda view: Change((("sender_consent", True),)))
+    firm_change(a, lambda view: Change((("sender_consent", True),)))
 
 
 def cmd_interest_list(a: argparse.Namespace) -> None:
-    if _as_firm(a):
-        _firm_list(a, "interest")
+    if as_firm(a):
+        firm_list(a, "interest")
     else:
         list_records(a, "interest")
 
@@ -405,7 +318,7 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
 def cmd_search(a: argparse.Namespace) -> None:
     from rich.table import Table
 
-    from cli.common import iso, out
+    from cli.render import iso, out
 
     req = admin_pb2.SearchRecordsRequest(
         text=" ".join(a.text),

@@ -21,39 +21,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from cli import domain
-from cli.common import (
-    CALL_TIMEOUT_S,
-    SYNC_TIMEOUT_S,
-    Admin,
-    CliError,
-    add_record_from_file,
-    conflict_json,
-    err,
-    iso,
-    kind_at,
-    list_records,
-    out,
-    parse_duration,
-    parse_sets,
-    parse_time,
-    print_json,
-    print_listing,
-    rpc_error_lines,
-    step_record,
-    values_message,
-)
+from cli.common import CliError, parse_duration, parse_sets, parse_time, values_message
+from cli.connect import CALL_TIMEOUT_S, SYNC_TIMEOUT_S, Admin, kind_at, rpc_error_lines
+from cli.records import add_record_from_file, list_records, step_record
+from cli.render import conflict_json, err, iso, out, print_json, print_listing, warn_insecure
 from sync.errors import InvalidInput, TechbridgeError
 from sync.records import LISTING
 from techbridge.v1 import admin_pb2, admin_pb2_grpc
 
 # ---- commands: hub ----------------------------------------------------------------
-
-
-def _warn_insecure(what: str) -> None:
-    err.print(
-        f"[bold red]WARNING: this {what} runs WITHOUT TLS (--insecure). Anyone on the network can read and "
-        "inject traffic. For local development only.[/]"
-    )
 
 
 def cmd_hub_init(a: argparse.Namespace) -> None:
@@ -74,7 +50,7 @@ def cmd_hub_serve(a: argparse.Namespace) -> None:
     from sync.runtime import wait_for_signal
 
     if a.insecure:
-        _warn_insecure("hub")
+        warn_insecure("hub")
     running = start_hub(Path(a.data), listen=a.listen, insecure=a.insecure)
     how = "WITHOUT TLS" if a.insecure else f"mutual TLS; enrolment and firms on port {running.enrol_port}"
     out.print(f"hub {running.site.site_id} serving on {running.address} ({how}; Ctrl-C to stop)", highlight=False)
@@ -101,7 +77,7 @@ def cmd_node_init(a: argparse.Namespace) -> None:
 
     try:
         if a.insecure:
-            _warn_insecure("node")
+            warn_insecure("node")
         config = init_node(Path(a.data), hub=a.hub, token=a.token, listen=a.listen, db_url=a.db, insecure=a.insecure)
     except grpc.RpcError as e:
         raise CliError(*(f"{line} (enrolling at {a.hub})" for line in rpc_error_lines(e))) from e
@@ -114,10 +90,10 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
     from sync.runtime import wait_for_signal
 
     if a.insecure:
-        _warn_insecure("node")
+        warn_insecure("node")
     node = start_node(Path(a.data), sync_every_s=a.sync_every, listen=a.listen, insecure=a.insecure, live=not a.no_live)
     if node.running.insecure and not a.insecure:
-        _warn_insecure("node (its hub serves without TLS)")
+        warn_insecure("node (its hub serves without TLS)")
     every = a.sync_every if a.sync_every is not None else node.running.site.config.sync_every_s
     how = [] if a.no_live else ["at once (watch stream)"]
     how.append(f"every {every:g}s" if every > 0 else "by `sync now`" if a.no_live else "(no schedule)")
