@@ -1,9 +1,10 @@
-"""Shared pieces of the techbridge CLI: its error, and reading what a user gives it.
+"""Shared pieces of the techbridge CLI: its error, its common options, reading what a user gives it.
 
-CliError carries the lines a command prints on stderr and its exit code; the
-parsers here turn files, durations, times and FIELD=VALUE arguments into
-domain values, reporting every problem, and convert field values to and from
-the messages the admin service speaks.
+CliError carries the lines a command prints on stderr and its exit code. The
+option helpers give every noun's commands the same --data, --node and
+--firm-key. The parsers turn files, durations, times and FIELD=VALUE
+arguments into domain values, reporting every problem, and field values are
+converted to and from the messages the admin service speaks.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeAlias
 
 from sync.codec import values_from_pb, values_to_pb
 from sync.errors import InvalidInput
 from sync.records import KINDS, FieldValue, Kind, parse_field_value
 from techbridge.v1 import admin_pb2, records_pb2
+
+# What a noun's module adds its parser to: the top-level parser's subcommands.
+Groups: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class CliError(Exception):
@@ -27,6 +32,28 @@ class CliError(Exception):
         super().__init__("\n".join(lines))
         self.lines = lines
         self.code = code
+
+
+def data_arg(sp: argparse.ArgumentParser) -> None:
+    """--data for the site commands (hub, node, keys, quarantine, listing, conflicts, sync)."""
+    sp.add_argument("--data", required=True, metavar="DIR", help="the site's data folder")
+
+
+def staff_data_arg(sp: argparse.ArgumentParser, required: bool = True) -> None:
+    """--data for centre staff's commands on firms, requests, interests and search."""
+    sp.add_argument("--data", required=required, help="the centre's data folder (staff)")
+
+
+def firm_args(sp: argparse.ArgumentParser, required: bool = True) -> None:
+    """--node and --firm-key for a firm's commands."""
+    sp.add_argument("--node", required=required, metavar="HOST:PORT", help="any centre's open (firm) port")
+    sp.add_argument("--firm-key", required=required, metavar="FILE", help="the firm's key file")
+
+
+def staff_or_firm_args(sp: argparse.ArgumentParser) -> None:
+    """Both, optional, for a command either side runs (connect.as_firm tells which was given)."""
+    staff_data_arg(sp, required=False)
+    firm_args(sp, required=False)
 
 
 def record_values(view: admin_pb2.RecordView) -> tuple[Kind, dict[str, FieldValue]]:

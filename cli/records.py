@@ -1,4 +1,4 @@
-"""Record commands several nouns share: add from a file, list, step, a firm's change and list.
+"""Record commands several nouns share: add from a file, list, show, step, a firm's change and list.
 
 Listings, firms, requests and interests are all records; these bodies do the
 work for whichever kind a command names and print the result the same way.
@@ -14,7 +14,7 @@ import grpc
 from rich.table import Table
 
 from cli.common import CliError, parse_sets, read_json_file, values_message
-from cli.connect import CALL_TIMEOUT_S, Admin, call, firm_client, kind_at, rpc_error_lines
+from cli.connect import CALL_TIMEOUT_S, Admin, as_firm, call, firm_client, kind_at, rpc_error_lines
 from cli.render import err, iso, listing_json, out, print_json, print_listing
 from sync.errors import InvalidInput, TechbridgeError
 from sync.records import Change, Kind, audience_from_json, content_from_json
@@ -156,3 +156,27 @@ def firm_list(a: argparse.Namespace, kind: str) -> None:
         doc = listing_json(v, detail=False)
         table.add_row(v.id, doc["title"], v.origin_name or v.provenance.origin, v.status, iso(v.updated_at_ms))
     out.print(table)
+
+
+def cmd_staff_show(a: argparse.Namespace) -> None:
+    """`show` for staff: one record as this site holds it."""
+    with Admin(a.data) as s:
+        view = call(
+            lambda: s.admin.GetRecord(admin_pb2.GetRecordRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S).record
+        )
+    print_listing(view, a.json)
+
+
+def cmd_record_show(a: argparse.Namespace) -> None:
+    """`show` for a record either side reads: a firm through its centre, staff at their own site."""
+    if as_firm(a):
+        with firm_client(a) as c:
+            view = call(lambda: c.get(a.id))
+        print_listing(view, a.json)
+        return
+    cmd_staff_show(a)
+
+
+def cmd_record_step(a: argparse.Namespace) -> None:
+    """A lifecycle step with no fields of its own (the parser sets `step`)."""
+    step_record(a, a.step, a.set or [])
