@@ -1,0 +1,192 @@
+"""`techbridge listing`: technology listings (offers) held at this site.
+
+Staff add them from a JSON file or import them in bulk from CSV, list, show
+and edit them, and step them through their lifecycle (submit, validate,
+publish, extend, expire, withdraw, archive, delete, undelete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+
+import grpc
+
+from cli.common import CliError, Groups, data_arg, parse_sets, parse_time, values_message
+from cli.connect import CALL_TIMEOUT_S, Admin, kind_at, rpc_error_lines
+from cli.records import add_record_from_file, cmd_record_step, list_records, step_record
+from cli.render import err, print_listing
+from sync.errors import InvalidInput
+from techbridge.v1 import admin_pb2
+from transfer.records import LISTING, audience_from_json, content_from_json
+
+
+def cmd_listing_add(a: argparse.Namespace) -> None:
+    add_record_from_file(a, LISTING)
+
+
+def cmd_listing_list(a: argparse.Namespace) -> None:
+    list_records(a, "listing")
+
+
+def cmd_listing_show(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        resp = s.admin.GetRecord(admin_pb2.GetRecordRequest(id=a.id), metadata=s.md, timeout=CALL_TIMEOUT_S)
+    print_listing(resp.record, a.json)
+
+
+def cmd_listing_edit(a: argparse.Namespace) -> None:
+    with Admin(a.data) as s:
+        kind = kind_at(s, a.id)
+        fields = parse_sets(a.set, kind)
+        resp = s.admin.EditRecord(
+            admin_pb2.EditRecordRequest(id=a.id, fields=sorted(fields), values=values_message(kind, fields)),
+            metadata=s.md,
+            timeout=CALL_TIMEOUT_S,
+        )
+    print_listing(resp.record, a.json)
+
+
+def cmd_listing_step(a: argparse.Namespace) -> None:
+    step_record(a, a.step, getattr(a, "set", None) or [])
+
+
+def cmd_listing_extend(a: argparse.Namespace) -> None:
+    step_record(a, "extend", [f"valid_until_ms={a.until}"])
+
+
+def cmd_listing_import(a: argparse.Namespace) -> None:
+    """Bulk offers from CSV: a header row of field names, one offer a row; lists separated by ';'.
+    Every row is checked first and every problem printed (row and field); nothing is stored
+    unless all rows are good."""
+    name = a.file
+    try:
+        with open(name, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise CliError(f"error: {name}: cannot read: {exc.strerror}") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CliError(f"error: {name}: not a UTF-8 CSV file ({exc})") from exc
+    if not rows:
+        raise CliError(f"error: {name}: no rows under the header")
+    problems: list[str] = []
+    docs: list[dict[str, object]] = []
+    for n, row in enumerate(rows, start=2):
+        doc: dict[str, object] = {}
+        for key, text in row.items():
+            if key is None:
+                problems.append(f"error: {name}: row {n}: more cells than header columns")
+                continue
+            text = (text or "").strip()
+            default = LISTING.defaults.get(key)
+            if not text:
+                continue
+            if isinstance(default, tuple) or key == "audience":
+                doc[key] = [w.strip() for w in text.split(";") if w.strip()]
+            elif isinstance(default, bool):
+                doc[key] = text.lower() in ("true", "yes", "1")
+            elif isinstance(default, int):
+                doc[key] = int(text) if text.lstrip("-").isdigit() else text
+            else:
+                doc[key] = text
+        try:
+            content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
+            audience_from_json(doc)
+        except InvalidInput as exc:
+            problems.extend(f"error: {name}: row {n}: {v.field}: {v.description}" for v in exc.violations)
+        docs.append(doc)
+    if problems:
+        raise CliError(*problems)
+    with Admin(a.data) as s:
+        for n, doc in enumerate(docs, start=2):
+            content = content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
+            note = doc.get("private_note")
+            req = admin_pb2.AddRecordRequest(
+                values=values_message(LISTING, content.as_dict()),
+                audience=list(audience_from_json(doc)),
+                status=content.status,
+                private_note=note if isinstance(note, str) else "",
+            )
+            try:
+                view = s.admin.AddRecord(req, metadata=s.md, timeout=CALL_TIMEOUT_S).record
+            except grpc.RpcError as e:
+                raise CliError(*rpc_error_lines(e, f"{name}: row {n}")) from e
+            sys.stdout.write(view.id + "\n")
+    err.print(f"imported {len(docs)} offers from {name}", highlight=False)
+
+
+def add_parser(groups: Groups) -> None:
+    listing = groups.add_parser("listing", help="technology listings").add_subparsers(dest="cmd", required=True)
+    sp = listing.add_parser("add", help="sign and store a listing from a JSON file; prints its id last")
+    data_arg(sp)
+    sp.add_argument(
+        "--file",
+        required=True,
+        help="listing JSON: title (required) and any offer field (see the README: stage, trl, ipr_status, "
+        "keywords, partnership_types, ...), status (draft or submitted), audience (network, hq or centre ids), "
+        "private_note (kept only at this centre)",
+    )
+    sp.add_argument("--json", action="store_true", help="print the stored listing as JSON")
+    sp.set_defaults(func=cmd_listing_add)
+    sp = listing.add_parser("list", help="list the listings this site holds")
+    data_arg(sp)
+    sp.add_argument("--centre", default=None, help="only listings owned by this centre")
+    sp.add_argument("--deleted", action="store_true", help="include deleted listings")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listing_list)
+    sp = listing.add_parser("show", help="one listing with its provenance")
+    data_arg(sp)
+    sp.add_argument("id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listing_show)
+    sp = listing.add_parser(
+        "edit",
+        help="set fields: content (any offer field but valid_until_ms) at the owning centre; "
+        "curation (tags, featured) at HQ",
+    )
+    data_arg(sp)
+    sp.add_argument("id")
+    sp.add_argument(
+        "--set",
+        action="append",
+        required=True,
+        metavar="FIELD=VALUE",
+        help="repeatable; lists are comma-separated (keywords=water,solar), featured=true|false",
+    )
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listing_edit)
+    steps = {
+        "submit": "draft -> submitted (owning centre)",
+        "validate": "submitted -> validated (HQ only)",
+        "publish": "validated -> published",
+        "withdraw": "any live status -> withdrawn",
+        "delete": "write a tombstone; edits that did not see it do not bring the listing back",
+        "undelete": "bring a deleted listing back (made on top of the tombstone)",
+    }
+    for step, text in steps.items():
+        sp = listing.add_parser(step, help=text)
+        data_arg(sp)
+        sp.add_argument("id")
+        sp.add_argument("--json", action="store_true")
+        sp.set_defaults(func=cmd_listing_step, step=step)
+    sp = listing.add_parser("extend", help="extend a published or expired offer once, to a new end of validity")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("id")
+    sp.add_argument("--until", required=True, type=parse_time, help="e.g. 2028-01-31T00:00:00Z")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_listing_extend)
+    sp = listing.add_parser("import", help="bulk offers from a CSV file (header: field names; lists split by ';')")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--file", required=True)
+    sp.set_defaults(func=cmd_listing_import)
+    sp = listing.add_parser("expire", help="the owning centre (or HQ) marks a published offer expired now")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_record_step, step="expire", set=None)
+    sp = listing.add_parser("archive", help="archive a withdrawn or expired offer")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_record_step, step="archive", set=None)
