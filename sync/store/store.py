@@ -48,14 +48,13 @@ from sync import backoff
 from sync.clock import Stamp
 from sync.codec import decode_registry, decode_version_body, merge_input_of
 from sync.envelope import FirmKey, SignatureValue, Version
-from sync.errors import FailedPrecondition, NotFound
+from sync.errors import NotFound
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
 from sync.records import NETWORK, Action, audience_key
 from sync.registry import Registry
 from sync.search import terms_of
 from sync.store import migrate
 from sync.store.models import (
-    InviteModel,
     LogEntryModel,
     PeerStateModel,
     PrivateNoteModel,
@@ -77,7 +76,6 @@ peers_t = cast(Table, PeerStateModel.__table__)
 txns_t = cast(Table, PushTxnModel.__table__)
 rejections_t = cast(Table, RejectionModel.__table__)
 registry_t = cast(Table, RegistryModel.__table__)
-invites_t = cast(Table, InviteModel.__table__)
 notes_t = cast(Table, PrivateNoteModel.__table__)
 terms_t = cast(Table, SearchTermModel.__table__)
 
@@ -183,14 +181,6 @@ class PeerState:
     resend_until: int = 0
 
 
-@dataclass(frozen=True)
-class Invite:
-    centre_id: str
-    name: str
-    country: str
-    expires_at_ms: int
-
-
 def _sigs_to_json(sigs: Iterable[SignatureValue]) -> str:
     return json.dumps([{"key_id": s.key_id, "signature": s.signature.hex(), "role": s.role} for s in sigs])
 
@@ -293,22 +283,6 @@ class Store:
         )
         return True
 
-    # ---- invites (hub) ----------------------------------------------------
-
-    def add_invite(self, token_hash: str, invite: Invite, now_ms: int) -> None:
-        with self._write_lock, self.engine.begin() as conn:
-            conn.execute(
-                insert(invites_t).values(
-                    token_hash=token_hash,
-                    centre_id=invite.centre_id,
-                    name=invite.name,
-                    country=invite.country,
-                    created_at_ms=now_ms,
-                    expires_at_ms=invite.expires_at_ms,
-                    used_at_ms=None,
-                )
-            )
-
     def update_registry(self, now_ms: int, build: Callable[[Registry | None], Registry]) -> Registry:
         """Build and store the next registry from the held one, in one transaction (hub)."""
         with self._write_lock, self.engine.begin() as conn:
@@ -358,27 +332,6 @@ class Store:
                 .limit(limit)
             ).all()
         return [(r.version_id, r.record_id, r.key_id, r.quarantine_reason) for r in rows]
-
-    def redeem_invite(
-        self, token_hash: str, now_ms: int, build_registry: Callable[[Invite, Registry | None], Registry]
-    ) -> Registry:
-        """Spend a join token and store the registry that enrols its centre, atomically."""
-        with self._write_lock, self.engine.begin() as conn:
-            row = conn.execute(select(invites_t).where(invites_t.c.token_hash == token_hash)).first()
-            if row is None:
-                raise NotFound("join token is not known to this hub")
-            if row.used_at_ms is not None:
-                raise FailedPrecondition("join token has already been used")
-            if row.expires_at_ms <= now_ms:
-                raise FailedPrecondition("join token has expired")
-            conn.execute(update(invites_t).where(invites_t.c.token_hash == token_hash).values(used_at_ms=now_ms))
-            reg_row = conn.execute(
-                select(registry_t.c.body, registry_t.c.signature).order_by(registry_t.c.version.desc()).limit(1)
-            ).first()
-            held = decode_registry(reg_row.body, reg_row.signature) if reg_row else None
-            new = build_registry(Invite(row.centre_id, row.name, row.country, row.expires_at_ms), held)
-            self._save_registry(conn, new, now_ms)
-            return new
 
     # ---- writing versions ---------------------------------------------------
 
