@@ -21,7 +21,7 @@ from sync.errors import FailedPrecondition, NotFound
 from sync.registry import Registry
 from sync.store import Store
 from sync.store.models import InviteModel
-from sync.store.store import registry_t
+from sync.store.tables import registry_t
 
 invites_t = cast(Table, InviteModel.__table__)
 

@@ -20,7 +20,7 @@ from sync.records import KINDS, Content, FieldValue, Kind, kind_of, make_content
 from sync.registry import Registry
 from sync.search import SEARCHABLE, query_terms
 from sync.site import RecordDetail, Site
-from sync.store.store import RecordRow
+from sync.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 
 PAGE_MAX = 1000

@@ -21,7 +21,7 @@ from sync.envelope import FirmKey, read_version, signatures_from_pb
 from sync.errors import FieldViolation, InvalidInput, NotFound, VerificationFailed
 from sync.records import kind_of
 from sync.site import Site
-from sync.store.store import RecordRow
+from sync.store import RecordRow
 from techbridge.v1 import admin_pb2, firm_pb2, firm_pb2_grpc
 
 

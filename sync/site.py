@@ -69,8 +69,7 @@ from sync.records import (
 )
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.signing import VERSION_DOMAIN, verify, verify_many
-from sync.store import Rejected, Store
-from sync.store.store import HeadVersion, RecordRow
+from sync.store import HeadVersion, RecordRow, Rejected, Store
 
 log = logging.getLogger(__name__)
 
