@@ -363,7 +363,6 @@ class Site:
             self._check_open(record_id, state, kind)
             return self._write(record_id, row.origin, change, state.heads, None, kind)
 
-
     def step_record(self, record_id: str, action: Action, fields: tuple[tuple[str, FieldValue], ...] = ()) -> Version:
         with self._write_lock:
             row, state = self._current(record_id)
@@ -403,7 +402,6 @@ class Site:
             if action == Action.ERASE:
                 self.store.set_private_note(record_id, "", self.now_ms())
             return version
-
 
     def _check_interest_target(self, change: Change) -> None:
         """An interest names the record it is about and the centre that handles that record."""
