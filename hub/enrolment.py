@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from hub.invites import Invite, Invites
 from hub.registry import issue_registry
 from sync.config import SITE_ID_RE
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
@@ -18,7 +19,6 @@ from sync.keys import SigningKey, key_id_of
 from sync.registry import Centre, CentreStatus, Registry, SiteKey, SiteRole
 from sync.signing import ENROL_DOMAIN, verify
 from sync.store import Store
-from sync.store.store import Invite
 from sync.token import JoinToken
 
 DEFAULT_TTL_S = 7 * 24 * 3600
@@ -60,7 +60,7 @@ def invite(
         )
     token = JoinToken.new(centre_id, hub_id, registry.root_key_id, ca_der, enrol_port)
     expires = now_ms + (ttl_s or DEFAULT_TTL_S) * 1000
-    store.add_invite(token.secret_hash, Invite(centre_id, name.strip(), country, expires), now_ms)
+    Invites(store).add_invite(token.secret_hash, Invite(centre_id, name.strip(), country, expires), now_ms)
     return token.encode(), expires
 
 
@@ -116,4 +116,4 @@ def enrol(
         )
         return issue_registry(root, (*centres, new), previous=held, now_ms=now_ms)
 
-    return store.redeem_invite(parsed.secret_hash, now_ms, build)
+    return Invites(store).redeem_invite(parsed.secret_hash, now_ms, build)

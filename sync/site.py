@@ -69,8 +69,8 @@ from sync.kinds import (
 from sync.merge import RecordState
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.signing import VERSION_DOMAIN, verify, verify_many
-from sync.store import Rejected, Store
-from sync.store.store import HeadVersion, HeldDigest, RecordRow
+from sync.store import HeadVersion, RecordRow, Rejected, Store
+from sync.store.log import HeldDigest
 
 log = logging.getLogger(__name__)
 

@@ -154,10 +154,10 @@ class TestStoreContract:
         would, newest first (stamps tie on purpose)."""
         import random
 
-        import sync.store.store as store_module
+        import sync.store.search as search_module
 
-        monkeypatch.setattr(store_module, "SEARCH_COUNT_FIRST", 4)
-        monkeypatch.setattr(store_module, "SEARCH_COUNT_MAX", 32)
+        monkeypatch.setattr(search_module, "SEARCH_COUNT_FIRST", 4)
+        monkeypatch.setattr(search_module, "SEARCH_COUNT_MAX", 32)
         rnd = random.Random(7)
         words = {"alpha": 0.9, "beta": 0.5, "gamma": 0.3, "delta": 0.05}  # share of offers with each word
         held: dict[str, set[str]] = {}

@@ -19,7 +19,7 @@ from sync.kinds import Content, FieldValue, Kind, make_content
 from sync.merge import Candidate, RecordState
 from sync.registry import Registry
 from sync.site import RecordDetail, Site
-from sync.store.store import RecordRow
+from sync.store import RecordRow
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 from transfer.records import KINDS, kind_of
 from transfer.search import SEARCHABLE, query_terms

@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sync.errors import TechbridgeError
 from sync.kinds import Action
 from sync.site import Site
-from sync.store.store import RecordRow
+from sync.store import RecordRow
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sync import auth
 from sync.envelope import FirmKey, read_version, signatures_from_pb
 from sync.errors import FieldViolation, InvalidInput, NotFound, VerificationFailed
 from sync.site import Site
-from sync.store.store import RecordRow
+from sync.store import RecordRow
 from techbridge.v1 import admin_pb2, firm_pb2, firm_pb2_grpc
 from transfer.admin import PAGE_MAX, all_with_names, detail_view, is_live, record_view, with_names
 from transfer.records import KINDS, kind_of

@@ -27,7 +27,7 @@ from sync.registry import Registry
 from sync.server import channel, reason_of
 from sync.signing import ROTATE_DOMAIN, sign
 from sync.site import Site
-from sync.store.store import PeerState
+from sync.store import PeerState
 from sync.tls import TlsFiles
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 from sync.envelope import SignatureValue, Version
 from sync.site import Received, Site
-from sync.store import Rejected
-from sync.store.store import ApplyResult
+from sync.store import ApplyResult, Rejected
 
 log = logging.getLogger(__name__)
 

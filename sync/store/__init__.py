@@ -1,5 +1,8 @@
 """The record store: versions, the log, derived record state, cursors."""
 
-from sync.store.store import ApplyResult, LogRow, PeerState, RecordRow, Rejected, Store
+from sync.store.log import ApplyResult, LogRow, Rejected
+from sync.store.peers import PeerState
+from sync.store.projection import HeadVersion, RecordRow
+from sync.store.store import Store
 
-__all__ = ["ApplyResult", "LogRow", "PeerState", "RecordRow", "Rejected", "Store"]
+__all__ = ["ApplyResult", "HeadVersion", "LogRow", "PeerState", "RecordRow", "Rejected", "Store"]

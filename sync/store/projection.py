@@ -1,0 +1,260 @@
+"""The merged projection: each record's state and private notes (tables `records` and
+`private_notes`).
+
+Record state is derived from the versions by `sync.merge` (the rules are written
+there) and stored as canonical JSON beside a few columns for listing and filtering:
+sites that hold the same versions store the same bytes. Every write of versions
+re-merges the records it touches in its own transaction, and re-indexes their search
+terms (`sync.store.search`). Private notes are personal data kept beside a record,
+never signed or sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.engine import Row
+
+from sync.codec import merge_input_of
+from sync.envelope import SignatureValue, Version
+from sync.errors import NotFound
+from sync.kinds import KindSet, audience_key
+from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
+from sync.store.tables import IN_CHUNK, notes_t, records_t, terms_t, versions_t
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    record_id: str
+    kind: str
+    origin: str
+    title: str
+    status: str
+    updated_at_ms: int
+    head_version_id: str
+    version_count: int
+    # Whether the head version passed verification on receipt, and its signing key.
+    verified: bool = True
+    key_id: str = ""
+    deleted: bool = False
+    open_conflicts: int = 0
+    state_json: str = ""
+    kinds: KindSet | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def state(self) -> RecordState:
+        assert self.kinds is not None, "a record row read from a store knows its kinds"
+        return state_from_json(self.state_json, self.kinds)
+
+
+@dataclass(frozen=True)
+class HeadVersion:
+    record: RecordRow
+    body: bytes
+    signatures: tuple[SignatureValue, ...]
+    author: str
+    key_id: str
+    received_from: str | None
+    received_at_ms: int
+    verified: bool
+
+
+class ProjectionStore:
+    """Merged records and private notes of a site's store (part of `sync.store.store.Store`)."""
+
+    engine: Engine
+    kinds: KindSet
+    _write_lock: threading.Lock
+
+    if TYPE_CHECKING:  # of the other stores Store is made of, inside this store's transactions
+
+        def _insert_terms(self, conn: Connection, rows: list[tuple[str, int, str]]) -> None: ...
+
+    def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
+        """Re-merge every record the batch touched, from all of its versions.
+
+        Costs one select of the touched records' versions and one statement per
+        kind of change; each record's merge reads only that record's versions.
+        """
+        decoded = {
+            v.version_id: MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change, v.kind, v.origin)
+            for v in fresh
+        }
+        self._remerge(conn, sorted({v.record_id for v in fresh}), decoded)
+
+    def _remerge(self, conn: Connection, ids: list[str], decoded: dict[str, MergeInput]) -> None:
+        bodies: dict[str, list[MergeInput]] = {rid: [] for rid in ids}
+        origin: dict[str, tuple[str, str]] = {}
+        unread: list[str] = []  # held before this batch: their bodies are read and decoded
+        for i in range(0, len(ids), IN_CHUNK):
+            rows = conn.execute(
+                select(
+                    versions_t.c.record_id,
+                    versions_t.c.version_id,
+                    versions_t.c.kind,
+                    versions_t.c.origin,
+                ).where(versions_t.c.record_id.in_(ids[i : i + IN_CHUNK]), versions_t.c.quarantined.is_(False))
+            )
+            for row in rows:
+                known = decoded.get(row.version_id)
+                if known is None:
+                    unread.append(row.version_id)
+                else:
+                    bodies[row.record_id].append(known)
+                origin[row.record_id] = (row.kind, row.origin)
+        for i in range(0, len(unread), IN_CHUNK):
+            for held in conn.execute(
+                select(versions_t.c.record_id, versions_t.c.version_id, versions_t.c.body).where(
+                    versions_t.c.version_id.in_(unread[i : i + IN_CHUNK])
+                )
+            ):
+                bodies[held.record_id].append(merge_input_of(held.version_id, held.body, self.kinds))
+        existing: set[str] = set()
+        for i in range(0, len(ids), IN_CHUNK):
+            existing.update(
+                conn.execute(
+                    select(records_t.c.record_id).where(records_t.c.record_id.in_(ids[i : i + IN_CHUNK]))
+                ).scalars()
+            )
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        terms: list[tuple[str, int, str]] = []
+        for i in range(0, len(ids), IN_CHUNK):  # re-indexed below from the new states
+            conn.execute(delete(terms_t).where(terms_t.c.record_id.in_(ids[i : i + IN_CHUNK])))
+        for rid in ids:
+            state = merge(bodies[rid], self.kinds)
+            if state.applied == 0:
+                if rid in existing:  # everything left waits or was quarantined: hide the record
+                    conn.execute(delete(records_t).where(records_t.c.record_id == rid))
+                continue  # every version waits for a parent: nothing to show yet
+            kind, owner = origin[rid]
+            newest = next(v for v in bodies[rid] if v.version_id == state.newest_head)
+            values = {
+                "kind": kind,
+                "origin": owner,
+                "head_version_id": state.newest_head,
+                "title": state.content.title[:256],
+                "status": state.content.status,
+                "head_wall_ms": state.updated.wall_ms,
+                "head_counter": state.updated.counter,
+                "head_author": newest.author,
+                "version_count": len(bodies[rid]),
+                "state_json": state_to_json(state),
+                "deleted": state.deleted,
+                "open_conflicts": len(state.conflicts),
+                "waiting": len(state.waiting),
+                "audience": audience_key(owner, state.audience),
+            }
+            if rid in existing:
+                updates.append({"rid": rid, **values})
+            else:
+                inserts.append({"record_id": rid, **values})
+            if not state.deleted:
+                wall = state.updated.wall_ms
+                terms.extend((t, wall, rid) for t in self.kinds.search_terms(state.content))
+        # One statement per kind of change, executed for many rows.
+        if inserts:
+            conn.execute(insert(records_t), inserts)
+        if terms:
+            self._insert_terms(conn, terms)
+        if updates:
+            cols = [k for k in updates[0] if k != "rid"]
+            conn.execute(
+                update(records_t)
+                .where(records_t.c.record_id == bindparam("rid"))
+                .values({c: bindparam(c) for c in cols}),
+                updates,
+            )
+
+    def list_records(
+        self,
+        *,
+        origin: str | None,
+        limit: int,
+        after_id: str = "",
+        include_deleted: bool = False,
+        only_conflicted: bool = False,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> list[RecordRow]:
+        cond = [records_t.c.record_id > after_id]
+        if kind:
+            cond.append(records_t.c.kind == kind)
+        if status:
+            cond.append(records_t.c.status == status)
+        if origin:
+            cond.append(records_t.c.origin == origin)
+        if not include_deleted:
+            cond.append(records_t.c.deleted.is_(False))
+        if only_conflicted:
+            cond.append(records_t.c.open_conflicts > 0)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(records_t, versions_t.c.verified, versions_t.c.key_id)
+                .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+                .where(*cond)
+                .order_by(records_t.c.record_id)
+                .limit(limit)
+            ).all()
+        return [self._record_row(r) for r in rows]
+
+    def _record_row(self, r: Row[tuple[object, ...]]) -> RecordRow:
+        m = r._mapping
+        return RecordRow(
+            record_id=m["record_id"],
+            kind=m["kind"],
+            origin=m["origin"],
+            title=m["title"],
+            status=m["status"],
+            updated_at_ms=m["head_wall_ms"],
+            head_version_id=m["head_version_id"],
+            version_count=m["version_count"],
+            verified=bool(m.get("verified", True)),
+            key_id=str(m.get("key_id", "")),
+            deleted=bool(m["deleted"]),
+            open_conflicts=int(m["open_conflicts"]),
+            state_json=str(m["state_json"]),
+            kinds=self.kinds,
+        )
+
+    def record(self, record_id: str) -> RecordRow:
+        with self.engine.connect() as conn:
+            rec = conn.execute(select(records_t).where(records_t.c.record_id == record_id)).first()
+        if rec is None:
+            raise NotFound(f"no record with id {record_id}")
+        return self._record_row(rec)
+
+    def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """The titles (a firm's name, an offer's title) of the records held among `record_ids`."""
+        wanted = sorted({r for r in record_ids if r})
+        if not wanted:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(records_t.c.record_id, records_t.c.title).where(records_t.c.record_id.in_(wanted))
+            )
+            return {r.record_id: r.title for r in rows}
+
+    def has_record(self, record_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(versions_t.c.version_id).where(versions_t.c.record_id == record_id).limit(1)
+                ).first()
+                is not None
+            )
+
+    def set_private_note(self, record_id: str, note: str, now_ms: int) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(delete(notes_t).where(notes_t.c.record_id == record_id))
+            if note:
+                conn.execute(insert(notes_t).values(record_id=record_id, note=note, stored_at_ms=now_ms))
+
+    def private_note(self, record_id: str) -> str:
+        with self.engine.connect() as conn:
+            note = conn.execute(select(notes_t.c.note).where(notes_t.c.record_id == record_id)).scalar()
+        return str(note or "")
