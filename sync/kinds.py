@@ -31,6 +31,7 @@ from enum import StrEnum
 from google.protobuf.message import Message
 
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
+from sync.fulltext import SearchDoc
 
 # A field's value: text, a number, a flag, a list of words, or a list of tuples of text.
 FieldValue = str | int | bool | tuple[str, ...] | tuple[tuple[str, ...], ...]
@@ -161,9 +162,9 @@ class KindSet:
     # holder other than a centre), and the field of the create carrying the key.
     key_kind: str
     key_field: str
-    # The kinds whose records the search covers, and the terms a record is found by.
+    # The kinds whose records the search covers, and what a record is found by.
     searchable: tuple[str, ...]
-    search_terms: Callable[[Content], Iterable[str]]
+    search_doc: Callable[[Content], SearchDoc | None]
     _by_name: dict[str, Kind] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -69,7 +69,7 @@ from sync.kinds import (
 from sync.merge import RecordState
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.signing import VERSION_DOMAIN, verify, verify_many
-from sync.store import HeadVersion, RecordRow, Rejected, Store
+from sync.store import HeadVersion, RecordRow, Rejected, SearchQuery, SearchResult, Store
 from sync.store.log import HeldDigest
 
 log = logging.getLogger(__name__)
@@ -637,17 +637,10 @@ class Site:
             status=status,
         )
 
-    def search(
-        self,
-        terms: Sequence[str],
-        *,
-        kinds: Sequence[str] | None = None,
-        status: str | None = None,
-        origin: str | None = None,
-        limit: int = 100,
-    ) -> list[RecordRow]:
-        """Records of `kinds` (the searchable kinds by default) matching every term, newest first."""
-        return self.store.search(terms, kinds=kinds, status=status, origin=origin, limit=limit)
+    def search(self, query: SearchQuery, *, with_facets: bool = False) -> SearchResult:
+        """A page of the searchable records matching `query`, ranked, with the number of
+        matches and, `with_facets`, the facet counts over all of them."""
+        return self.store.search(query, with_facets=with_facets)
 
     def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
         """The titles of the records named that are held here."""

@@ -23,6 +23,8 @@ LAYERS: dict[str, str] = {
     "test_prefetch": "unit",
     "test_proto_drift": "unit",
     "test_layout": "unit",
+    "test_fulltext": "unit",
+    "test_search_store": "store",
     "test_store": "store",
     "test_audience": "integration",
     "test_cli": "integration",

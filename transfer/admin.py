@@ -15,14 +15,15 @@ from google.protobuf.message import Message
 
 from sync.codec import action_from_pb, content_to_pb, values_from_pb
 from sync.errors import FieldViolation, InvalidInput
+from sync.fulltext import Snippet
 from sync.kinds import Content, FieldValue, Kind, make_content
 from sync.merge import Candidate, RecordState
 from sync.registry import Registry
 from sync.site import RecordDetail, Site
-from sync.store import RecordRow
+from sync.store import RecordRow, SearchResult
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 from transfer.records import KINDS, kind_of
-from transfer.search import SEARCHABLE, query_terms
+from transfer.search import FACET_NAMES, search_query
 
 PAGE_MAX = 1000
 
@@ -90,6 +91,46 @@ def all_with_names(site: Site, views: list[admin_pb2.RecordView]) -> list[admin_
         if view.kind == "interest":
             view.about = names.get(view.values.interest.to_record, "")
     return views
+
+
+def page_offset(token: str) -> int:
+    """The offset a search page token stands for (the token is the offset, in decimal)."""
+    if not token:
+        return 0
+    if not token.isdigit() or len(token) > 9:
+        raise InvalidInput([FieldViolation("page_token", "not a token this search returned")])
+    return int(token)
+
+
+def snippet_view(snippet: Snippet | None) -> admin_pb2.Snippet | None:
+    if snippet is None:
+        return None
+    return admin_pb2.Snippet(
+        field=snippet.field, parts=[admin_pb2.SnippetPart(text=t, match=m) for t, m in snippet.parts]
+    )
+
+
+def search_response(site: Site, result: SearchResult, now_ms: int, offset: int) -> admin_pb2.SearchRecordsResponse:
+    """A search's answer as the admin API gives it: the page's records and hits, the total,
+    and the facets under the names staff read (the owning site is the "centre")."""
+    views = all_with_names(site, [record_view(h.record, now_ms) for h in result.hits])
+    end = offset + len(result.hits)
+    return admin_pb2.SearchRecordsResponse(
+        records=views,
+        next_page_token=str(end) if end < result.total and result.hits else "",
+        hits=[
+            admin_pb2.SearchHit(id=h.record.record_id, score=h.score, snippet=snippet_view(h.snippet))
+            for h in result.hits
+        ],
+        total=result.total,
+        facets=[
+            admin_pb2.Facet(
+                name=FACET_NAMES.get(name, name),
+                values=[admin_pb2.FacetValue(value=v, count=n) for v, n in counts],
+            )
+            for name, counts in result.facets.items()
+        ],
+    )
 
 
 def record_view(row: RecordRow, now_ms: int, note: str = "") -> admin_pb2.RecordView:
@@ -262,30 +303,26 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     def SearchRecords(
         self, request: admin_pb2.SearchRecordsRequest, context: grpc.ServicerContext
-    ) -> admin_pb2.ListRecordsResponse:
-        problems = []
-        if request.kind and request.kind not in SEARCHABLE:
-            problems.append(FieldViolation("kind", f"search covers {' and '.join(sorted(SEARCHABLE))}"))
-        if len(request.text) > 500:
-            problems.append(FieldViolation("text", "at most 500 characters"))
-        terms = query_terms(request.text, request.keywords, request.countries, request.stage, request.partnership)
-        if len(terms) > 20:
-            problems.append(FieldViolation("text", f"at most 20 words and filters (got {len(terms)})"))
-        if problems:
-            raise InvalidInput(problems)
-        size = min(request.page_size or 100, PAGE_MAX)
-        rows = self._site.search(
-            terms,
-            kinds=[request.kind] if request.kind else sorted(SEARCHABLE),
-            status=request.status or None,
-            origin=request.origin or None,
-            limit=size,
-        )
+    ) -> admin_pb2.SearchRecordsResponse:
+        size = min(request.page_size or 20, PAGE_MAX)
+        offset = page_offset(request.page_token)
         now = self._site.now_ms()
-        views = all_with_names(self._site, [record_view(r, now) for r in rows])
-        if request.live_only:
-            views = [v for v in views if v.live]
-        return admin_pb2.ListRecordsResponse(records=views)
+        query = search_query(
+            request.text,
+            kind=request.kind,
+            status=request.status,
+            keywords=request.keywords,
+            countries=request.countries,
+            stage=request.stage,
+            partnership=request.partnership,
+            origin=request.origin,
+            live_at_ms=now if request.live_only else None,
+            sort="newest" if request.sort == admin_pb2.SEARCH_SORT_NEWEST else "relevance",
+            limit=size,
+            offset=offset,
+        )
+        result = self._site.search(query, with_facets=request.facets)
+        return search_response(self._site, result, now, offset)
 
     def GetRecord(
         self, request: admin_pb2.GetRecordRequest, context: grpc.ServicerContext

@@ -64,7 +64,7 @@ from sync.kinds import (
 )
 from techbridge.v1 import records_pb2
 from transfer import taxonomy
-from transfer.search import SEARCHABLE, terms_of
+from transfer.search import SEARCHABLE, search_doc
 
 TITLE_MAX = 256
 SUMMARY_MAX = 500
@@ -140,7 +140,7 @@ INSTRUMENTS = ("equity", "loan", "grant", "convertible", "other")
 FACILITIES = ("rnd-centre", "office", "incubator")
 DECLINE_REASONS = ("not-relevant", "no-capacity", "already-partnered", "terms-unacceptable", "incomplete", "other")
 
-_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
 _IPC_RE = re.compile(r"^[A-H][0-9]{2}[A-Z]( ?[0-9]{1,4}/[0-9]{2,6})?$")
 _NACE_RE = re.compile(r"^[A-U]([0-9]{2}(\.[0-9]{1,2})?)?$")
@@ -335,7 +335,7 @@ LISTING = Kind(
         "partner_types": _words(len(PARTNER_TYPES), "partner types", _choice(PARTNER_TYPES, required=True)),
         "partner_sizes": _words(len(SIZES), "sizes", _choice(SIZES, required=True)),
         "partner_role": _text(ADVANTAGES_MAX),
-        "target_countries": _words(COUNTRIES_MAX, "countries", _matches(_COUNTRY_RE, "an ISO 3166-1 alpha-2 code")),
+        "target_countries": _words(COUNTRIES_MAX, "countries", _matches(COUNTRY_RE, "an ISO 3166-1 alpha-2 code")),
         "languages": _words(TRANSLATIONS_MAX, "languages", _matches(_LANGUAGE_RE, "an ISO 639-1 code")),
         "translations": _translations,
         "client_name": _text(NAME_MAX),
@@ -438,7 +438,7 @@ REQUEST = Kind(
         "sectors": _words(KEYWORDS_MAX, "sectors"),
         "keywords": _words(KEYWORDS_MAX, "keywords"),
         "taxonomy": _text(32),
-        "target_countries": _words(COUNTRIES_MAX, "countries", _matches(_COUNTRY_RE, "an ISO 3166-1 alpha-2 code")),
+        "target_countries": _words(COUNTRIES_MAX, "countries", _matches(COUNTRY_RE, "an ISO 3166-1 alpha-2 code")),
         "deadline_ms": _non_negative,
         "confidentiality": _choice(CONFIDENTIALITY, required=True),
         "via": _matches(_SITE_RE, "a centre id"),
@@ -499,7 +499,7 @@ FIRM = Kind(
     defaults=_FIRM_DEFAULTS,
     rules={
         "name": _text(NAME_MAX, required=True),
-        "country": _matches(_COUNTRY_RE, "an ISO 3166-1 alpha-2 code"),
+        "country": _matches(COUNTRY_RE, "an ISO 3166-1 alpha-2 code"),
         "size": _choice(SIZES),
         "sectors": _words(KEYWORDS_MAX, "sectors"),
         "taxonomy": _text(32),
@@ -588,7 +588,7 @@ KINDS = KindSet(
     key_kind=FIRM.name,
     key_field="public_key",
     searchable=tuple(sorted(SEARCHABLE)),
-    search_terms=terms_of,
+    search_doc=search_doc,
 )
 
 

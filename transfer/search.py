@@ -1,86 +1,178 @@
-"""Searching offers and requests: the terms a record is found by, and queries.
+"""What offers and requests are found by: their text by weight, and their facets.
 
-Each offer and request is indexed by a small set of **terms**, recomputed with
-its merged state (so every site indexes what it holds, and a deleted or
-re-merged record is re-indexed in the same transaction):
+Each offer and request is indexed with its merged state (so every site indexes what
+it holds, and a deleted or re-merged record is re-indexed in the same transaction) by
+the text of every field a person writes and by its facets (`sync.fulltext.SearchDoc`):
 
-* the words of its title and summary (lower-cased, 2-40 characters),
-* tagged terms: ``kw:`` technology and market keywords and sectors, ``cc:``
-  target countries, ``stage:``, ``type:`` (request type), ``pt:`` partnership
-  types, ``lang:`` languages and translations.
-
-A query is a conjunction: every word and every filter must match. Terms live in
-one table keyed (term, the record's head wall time, record id), so each term's
-postings are ordered newest first: the store walks the rarest term's postings
-and checks the other terms by a point lookup on the same key (`Store.search`),
-the same way on SQLite and PostgreSQL. Decision: a term table over SQLite FTS5 or PostgreSQL tsvector,
-so one query runs unchanged on both backends; ranking is by recency.
+* weight A, the title (and each translation's title);
+* weight B, the summary, the keywords and sectors (as words), the IPC and NACE codes
+  (and each translation's summary);
+* weight C, the description, advantages, patents, what a request seeks, its use of
+  funds, facility, programme (and each translation's description);
+* facets, which search filters by and counts: `keyword` (technology and market
+  keywords, sectors), `country` (target countries), `stage`, `trl`, `partnership`,
+  `type` (a request's type) and `language`, beside the kind, status and owning
+  centre every record has; and an offer's lapse (its `valid_until_ms`), which the
+  "live" filter reads.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-from sync.kinds import Content
+from sync.errors import FieldViolation, InvalidInput
+from sync.fulltext import SearchDoc, parse_query
+from sync.kinds import Content, FieldValue
+from sync.store import SearchQuery
+from transfer import taxonomy
 
-WORD_RE = re.compile(r"\w+", re.UNICODE)
-MIN_WORD, MAX_WORD = 2, 40
 SEARCHABLE = frozenset({"listing", "request"})
-_TAGGED = {
-    "keywords": "kw",
-    "market_keywords": "kw",
-    "sectors": "kw",
-    "target_countries": "cc",
-    "partnership_types": "pt",
-    "languages": "lang",
+# The facets a search reports and filters by, beyond the kind, status and origin; and
+# the names staff read them by.
+FACETS = ("keyword", "country", "stage", "trl", "partnership", "type", "language")
+FACET_NAMES = {"origin": "centre"}
+_WEIGHTED = {
+    "title": "A",
+    "summary": "B",
+    "keywords": "B",
+    "market_keywords": "B",
+    "sectors": "B",
+    "ipc_codes": "B",
+    "nace_codes": "B",
+    "description": "C",
+    "advantages": "C",
+    "patents": "C",
+    "sought": "C",
+    "use_of_funds": "C",
+    "facility": "C",
+    "programme": "C",
+}
+_FACET_OF = {
+    "keywords": "keyword",
+    "market_keywords": "keyword",
+    "sectors": "keyword",
+    "target_countries": "country",
+    "partnership_types": "partnership",
+    "languages": "language",
+    "stage": "stage",
+    "request_type": "type",
 }
 
 
-def words(text: str) -> set[str]:
-    return {w for w in WORD_RE.findall(text.lower()) if MIN_WORD <= len(w) <= MAX_WORD}
+def _texts(value: FieldValue) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, tuple):
+        for item in value:
+            if isinstance(item, str):
+                yield item.replace("-", " ")
 
 
-def terms_of(content: Content) -> set[str]:
-    """The terms a record is found by (none for kinds that are not searched)."""
+def search_doc(content: Content) -> SearchDoc | None:
+    """What a record is found by (None for kinds that are not searched)."""
     if content.kind not in SEARCHABLE:
-        return set()
+        return None
     values = content.as_dict()
-    out: set[str] = set()
-    for name in ("title", "summary"):
-        text = values.get(name)
-        if isinstance(text, str):
-            out.update(words(text))
-    for name, tag in _TAGGED.items():
-        items = values.get(name)
-        if isinstance(items, tuple):
-            out.update(f"{tag}:{str(i).lower()}" for i in items if isinstance(i, str))
-    for name, tag in (("stage", "stage"), ("request_type", "type")):
+    text: list[tuple[str, str, str]] = []
+    for name, weight in _WEIGHTED.items():
+        for piece in _texts(values.get(name, "")):
+            if piece:
+                text.append((name, weight, piece))
+    facets: list[tuple[str, str]] = []
+    for name, facet in _FACET_OF.items():
         value = values.get(name)
-        if isinstance(value, str) and value:
-            out.add(f"{tag}:{value}")
+        items = value if isinstance(value, tuple) else (value,)
+        facets.extend((facet, item) for item in items if isinstance(item, str) and item)
+    trl = values.get("trl")
+    if isinstance(trl, int) and trl > 0:
+        facets.append(("trl", str(trl)))
     translations = values.get("translations")
     if isinstance(translations, tuple):
         for t in translations:
-            if isinstance(t, tuple):
-                out.add(f"lang:{t[0]}")
-                out.update(words(t[1]))
-    return {t[:80] for t in out}
+            if isinstance(t, tuple) and len(t) == 4:
+                lang, title, summary, description = (str(x) for x in t)
+                facets.append(("language", lang))
+                for field, weight, piece in (
+                    ("title", "A", title),
+                    ("summary", "B", summary),
+                    ("description", "C", description),
+                ):
+                    if piece:
+                        text.append((f"translations[{lang}].{field}", weight, piece))
+    until = values.get("valid_until_ms")
+    return SearchDoc(
+        text=tuple(text),
+        facets=tuple(dict.fromkeys(facets)),
+        lapses_at_ms=until if isinstance(until, int) and until > 0 else 0,
+    )
 
 
-def query_terms(
+QUERY_MAX_CHARS = 1_000
+QUERY_MAX_TERMS = 64
+SORTS = ("relevance", "newest")
+
+
+def _known_keywords() -> frozenset[str]:
+    return frozenset().union(*(tech | market for tech, market in taxonomy.VERSIONS.values()))
+
+
+def search_query(
     text: str = "",
+    *,
+    kind: str = "",
+    status: str = "",
     keywords: Iterable[str] = (),
     countries: Iterable[str] = (),
     stage: str = "",
     partnership: str = "",
-) -> list[str]:
-    """The terms a query asks for, all of which must match."""
-    out = set(words(text))
-    out.update(f"kw:{k.lower()}" for k in keywords if k)
-    out.update(f"cc:{c.lower()}" for c in countries if c)
-    if stage:
-        out.add(f"stage:{stage}")
-    if partnership:
-        out.add(f"pt:{partnership}")
-    return sorted(out)
+    origin: str = "",
+    live_at_ms: int | None = None,
+    sort: str = "relevance",
+    limit: int = 20,
+    offset: int = 0,
+) -> SearchQuery:
+    """The search a person asked for, or InvalidInput naming each field and value that is
+    wrong: a kind not searched, a status, stage or partnership type no offer or request
+    has, a keyword of no taxonomy version, a country that is not an ISO code, a query
+    past QUERY_MAX_CHARS or QUERY_MAX_TERMS."""
+    from transfer.records import COUNTRY_RE, KINDS, PARTNERSHIPS, STAGES  # records builds its kinds from this module
+
+    problems: list[FieldViolation] = []
+    if kind and kind not in SEARCHABLE:
+        problems.append(FieldViolation("kind", f"{kind!r}: search covers {' and '.join(sorted(SEARCHABLE))}"))
+    statuses = sorted({s for k in (kind,) if k in SEARCHABLE for s in KINDS[k].statuses}) or sorted(
+        {s for k in SEARCHABLE for s in KINDS[k].statuses}
+    )
+    if status and status not in statuses:
+        problems.append(FieldViolation("status", f"{status!r} is not one of {', '.join(statuses)}"))
+    known = _known_keywords()
+    for i, k in enumerate(keywords):
+        if k not in known:
+            problems.append(FieldViolation(f"keywords[{i}]", f"{k!r} is not a term of the taxonomy"))
+    codes = []
+    for i, c in enumerate(countries):
+        if not COUNTRY_RE.match(c.upper()):
+            problems.append(FieldViolation(f"countries[{i}]", f"{c!r} is not an ISO 3166-1 alpha-2 code"))
+        codes.append(c.upper())
+    if stage and stage not in STAGES:
+        problems.append(FieldViolation("stage", f"{stage!r} is not one of {', '.join(STAGES)}"))
+    if partnership and partnership not in PARTNERSHIPS:
+        problems.append(FieldViolation("partnership", f"{partnership!r} is not one of {', '.join(PARTNERSHIPS)}"))
+    if sort not in SORTS:
+        problems.append(FieldViolation("sort", f"{sort!r} is not one of {', '.join(SORTS)}"))
+    parsed = parse_query(text[: QUERY_MAX_CHARS + 1])
+    if len(text) > QUERY_MAX_CHARS:
+        problems.append(FieldViolation("text", f"at most {QUERY_MAX_CHARS} characters (got {len(text)})"))
+    elif parsed.size() > QUERY_MAX_TERMS:
+        problems.append(FieldViolation("text", f"at most {QUERY_MAX_TERMS} terms (got {parsed.size()})"))
+    if problems:
+        raise InvalidInput(problems)
+    facets: list[tuple[str, tuple[str, ...]]] = [("kind", (kind,) if kind else tuple(sorted(SEARCHABLE)))]
+    facets.extend(("keyword", (k,)) for k in dict.fromkeys(keywords))
+    facets.extend(("country", (c,)) for c in dict.fromkeys(codes))
+    for name, value in (("stage", stage), ("partnership", partnership), ("status", status), ("origin", origin)):
+        if value:
+            facets.append((name, (value,)))
+    if live_at_ms is not None:
+        facets.append(("status", ("published",)))
+    return SearchQuery(parsed, tuple(facets), live_at_ms, sort, limit, offset)

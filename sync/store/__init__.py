@@ -3,6 +3,18 @@
 from sync.store.log import ApplyResult, LogRow, Rejected
 from sync.store.peers import PeerState
 from sync.store.projection import HeadVersion, RecordRow
+from sync.store.search import SearchHit, SearchQuery, SearchResult
 from sync.store.store import Store
 
-__all__ = ["ApplyResult", "HeadVersion", "LogRow", "PeerState", "RecordRow", "Rejected", "Store"]
+__all__ = [
+    "ApplyResult",
+    "HeadVersion",
+    "LogRow",
+    "PeerState",
+    "RecordRow",
+    "Rejected",
+    "SearchHit",
+    "SearchQuery",
+    "SearchResult",
+    "Store",
+]

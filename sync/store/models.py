@@ -9,7 +9,8 @@ nothing can lazy-load behind a caller's back.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, false
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, false, text
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -23,6 +24,13 @@ NAMING_CONVENTION = {
 # 64-bit everywhere; SQLite's INTEGER is already 64-bit and only "INTEGER
 # PRIMARY KEY" aliases the rowid.
 Big = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def described_here(name: str | None, type_: str, _parents: object = None) -> bool:
+    """False for the tables the engine itself makes and keeps (SQLite's FTS5 table
+    `search_fts` and its shadow tables), which these models do not describe; a filter for
+    Alembic's `include_name`."""
+    return not (type_ == "table" and name is not None and (name == "search_fts" or name.startswith("search_fts_")))
 
 
 class Base(DeclarativeBase):
@@ -194,14 +202,25 @@ class PrivateNoteModel(Base):
     stored_at_ms: Mapped[int] = mapped_column(Big)
 
 
-class SearchTermModel(Base):
-    """Search terms of each offer and request (transfer.search), kept with the merged state:
-    words of the title and summary, and tagged terms (keyword, country, stage, type).
-    A term's postings are ordered newest first by the key (the record's head_wall_ms,
-    copied here), so a search walks them in the order it answers and stops at a page."""
+class SearchDocModel(Base):
+    """What each offer and request is found by (sync.fulltext), kept with its merged state.
 
-    __tablename__ = "search_terms"
+    One row per searchable record that is not deleted. The text index is the engine's own:
+    on SQLite the FTS5 table `search_fts` (its rowid is `doc_id`; made by the migration,
+    not described here), on PostgreSQL the `tsv` column with its GIN index. `facets` is a
+    JSON list of "facet=value" strings, counted for a search's facets."""
 
-    term: Mapped[str] = mapped_column(String(80), primary_key=True)
-    head_wall_ms: Mapped[int] = mapped_column(Big, primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    __tablename__ = "search_docs"
+
+    doc_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    head_wall_ms: Mapped[int] = mapped_column(Big)
+    # When an offer lapses (0: never), for searches of what is live.
+    lapses_at_ms: Mapped[int] = mapped_column(Big, server_default="0")
+    facets: Mapped[str] = mapped_column(Text, server_default="[]")
+    tsv: Mapped[str | None] = mapped_column(Text().with_variant(TSVECTOR(), "postgresql"), nullable=True)
+
+    __table_args__ = (
+        Index("ix_search_docs_newest", "head_wall_ms", "record_id"),
+        Index("ix_search_docs_tsv", "tsv", postgresql_using="gin", sqlite_where=text("tsv IS NOT NULL")),
+    )

@@ -4,8 +4,8 @@
 Record state is derived from the versions by `sync.merge` (the rules are written
 there) and stored as canonical JSON beside a few columns for listing and filtering:
 sites that hold the same versions store the same bytes. Every write of versions
-re-merges the records it touches in its own transaction, and re-indexes their search
-terms (`sync.store.search`). Private notes are personal data kept beside a record,
+re-merges the records it touches in its own transaction, and re-indexes them for
+search (`sync.store.search`). Private notes are personal data kept beside a record,
 never signed or sent.
 """
 
@@ -22,9 +22,9 @@ from sqlalchemy.engine import Row
 from sync.codec import merge_input_of
 from sync.envelope import SignatureValue, Version
 from sync.errors import NotFound
-from sync.kinds import KindSet, audience_key
+from sync.kinds import Content, KindSet, audience_key
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
-from sync.store.tables import IN_CHUNK, notes_t, records_t, terms_t, versions_t
+from sync.store.tables import IN_CHUNK, notes_t, records_t, versions_t
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ class ProjectionStore:
 
     if TYPE_CHECKING:  # of the other stores Store is made of, inside this store's transactions
 
-        def _insert_terms(self, conn: Connection, rows: list[tuple[str, int, str]]) -> None: ...
+        def reindex(
+            self, conn: Connection, record_ids: Sequence[str], fresh: Sequence[tuple[str, int, str, Content]]
+        ) -> None: ...
 
     def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
         """Re-merge every record the batch touched, from all of its versions.
@@ -122,9 +124,7 @@ class ProjectionStore:
             )
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        terms: list[tuple[str, int, str]] = []
-        for i in range(0, len(ids), IN_CHUNK):  # re-indexed below from the new states
-            conn.execute(delete(terms_t).where(terms_t.c.record_id.in_(ids[i : i + IN_CHUNK])))
+        indexed: list[tuple[str, int, str, Content]] = []
         for rid in ids:
             state = merge(bodies[rid], self.kinds)
             if state.applied == 0:
@@ -154,13 +154,11 @@ class ProjectionStore:
             else:
                 inserts.append({"record_id": rid, **values})
             if not state.deleted:
-                wall = state.updated.wall_ms
-                terms.extend((t, wall, rid) for t in self.kinds.search_terms(state.content))
+                indexed.append((rid, state.updated.wall_ms, owner, state.content))
         # One statement per kind of change, executed for many rows.
         if inserts:
             conn.execute(insert(records_t), inserts)
-        if terms:
-            self._insert_terms(conn, terms)
+        self.reindex(conn, ids, indexed)  # search follows the new states (sync.store.search)
         if updates:
             cols = [k for k in updates[0] if k != "rid"]
             conn.execute(

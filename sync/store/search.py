@@ -1,129 +1,312 @@
-"""Search over the merged records (table `search_terms`).
+"""Full-text search over the merged records, in the database's own engine.
 
-Each offer's and request's terms (`sync.search`) are written with its merged state
-(`sync.store.projection`), keyed newest first, so a search walks the rarest term's
-postings in the order it answers and stops at a page.
+Each searchable record that is not deleted has a row in `search_docs` (its head time,
+when it lapses, its facets) and its analysed text (`sync.fulltext`) in the engine's
+index: on SQLite the FTS5 table `search_fts` (rowid = doc_id; columns title, summary,
+body for weights A, B, C, and tags for the facet tokens), on PostgreSQL the `tsv`
+column (weights A, B, C, and D for the facet tokens) under a GIN index. Both are
+written in the transaction that writes the merged state (`reindex`, called by
+`sync.store.projection`).
+
+A search (`search`) is one text query and facet filters, rendered for the engine
+(`fulltext.fts5_match`, `fulltext.tsquery`). It is ranked by relevance, BM25 with the
+weights 10, 4, 1 on SQLite and `ts_rank` with 1, 0.4, 0.2 on PostgreSQL (a facet
+token never counts), newest first on ties, or newest first when asked; it counts
+every match and, when asked, the facet values over every match. A query that only
+excludes matches every record but those. Scores are comparable within one answer,
+not across backends.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select, text
 from sqlalchemy.engine import Row
-from sqlalchemy.sql.elements import ColumnElement
 
-from sync.kinds import KindSet
+from sync import fulltext
+from sync.fulltext import SearchDoc, Snippet, TextQuery
+from sync.kinds import Content, KindSet
+from sync.merge import state_from_json
 from sync.store.projection import RecordRow
-from sync.store.tables import records_t, terms_t, versions_t
+from sync.store.tables import IN_CHUNK, docs_t, records_t, versions_t
 
-# Search (Store.search): a term's postings are counted up to SEARCH_COUNT_FIRST, then
-# eight times more while every term reaches the count, up to SEARCH_COUNT_MAX.
-SEARCH_COUNT_FIRST = 1_000
-SEARCH_COUNT_MAX = 8_000
+log = logging.getLogger(__name__)
+
+TEXT_COLUMNS = ("title", "summary", "body")
+_COLUMN_OF_WEIGHT = {"A": 0, "B": 1, "C": 2}
+BM25 = "bm25(search_fts, 10.0, 4.0, 1.0, 0.0)"
+TS_RANK_WEIGHTS = "{0, 0.2, 0.4, 1.0}"  # D (facets), C, B, A
+# The facets every searchable record has, beside the ones its kind's search doc gives.
+CORE_FACETS = ("kind", "status", "origin")
+REBUILD_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A search: text (all groups must match), facet filters (each `(facet, values)` must
+    match one of its values), only records not lapsed by `live_at_ms` when given, in order
+    of `sort` ("relevance" or "newest"), a page of `limit` from `offset`."""
+
+    text: TextQuery = field(default_factory=TextQuery)
+    facets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    live_at_ms: int | None = None
+    sort: str = "relevance"
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    record: RecordRow
+    score: float
+    snippet: Snippet | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of hits, how many match in all, and (when asked) the facet counts over all
+    matches: facet -> ((value, count), ...), most common first."""
+
+    hits: tuple[SearchHit, ...]
+    total: int
+    facets: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A search rendered for the engine: the FROM and WHERE clauses, their parameters,
+    and the score expression."""
+
+    source: str
+    where: str
+    params: dict[str, Any]
+    score: str
 
 
 class SearchStore:
-    """Search terms and search of a site's store (part of `sync.store.store.Store`)."""
+    """The search index and search of a site's store (part of `sync.store.store.Store`)."""
 
     engine: Engine
     kinds: KindSet
+    _write_lock: threading.Lock
 
     if TYPE_CHECKING:  # of the other stores Store is made of
 
         def _record_row(self, r: Row[tuple[object, ...]]) -> RecordRow: ...
 
-    def _insert_terms(self, conn: Connection, rows: list[tuple[str, int, str]]) -> None:
-        """Tens of rows per record: on SQLite, straight to the driver as tuples (SQLAlchemy's
-        per-row parameter handling was a third of a record's apply); PostgreSQL keeps
-        SQLAlchemy's batched multi-row INSERT, faster there than a plain executemany."""
-        if self.engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("INSERT INTO search_terms (term, head_wall_ms, record_id) VALUES (?, ?, ?)", rows)
+    # Writing the index ---------------------------------------------------------------
+
+    def _doc_of(self, content: Content, origin: str) -> SearchDoc | None:
+        doc = self.kinds.search_doc(content)
+        if doc is None:
+            return None
+        core = (("kind", content.kind), ("status", content.status), ("origin", origin))
+        return SearchDoc(doc.text, core + doc.facets, doc.lapses_at_ms)
+
+    def reindex(
+        self, conn: Connection, record_ids: Sequence[str], fresh: Sequence[tuple[str, int, str, Content]]
+    ) -> None:
+        """Drop the index rows of `record_ids` and write those of `fresh`
+        (record id, head wall time, origin, merged content), in `conn`'s transaction."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        old: dict[str, int] = {}
+        for i in range(0, len(record_ids), IN_CHUNK):
+            chunk = list(record_ids[i : i + IN_CHUNK])
+            found = conn.execute(select(docs_t.c.record_id, docs_t.c.doc_id).where(docs_t.c.record_id.in_(chunk)))
+            old.update((r.record_id, r.doc_id) for r in found)
+        if old:
+            doc_ids = sorted(old.values())
+            for i in range(0, len(doc_ids), IN_CHUNK):
+                gone = doc_ids[i : i + IN_CHUNK]
+                if sqlite:
+                    marks = ",".join("?" * len(gone))
+                    conn.exec_driver_sql(f"DELETE FROM search_fts WHERE rowid IN ({marks})", tuple(gone))
+                conn.execute(delete(docs_t).where(docs_t.c.doc_id.in_(gone)))
+        docs = [(rid, wall, doc) for rid, wall, origin, content in fresh if (doc := self._doc_of(content, origin))]
+        if not docs:
+            return
+        if sqlite:
+            self._write_sqlite(conn, docs, old)
         else:
-            conn.execute(insert(terms_t), [{"term": t, "head_wall_ms": w, "record_id": r} for t, w, r in rows])
-
-    def search(
-        self,
-        terms: Sequence[str],
-        *,
-        kinds: Sequence[str] | None = None,
-        status: str | None = None,
-        origin: str | None = None,
-        limit: int = 100,
-    ) -> list[RecordRow]:
-        """Records matching every term (sync.search) and the filters, newest first.
-
-        The rarest term drives (`_rarest`): its postings are keyed newest first, so they
-        are walked in the order of the answer, each checked against the other terms (a
-        point lookup on the same key) and the filters, until a page is full. The work
-        grows with how far down the rarest term's postings the page is found, not with
-        the store. With no term, records are walked newest first (ix_records_newest)."""
-
-        # On SQLite (no statistics unless ANALYZE ran) the filters are wrapped so that
-        # no index on them is used: a boolean or a kind selects most of the store, and
-        # the walks newest first are what keep a page cheap. PostgreSQL's statistics
-        # choose those walks by themselves, and wrapping would blind them.
-        def off_index(column: Any, default: object) -> Any:
-            return func.coalesce(column, default) if self.engine.dialect.name == "sqlite" else column
-
-        cond: list[ColumnElement[bool]] = [
-            off_index(records_t.c.deleted, False).is_(False),
-            off_index(records_t.c.kind, "").in_(list(self.kinds.searchable if kinds is None else kinds)),
-        ]
-        if status:
-            cond.append(off_index(records_t.c.status, "") == status)
-        if origin:
-            cond.append(off_index(records_t.c.origin, "") == origin)
-        wanted = sorted(set(terms))
-        shown = select(records_t, versions_t.c.verified, versions_t.c.key_id)
-        with self.engine.connect() as conn:
-            if not wanted:
-                query = (
-                    shown.join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
-                    .where(*cond)
-                    .order_by(records_t.c.head_wall_ms.desc(), records_t.c.record_id.desc())
-                )
-            else:
-                rarest = self._rarest(conn, wanted)
-                if rarest is None:
-                    return []
-                d = terms_t.alias("d")
-
-                def also(term: str) -> ColumnElement[bool]:
-                    t = terms_t.alias()
-                    key = (t.c.term == term, t.c.head_wall_ms == d.c.head_wall_ms, t.c.record_id == d.c.record_id)
-                    return select(t.c.record_id).where(*key).exists()
-
-                query = (
-                    shown.select_from(
-                        d.join(records_t, records_t.c.record_id == d.c.record_id).join(
-                            versions_t, versions_t.c.version_id == records_t.c.head_version_id
-                        )
-                    )
-                    .where(d.c.term == rarest, *cond, *(also(t) for t in wanted if t != rarest))
-                    .order_by(d.c.head_wall_ms.desc(), d.c.record_id.desc())
-                )
-            rows = conn.execute(query.limit(limit)).all()
-        return [self._record_row(r) for r in rows]
+            self._write_postgresql(conn, docs)
 
     @staticmethod
-    def _rarest(conn: Connection, terms: Sequence[str]) -> str | None:
-        """The term with the fewest postings (None if one has none), counting each only
-        as far as needed: up to SEARCH_COUNT_FIRST, then eight times more while every
-        term still reaches the count, up to SEARCH_COUNT_MAX (past it, every term is
-        common and any of them finds a page quickly)."""
-        cap = SEARCH_COUNT_FIRST
+    def _columns(doc: SearchDoc) -> tuple[list[str], list[str], list[str]]:
+        cols: tuple[list[str], list[str], list[str]] = ([], [], [])
+        for _name, weight, piece in doc.text:
+            cols[_COLUMN_OF_WEIGHT[weight]].extend(fulltext.tokens(piece))
+        return cols
+
+    @staticmethod
+    def _facets_json(doc: SearchDoc) -> str:
+        return json.dumps([f"{f}={v}" for f, v in doc.facets], ensure_ascii=False, separators=(",", ":"))
+
+    def _write_sqlite(self, conn: Connection, docs: list[tuple[str, int, SearchDoc]], old: dict[str, int]) -> None:
+        """Straight to the driver as tuples: SQLAlchemy's per-row parameter handling costs
+        more than the FTS5 insert itself."""
+        top = conn.exec_driver_sql("SELECT coalesce(max(doc_id), 0) FROM search_docs").scalar_one()
+        doc_rows = []
+        fts_rows = []
+        for rid, wall, doc in docs:
+            doc_id = old.get(rid)
+            if doc_id is None:
+                top += 1
+                doc_id = top
+            doc_rows.append((doc_id, rid, wall, doc.lapses_at_ms, self._facets_json(doc)))
+            a, b, c = self._columns(doc)
+            tags = " ".join(fulltext.tag_token(f, v) for f, v in doc.facets)
+            fts_rows.append((doc_id, " ".join(a), " ".join(b), " ".join(c), tags))
+        conn.exec_driver_sql(
+            "INSERT INTO search_docs (doc_id, record_id, head_wall_ms, lapses_at_ms, facets) VALUES (?, ?, ?, ?, ?)",
+            doc_rows,
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO search_fts (rowid, title, summary, body, tags) VALUES (?, ?, ?, ?, ?)", fts_rows
+        )
+
+    def _write_postgresql(self, conn: Connection, docs: list[tuple[str, int, SearchDoc]]) -> None:
+        rows = []
+        for rid, wall, doc in docs:
+            a, b, c = self._columns(doc)
+            tags = [fulltext.tag_token(f, v) for f, v in doc.facets]
+            tsv = fulltext.tsvector((("A", a), ("B", b), ("C", c), ("D", tags)))
+            rows.append(
+                {"rid": rid, "wall": wall, "lapses": doc.lapses_at_ms, "facets": self._facets_json(doc), "tsv": tsv}
+            )
+        conn.execute(
+            text(
+                "INSERT INTO search_docs (record_id, head_wall_ms, lapses_at_ms, facets, tsv) "
+                "VALUES (:rid, :wall, :lapses, :facets, CAST(:tsv AS tsvector))"
+            ),
+            rows,
+        )
+
+    def build_search_index(self) -> int:
+        """Index every searchable record held that is not deleted, if the index holds
+        nothing while such records exist (a store migrated from a release before the
+        full-text index). Returns how many records were indexed."""
+        searchable = list(self.kinds.searchable)
+        live_records = records_t.c.deleted.is_(False) & records_t.c.kind.in_(searchable)
+        with self.engine.connect() as conn:
+            if conn.execute(select(docs_t.c.doc_id).limit(1)).first() is not None:
+                return 0
+            if conn.execute(select(records_t.c.record_id).where(live_records).limit(1)).first() is None:
+                return 0
+        log.info("building the search index from the records held")
+        done = 0
+        after = ""
         while True:
-            counts = {
-                term: conn.execute(
-                    select(func.count()).select_from(
-                        select(terms_t.c.record_id).where(terms_t.c.term == term).limit(cap).subquery()
-                    )
-                ).scalar_one()
-                for term in terms
-            }
-            rarest = min(terms, key=lambda t: (counts[t], t))
-            if counts[rarest] < cap or cap >= SEARCH_COUNT_MAX:
-                return rarest if counts[rarest] else None
-            cap *= 8
+            with self._write_lock, self.engine.begin() as conn:
+                rows = conn.execute(
+                    select(records_t.c.record_id, records_t.c.head_wall_ms, records_t.c.origin, records_t.c.state_json)
+                    .where(live_records, records_t.c.record_id > after)
+                    .order_by(records_t.c.record_id)
+                    .limit(REBUILD_CHUNK)
+                ).all()
+                if not rows:
+                    break
+                fresh = [
+                    (r.record_id, r.head_wall_ms, r.origin, state_from_json(r.state_json, self.kinds).content)
+                    for r in rows
+                ]
+                self.reindex(conn, [], fresh)
+            done += len(rows)
+            after = rows[-1].record_id
+        log.info("search index built: %s records", done)
+        return done
+
+    # Searching -----------------------------------------------------------------------
+
+    def _plan(self, query: SearchQuery) -> _Plan:
+        """FROM, WHERE and score of a search, for this engine."""
+        tags = [[fulltext.tag_token(f, v) for v in values] for f, values in query.facets]
+        params: dict[str, Any] = {}
+        where: list[str] = []
+        if query.live_at_ms is not None:
+            where.append("(d.lapses_at_ms = 0 OR d.lapses_at_ms > :live_at)")
+            params["live_at"] = query.live_at_ms
+        if self.engine.dialect.name == "sqlite":
+            match = fulltext.fts5_match(query.text, TEXT_COLUMNS, "tags", tags)
+            if match:
+                params["match"] = match
+                return _Plan(
+                    "search_fts JOIN search_docs d ON d.doc_id = search_fts.rowid",
+                    " AND ".join(["search_fts MATCH :match", *where]),
+                    params,
+                    f"-{BM25}",
+                )
+            if query.text.excluded:
+                params["excluded"] = fulltext.fts5_excluded(query.text, TEXT_COLUMNS)
+                where.append("d.doc_id NOT IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :excluded)")
+            return _Plan("search_docs d", " AND ".join(where) or "1 = 1", params, "0.0")
+        tsq = fulltext.tsquery(query.text, "ABC", "D", tags)
+        if not tsq:
+            return _Plan("search_docs d", " AND ".join(where) or "TRUE", params, "0.0")
+        params["tsq"] = tsq
+        return _Plan(
+            "search_docs d CROSS JOIN CAST(:tsq AS tsquery) AS q",
+            " AND ".join(["d.tsv @@ q", *where]),
+            params,
+            f"ts_rank('{TS_RANK_WEIGHTS}', d.tsv, q)",
+        )
+
+    def search(self, query: SearchQuery, *, with_facets: bool = False) -> SearchResult:
+        """A page of the records matching `query`, each with its score and a snippet, the
+        number of matches and, `with_facets`, the facet counts over all of them."""
+        plan = self._plan(query)
+        if query.sort == "newest" or plan.score == "0.0":
+            order = "d.head_wall_ms DESC, d.record_id DESC"
+        else:
+            order = "score DESC, d.head_wall_ms DESC, d.record_id DESC"
+        page = text(
+            f"SELECT d.record_id, {plan.score} AS score FROM {plan.source} WHERE {plan.where} "
+            f"ORDER BY {order} LIMIT :limit OFFSET :offset"
+        )
+        count = text(f"SELECT count(*) FROM {plan.source} WHERE {plan.where}")
+        params = {**plan.params, "limit": query.limit, "offset": query.offset}
+        with self.engine.connect() as conn:
+            found = conn.execute(page, params).all()
+            total = int(conn.execute(count, plan.params).scalar_one())
+            facets = self._facet_counts(conn, plan) if with_facets else {}
+            rows = self._rows(conn, [r.record_id for r in found])
+        hits = []
+        for r in found:
+            row = rows.get(r.record_id)
+            if row is None:
+                continue
+            state = row.state
+            doc = self._doc_of(state.content, row.origin)
+            hits.append(SearchHit(row, float(r.score), fulltext.snippet(doc, query.text) if doc else None))
+        return SearchResult(tuple(hits), total, facets)
+
+    def _facet_counts(self, conn: Connection, plan: _Plan) -> dict[str, tuple[tuple[str, int], ...]]:
+        if self.engine.dialect.name == "sqlite":
+            source = f"{plan.source} CROSS JOIN json_each(d.facets) AS j"
+        else:
+            source = f"{plan.source} CROSS JOIN LATERAL jsonb_array_elements_text(CAST(d.facets AS jsonb)) AS j(value)"
+        counted = conn.execute(
+            text(f"SELECT j.value AS value, count(*) AS n FROM {source} WHERE {plan.where} GROUP BY j.value"),
+            plan.params,
+        ).all()
+        out: dict[str, list[tuple[str, int]]] = {}
+        for r in counted:
+            facet, _, value = str(r.value).partition("=")
+            out.setdefault(facet, []).append((value, int(r.n)))
+        return {f: tuple(sorted(vs, key=lambda v: (-v[1], v[0]))) for f, vs in sorted(out.items())}
+
+    def _rows(self, conn: Connection, record_ids: Sequence[str]) -> dict[str, RecordRow]:
+        if not record_ids:
+            return {}
+        rows = conn.execute(
+            select(records_t, versions_t.c.verified, versions_t.c.key_id)
+            .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+            .where(records_t.c.record_id.in_(bindparam("ids", expanding=True))),
+            {"ids": list(record_ids)},
+        ).all()
+        return {r.record_id: self._record_row(r) for r in rows}

@@ -10,7 +10,8 @@
   (`registry`, `rejections`, the quarantine columns of `versions`).
 * `sync.store.projection.ProjectionStore`: each record's merged state and private
   notes (`records`, `private_notes`).
-* `sync.store.search.SearchStore`: search terms and search (`search_terms`).
+* `sync.store.search.SearchStore`: the full-text index and search (`search_docs`, and on
+  SQLite the FTS5 table `search_fts`).
 
 They share one engine and one write lock (one writer at a time). A write that
 spans concerns is one transaction: a peer's batch stores its versions, log
@@ -67,7 +68,9 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
         else:
             engine = create_engine(url, pool_pre_ping=True)
         migrate.upgrade(engine)
-        return cls(engine, kinds)
+        store = cls(engine, kinds)
+        store.build_search_index()
+        return store
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:

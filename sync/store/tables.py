@@ -19,7 +19,7 @@ from sync.store.models import (
     RecordModel,
     RegistryModel,
     RejectionModel,
-    SearchTermModel,
+    SearchDocModel,
     VersionModel,
 )
 
@@ -31,7 +31,7 @@ txns_t = cast(Table, PushTxnModel.__table__)
 rejections_t = cast(Table, RejectionModel.__table__)
 registry_t = cast(Table, RegistryModel.__table__)
 notes_t = cast(Table, PrivateNoteModel.__table__)
-terms_t = cast(Table, SearchTermModel.__table__)
+docs_t = cast(Table, SearchDocModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 IN_CHUNK = 500

@@ -22,6 +22,29 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SearchSort:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchSortEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchSort.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_SORT_UNSPECIFIED: _SearchSort.ValueType  # 0
+    """Unset: by relevance."""
+    SEARCH_SORT_RELEVANCE: _SearchSort.ValueType  # 1
+    """Best match first (BM25 on SQLite, ts_rank on PostgreSQL), newest first on ties."""
+    SEARCH_SORT_NEWEST: _SearchSort.ValueType  # 2
+    """Newest first, whatever the match."""
+
+class SearchSort(_SearchSort, metaclass=_SearchSortEnumTypeWrapper): ...
+
+SEARCH_SORT_UNSPECIFIED: SearchSort.ValueType  # 0
+"""Unset: by relevance."""
+SEARCH_SORT_RELEVANCE: SearchSort.ValueType  # 1
+"""Best match first (BM25 on SQLite, ts_rank on PostgreSQL), newest first on ties."""
+SEARCH_SORT_NEWEST: SearchSort.ValueType  # 2
+"""Newest first, whatever the match."""
+Global___SearchSort: _TypeAlias = SearchSort  # noqa: Y015
+
 class _SyncPhase:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -413,18 +436,33 @@ class SearchRecordsRequest(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     LIVE_ONLY_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
+    FACETS_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     text: _builtins.str
-    """Words of the title or summary; all must match."""
+    """A search box's query over every field a person writes: words (all must match),
+    "a quoted phrase", a trailing * for a prefix, OR between two items, -word to
+    exclude; anything else is text. At most 1,000 characters and 64 terms.
+    """
     kind: _builtins.str
     """"listing" or "request"; empty for both."""
     status: _builtins.str
+    """A status of the kinds searched, e.g. "published"."""
     stage: _builtins.str
+    """An offer's stage, e.g. "lab-tested"."""
     partnership: _builtins.str
+    """A partnership type, e.g. "licence"."""
     origin: _builtins.str
     """Only records owned by this centre (or firm)."""
     page_size: _builtins.int
+    """Records per page (20 when unset, at most 1,000)."""
     live_only: _builtins.bool
-    """Only offers live here and now (published, within their validity)."""
+    """Only records live here and now (published, and for an offer within its validity)."""
+    sort: Global___SearchSort.ValueType
+    facets: _builtins.bool
+    """Also count, over every match, the values of each facet."""
+    page_token: _builtins.str
+    """The next_page_token of the page before; empty for the first page."""
     @_builtins.property
     def keywords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Taxonomy terms (technology or market keywords, sectors); all must match."""
@@ -446,14 +484,182 @@ class SearchRecordsRequest(_message.Message):
         origin: _builtins.str = ...,
         page_size: _builtins.int = ...,
         live_only: _builtins.bool = ...,
+        sort: Global___SearchSort.ValueType = ...,
+        facets: _builtins.bool = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "keywords", b"keywords", "kind", b"kind", "live_only", b"live_only", "origin", b"origin", "page_size", b"page_size", "partnership", b"partnership", "stage", b"stage", "status", b"status", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "facets", b"facets", "keywords", b"keywords", "kind", b"kind", "live_only", b"live_only", "origin", b"origin", "page_size", b"page_size", "page_token", b"page_token", "partnership", b"partnership", "sort", b"sort", "stage", b"stage", "status", b"status", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchRecordsRequest: _TypeAlias = SearchRecordsRequest  # noqa: Y015
+
+@_typing.final
+class SnippetPart(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    MATCH_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    match: _builtins.bool
+    """Whether this part is what the query matched."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        match: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnippetPart: _TypeAlias = SnippetPart  # noqa: Y015
+
+@_typing.final
+class Snippet(_message.Message):
+    """A short piece of the field that matched, the matches marked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    """The field, e.g. "title", "description", "translations[zh].title"."""
+    @_builtins.property
+    def parts(self) -> _containers.RepeatedCompositeFieldContainer[Global___SnippetPart]: ...
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        parts: _abc.Iterable[Global___SnippetPart] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "parts", b"parts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Snippet: _TypeAlias = Snippet  # noqa: Y015
+
+@_typing.final
+class SearchHit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    SNIPPET_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    score: _builtins.float
+    """Higher is better; comparable within one answer only."""
+    @_builtins.property
+    def snippet(self) -> Global___Snippet: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        score: _builtins.float = ...,
+        snippet: Global___Snippet | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["snippet", b"snippet"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "score", b"score", "snippet", b"snippet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
+
+@_typing.final
+class FacetValue(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    value: _builtins.str
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        value: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FacetValue: _TypeAlias = FacetValue  # noqa: Y015
+
+@_typing.final
+class Facet(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """centre, kind, status, stage, trl, keyword, country, partnership, type or language."""
+    @_builtins.property
+    def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___FacetValue]:
+        """Most common first."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        values: _abc.Iterable[Global___FacetValue] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Facet: _TypeAlias = Facet  # noqa: Y015
+
+@_typing.final
+class SearchRecordsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    HITS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    FACETS_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    total: _builtins.int
+    """How many records match in all."""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordView]:
+        """The page, best (or newest) first."""
+
+    @_builtins.property
+    def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
+        """Why each record was found: hits[i] is records[i]'s."""
+
+    @_builtins.property
+    def facets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Facet]:
+        """When asked: for each facet, its values' counts over every match."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___RecordView] | None = ...,
+        next_page_token: _builtins.str = ...,
+        hits: _abc.Iterable[Global___SearchHit] | None = ...,
+        total: _builtins.int = ...,
+        facets: _abc.Iterable[Global___Facet] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["facets", b"facets", "hits", b"hits", "next_page_token", b"next_page_token", "records", b"records", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchRecordsResponse: _TypeAlias = SearchRecordsResponse  # noqa: Y015
 
 @_typing.final
 class GetRecordRequest(_message.Message):

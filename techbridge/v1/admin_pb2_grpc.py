@@ -48,7 +48,7 @@ class AdminServiceStub:
         self.SearchRecords = channel.unary_unary(
                 '/techbridge.v1.AdminService/SearchRecords',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.SerializeToString,
-                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsResponse.FromString,
                 _registered_method=True)
         self.GetRecord = channel.unary_unary(
                 '/techbridge.v1.AdminService/GetRecord',
@@ -114,7 +114,9 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchRecords(self, request, context):
-        """Offers and requests matching every word and filter, newest first (transfer/search.py).
+        """Offers and requests matching a query and filters, ranked by relevance (or newest
+        first), each with its score and snippet, the number of matches and, on request,
+        the facet counts over all of them (transfer/search.py, sync/fulltext.py).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,7 +199,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
             'SearchRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchRecords,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.FromString,
-                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.SerializeToString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsResponse.SerializeToString,
             ),
             'GetRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecord,
@@ -326,7 +328,7 @@ class AdminService:
             target,
             '/techbridge.v1.AdminService/SearchRecords',
             techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.SerializeToString,
-            techbridge_dot_v1_dot_admin__pb2.ListRecordsResponse.FromString,
+            techbridge_dot_v1_dot_admin__pb2.SearchRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

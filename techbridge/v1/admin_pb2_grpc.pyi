@@ -37,8 +37,11 @@ class AdminServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
     AddRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]
     ListRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]
-    SearchRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.ListRecordsResponse]
-    """Offers and requests matching every word and filter, newest first (transfer/search.py)."""
+    SearchRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]
+    """Offers and requests matching a query and filters, ranked by relevance (or newest
+    first), each with its score and snippet, the number of matches and, on request,
+    the facet counts over all of them (transfer/search.py, sync/fulltext.py).
+    """
     GetRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]
     EditRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]
@@ -64,8 +67,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     AddRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]  # type: ignore[assignment]
     ListRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
-    SearchRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
-    """Offers and requests matching every word and filter, newest first (transfer/search.py)."""
+    SearchRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]  # type: ignore[assignment]
+    """Offers and requests matching a query and filters, ranked by relevance (or newest
+    first), each with its score and snippet, the number of matches and, on request,
+    the facet counts over all of them (transfer/search.py, sync/fulltext.py).
+    """
     GetRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]  # type: ignore[assignment]
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
     EditRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]  # type: ignore[assignment]
@@ -106,8 +112,11 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _admin_pb2.SearchRecordsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.ListRecordsResponse, _abc.Awaitable[_admin_pb2.ListRecordsResponse]]:
-        """Offers and requests matching every word and filter, newest first (transfer/search.py)."""
+    ) -> _typing.Union[_admin_pb2.SearchRecordsResponse, _abc.Awaitable[_admin_pb2.SearchRecordsResponse]]:
+        """Offers and requests matching a query and filters, ranked by relevance (or newest
+        first), each with its score and snippet, the number of matches and, on request,
+        the facet counts over all of them (transfer/search.py, sync/fulltext.py).
+        """
 
     @_abc_1.abstractmethod
     def GetRecord(

@@ -1,0 +1,383 @@
+"""Full-text search: the text analyser both backends index with, and the query language.
+
+Text is analysed here, in Python, before either engine sees it, so SQLite (FTS5) and
+PostgreSQL (tsvector with a GIN index) hold the same tokens at the same positions and
+answer a query with the same records; each engine then ranks with its own function.
+
+The analyser (`tokens`):
+
+1. NFKC, then case folding (any script); then accents go: NFKD, combining marks
+   dropped (the kana voicing marks kept), recomposed (NFC, which puts Hangul back).
+2. The text splits into CJK runs (Han, kana, Hangul) and word runs (letters and digits;
+   everything else separates).
+3. A word of ASCII letters is stemmed (Snowball English, PyStemmer), so `membranes`
+   and `membrane`, `recycling` and `recycled` meet; other words are kept as they are.
+4. A CJK run of two or more characters becomes its overlapping bigrams (`海水淡化` ->
+   `海水 水淡 淡化`), a one-character run stays one token. A query of two or more
+   CJK characters is the phrase of its bigrams, so it finds every text holding that
+   sequence; a one-character query is a prefix of a bigram (it finds the character
+   anywhere but at the end of a run, or as a run of its own).
+5. Tokens are cut to MAX_TOKEN characters.
+
+The query language (`parse_query`) is a search box's: words (all must match),
+`"a quoted phrase"`, a trailing `*` for a prefix, `OR` between two items, `-item` to
+exclude. Anything else is text: an item of several tokens (`e-mobility`, `1/44`,
+`O'Brien`, `淡化膜`) is the phrase of its tokens; a lone `"`, `*` or `-` is nothing;
+an empty query asks for nothing. Parsing never fails.
+
+`fts5_match` and `tsquery` render a parsed query for each engine. Tokens are letters and
+digits only, so each is quoted as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+
+MAX_TOKEN = 40
+# The kana voicing marks are letters' parts in Japanese, not accents.
+_KEEP_MARKS = frozenset({"\u3099", "\u309a"})
+_CJK = (
+    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0003134f"
+)
+# Letters and digits (as Python's Unicode data knows them), then split into CJK and other runs.
+_WORD_RE = re.compile(r"[^\W_]+")
+_CJK_RE = re.compile(f"[{_CJK}]")
+_CJK_SPLIT = re.compile(f"([{_CJK}]+)")
+_ASCII_WORD = re.compile(r"[a-z]+")
+_STEMMER = Stemmer.Stemmer("english")
+
+
+def _marks() -> re.Pattern[str]:
+    marks = (chr(c) for c in range(0x30000) if unicodedata.combining(chr(c)) and chr(c) not in _KEEP_MARKS)
+    return re.compile("[" + "".join(re.escape(c) for c in marks) + "]+")
+
+
+_MARKS_RE = _marks()
+
+
+def fold(text: str) -> str:
+    """Text with case and accents gone, in every script (step 1 of the analyser)."""
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    return unicodedata.normalize("NFC", _MARKS_RE.sub("", text))
+
+
+def fold_mapped(text: str) -> tuple[str, list[int]]:
+    """`fold` character by character, with the index in `text` of each folded character
+    (for marking matches in the text a person wrote)."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, c in enumerate(text):
+        f = fold(c)
+        out.append(f)
+        where.extend([i] * len(f))
+    return "".join(out), where
+
+
+@lru_cache(maxsize=65_536)
+def stem(word: str) -> str:
+    """A word's stem if it is a word of ASCII letters, else the word, cut to MAX_TOKEN."""
+    if _ASCII_WORD.fullmatch(word):
+        word = _STEMMER.stemWord(word)
+    return word[:MAX_TOKEN]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token and where in the folded text it came from."""
+
+    text: str
+    start: int
+    end: int
+    cjk: bool = False
+
+
+def _run_tokens(run: str, start: int, is_cjk: bool) -> Iterator[Token]:
+    if not is_cjk:
+        yield Token(stem(run), start, start + len(run))
+    elif len(run) == 1:
+        yield Token(run, start, start + 1, True)
+    else:
+        for i in range(len(run) - 1):
+            yield Token(run[i : i + 2], start + i, start + i + 2, True)
+
+
+def spans(folded: str) -> list[Token]:
+    """The tokens of already folded text, with their places in it."""
+    out: list[Token] = []
+    for m in _WORD_RE.finditer(folded):
+        at = m.start()
+        for i, run in enumerate(_CJK_SPLIT.split(m.group())):
+            if run:
+                out.extend(_run_tokens(run, at, i % 2 == 1))
+            at += len(run)
+    return out
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens a text is indexed by, in order (the analyser above); `spans` without
+    the places, made faster for indexing."""
+    folded = fold(text)
+    if not _CJK_RE.search(folded):
+        return [stem(w) for w in _WORD_RE.findall(folded)]
+    out: list[str] = []
+    for word in _WORD_RE.findall(folded):
+        for n, run in enumerate(_CJK_SPLIT.split(word)):
+            if not run:
+                continue
+            if n % 2 == 0:
+                out.append(stem(run))
+            elif len(run) == 1:
+                out.append(run)
+            else:
+                out.extend(run[j : j + 2] for j in range(len(run) - 1))
+    return out
+
+
+def tag_token(facet: str, value: str) -> str:
+    """The token a facet's value is indexed by: letters and digits only, never a word's."""
+    return "z" + hashlib.blake2b(f"{facet}={value}".encode(), digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True)
+class SearchDoc:
+    """What a record is found by: its text as (field, weight, text), weight "A" (a title)
+    over "B" over "C"; its facets as (facet, value), which searches filter by and count;
+    and when it lapses (0: never), for searches of what is live."""
+
+    text: tuple[tuple[str, str, str], ...]
+    facets: tuple[tuple[str, str], ...] = ()
+    lapses_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Term:
+    """One token, or a phrase of consecutive tokens; `prefix` marks the last as a prefix."""
+
+    tokens: tuple[str, ...]
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """What a query asks: every group matches (a group is terms joined by OR), and no
+    excluded term does."""
+
+    groups: tuple[tuple[Term, ...], ...] = ()
+    excluded: tuple[Term, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.groups and not self.excluded
+
+    def wanted(self) -> list[Term]:
+        """The terms a match may hold (for marking why a record was found)."""
+        return [t for g in self.groups for t in g]
+
+    def size(self) -> int:
+        return sum(len(g) for g in self.groups) + len(self.excluded)
+
+
+@dataclass(frozen=True)
+class _Item:
+    text: str
+    quoted: bool
+    negated: bool
+
+
+_ITEM_RE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def _items(text: str) -> Iterator[_Item | None]:
+    """The items of a query; None for a bare OR."""
+    for m in _ITEM_RE.finditer(text):
+        if m.group(3) is not None:
+            raw = m.group(3)
+            if raw == "OR":
+                yield None
+                continue
+            negated = raw.startswith("-") and len(raw) > 1
+            yield _Item(raw[1:] if negated else raw, False, negated)
+        else:
+            yield _Item(m.group(2), True, bool(m.group(1)))
+
+
+def _term(item: _Item) -> Term | None:
+    prefix = not item.quoted and item.text.endswith("*")
+    found = spans(fold(item.text))
+    if not found:
+        return None
+    words = tuple(t.text for t in found)
+    # A one-character CJK run ending the item is a prefix of the bigrams that start with it.
+    last = found[-1]
+    return Term(words, prefix or (last.cjk and last.end - last.start == 1))
+
+
+def parse_query(text: str) -> TextQuery:
+    """The query a person typed, as groups of terms (see the module docstring)."""
+    groups: list[list[Term]] = []
+    excluded: list[Term] = []
+    join_next = False
+    for item in _items(text):
+        if item is None:
+            join_next = bool(groups)
+            continue
+        term = _term(item)
+        if term is None:
+            continue
+        if item.negated:
+            excluded.append(term)
+        elif join_next:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        join_next = False
+    return TextQuery(tuple(tuple(dict.fromkeys(g)) for g in groups), tuple(dict.fromkeys(excluded)))
+
+
+# SQLite FTS5 -----------------------------------------------------------------------------
+
+
+def _fts5_term(term: Term) -> str:
+    return '"' + " ".join(term.tokens) + '"' + ("*" if term.prefix else "")
+
+
+def _fts5_any(terms: Sequence[Term]) -> str:
+    inner = " OR ".join(_fts5_term(t) for t in terms)
+    return f"({inner})" if len(terms) > 1 else inner
+
+
+def fts5_match(query: TextQuery, text_columns: Sequence[str], tag_column: str, tags: Iterable[Iterable[str]]) -> str:
+    """An FTS5 MATCH expression: the query's groups within `text_columns`, each set of
+    `tags` (tokens, any of which may match) within `tag_column`, and the exclusions.
+    Empty when there is nothing to match positively (see `fts5_excluded`)."""
+    cols = "{" + " ".join(text_columns) + "}"
+    parts = [f"{cols} : {_fts5_any(g)}" for g in query.groups]
+    for any_of in tags:
+        options = sorted(set(any_of))
+        inner = " OR ".join(f'"{t}"' for t in options)
+        parts.append(f"{tag_column} : ({inner})" if len(options) > 1 else f"{tag_column} : {inner}")
+    if not parts:
+        return ""
+    expr = " AND ".join(parts)
+    for term in query.excluded:
+        expr = f"({expr}) NOT {cols} : {_fts5_term(term)}"
+    return expr
+
+
+def fts5_excluded(query: TextQuery, text_columns: Sequence[str]) -> str:
+    """The FTS5 expression any excluded term matches (for a query of exclusions only)."""
+    cols = "{" + " ".join(text_columns) + "}"
+    return " OR ".join(f"{cols} : {_fts5_term(t)}" for t in query.excluded)
+
+
+# PostgreSQL tsquery ----------------------------------------------------------------------
+
+
+def _ts_term(term: Term, weights: str) -> str:
+    lexemes = [f"'{tok}':{weights}" for tok in term.tokens]
+    if term.prefix:
+        lexemes[-1] = f"'{term.tokens[-1]}':*{weights}"
+    return lexemes[0] if len(lexemes) == 1 else "(" + " <-> ".join(lexemes) + ")"
+
+
+def tsquery(query: TextQuery, text_weights: str, tag_weight: str, tags: Iterable[Iterable[str]]) -> str:
+    """A tsquery literal (cast with ::tsquery, no dictionary applied): the query's groups
+    within lexemes of `text_weights`, each set of `tags` within `tag_weight`, and the
+    exclusions. Empty for a query that asks for nothing."""
+    parts = []
+    for g in query.groups:
+        inner = " | ".join(_ts_term(t, text_weights) for t in g)
+        parts.append(f"({inner})" if len(g) > 1 else inner)
+    for any_of in tags:
+        options = sorted(set(any_of))
+        inner = " | ".join(f"'{t}':{tag_weight}" for t in options)
+        parts.append(f"({inner})" if len(options) > 1 else inner)
+    parts.extend(f"!{_ts_term(t, text_weights)}" for t in query.excluded)
+    return " & ".join(parts)
+
+
+def tsvector(columns: Sequence[tuple[str, Sequence[str]]], gap: int = 8) -> str:
+    """A tsvector literal of (weight, tokens) columns: positions run on across columns
+    with a gap between them (a phrase never spans two); tokens past PostgreSQL's last
+    position (16383) are left out, and a lexeme keeps its first 256 positions."""
+    positions: dict[str, list[str]] = {}
+    pos = 1
+    for weight, toks in columns:
+        for i, tok in enumerate(toks[: max(0, 16384 - pos)], pos):
+            at = positions.get(tok)
+            if at is None:
+                positions[tok] = [f"{i}{weight}"]
+            elif len(at) < 256:  # PostgreSQL keeps at most 256 positions of a lexeme
+                at.append(f"{i}{weight}")
+        pos += len(toks) + gap
+    return " ".join(f"'{tok}':{','.join(p)}" for tok, p in positions.items())
+
+
+# Snippets --------------------------------------------------------------------------------
+
+SNIPPET_CHARS = 160
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A short piece of a field's text, as (text, matched) parts: why a record was found."""
+
+    field: str
+    parts: tuple[tuple[str, bool], ...]
+
+
+def _matches(token: str, exact: frozenset[str], prefixes: tuple[str, ...]) -> bool:
+    return token in exact or token.startswith(prefixes)
+
+
+def snippet(doc: SearchDoc, query: TextQuery, width: int = SNIPPET_CHARS) -> Snippet | None:
+    """The first field, in order of weight, holding a token the query wants, cut to about
+    `width` characters around the first match, the matches marked; without a match, the
+    start of the first field after the title. None for a record with no text."""
+    wanted = query.wanted()
+    exact = frozenset(tok for t in wanted for tok in (t.tokens[:-1] if t.prefix else t.tokens))
+    prefixes = tuple(t.tokens[-1] for t in wanted if t.prefix)
+    fields = sorted(doc.text, key=lambda f: f[1])
+    for name, _weight, text in fields:
+        folded, where = fold_mapped(text)
+        hits = [t for t in spans(folded) if _matches(t.text, exact, prefixes)]
+        if not hits:
+            continue
+        ranges: list[list[int]] = []
+        for t in hits:
+            start, end = where[t.start], where[t.end - 1] + 1
+            if ranges and start <= ranges[-1][1]:
+                ranges[-1][1] = max(ranges[-1][1], end)
+            else:
+                ranges.append([start, end])
+        lo = max(0, ranges[0][0] - width // 4)
+        hi = min(len(text), lo + width)
+        parts: list[tuple[str, bool]] = [("…", False)] if lo > 0 else []
+        at = lo
+        for start, end in ranges:
+            if start >= hi:
+                break
+            if start > at:
+                parts.append((text[at:start], False))
+            parts.append((text[max(start, at) : min(end, hi)], True))
+            at = min(end, hi)
+        if at < hi:
+            parts.append((text[at:hi], False))
+        if hi < len(text):
+            parts.append(("…", False))
+        return Snippet(name, tuple(parts))
+    rest = [f for f in fields if f[1] != "A"] or fields
+    if not rest:
+        return None
+    name, _weight, text = rest[0]
+    return Snippet(name, ((text[:width], False),) + ((("…", False),) if len(text) > width else ()))
