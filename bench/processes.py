@@ -138,11 +138,16 @@ class Admin:
         req = admin_pb2.AddRecordRequest(values=records_pb2.RecordValues(listing=listing))
         return self.admin.AddRecord(req, metadata=self.md, timeout=30).record.id
 
-    def search(self, text: str, keyword: str, country: str = "") -> int:
+    def search(self, text: str, keyword: str, country: str = "", facets: bool = False) -> int:
+        """A page of 20 (ranked by relevance); how many match in all."""
         req = admin_pb2.SearchRecordsRequest(
-            text=text, keywords=[keyword], countries=[country] if country else [], page_size=20
+            text=text,
+            keywords=[keyword] if keyword else [],
+            countries=[country] if country else [],
+            page_size=20,
+            facets=facets,
         )
-        return len(self.admin.SearchRecords(req, metadata=self.md, timeout=60).records)
+        return self.admin.SearchRecords(req, metadata=self.md, timeout=120).total
 
     def sync_now(self) -> None:
         for _ in self.node.SyncNow(admin_pb2.SyncNowRequest(), metadata=self.md, timeout=1800):
@@ -203,6 +208,24 @@ def pg_admin() -> Any:
         return None
 
 
+def index_bytes(engine: Any) -> int:
+    """The bytes the search index takes on disk: on SQLite the FTS5 tables and
+    search_docs with their indexes (dbstat), on PostgreSQL search_docs with its indexes
+    and TOAST."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            sql = (
+                "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE 'search_%' "
+                "OR name LIKE 'ix_search_docs%' OR name LIKE 'sqlite_autoindex_search_docs%' "
+                "OR name LIKE 'uq_search_docs%'"
+            )
+        else:
+            sql = "SELECT pg_total_relation_size('search_docs')"
+        return int(conn.execute(text(sql)).scalar_one())
+
+
 def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str, Any]:
     """HQ search over `size` offers on `backend`: a hub whose store is filled with signed
     versions before it starts, then queried through its admin API."""
@@ -231,6 +254,7 @@ def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str,
             fill += time.perf_counter() - f
         out[f"search_{backend}_store_apply_per_s"] = size / fill
         out[f"search_{backend}_build_s"] = time.perf_counter() - t
+        out[f"search_{backend}_index_bytes_per_offer"] = index_bytes(site.store.engine) / size
         site.close()
         if backend == "postgresql":
             # What autovacuum does within a minute of a bulk load: statistics and the
@@ -253,6 +277,17 @@ def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str,
         out[f"search_{backend}_ms_p50"] = percentile(took, 0.5)
         out[f"search_{backend}_ms_p95"] = percentile(took, 0.95)
         out[f"search_{backend}_hits_p50"] = percentile([float(h) for h in hits], 0.5)
+        # Facets for a common word alone: every match counted by every facet.
+        common = [rnd.choice(VOCABULARY[:24]) for _ in range(max(5, samples // 5))]
+        hq.search(common[0], "", facets=True)  # warm-up
+        took, hits = [], []
+        for word in common:
+            t = time.perf_counter()
+            hits.append(hq.search(word, "", facets=True))
+            took.append((time.perf_counter() - t) * 1000)
+        out[f"search_{backend}_facets_common_ms_p50"] = percentile(took, 0.5)
+        out[f"search_{backend}_facets_common_ms_p95"] = percentile(took, 0.95)
+        out[f"search_{backend}_facets_common_hits_p50"] = percentile([float(h) for h in hits], 0.5)
         ids = [v.id for v in hq.admin.ListRecords(admin_pb2.ListRecordsRequest(page_size=60), metadata=hq.md).records]
         for rid in ids[:10]:  # warm-up
             hq.has(rid)
@@ -279,11 +314,15 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="fan-out to 16 nodes, search over 1,000,000 offers")
     ap.add_argument("--fanout", type=int, default=None, help="live nodes that must all receive a new batch (4)")
     ap.add_argument("--search-size", type=int, default=None, help="offers in the search store (see above)")
+    ap.add_argument("--only-search", action="store_true", help="only the search figures (writes search.json)")
     a = ap.parse_args()
     fanout = a.fanout or (16 if a.full else 4)
     search_size = a.search_size or (1_000_000 if a.full else 100_000 if a.n >= 5000 else 10_000)
     figures: dict[str, Any] = {"n": a.n}
     started = time.perf_counter()
+    if a.only_search:
+        only_search(search_size, a.samples)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         procs = Procs(base)
@@ -438,6 +477,24 @@ def main() -> None:
     print(f"written {out / 'processes.json'}")
 
 
+def only_search(search_size: int, samples: int) -> None:
+    figures: dict[str, Any] = {"search_size": search_size}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in ("sqlite", "postgresql"):
+            figures.update(bench_search(Path(tmp), backend, search_size, samples))
+    figures["total_s"] = time.perf_counter() - started
+    info = benchlib.machine("sqlite and postgresql 127.0.0.1:5432 (search)")
+    if "search_postgresql_ms_p50" in figures:
+        info["postgresql"] = postgres_version()
+    for k, v in figures.items():
+        print(f"  {k:44} {v:12.2f}" if isinstance(v, float) else f"  {k:44} {v:>12}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps({"machine": info, "figures": figures}, indent=2) + "\n")
+    print(f"written {out / 'search.json'}")
+
+
 def postgres_version() -> str:
     conn = pg_admin()
     if conn is None:
@@ -497,6 +554,15 @@ def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
                     f"{f[f'search_{backend}_ms_p50']:10.1f} / {f[f'search_{backend}_ms_p95']:.1f}",
                     f"pk lookup {f[f'pk_lookup_{backend}_ms_p50']:.2f} ms; filled at "
                     f"{f[f'search_{backend}_store_apply_per_s']:.0f}/s",
+                )
+            )
+            rows.append(
+                (
+                    "  facets, a common word p50/p95",
+                    f"{f[f'search_{backend}_facets_common_ms_p50']:10.1f} / "
+                    f"{f[f'search_{backend}_facets_common_ms_p95']:.1f}",
+                    f"{f[f'search_{backend}_facets_common_hits_p50']:.0f} matches; index "
+                    f"{f[f'search_{backend}_index_bytes_per_offer']:.0f} bytes an offer",
                 )
             )
     push = f["initial_push_per_s"]

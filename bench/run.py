@@ -23,6 +23,7 @@ SQLite files and real signatures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -136,6 +137,30 @@ def bench_merge(n: int) -> dict[str, float]:
                 store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
             out[name] = rate(len(versions), time.perf_counter() - t)
             store.close()
+    return out
+
+
+def bench_index(n: int) -> dict[str, float]:
+    """What the search index costs an apply: the same offers (benchlib's, about 3 KB of
+    text in several languages each) applied to a store with the full-text index and to
+    one whose kinds index nothing, median of 3 each; the difference per offer is the
+    index's maintenance (the analyser in Python, the engine's insert)."""
+    key = SigningKey.generate()
+    versions = benchlib.signed_offers(key, "b", n)
+    no_index = dataclasses.replace(KINDS, search_doc=lambda _content: None)
+    out: dict[str, float] = {}
+    for name, kinds in (("store_apply_indexed_per_s", KINDS), ("store_apply_unindexed_per_s", no_index)):
+        runs = []
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as d:
+                store = Store.open(f"sqlite:///{d}/s.db", kinds)
+                t = time.perf_counter()
+                for i in range(0, n, 500):
+                    store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
+                runs.append(rate(n, time.perf_counter() - t))
+                store.close()
+        put_runs(out, name, runs)
+    out["search_index_us_per_offer"] = 1e6 / out["store_apply_indexed_per_s"] - 1e6 / out["store_apply_unindexed_per_s"]
     return out
 
 
@@ -361,6 +386,7 @@ def main() -> None:
         figures = {
             **bench_crypto(a.n, Path(d)),
             **bench_merge(a.n),
+            **bench_index(a.n),
             **bench_sync(a.n, Path(d)),
             **bench_noop(sizes, Path(d)),
             **bench_push(sizes[-1] if a.full or a.n >= 2000 else 2_000, Path(d)),
