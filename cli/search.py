@@ -33,7 +33,7 @@ def snippet_markup(s: admin_pb2.Snippet) -> str:
 
 def cmd_search(a: argparse.Namespace) -> None:
     req = admin_pb2.SearchRecordsRequest(
-        text=" ".join(a.text),
+        text=" ".join(a.query_words),
         kind=a.kind or "",
         status=a.status or "",
         keywords=a.keyword or [],
@@ -72,7 +72,7 @@ def cmd_search(a: argparse.Namespace) -> None:
         table.add_column(col, overflow="fold")
     for view, hit in zip(found.records, found.hits, strict=True):
         doc = listing_json(view, detail=False)
-        why = f"[dim]{hit.snippet.field}:[/] {snippet_markup(hit.snippet)}" if hit.HasField("snippet") else ""
+        why = f"[dim]{escape(hit.snippet.field)}:[/] {snippet_markup(hit.snippet)}" if hit.HasField("snippet") else ""
         table.add_row(
             view.id,
             view.kind,
@@ -86,12 +86,13 @@ def cmd_search(a: argparse.Namespace) -> None:
     out.print(table)
     if found.next_page_token:
         out.print(f"more: add --page-token {found.next_page_token}")
-    for name, counts in facets.items():
-        ft = Table(title=f"{name} (over all {found.total})")
-        ft.add_column(name)
-        ft.add_column("records", justify="right")
-        for value, count in counts.items():
-            ft.add_row(escape(value), str(count))
+    if facets:
+        ft = Table(title=f"facets over all {found.total} found")
+        for col in ("facet", "value", "records"):
+            ft.add_column(col, justify="right" if col == "records" else "left")
+        for name, counts in facets.items():
+            for i, (value, count) in enumerate(counts.items()):
+                ft.add_row(name if i == 0 else "", escape(value), str(count), end_section=i == len(counts) - 1)
         out.print(ft)
 
 
@@ -100,7 +101,7 @@ def add_parser(groups: Groups) -> None:
         "search", help="offers and requests matching a query and filters, best match first, with facets"
     )
     staff_data_arg(sp)
-    sp.add_argument("text", nargs="*", help=QUERY_HELP)
+    sp.add_argument("query_words", nargs="*", metavar="QUERY", help=QUERY_HELP)
     sp.add_argument("--kind", choices=["listing", "request"])
     sp.add_argument("--status", help="e.g. published")
     sp.add_argument("--keyword", action="append", help="a taxonomy term (repeatable; all must match)")

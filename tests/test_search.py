@@ -77,6 +77,12 @@ def test_search_by_words_and_filters_follows_edits_and_deletes(hub: Hub, tmp_pat
         assert doc["facets"]["centre"] == {"daejeon": 1}
         r = cli("search", "--data", str(hub.path), "vision")
         assert r.returncode == 0 and "1 found" in r.stdout and chip in r.stdout, r.stdout + r.stderr
+        r = cli("search", "--data", str(hub.path), "vision", "-soc", "--json")  # -word among the options
+        assert r.returncode == 0 and json.loads(r.stdout)["total"] == 0, r.stderr
+        r = cli("search", "--data", str(hub.path), "--json", "--", "-edge", "vision")
+        assert r.returncode == 0 and json.loads(r.stdout)["total"] == 1, r.stderr
+        r = cli("search", "--data", str(hub.path), "vision", "--bogus")
+        assert r.returncode == 2 and "unrecognized arguments: --bogus" in r.stderr
         r = cli("search", "--data", str(hub.path), "--kind", "firm")
         assert r.returncode == 2  # argparse: not a searchable kind
     finally:
