@@ -36,39 +36,60 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from itertools import chain
 
 import Stemmer
 
 MAX_TOKEN = 40
 # The kana voicing marks are letters' parts in Japanese, not accents.
 _KEEP_MARKS = frozenset({"\u3099", "\u309a"})
-_CJK = (
-    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0003134f"
+_CJK_BLOCKS = (
+    (0x1100, 0x11FF),  # Hangul jamo
+    (0x3040, 0x30FF),  # hiragana, katakana
+    (0x3130, 0x318F),  # Hangul compatibility jamo
+    (0x31F0, 0x31FF),  # katakana extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul jamo extended A
+    (0xAC00, 0xD7FF),  # Hangul syllables, jamo extended B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
 )
-# Letters and digits (as Python's Unicode data knows them), then split into CJK and other runs.
+
+
+def _char_class(chars: Iterable[int]) -> str:
+    """A regex character class body of these code points, as ranges."""
+    ranges: list[list[int]] = []
+    for c in sorted(chars):
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+# The CJK letters this Python's Unicode data knows (so every CJK run is letters), and the
+# other letters and digits.
+_CJK = _char_class(c for a, b in _CJK_BLOCKS for c in range(a, b + 1) if chr(c).isalnum())
+_RUN_RE = re.compile(f"(?P<cjk>[{_CJK}]+)|(?P<word>[^\\W_{_CJK}]+)")
 _WORD_RE = re.compile(r"[^\W_]+")
-_CJK_RE = re.compile(f"[{_CJK}]")
-_CJK_SPLIT = re.compile(f"([{_CJK}]+)")
 _ASCII_WORD = re.compile(r"[a-z]+")
 _STEMMER = Stemmer.Stemmer("english")
-
-
-def _marks() -> re.Pattern[str]:
-    marks = (chr(c) for c in range(0x30000) if unicodedata.combining(chr(c)) and chr(c) not in _KEEP_MARKS)
-    return re.compile("[" + "".join(re.escape(c) for c in marks) + "]+")
-
-
-_MARKS_RE = _marks()
+# Combining marks (accents, Hebrew points, …) go; the kana voicing marks are parts of letters.
+_KEEP_MARKS = frozenset({0x3099, 0x309A})
+_MARKS_RE = re.compile(
+    "[" + _char_class(c for c in range(0x10000) if unicodedata.combining(chr(c)) and c not in _KEEP_MARKS) + "]+"
+)
 
 
 def fold(text: str) -> str:
     """Text with case and accents gone, in every script (step 1 of the analyser)."""
     if text.isascii():
         return text.lower()
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    return unicodedata.normalize("NFC", _MARKS_RE.sub("", text))
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    apart = unicodedata.normalize("NFKD", folded)
+    if _MARKS_RE.search(apart) is None:
+        return unicodedata.normalize("NFC", folded)
+    return unicodedata.normalize("NFC", _MARKS_RE.sub("", apart))
 
 
 def fold_mapped(text: str) -> tuple[str, list[int]]:
@@ -83,12 +104,28 @@ def fold_mapped(text: str) -> tuple[str, list[int]]:
     return "".join(out), where
 
 
-@lru_cache(maxsize=65_536)
-def stem(word: str) -> str:
-    """A word's stem if it is a word of ASCII letters, else the word, cut to MAX_TOKEN."""
+def _stem_word(word: str) -> str:
     if _ASCII_WORD.fullmatch(word):
         word = _STEMMER.stemWord(word)
     return word[:MAX_TOKEN]
+
+
+class _Stems(dict[str, str]):
+    """Words to their tokens, remembered (a few hundred thousand at most)."""
+
+    def __missing__(self, word: str) -> str:
+        if len(self) > 200_000:
+            self.clear()
+        token = self[word] = _stem_word(word)
+        return token
+
+
+_STEMS = _Stems()
+
+
+def stem(word: str) -> str:
+    """A word's stem if it is a word of ASCII letters, else the word, cut to MAX_TOKEN."""
+    return _STEMS[word]
 
 
 @dataclass(frozen=True)
@@ -114,33 +151,40 @@ def _run_tokens(run: str, start: int, is_cjk: bool) -> Iterator[Token]:
 def spans(folded: str) -> list[Token]:
     """The tokens of already folded text, with their places in it."""
     out: list[Token] = []
-    for m in _WORD_RE.finditer(folded):
-        at = m.start()
-        for i, run in enumerate(_CJK_SPLIT.split(m.group())):
-            if run:
-                out.extend(_run_tokens(run, at, i % 2 == 1))
-            at += len(run)
+    for m in _RUN_RE.finditer(folded):
+        out.extend(_run_tokens(m.group(), m.start(), m.lastgroup == "cjk"))
     return out
+
+
+# ASCII letters lowered, ASCII digits and every byte of a non-ASCII character kept, every
+# other ASCII byte a space: what splits UTF-8 text into words at C speed.
+_WORD_BYTES = bytes(
+    c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 or c >= 128 else 32 for c in range(256)
+)
+
+
+class _WordTokens(dict[bytes, tuple[str, ...]]):
+    """A word's tokens (its UTF-8 bytes, ASCII letters lowered) remembered: an ASCII word is
+    stemmed, any other goes through the whole analyser (`spans(fold(word))`)."""
+
+    def __missing__(self, word: bytes) -> tuple[str, ...]:
+        if len(self) > 200_000:
+            self.clear()
+        text = word.decode()
+        found = (stem(text),) if word.isascii() else tuple(t.text for t in spans(fold(text)))
+        self[word] = found
+        return found
+
+
+_WORD_TOKENS = _WordTokens()
 
 
 def tokens(text: str) -> list[str]:
-    """The tokens a text is indexed by, in order (the analyser above); `spans` without
-    the places, made faster for indexing."""
-    folded = fold(text)
-    if not _CJK_RE.search(folded):
-        return [stem(w) for w in _WORD_RE.findall(folded)]
-    out: list[str] = []
-    for word in _WORD_RE.findall(folded):
-        for n, run in enumerate(_CJK_SPLIT.split(word)):
-            if not run:
-                continue
-            if n % 2 == 0:
-                out.append(stem(run))
-            elif len(run) == 1:
-                out.append(run)
-            else:
-                out.extend(run[j : j + 2] for j in range(len(run) - 1))
-    return out
+    """The tokens a text is indexed by, in order (the analyser above): `spans(fold(text))`
+    without the places, made faster for indexing. The text is split at ASCII separators in
+    C (`bytes.translate`), and each word's tokens are looked up among those remembered."""
+    words = text.encode().translate(_WORD_BYTES).split()
+    return list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, words)))
 
 
 def tag_token(facet: str, value: str) -> str:
