@@ -41,8 +41,6 @@ from itertools import chain
 import Stemmer
 
 MAX_TOKEN = 40
-# The kana voicing marks are letters' parts in Japanese, not accents.
-_KEEP_MARKS = frozenset({"\u3099", "\u309a"})
 _CJK_BLOCKS = (
     (0x1100, 0x11FF),  # Hangul jamo
     (0x3040, 0x30FF),  # hiragana, katakana
