@@ -8,8 +8,9 @@ The analyser (`tokens`):
 
 1. NFKC, then case folding (any script); then accents go: NFKD, combining marks
    dropped (the kana voicing marks kept), recomposed (NFC, which puts Hangul back).
-2. The text splits into CJK runs (Han, kana, Hangul) and word runs (letters and digits;
-   everything else separates).
+2. The text splits into CJK runs (Han, kana, Hangul, as far as the Basic Multilingual
+   Plane goes; the rare ideographs beyond it are kept as words) and word runs (letters and
+   digits; everything else separates).
 3. A word of ASCII letters is stemmed (Snowball English, PyStemmer), so `membranes`
    and `membrane`, `recycling` and `recycled` meet; other words are kept as they are.
 4. A CJK run of two or more characters becomes its overlapping bigrams (`海水淡化` ->
