@@ -10,6 +10,7 @@ peer state exist for it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -289,6 +290,20 @@ class Site:
         nonce: bytes | None,
         kind: Kind,
     ) -> Version:
+        """Sign a version of `record_id` and store it (the caller holds the write lock)."""
+        version = self._sign(record_id, origin, change, parents, nonce, kind)
+        self._store(version)
+        return version
+
+    def _sign(
+        self,
+        record_id: str,
+        origin: str,
+        change: Change,
+        parents: tuple[str, ...],
+        nonce: bytes | None,
+        kind: Kind,
+    ) -> Version:
         origin_is_centre = self.registry().centre(origin) is not None
         check_permission(
             change, author=self.site_id, origin=origin, author_is_hub=self.is_hub, kind=kind, author_is_centre=True
@@ -315,11 +330,13 @@ class Site:
             record_nonce=self.store.record_nonce(record_id) if nonce is None else nonce,
             kind=kind,
         )
+        return version
+
+    def _store(self, version: Version) -> None:
         seq = self.store.append_local(version, self.now_ms())
-        log.info("stored version %s of %s %s as log entry %s", version.version_id[:12], kind.name, record_id, seq)
+        log.info("stored version %s of %s as log entry %s", version.version_id[:12], version.record_id, seq)
         for hook in self.on_local_write:
             hook()
-        return version
 
     def add_record(self, content: Content, audience: tuple[str, ...] = (), *, private_note: str = "") -> Version:
         """Create a record this centre owns. `private_note` (personal data) is kept here
@@ -346,9 +363,13 @@ class Site:
             raise InvalidInput([FieldViolation("(record)", str(exc))]) from exc
         with self._write_lock:
             record_id, nonce = new_record_id(self.site_id, self.now_ms(), pins_of(kind, change))
-            if private_note:
-                self.store.set_private_note(record_id, private_note, self.now_ms())
-            return self._write(record_id, self.site_id, change, (), nonce, kind)
+            version = self._sign(record_id, self.site_id, change, (), nonce, kind)
+        # A new record has no parents and no other writer: creates made together are
+        # stored together (the store's group commit), outside the site's write lock.
+        if private_note:
+            self.store.set_private_note(record_id, private_note, self.now_ms())
+        self._store(version)
+        return version
 
     def _current(self, record_id: str) -> tuple[RecordRow, RecordState]:
         row = self.store.record(record_id)
@@ -664,6 +685,24 @@ class Site:
 
     def log_head(self) -> int:
         return self.store.log_head()
+
+    def written_detail(self, version: Version, private_note: str = "") -> RecordDetail:
+        """The detail of a record just written here by `version`, its newest head: the
+        version is in hand and was signed here, so it is neither read back nor verified
+        again; only the merged record is read."""
+        row = self.store.record(version.record_id)
+        row = dataclasses.replace(row, verified=True, key_id=version.author_key_id)
+        head = HeadVersion(
+            record=row,
+            body=version.body,
+            signatures=version.signatures,
+            author=version.author,
+            key_id=version.author_key_id,
+            received_from=None,
+            received_at_ms=self.now_ms(),
+            verified=True,
+        )
+        return RecordDetail(head, row.state, version, True, "", "", private_note)
 
     def record_detail(self, record_id: str) -> RecordDetail:
         head = self.store.head_version(record_id)

@@ -232,3 +232,48 @@ def _fail_after_first(real):  # type: ignore[no-untyped-def]
         raise RuntimeError("simulated crash in the middle of a batch")
 
     return wrapper
+
+
+class TestGroupCommit:
+    def test_local_writes_that_arrive_together_commit_together_and_fail_alone(self, store: Store) -> None:
+        """Writers queue while another holds the write lock; the next one in stores all of
+        them in one transaction. A version that cannot be stored (the same version twice)
+        fails only its own writer: the batch is retried one by one."""
+        import threading
+
+        versions = [version(n) for n in range(6)]
+        writes = [*versions, versions[2]]  # the last is a version already queued
+        results: dict[int, object] = {}
+        commits: list[int] = []
+        original = store._append_locked
+
+        def counted(vs: list[Version], now_ms: int) -> list[int]:
+            commits.append(len(vs))
+            return original(vs, now_ms)
+
+        store._append_locked = counted  # type: ignore[method-assign]
+
+        def write(i: int) -> None:
+            try:
+                results[i] = store.append_local(writes[i], 1)
+            except Exception as exc:
+                results[i] = exc
+
+        with store._write_lock:  # everyone queues behind a writer in progress
+            threads = [threading.Thread(target=write, args=(i,)) for i in range(len(writes))]
+            for t in threads:
+                t.start()
+            for _ in range(500):
+                with store._queue_lock:
+                    if len(store._queued) == len(writes):
+                        break
+                threading.Event().wait(0.01)
+        for t in threads:
+            t.join(timeout=30)
+        assert commits[0] == len(writes)  # tried together first
+        failed = [i for i, r in results.items() if isinstance(r, Exception)]
+        assert len(failed) == 1 and writes[failed[0]].version_id == versions[2].version_id
+        seqs = sorted(r for r in results.values() if isinstance(r, int))
+        assert len(seqs) == len(versions) and len(set(seqs)) == len(seqs)
+        assert store.log_head() == max(seqs)
+        assert {r.record_id for r in store.list_records(origin=None, limit=50)} == {v.record_id for v in versions}

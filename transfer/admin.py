@@ -277,7 +277,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         fields = dict(values_from_pb(kind, msg))
         content = make_content(kind, fields, status)
         version = self._site.add_record(content, tuple(request.audience), private_note=request.private_note)
-        return admin_pb2.AddRecordResponse(record=self._view(version.record_id))
+        detail = self._site.written_detail(version, request.private_note)
+        return admin_pb2.AddRecordResponse(record=with_names(self._site, detail_view(detail, self._site.now_ms())))
 
     def ListRecords(
         self, request: admin_pb2.ListRecordsRequest, context: grpc.ServicerContext

@@ -45,6 +45,16 @@ from techbridge.v1.records_pb2 import LIFECYCLE_ACTION_CREATE as CREATE_PB
 BATCH_BYTES = 4 * 1024 * 1024
 
 
+@dataclass
+class QueuedWrite:
+    """A local write waiting for the group commit, and what came of it."""
+
+    version: Version
+    now_ms: int
+    seq: int | None = None
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True)
 class Rejected:
     version_id: str
@@ -114,6 +124,9 @@ class LogStore:
     engine: Engine
     kinds: KindSet
     _write_lock: threading.Lock
+    # Local writes waiting for the group commit (`append_local`).
+    _queue_lock: threading.Lock
+    _queued: list[QueuedWrite]
     # The log head as last committed, and a condition watchers wait on.
     _head_changed: threading.Condition
     _head: int
@@ -150,18 +163,54 @@ class LogStore:
             return self._head
 
     def append_local(self, version: Version, now_ms: int) -> int:
-        """Store a version written at this site; returns its log position."""
-        return self.append_local_batch([version], now_ms)[0]
+        """Store a version written at this site; returns its log position.
+
+        Writes that arrive together share one transaction (group commit): each writer
+        queues its version, and whichever takes the write lock first stores every
+        version queued by then, in the order queued. If that transaction fails, each
+        version is stored on its own, so a writer sees only its own error."""
+        mine = QueuedWrite(version, now_ms)
+        with self._queue_lock:
+            self._queued.append(mine)
+        with self._write_lock:
+            if mine.seq is None and mine.error is None:
+                with self._queue_lock:
+                    batch, self._queued = self._queued, []
+                self._store_queued(batch)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.seq is not None
+        return mine.seq
+
+    def _store_queued(self, batch: list[QueuedWrite]) -> None:
+        """Store queued writes (under the write lock): together, or one by one if together fails."""
+        try:
+            seqs = self._append_locked([w.version for w in batch], max(w.now_ms for w in batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for w in batch:
+                try:
+                    w.seq = self._append_locked([w.version], w.now_ms)[0]
+                except Exception as exc:  # this writer's own error, raised in its own thread
+                    w.error = exc
+            return
+        for w, seq in zip(batch, seqs, strict=True):
+            w.seq = seq
 
     def append_local_batch(self, versions: Sequence[Version], now_ms: int) -> list[int]:
         """Store versions written at this site in one transaction; returns their log positions."""
         if not versions:
             return []
         with self._write_lock:
-            with self.engine.begin() as conn:
-                seqs = self._insert_versions(conn, list(versions), None, now_ms)
-                self._quarantine_erased(conn, versions)
-            self._committed(max(seqs))
+            return self._append_locked(list(versions), now_ms)
+
+    def _append_locked(self, versions: list[Version], now_ms: int) -> list[int]:
+        with self.engine.begin() as conn:
+            seqs = self._insert_versions(conn, versions, None, now_ms)
+            self._quarantine_erased(conn, versions)
+        self._committed(max(seqs))
         return seqs
 
     def apply_batch(

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 from sync.kinds import KindSet
 from sync.store import migrate
-from sync.store.log import LogStore
+from sync.store.log import LogStore, QueuedWrite
 from sync.store.peers import PeersStore
 from sync.store.projection import ProjectionStore
 from sync.store.search import SearchStore
@@ -55,6 +55,8 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
         self.engine = engine
         self.kinds = kinds
         self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queued: list[QueuedWrite] = []
         # The log head as last committed, and a condition watchers wait on.
         self._head_changed = threading.Condition()
         self._head = -1
