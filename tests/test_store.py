@@ -251,7 +251,7 @@ class TestGroupCommit:
             commits.append(len(vs))
             return original(vs, now_ms)
 
-        store._append_locked = counted  # type: ignore[method-assign]
+        store._append_locked = counted  # type: ignore[method-assign,assignment]
 
         def write(i: int) -> None:
             try:
