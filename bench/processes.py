@@ -475,6 +475,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "processes.json").write_text(json.dumps({"n": a.n, "machine": info, "figures": figures}, indent=2) + "\n")
     print(f"written {out / 'processes.json'}")
+    # The ratios that compare runs, beside bench/run.py's in latest.json.
+    figures["intake_vs_trivial_rpc"] = figures["intake_per_s_8_clients"] / figures["echo_rpc_per_s_8_clients"]
+    latest = out / "latest.json"
+    doc = json.loads(latest.read_text()) if latest.exists() else {"machine": info, "figures": {}}
+    doc["figures"]["intake_vs_trivial_rpc"] = figures["intake_vs_trivial_rpc"]
+    doc["figures"]["intake_per_s_8_clients"] = figures["intake_per_s_8_clients"]
+    doc["figures"]["echo_rpc_per_s_8_clients"] = figures["echo_rpc_per_s_8_clients"]
+    doc["processes_machine"] = info
+    latest.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"intake vs trivial RPC {figures['intake_vs_trivial_rpc']:.3f}, written to {latest}")
 
 
 def only_search(search_size: int, samples: int) -> None:

@@ -398,6 +398,13 @@ def main() -> None:
     figures[f"noop_round_bytes_ratio_{big}_vs_{small}"] = (
         figures[f"noop_round_{big}_bytes"] / figures[f"noop_round_{small}_bytes"]
     )
+    # The ratios under stable keys: the largest initial push and pull against one-core verify.
+    verify_rate = figures["verify_libsodium_per_s"]
+    for way in ("push", "pull"):
+        sized = [k for k in figures if k.startswith(f"initial_{way}_") and k.endswith("_per_s") and k[13:-6].isdigit()]
+        largest = max(sized, key=lambda k: int(k[13:-6]))
+        figures[f"initial_{way}_vs_verify"] = figures[largest] / verify_rate
+        figures[f"initial_{way}_vs_verify_offers"] = int(largest[13:-6])
     info = benchlib.machine("sqlite")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ceiling = figures["verify_libsodium_per_s"]
