@@ -65,9 +65,7 @@ def test_the_query_language() -> None:
 
 def fts5_engine() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:")
-    conn.execute(
-        "CREATE VIRTUAL TABLE f USING fts5(title, summary, body, tags, tokenize = 'unicode61 remove_diacritics 0')"
-    )
+    conn.execute("CREATE VIRTUAL TABLE f USING fts5(title, summary, body, tags, tokenize = 'ascii')")
     conn.execute("INSERT INTO f (title, summary, body, tags) VALUES ('seawat desalin', '淡化 化膜', 'o brien', 'zabc')")
     return conn
 

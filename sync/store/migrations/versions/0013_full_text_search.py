@@ -23,11 +23,10 @@ depends_on = None
 Big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # The FTS5 table on SQLite: the analysed text of each weight, and the facet tokens.
-# Tokens are letters and digits (sync.fulltext), so unicode61 only splits on the spaces.
-FTS5 = (
-    "CREATE VIRTUAL TABLE search_fts USING fts5("
-    "title, summary, body, tags, tokenize = 'unicode61 remove_diacritics 0', detail = full)"
-)
+# Tokens are letters and digits (sync.fulltext) separated by spaces: FTS5's `ascii` tokenizer,
+# for which every non-ASCII character is part of a token, splits them there and nowhere else
+# (and faster than unicode61).
+FTS5 = "CREATE VIRTUAL TABLE search_fts USING fts5(title, summary, body, tags, tokenize = 'ascii', detail = full)"
 
 
 def upgrade() -> None:
