@@ -167,6 +167,15 @@ def merge(versions: Iterable[MergeInput], kinds: KindSet) -> RecordState:
     by_id: dict[str, MergeInput] = {}
     for v in versions:
         by_id.setdefault(v.version_id, v)
+    if len(by_id) == 1:
+        (only,) = by_id.values()
+        if only.change.action == Action.CREATE and not only.parents and only.kind in kinds:
+            return _lone_create(only, kinds[only.kind])
+    return _merge_all(by_id, kinds)
+
+
+def _merge_all(by_id: dict[str, MergeInput], kinds: KindSet) -> RecordState:
+    """`merge` by the general rules, for any set of versions."""
     # One kind per record: the kind of its earliest create (of any version
     # when none is held yet, of the set's first kind when there is no version);
     # versions of another kind count for nothing.
@@ -315,6 +324,34 @@ def merge(versions: Iterable[MergeInput], kinds: KindSet) -> RecordState:
         audience=root.change.audience if root is not None else (),
         extended=any(v.change.action == Action.EXTEND for v in valid),
         erased_at_ms=min((v.hlc.wall_ms for v in valid if v.change.action == Action.ERASE), default=0),
+    )
+
+
+def _lone_create(v: MergeInput, kind: Kind) -> RecordState:
+    """`merge` of a record that holds one version, its create (most records, most of an
+    initial sync): what the general rules come to for it, without the causal order, the
+    ancestor masks and the conflict search (tests/test_merge_properties.py holds the two
+    to the same states)."""
+    status = v.change.status
+    ok = status is not None and status in kind.initial  # else the create counts for nothing
+    values: dict[str, FieldValue] = dict(kind.defaults)
+    if ok:
+        for name, value in v.change.fields:
+            if name in values:
+                values[name] = value
+    return RecordState(
+        content=make_content(kind, values, status if ok and status is not None else kind.statuses[0]),
+        deleted=False,
+        heads=(v.version_id,),
+        conflicts=(),
+        waiting=(),
+        applied=1,
+        updated=v.hlc,
+        newest_head=v.version_id,
+        ignored=() if ok else (v.version_id,),
+        audience=v.change.audience,
+        extended=False,
+        erased_at_ms=0,
     )
 
 
