@@ -37,7 +37,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain
 
 import Stemmer
 
@@ -162,15 +161,16 @@ _WORD_BYTES = bytes(
 )
 
 
-class _WordTokens(dict[bytes, tuple[str, ...]]):
-    """A word's tokens (its UTF-8 bytes, ASCII letters lowered) remembered: an ASCII word is
-    stemmed, any other goes through the whole analyser (`spans(fold(word))`)."""
+class _WordTokens(dict[bytes, str]):
+    """A word's tokens, joined by spaces (its UTF-8 bytes, ASCII letters lowered, as the
+    key), remembered: an ASCII word is stemmed, any other goes through the whole
+    analyser (`spans(fold(word))`)."""
 
-    def __missing__(self, word: bytes) -> tuple[str, ...]:
+    def __missing__(self, word: bytes) -> str:
         if len(self) > 200_000:
             self.clear()
         text = word.decode()
-        found = (stem(text),) if word.isascii() else tuple(t.text for t in spans(fold(text)))
+        found = stem(text) if word.isascii() else " ".join(t.text for t in spans(fold(text)))
         self[word] = found
         return found
 
@@ -178,12 +178,17 @@ class _WordTokens(dict[bytes, tuple[str, ...]]):
 _WORD_TOKENS = _WordTokens()
 
 
+def analysed(text: str) -> str:
+    """The tokens a text is indexed by, in order, joined by spaces (the analyser above):
+    `spans(fold(text))` without the places, made fast for indexing. The text is split at
+    ASCII separators in C (`bytes.translate`), and each word's tokens are looked up among
+    those remembered."""
+    return " ".join(map(_WORD_TOKENS.__getitem__, text.encode().translate(_WORD_BYTES).split()))
+
+
 def tokens(text: str) -> list[str]:
-    """The tokens a text is indexed by, in order (the analyser above): `spans(fold(text))`
-    without the places, made faster for indexing. The text is split at ASCII separators in
-    C (`bytes.translate`), and each word's tokens are looked up among those remembered."""
-    words = text.encode().translate(_WORD_BYTES).split()
-    return list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, words)))
+    """The tokens a text is indexed by, in order (`analysed`, as a list)."""
+    return analysed(text).split()
 
 
 def tag_token(facet: str, value: str) -> str:

@@ -137,11 +137,12 @@ class SearchStore:
             self._write_postgresql(conn, docs)
 
     @staticmethod
-    def _columns(doc: SearchDoc) -> tuple[list[str], list[str], list[str]]:
+    def _columns(doc: SearchDoc) -> tuple[str, str, str]:
+        """The analysed text of each weight (A, B, C), tokens joined by spaces."""
         cols: tuple[list[str], list[str], list[str]] = ([], [], [])
         for _name, weight, piece in doc.text:
-            cols[_COLUMN_OF_WEIGHT[weight]].extend(fulltext.tokens(piece))
-        return cols
+            cols[_COLUMN_OF_WEIGHT[weight]].append(fulltext.analysed(piece))
+        return " ".join(cols[0]), " ".join(cols[1]), " ".join(cols[2])
 
     @staticmethod
     def _facets_json(doc: SearchDoc) -> str:
@@ -161,7 +162,7 @@ class SearchStore:
             doc_rows.append((doc_id, rid, wall, doc.lapses_at_ms, self._facets_json(doc)))
             a, b, c = self._columns(doc)
             tags = " ".join(fulltext.tag_token(f, v) for f, v in doc.facets)
-            fts_rows.append((doc_id, " ".join(a), " ".join(b), " ".join(c), tags))
+            fts_rows.append((doc_id, a, b, c, tags))
         conn.exec_driver_sql(
             "INSERT INTO search_docs (doc_id, record_id, head_wall_ms, lapses_at_ms, facets) VALUES (?, ?, ?, ?, ?)",
             doc_rows,
@@ -175,7 +176,7 @@ class SearchStore:
         for rid, wall, doc in docs:
             a, b, c = self._columns(doc)
             tags = [fulltext.tag_token(f, v) for f, v in doc.facets]
-            tsv = fulltext.tsvector((("A", a), ("B", b), ("C", c), ("D", tags)))
+            tsv = fulltext.tsvector((("A", a.split()), ("B", b.split()), ("C", c.split()), ("D", tags)))
             rows.append(
                 {"rid": rid, "wall": wall, "lapses": doc.lapses_at_ms, "facets": self._facets_json(doc), "tsv": tsv}
             )
