@@ -24,6 +24,8 @@ LAYERS: dict[str, str] = {
     "test_proto_drift": "unit",
     "test_layout": "unit",
     "test_fulltext": "unit",
+    "test_matching": "unit",
+    "test_match_api": "integration",
     "test_search_store": "store",
     "test_store": "store",
     "test_audience": "integration",

@@ -22,6 +22,7 @@ from sync.registry import Registry
 from sync.site import RecordDetail, Site
 from sync.store import RecordRow, SearchResult
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+from transfer.matching import suggestions
 from transfer.records import KINDS, kind_of
 from transfer.search import FACET_NAMES, search_query
 
@@ -324,6 +325,28 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
         result = self._site.search(query, with_facets=request.facets)
         return search_response(self._site, result, now, offset)
+
+    def MatchRecord(
+        self, request: admin_pb2.MatchRecordRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.MatchRecordResponse:
+        if not request.id:
+            raise InvalidInput([FieldViolation("id", "required")])
+        found = suggestions(self._site, request.id, limit=request.limit or 10, published_only=request.published_only)
+        now = self._site.now_ms()
+        views = all_with_names(self._site, [record_view(s.record, now) for s in found])
+        return admin_pb2.MatchRecordResponse(
+            of=self._view(request.id),
+            suggestions=[
+                admin_pb2.Suggestion(
+                    record=view,
+                    score=s.score.score,
+                    reasons=[
+                        admin_pb2.MatchReason(part=r.part, detail=r.detail, points=r.points) for r in s.score.reasons
+                    ],
+                )
+                for view, s in zip(views, found, strict=True)
+            ],
+        )
 
     def GetRecord(
         self, request: admin_pb2.GetRecordRequest, context: grpc.ServicerContext

@@ -662,6 +662,117 @@ class SearchRecordsResponse(_message.Message):
 Global___SearchRecordsResponse: _TypeAlias = SearchRecordsResponse  # noqa: Y015
 
 @_typing.final
+class MatchRecordRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    PUBLISHED_ONLY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """An offer or a request held here."""
+    limit: _builtins.int
+    """Suggestions wanted (10 when unset, at most 100)."""
+    published_only: _builtins.bool
+    """Only published counterparts (else submitted, validated and published ones)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        published_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "limit", b"limit", "published_only", b"published_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchRecordRequest: _TypeAlias = MatchRecordRequest  # noqa: Y015
+
+@_typing.final
+class MatchReason(_message.Message):
+    """One part of a suggestion's score: what it found and the points it gave."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PART_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    part: _builtins.str
+    """keywords, words, market, partnership, maturity or countries."""
+    detail: _builtins.str
+    """What was found, e.g. the keywords or words in common."""
+    points: _builtins.float
+    def __init__(
+        self,
+        *,
+        part: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        points: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "part", b"part", "points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchReason: _TypeAlias = MatchReason  # noqa: Y015
+
+@_typing.final
+class Suggestion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    score: _builtins.float
+    """From 0 to 1: the sum of the reasons' points."""
+    @_builtins.property
+    def record(self) -> Global___RecordView: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatchReason]: ...
+    def __init__(
+        self,
+        *,
+        record: Global___RecordView | None = ...,
+        score: _builtins.float = ...,
+        reasons: _abc.Iterable[Global___MatchReason] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reasons", b"reasons", "record", b"record", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Suggestion: _TypeAlias = Suggestion  # noqa: Y015
+
+@_typing.final
+class MatchRecordResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OF_FIELD_NUMBER: _builtins.int
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def of(self) -> Global___RecordView:
+        """The record matched."""
+
+    @_builtins.property
+    def suggestions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Suggestion]: ...
+    def __init__(
+        self,
+        *,
+        of: Global___RecordView | None = ...,
+        suggestions: _abc.Iterable[Global___Suggestion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["of", b"of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["of", b"of", "suggestions", b"suggestions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchRecordResponse: _TypeAlias = MatchRecordResponse  # noqa: Y015
+
+@_typing.final
 class GetRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

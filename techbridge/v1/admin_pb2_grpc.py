@@ -50,6 +50,11 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsResponse.FromString,
                 _registered_method=True)
+        self.MatchRecord = channel.unary_unary(
+                '/techbridge.v1.AdminService/MatchRecord',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordResponse.FromString,
+                _registered_method=True)
         self.GetRecord = channel.unary_unary(
                 '/techbridge.v1.AdminService/GetRecord',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.GetRecordRequest.SerializeToString,
@@ -117,6 +122,15 @@ class AdminServiceServicer:
         """Offers and requests matching a query and filters, ranked by relevance (or newest
         first), each with its score and snippet, the number of matches and, on request,
         the facet counts over all of them (transfer/search.py, sync/fulltext.py).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MatchRecord(self, request, context):
+        """The offers that fit a request, or the requests an offer fits, among what this site
+        holds (HQ: the whole network), best first, each with its score and why
+        (transfer/matching.py).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,6 +214,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SearchRecords,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.SearchRecordsResponse.SerializeToString,
+            ),
+            'MatchRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.MatchRecord,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordResponse.SerializeToString,
             ),
             'GetRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecord,
@@ -329,6 +348,33 @@ class AdminService:
             '/techbridge.v1.AdminService/SearchRecords',
             techbridge_dot_v1_dot_admin__pb2.SearchRecordsRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.SearchRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/MatchRecord',
+            techbridge_dot_v1_dot_admin__pb2.MatchRecordRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.MatchRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,

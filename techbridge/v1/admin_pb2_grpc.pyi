@@ -42,6 +42,11 @@ class AdminServiceStub:
     first), each with its score and snippet, the number of matches and, on request,
     the facet counts over all of them (transfer/search.py, sync/fulltext.py).
     """
+    MatchRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MatchRecordRequest, _admin_pb2.MatchRecordResponse]
+    """The offers that fit a request, or the requests an offer fits, among what this site
+    holds (HQ: the whole network), best first, each with its score and why
+    (transfer/matching.py).
+    """
     GetRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]
     EditRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]
@@ -71,6 +76,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Offers and requests matching a query and filters, ranked by relevance (or newest
     first), each with its score and snippet, the number of matches and, on request,
     the facet counts over all of them (transfer/search.py, sync/fulltext.py).
+    """
+    MatchRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.MatchRecordRequest, _admin_pb2.MatchRecordResponse]  # type: ignore[assignment]
+    """The offers that fit a request, or the requests an offer fits, among what this site
+    holds (HQ: the whole network), best first, each with its score and why
+    (transfer/matching.py).
     """
     GetRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]  # type: ignore[assignment]
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
@@ -116,6 +126,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Offers and requests matching a query and filters, ranked by relevance (or newest
         first), each with its score and snippet, the number of matches and, on request,
         the facet counts over all of them (transfer/search.py, sync/fulltext.py).
+        """
+
+    @_abc_1.abstractmethod
+    def MatchRecord(
+        self,
+        request: _admin_pb2.MatchRecordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.MatchRecordResponse, _abc.Awaitable[_admin_pb2.MatchRecordResponse]]:
+        """The offers that fit a request, or the requests an offer fits, among what this site
+        holds (HQ: the whole network), best first, each with its score and why
+        (transfer/matching.py).
         """
 
     @_abc_1.abstractmethod

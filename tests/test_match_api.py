@@ -1,0 +1,93 @@
+"""`techbridge match` and the admin API's MatchRecord: the offers that fit a request and
+the requests an offer fits, ranked, with why; what lapsed or was withdrawn is never
+suggested; bad ids are refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from sync.server import field_violations
+from techbridge.v1 import admin_pb2, records_pb2
+from tests.harness import Hub, cli
+
+T = "tt-2026.1"
+
+
+def add_offer(hub: Hub, title: str, **fields: object) -> str:
+    return hub.add_record(title, taxonomy=T, **fields)
+
+
+def add_request(hub: Hub, title: str, **fields: object) -> str:
+    values = records_pb2.Request(title=title, via="hq", taxonomy=T, confidentiality="public", **fields)  # type: ignore[arg-type]
+    resp = hub.admin.AddRecord(
+        admin_pb2.AddRecordRequest(values=records_pb2.RecordValues(request=values)), metadata=hub.md, timeout=10
+    )
+    return resp.record.id
+
+
+def test_a_request_meets_the_offers_that_fit_it_and_why(hub: Hub) -> None:
+    fit = add_offer(
+        hub,
+        "Seam-tracking vision for robotic welding",
+        summary="Cameras and AI that follow weld seams on car bodies",
+        keywords=["robotics", "artificial-intelligence"],
+        market_keywords=["automotive"],
+        partnership_types=["joint-venture"],
+    )
+    zh = add_offer(hub, "焊缝跟踪机器视觉系统", keywords=["robotics", "artificial-intelligence"])
+    negative = add_offer(hub, "Welding robots for shipyards", keywords=["robotics"], partnership_types=["acquisition"])
+    unrelated = add_offer(hub, "Solid-state battery electrolyte", keywords=["batteries"])
+    withdrawn = add_offer(hub, "Weld seam vision, older model", keywords=["robotics", "artificial-intelligence"])
+    hub.admin.StepRecord(
+        admin_pb2.StepRecordRequest(id=withdrawn, action=records_pb2.LIFECYCLE_ACTION_WITHDRAW),
+        metadata=hub.md,
+        timeout=10,
+    )
+    rq = add_request(
+        hub,
+        "Machine-vision partner for welding robots",
+        request_type="partner",
+        sought="A camera system that finds weld seams on car bodies",
+        keywords=["robotics", "artificial-intelligence"],
+        sectors=["automotive"],
+    )
+    resp = hub.admin.MatchRecord(admin_pb2.MatchRecordRequest(id=rq), metadata=hub.md, timeout=10)
+    order = [s.record.id for s in resp.suggestions]
+    assert order[0] == fit and zh in order and negative in order
+    assert order.index(fit) < order.index(negative)
+    assert unrelated not in order and withdrawn not in order
+    why = {r.part: r.detail for r in resp.suggestions[0].reasons}
+    assert why["keywords"] == "artificial-intelligence, robotics" and "welding" in why["words"]
+    assert resp.of.id == rq and resp.suggestions[0].score > resp.suggestions[-1].score
+    # The other way round: the requests an offer fits, with the same score for the pair.
+    back = hub.admin.MatchRecord(admin_pb2.MatchRecordRequest(id=fit), metadata=hub.md, timeout=10)
+    assert [s.record.id for s in back.suggestions] == [rq]
+    assert back.suggestions[0].score == resp.suggestions[0].score
+    assert (
+        hub.admin.MatchRecord(
+            admin_pb2.MatchRecordRequest(id=rq, published_only=True), metadata=hub.md, timeout=10
+        ).suggestions
+        == []
+    )  # nothing here is published yet
+    r = cli("match", "--data", str(hub.path), rq, "--limit", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [s["id"] for s in doc["suggestions"]] == order[:2] and doc["suggestions"][0]["why"][0]["part"]
+    r = cli("match", "--data", str(hub.path), rq)
+    assert r.returncode == 0 and "Seam-tracking" in r.stdout, r.stdout + r.stderr
+
+
+def test_matching_what_is_not_an_offer_or_request_is_refused_by_name(hub: Hub) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        hub.admin.MatchRecord(admin_pb2.MatchRecordRequest(id="no-such-id"), metadata=hub.md, timeout=10)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and "no-such-id" in (e.value.details() or "")
+    offer = add_offer(hub, "Anything")
+    with pytest.raises(grpc.RpcError) as e:
+        hub.admin.MatchRecord(admin_pb2.MatchRecordRequest(id=offer, limit=500), metadata=hub.md, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(e.value)] == ["limit"]
+    r = cli("match", "--data", str(hub.path), "no-such-id")
+    assert r.returncode == 1 and r.stderr.strip() == "error: NOT_FOUND: no record with id no-such-id", r.stderr

@@ -1,0 +1,109 @@
+"""The matching score (transfer.matching.score_pair): a pure function of two contents,
+the same for the same pair, each part reported with what it found; keywords carry a
+match across languages, and a hard negative (the same word, another need) scores below
+the offer that fits."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.kinds import Content, FieldValue, make_content
+from transfer.matching import WEIGHTS, score_pair
+from transfer.records import LISTING, REQUEST
+
+T = "tt-2026.1"
+
+
+def request(**values: FieldValue) -> Content:
+    base: dict[str, FieldValue] = {"title": "", "request_type": "technology", "sought": "x", "via": "brussels"}
+    return make_content(REQUEST, {**base, "taxonomy": T, **values}, "submitted")
+
+
+def offer(**values: FieldValue) -> Content:
+    return make_content(LISTING, {**LISTING.defaults, "taxonomy": T, **values}, "submitted")
+
+
+VISION = request(
+    title="Machine-vision partner for welding robots",
+    request_type="partner",
+    sought="A camera system that finds weld seams on car bodies",
+    keywords=("robotics", "artificial-intelligence"),
+    sectors=("automotive",),
+)
+
+
+def test_each_part_says_what_it_found() -> None:
+    fit = offer(
+        title="Seam-tracking vision for robotic welding",
+        summary="Cameras and AI that follow weld seams",
+        keywords=("robotics", "artificial-intelligence"),
+        market_keywords=("automotive",),
+        partnership_types=("joint-venture",),
+    )
+    s = score_pair(VISION, fit, firm_country="CN")
+    why = {r.part: r for r in s.reasons}
+    assert why["keywords"].detail == "artificial-intelligence, robotics"
+    assert why["keywords"].points == WEIGHTS["keywords"]
+    assert why["market"].detail == "automotive"
+    assert why["partnership"].detail == "partner: joint-venture"
+    assert why["countries"].detail == "open to every country"
+    assert {"welding", "seams", "vision"} <= set(why["words"].detail.replace(",", "").split())
+    assert s.score == round(sum(r.points for r in s.reasons), 6) and 0 < s.score <= 1
+
+
+def test_a_hard_negative_scores_below_the_offer_that_fits() -> None:
+    fit = offer(
+        title="Edge AI camera for weld inspection",
+        keywords=("artificial-intelligence", "robotics"),
+        partnership_types=("technical-cooperation",),
+    )
+    same_word = offer(
+        title="Welding robots for shipyards, for sale",
+        summary="Heavy gantry welding robots",
+        keywords=("robotics",),
+        partnership_types=("acquisition",),
+    )
+    assert score_pair(VISION, fit).score > score_pair(VISION, same_word).score
+
+
+def test_keywords_carry_a_match_across_languages() -> None:
+    zh = offer(title="焊缝跟踪机器视觉系统", keywords=("robotics", "artificial-intelligence"))
+    ko = offer(
+        title="로봇용접 비전 시스템",
+        keywords=("robotics",),
+        translations=(("en", "Vision for welding robots", "", ""),),
+    )
+    assert score_pair(VISION, zh).score >= WEIGHTS["keywords"]
+    words = {r.part: r.detail for r in score_pair(VISION, ko).reasons}["words"]
+    assert "welding" in words and "robots" in words  # through the English translation
+
+
+def test_a_technology_request_counts_maturity_and_countries() -> None:
+    rq = request(title="Desalination membranes", request_type="technology", keywords=("membranes",))
+    ripe = offer(title="Desalination membranes", keywords=("membranes",), trl=9, target_countries=("CN",))
+    early = offer(title="Desalination membranes", keywords=("membranes",), trl=3, target_countries=("DE",))
+    a = {r.part: r for r in score_pair(rq, ripe, firm_country="CN").reasons}
+    b = {r.part: r for r in score_pair(rq, early, firm_country="CN").reasons}
+    assert a["maturity"].points > b["maturity"].points and a["countries"].detail == "open to CN"
+    assert "countries" not in b
+
+
+words = st.sampled_from(["solar", "membrane", "robot", "vision", "淡化", "海水", "로봇", "sensor", "battery", "weld"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(words, max_size=6), st.lists(words, max_size=6), st.sampled_from(["technology", "partner", "investment"])
+)
+def test_the_score_is_a_pure_function_of_the_pair(rq_words: list[str], of_words: list[str], kind: str) -> None:
+    rq = request(title=" ".join(rq_words), request_type=kind)
+    of = offer(title=" ".join(of_words), partnership_types=("licence", "investment"))
+    first = score_pair(rq, of, firm_country="KR")
+    again = score_pair(
+        make_content(REQUEST, rq.as_dict(), "submitted"),
+        make_content(LISTING, of.as_dict(), "submitted"),
+        firm_country="KR",
+    )
+    assert first == again
+    assert 0 <= first.score <= 1

@@ -1,0 +1,243 @@
+"""Matching supply and demand: which offers fit a request, which requests an offer fits,
+and why.
+
+Two steps. **Candidates** come from the search index (`sync.store.search`), never a scan
+of the store: the offers (or requests) that share a technology keyword with the record,
+and those whose text holds its salient words (any of them, ranked by the engine). Then
+each candidate is **scored** by `score_pair`, a pure, deterministic function of the two
+records' contents (and the country of the firm behind the request, when known), so the
+same pair scores the same at every site; the best come first.
+
+The score is a weighted sum of parts, each in [0, 1], each reported with what it found:
+
+* technology keywords in common (the request's keywords found among the offer's), 0.35;
+* words in common: the request's salient words (its title counts twice, then what it
+  seeks), as analysed for search (stems, CJK bigrams, any language), found anywhere in
+  the offer's text or its translations, 0.30;
+* market: the request's sectors among the offer's market keywords, 0.10;
+* partnership: whether the offer offers a partnership of the kind the request seeks, 0.15;
+* maturity: for a request for a technology, how far the offer has come (TRL, stage), 0.05;
+* countries: the offer is open to the request's firm's country (or to any), 0.05.
+
+Keywords are taxonomy terms, the same in every language, so they carry a match across
+languages; words carry it where a translation shares the request's language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sync.errors import FieldViolation, InvalidInput, NotFound
+from sync.fulltext import Term, TextQuery, analysed, fold_mapped, spans
+from sync.kinds import Content
+from sync.site import Site
+from sync.store import RecordRow, SearchQuery
+
+# Words that say nothing about what is offered or sought (English; other languages' words
+# are rarely this common in a title).
+STOPWORDS = frozenset(
+    analysed(
+        "a an and are as at be by for from has have in into is it its of on or our that the their this to "
+        "we with within seek seeking sought look looking need needs want wanted partner partners company "
+        "companies firm firms technology technologies solution solutions new based use using used"
+    ).split()
+)
+WEIGHTS = {"keywords": 0.35, "words": 0.30, "market": 0.10, "partnership": 0.15, "maturity": 0.05, "countries": 0.05}
+# The partnership types that answer each kind of request.
+ANSWERS = {
+    "technology": frozenset(
+        {"licence", "commercial-with-technical-assistance", "technical-cooperation", "acquisition"}
+    ),
+    "partner": frozenset(
+        {"joint-venture", "rnd-cooperation", "technical-cooperation", "commercial-with-technical-assistance"}
+    ),
+    "rnd-call": frozenset({"rnd-cooperation", "joint-venture", "technical-cooperation"}),
+    "investment": frozenset({"investment", "joint-venture", "acquisition"}),
+}
+STAGE_RANK = {
+    "concept": 1,
+    "under-development": 2,
+    "lab-tested": 3,
+    "available-for-demonstration": 4,
+    "on-the-market": 5,
+}
+SALIENT_MAX = 24
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One part of a score: which (`part`), what it found (`detail`), its points."""
+
+    part: str
+    detail: str
+    points: float
+
+
+@dataclass(frozen=True)
+class PairScore:
+    score: float
+    reasons: tuple[Reason, ...]
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, tuple) else ()
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def request_words(request: Mapping[str, object]) -> dict[str, float]:
+    """A request's salient words (analysed tokens) and their weights: the title's count
+    twice, what it seeks once; stopwords, digits and single letters left out."""
+    weights: dict[str, float] = {}
+    for text, weight in ((_text(request.get("title")), 2.0), (_text(request.get("sought")), 1.0)):
+        for tok in analysed(text).split():
+            if len(tok) > 1 and not tok.isdigit() and tok not in STOPWORDS:
+                weights[tok] = max(weights.get(tok, 0.0), weight)
+    return weights
+
+
+def surface_words(request: Mapping[str, object]) -> dict[str, str]:
+    """Each analysed token of a request's title and what it seeks, as first written there
+    (`edg` -> `Edge`), for showing the words in common."""
+    shown: dict[str, str] = {}
+    for text in (_text(request.get("title")), _text(request.get("sought"))):
+        folded, where = fold_mapped(text)
+        for t in spans(folded):
+            shown.setdefault(t.text, text[where[t.start] : where[t.end - 1] + 1])
+    return shown
+
+
+def offer_words(offer: Mapping[str, object]) -> set[str]:
+    """Every token of an offer's text, its translations' too."""
+    pieces = [_text(offer.get(n)) for n in ("title", "summary", "description", "advantages")]
+    translations = offer.get("translations")
+    for t in translations if isinstance(translations, tuple) else ():
+        if isinstance(t, tuple):
+            pieces.extend(str(x) for x in t[1:])
+    pieces.extend(k.replace("-", " ") for k in _strings(offer.get("keywords")) + _strings(offer.get("market_keywords")))
+    return set(analysed(" ".join(pieces)).split())
+
+
+def score_pair(request: Content, offer: Content, *, firm_country: str = "") -> PairScore:
+    """How well `offer` fits `request`, and why: a pure function of the two contents
+    (and the requesting firm's country), the same at every site."""
+    r, o = request.as_dict(), offer.as_dict()
+    reasons: list[Reason] = []
+
+    def part(name: str, fraction: float, detail: str) -> None:
+        if fraction > 0:
+            reasons.append(Reason(name, detail, round(WEIGHTS[name] * fraction, 6)))
+
+    wanted = set(_strings(r.get("keywords")))
+    common = sorted(wanted & set(_strings(o.get("keywords"))))
+    if wanted:
+        part("keywords", len(common) / len(wanted), ", ".join(common))
+    sectors = set(_strings(r.get("sectors")))
+    markets = sorted(sectors & set(_strings(o.get("market_keywords"))))
+    if sectors:
+        part("market", len(markets) / len(sectors), ", ".join(markets))
+    words = request_words(r)
+    held = offer_words(o)
+    found = sorted(w for w in words if w in held)
+    if words:
+        shown = surface_words(r)
+        part("words", sum(words[w] for w in found) / sum(words.values()), ", ".join(shown.get(w, w) for w in found))
+    kind = _text(r.get("request_type"))
+    offered = set(_strings(o.get("partnership_types")))
+    fits = sorted(offered & ANSWERS.get(kind, frozenset()))
+    if fits:
+        part("partnership", 1.0, f"{kind}: {', '.join(fits)}")
+    if kind == "technology":
+        trl = o.get("trl")
+        trl_part = (trl / 9) if isinstance(trl, int) and trl > 0 else 0.0
+        stage = STAGE_RANK.get(_text(o.get("stage")), 0) / 5
+        maturity = max(trl_part, stage)
+        part("maturity", maturity, f"TRL {trl}" if isinstance(trl, int) and trl else _text(o.get("stage")))
+    targets = _strings(o.get("target_countries"))
+    if firm_country and (not targets or firm_country in targets):
+        part("countries", 1.0, f"open to {firm_country}" if targets else "open to every country")
+    score = round(sum(x.points for x in reasons), 6)
+    return PairScore(score, tuple(reasons))
+
+
+def candidate_query(record: Mapping[str, object], *, as_request: bool) -> TextQuery:
+    """The words that find a record's counterparts in the search index: its salient words,
+    any of which may match (the engine ranks by how many, and how rare)."""
+    if as_request:
+        words = sorted(request_words(record), key=lambda w: (-request_words(record)[w], w))
+    else:
+        text = " ".join(_text(record.get(n)) for n in ("title", "summary"))
+        words = [
+            t for t in dict.fromkeys(analysed(text).split()) if len(t) > 1 and not t.isdigit() and t not in STOPWORDS
+        ]
+    chosen = words[:SALIENT_MAX]
+    return TextQuery((tuple(Term((w,)) for w in chosen),) if chosen else ())
+
+
+def keywords_of(record: Mapping[str, object]) -> tuple[str, ...]:
+    return tuple(sorted(set(_strings(record.get("keywords")))))
+
+
+def best(scored: Iterable[tuple[str, PairScore]], limit: int) -> list[tuple[str, PairScore]]:
+    """The best `limit`, highest score first, then by id (a total order: the same list everywhere)."""
+    return sorted((s for s in scored if s[1].score > 0), key=lambda s: (-s[1].score, s[0]))[:limit]
+
+
+# Statuses a record is matched in: submitted, validated or published (never a draft, nor
+# what expired, was withdrawn or archived).
+OPEN = ("submitted", "validated", "published")
+CANDIDATES = 200
+LIMIT_MAX = 100
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    record: RecordRow
+    score: PairScore
+
+
+def suggestions(site: Site, record_id: str, *, limit: int = 10, published_only: bool = False) -> list[Suggestion]:
+    """The offers that fit request `record_id`, or the requests that offer `record_id`
+    fits, among what this site holds and is open (or published), not lapsed; best first."""
+    row = site.record(record_id)
+    if row.kind not in ("listing", "request") or row.deleted:
+        what = "deleted" if row.deleted else f"a {row.kind}"
+        raise InvalidInput([FieldViolation("id", f"{record_id} is {what}: matching takes an offer or a request")])
+    if not 1 <= limit <= LIMIT_MAX:
+        raise InvalidInput([FieldViolation("limit", f"from 1 to {LIMIT_MAX} (got {limit})")])
+    content = row.state.content
+    values = content.as_dict()
+    as_request = row.kind == "request"
+    other = "listing" if as_request else "request"
+    statuses = ("published",) if published_only else OPEN
+    base = (("kind", (other,)), ("status", statuses))
+    now = site.now_ms()
+    found: dict[str, RecordRow] = {}
+    by_words = SearchQuery(candidate_query(values, as_request=as_request), base, now, limit=CANDIDATES)
+    queries = [by_words] if not by_words.text.empty else []
+    if keywords_of(values):
+        queries.append(SearchQuery(TextQuery(), (*base, ("keyword", keywords_of(values))), now, limit=CANDIDATES))
+    for query in queries:
+        for hit in site.search(query).hits:
+            found.setdefault(hit.record.record_id, hit.record)
+    scored = []
+    for rid, candidate in found.items():
+        req, offer = (content, candidate.state.content) if as_request else (candidate.state.content, content)
+        req_row = row if as_request else candidate
+        scored.append((rid, score_pair(req, offer, firm_country=_firm_country(site, req_row.origin))))
+    return [Suggestion(found[rid], s) for rid, s in best(scored, limit)]
+
+
+def _firm_country(site: Site, origin: str) -> str:
+    """The country of the firm that owns a request (empty if a centre owns it, or unknown)."""
+    if site.registry().centre(origin) is not None:
+        return ""
+    try:
+        firm = site.record(origin)
+    except NotFound:
+        return ""
+    country = firm.state.content.as_dict().get("country")
+    return country if isinstance(country, str) else ""
