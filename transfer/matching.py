@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sync.errors import FieldViolation, InvalidInput, NotFound
 from sync.fulltext import Term, TextQuery, analysed, fold_mapped, spans
@@ -91,23 +92,33 @@ def _text(value: object) -> str:
 def request_words(request: Mapping[str, object]) -> dict[str, float]:
     """A request's salient words (analysed tokens) and their weights: the title's count
     twice, what it seeks once; stopwords, digits and single letters left out."""
+    return dict(_request_words(_text(request.get("title")), _text(request.get("sought"))))
+
+
+@lru_cache(maxsize=4096)
+def _request_words(title: str, sought: str) -> tuple[tuple[str, float], ...]:
     weights: dict[str, float] = {}
-    for text, weight in ((_text(request.get("title")), 2.0), (_text(request.get("sought")), 1.0)):
+    for text, weight in ((title, 2.0), (sought, 1.0)):
         for tok in analysed(text).split():
             if len(tok) > 1 and not tok.isdigit() and tok not in STOPWORDS:
                 weights[tok] = max(weights.get(tok, 0.0), weight)
-    return weights
+    return tuple(weights.items())
 
 
 def surface_words(request: Mapping[str, object]) -> dict[str, str]:
     """Each analysed token of a request's title and what it seeks, as first written there
     (`edg` -> `Edge`), for showing the words in common."""
+    return dict(_surface_words(_text(request.get("title")), _text(request.get("sought"))))
+
+
+@lru_cache(maxsize=4096)
+def _surface_words(title: str, sought: str) -> tuple[tuple[str, str], ...]:
     shown: dict[str, str] = {}
-    for text in (_text(request.get("title")), _text(request.get("sought"))):
+    for text in (title, sought):
         folded, where = fold_mapped(text)
         for t in spans(folded):
             shown.setdefault(t.text, text[where[t.start] : where[t.end - 1] + 1])
-    return shown
+    return tuple(shown.items())
 
 
 def offer_words(offer: Mapping[str, object]) -> set[str]:
@@ -216,18 +227,28 @@ def suggestions(site: Site, record_id: str, *, limit: int = 10, published_only: 
     base = (("kind", (other,)), ("status", statuses))
     now = site.now_ms()
     found: dict[str, RecordRow] = {}
-    by_words = SearchQuery(candidate_query(values, as_request=as_request), base, now, limit=CANDIDATES)
+    by_words = SearchQuery(candidate_query(values, as_request=as_request), base, now, limit=CANDIDATES, snippets=False)
     queries = [by_words] if not by_words.text.empty else []
     if keywords_of(values):
-        queries.append(SearchQuery(TextQuery(), (*base, ("keyword", keywords_of(values))), now, limit=CANDIDATES))
+        by_keywords = (*base, ("keyword", keywords_of(values)))
+        queries.append(SearchQuery(TextQuery(), by_keywords, now, limit=CANDIDATES, snippets=False))
     for query in queries:
         for hit in site.search(query).hits:
             found.setdefault(hit.record.record_id, hit.record)
+    countries: dict[str, str] = {}
+
+    def country(origin: str) -> str:
+        if origin not in countries:
+            countries[origin] = _firm_country(site, origin)
+        return countries[origin]
+
     scored = []
     for rid, candidate in found.items():
-        req, offer = (content, candidate.state.content) if as_request else (candidate.state.content, content)
-        req_row = row if as_request else candidate
-        scored.append((rid, score_pair(req, offer, firm_country=_firm_country(site, req_row.origin))))
+        other_content = candidate.state.content
+        if as_request:
+            scored.append((rid, score_pair(content, other_content, firm_country=country(row.origin))))
+        else:
+            scored.append((rid, score_pair(other_content, content, firm_country=country(candidate.origin))))
     return [Suggestion(found[rid], s) for rid, s in best(scored, limit)]
 
 

@@ -59,6 +59,8 @@ class SearchQuery:
     sort: str = "relevance"
     limit: int = 20
     offset: int = 0
+    # Whether each hit gets its snippet (made in Python from the record's text).
+    snippets: bool = True
 
 
 @dataclass(frozen=True)
@@ -281,8 +283,7 @@ class SearchStore:
             row = rows.get(r.record_id)
             if row is None:
                 continue
-            state = row.state
-            doc = self._doc_of(state.content, row.origin)
+            doc = self._doc_of(row.state.content, row.origin) if query.snippets else None
             hits.append(SearchHit(row, float(r.score), fulltext.snippet(doc, query.text) if doc else None))
         return SearchResult(tuple(hits), total, facets)
 
