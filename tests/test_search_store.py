@@ -261,6 +261,12 @@ class TestSearchContract:
         assert dict(f["status"]) == {"submitted": 4}
         assert f["keyword"][0] == ("desalination", 3)  # most common first
 
+    def test_a_search_may_look_in_titles_only(self, corpus: Store) -> None:
+        titles = SearchQuery(parse_query("membrane"), weights="A", limit=50)
+        assert set(ids(corpus, titles)) == {"en-membrane", "en-switch"}
+        assert ids(corpus, SearchQuery(parse_query("chemicals"), weights="A")) == []  # advantages only
+        assert set(ids(corpus, SearchQuery(parse_query("淡化"), weights="A"))) == EXPECTED["淡化"]  # translated titles
+
     def test_pages_follow_each_other_without_overlap(self, corpus: Store) -> None:
         seen: list[str] = []
         for offset in range(0, 20, 4):

@@ -200,7 +200,7 @@ def best(scored: Iterable[tuple[str, PairScore]], limit: int) -> list[tuple[str,
 # Statuses a record is matched in: submitted, validated or published (never a draft, nor
 # what expired, was withdrawn or archived).
 OPEN = ("submitted", "validated", "published")
-CANDIDATES = 200
+CANDIDATES = 100
 LIMIT_MAX = 100
 
 
@@ -227,11 +227,17 @@ def suggestions(site: Site, record_id: str, *, limit: int = 10, published_only: 
     base = (("kind", (other,)), ("status", statuses))
     now = site.now_ms()
     found: dict[str, RecordRow] = {}
-    by_words = SearchQuery(candidate_query(values, as_request=as_request), base, now, limit=CANDIDATES, snippets=False)
-    queries = [by_words] if not by_words.text.empty else []
-    if keywords_of(values):
-        by_keywords = (*base, ("keyword", keywords_of(values)))
-        queries.append(SearchQuery(TextQuery(), by_keywords, now, limit=CANDIDATES, snippets=False))
+    words = candidate_query(values, as_request=as_request)
+    keywords = keywords_of(values)
+    queries = []
+    if keywords:
+        # Those sharing a keyword, the most alike in words first; and those holding every
+        # one of its keywords, in any language, newest first.
+        queries.append(SearchQuery(words, (*base, ("keyword", keywords)), now, limit=CANDIDATES, snippets=False))
+        every = tuple(("keyword", (k,)) for k in keywords)
+        queries.append(SearchQuery(TextQuery(), (*base, *every), now, limit=CANDIDATES, snippets=False))
+    elif not words.empty:  # with no keyword to go by: those whose titles hold its words
+        queries.append(SearchQuery(words, base, now, limit=CANDIDATES, snippets=False, weights="A"))
     for query in queries:
         for hit in site.search(query).hits:
             found.setdefault(hit.record.record_id, hit.record)

@@ -61,6 +61,8 @@ class SearchQuery:
     offset: int = 0
     # Whether each hit gets its snippet (made in Python from the record's text).
     snippets: bool = True
+    # The weights the text is looked for in: "ABC" (everything), "A" (titles only), ...
+    weights: str = "ABC"
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,8 @@ class SearchStore:
             where.append("(d.lapses_at_ms = 0 OR d.lapses_at_ms > :live_at)")
             params["live_at"] = query.live_at_ms
         if self.engine.dialect.name == "sqlite":
-            match = fulltext.fts5_match(query.text, TEXT_COLUMNS, "tags", tags)
+            columns = tuple(TEXT_COLUMNS[_COLUMN_OF_WEIGHT[w]] for w in query.weights)
+            match = fulltext.fts5_match(query.text, columns, "tags", tags)
             if match:
                 params["match"] = match
                 return _Plan(
@@ -245,10 +248,10 @@ class SearchStore:
                     f"-{BM25}",
                 )
             if query.text.excluded:
-                params["excluded"] = fulltext.fts5_excluded(query.text, TEXT_COLUMNS)
+                params["excluded"] = fulltext.fts5_excluded(query.text, columns)
                 where.append("d.doc_id NOT IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :excluded)")
             return _Plan("search_docs d", " AND ".join(where) or "1 = 1", params, "0.0")
-        tsq = fulltext.tsquery(query.text, "ABC", "D", tags)
+        tsq = fulltext.tsquery(query.text, query.weights, "D", tags)
         if not tsq:
             return _Plan("search_docs d", " AND ".join(where) or "TRUE", params, "0.0")
         params["tsq"] = tsq
