@@ -41,6 +41,7 @@ from sync.envelope import make_version  # noqa: E402
 from sync.ids import new_record_id  # noqa: E402
 from sync.kinds import create_change, make_content, pins_of  # noqa: E402
 from sync.site import Site  # noqa: E402
+from transfer.duplicates import candidates  # noqa: E402
 from transfer.matching import suggestions  # noqa: E402
 from transfer.records import KINDS, LISTING, REQUEST  # noqa: E402
 
@@ -464,6 +465,70 @@ def build_set() -> dict[str, Any]:
     return {"offers": offers, "requests": requests}
 
 
+LABS = ["a university lab in Haifa", "a start-up in Daejeon", "an institute in Valencia", "a spin-off in Leuven"]
+
+
+def build_duplicates() -> dict[str, Any]:
+    """For each niche, an original offer and five others an adviser would label: a near
+    copy listed by another centre, a differently worded offer naming the same patent, a
+    Spanish listing whose English translation is the original, all duplicates; the sibling
+    niche's offer (same keyword) and another offer of the same niche from another lab, not."""
+    offers: list[dict[str, Any]] = []
+    pairs: list[tuple[str, str, bool]] = []
+    names = list(NICHES)
+    for n, (name, niche) in enumerate(NICHES.items()):
+        lab, other_lab = LABS[n % 4], LABS[(n + 1) % 4]
+        patent = f"EP{3_100_000 + n * 7919}B1"
+        title, summary = niche["en"][0], niche["en"][1]
+        original = {
+            "id": f"dup-{name}-original",
+            "title": title,
+            "summary": summary,
+            "description": f"Developed by {lab}; {summary.lower()}.",
+            "patents": [patent],
+        }
+        copy = {
+            "id": f"dup-{name}-copy",
+            "title": f"{title.upper()} (European subsidiary)",
+            "summary": summary + ".",
+            "description": f"Developed by {lab}: {summary.lower()}",
+        }
+        patented = {
+            "id": f"dup-{name}-patent",
+            "title": niche["zh"][0],
+            "summary": niche["zh"][1],
+            "patents": [patent.replace("EP", "EP ").replace("B1", " B1")],
+        }
+        translated = {
+            "id": f"dup-{name}-translation",
+            "title": niche["es"][0],
+            "summary": niche["es"][1],
+            "translations": [["en", title, summary, f"Developed by {lab}; {summary.lower()}."]],
+        }
+        sibling = NICHES[names[n ^ 1]]
+        negative = {
+            "id": f"dup-{name}-sibling",
+            "title": f"{sibling['en'][1]}, field version",
+            "summary": f"Field-tested by {other_lab} with three customers",
+        }
+        neighbour = {
+            "id": f"dup-{name}-neighbour",
+            "title": niche["en"][1],
+            "summary": f"A different design from {other_lab}, at an earlier stage",
+            "description": f"Prototype by {other_lab}, not yet tested in the field.",
+        }
+        for o in (original, copy, patented, translated, negative, neighbour):
+            offers.append({**o, "niche": name, "keywords": niche["kw"] if o is not negative else sibling["kw"]})
+        pairs += [
+            (original["id"], copy["id"], True),
+            (original["id"], patented["id"], True),
+            (original["id"], translated["id"], True),
+            (original["id"], negative["id"], False),
+            (original["id"], neighbour["id"], False),
+        ]
+    return {"offers": offers, "pairs": [list(p) for p in pairs]}
+
+
 def load(site: Site, data: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """Write the set's offers and requests into a hub's store as its own signed records."""
     base = 1_760_000_000_000
@@ -541,6 +606,55 @@ def evaluate(
     }
 
 
+def evaluate_duplicates(folder: Path, dup: dict[str, Any]) -> dict[str, float]:
+    """Precision and recall of `transfer.duplicates.candidates` for each labelled original,
+    on a hub holding the duplicates set: a pair found that is not labelled a duplicate
+    counts against precision."""
+    init_hub(folder, listen="127.0.0.1:0")
+    site = Site.open(DataDir(folder), KINDS)
+    base = 1_770_000_000_000
+    versions, ids = [], {}
+    for i, o in enumerate(dup["offers"]):
+        values = {
+            k: tuple(tuple(x) for x in v) if k == "translations" else tuple(v) if isinstance(v, list) else v
+            for k, v in o.items()
+            if k not in ("id", "niche")
+        }
+        change = create_change(make_content(LISTING, {**LISTING.defaults, "taxonomy": T, **values}, "submitted"))
+        rid, nonce = new_record_id(site.site_id, base + i, pins_of(LISTING, change))
+        ids[o["id"]] = rid
+        versions.append(
+            make_version(
+                site.key,
+                site=site.site_id,
+                record_id=rid,
+                hlc=Stamp(base + i, 0),
+                change=change,
+                record_nonce=nonce,
+                kind=LISTING,
+            )
+        )
+    benchlib.write_versions(site.store, versions, local=True)
+    label = {v: k for k, v in ids.items()}
+    truth = {(a, b) for a, b, same in dup["pairs"] if same}
+    originals = sorted({a for a, _, _ in dup["pairs"]})
+    found: set[tuple[str, str]] = set()
+    took = []
+    for o in originals:
+        t = time.perf_counter()
+        pairs = candidates(site, ids[o])
+        took.append((time.perf_counter() - t) * 1000)
+        found.update((o, label.get(p.other.record_id, p.other.record_id)) for p in pairs)
+    right = len(found & truth)
+    site.close()
+    return {
+        "duplicates_precision": right / len(found) if found else 0.0,
+        "duplicates_recall": right / len(truth),
+        "duplicates_pairs_labelled": len(dup["pairs"]),
+        "duplicates_check_one_ms_p50": percentile(took, 0.5),
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(len(s) * q))]
@@ -552,7 +666,9 @@ def main() -> None:
     ap.add_argument("--write-set", action="store_true", help="write bench/data/matching-eval.json from the niches")
     a = ap.parse_args()
     if a.write_set:
-        SET.write_text(json.dumps(build_set(), ensure_ascii=False, indent=1) + "\n")
+        SET.write_text(
+            json.dumps({**build_set(), "duplicates": build_duplicates()}, ensure_ascii=False, indent=1) + "\n"
+        )
         print(f"written {SET}")
     data = json.loads(SET.read_text())
     with tempfile.TemporaryDirectory() as tmp:
@@ -560,6 +676,7 @@ def main() -> None:
         site = Site.open(DataDir(Path(tmp) / "hq"), KINDS)
         offer_ids, request_ids = load(site, data)
         figures: dict[str, float] = evaluate(site, data, offer_ids, request_ids)
+        figures.update(evaluate_duplicates(Path(tmp) / "dup", data["duplicates"]))
         for start in range(0, a.offers_at, 5000):
             chunk = benchlib.signed_offers(site.key, site.site_id, min(5000, a.offers_at - start), start=start)
             benchlib.write_versions(site.store, chunk, local=True)

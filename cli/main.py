@@ -20,6 +20,7 @@ import grpc
 
 from cli import (
     conflicts,
+    duplicates,
     firm,
     hub_cmd,
     interest,
@@ -46,6 +47,7 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
     listing.add_parser,
     search.add_parser,
     match.add_parser,
+    duplicates.add_parser,
     firm.add_parser,
     request.add_parser,
     interest.add_parser,

@@ -91,3 +91,33 @@ def test_matching_what_is_not_an_offer_or_request_is_refused_by_name(hub: Hub) -
     assert [f for f, _ in field_violations(e.value)] == ["limit"]
     r = cli("match", "--data", str(hub.path), "no-such-id")
     assert r.returncode == 1 and r.stderr.strip() == "error: NOT_FOUND: no record with id no-such-id", r.stderr
+
+
+def test_duplicates_are_listed_for_an_offer_and_for_those_waiting_for_validation(hub: Hub) -> None:
+    original = add_offer(
+        hub,
+        "Solar-driven desalination membrane",
+        summary="Graphene-oxide membrane",
+        patents=["EP3100000B1"],
+        ipr_status="granted",
+    )
+    copy = add_offer(hub, "Solar-driven desalination membrane (EU)", summary="Graphene-oxide membrane")
+    patent = add_offer(hub, "太阳能驱动的海水淡化膜", patents=["EP 3100000 B1"], ipr_status="granted")
+    other = add_offer(hub, "Hollow-fibre dialysis membrane", summary="For kidney care")
+    pairs = hub.admin.ListDuplicates(admin_pb2.ListDuplicatesRequest(id=original), metadata=hub.md, timeout=10).pairs
+    assert {p.other.id for p in pairs} == {copy, patent}
+    assert all(p.record.id == original for p in pairs)
+    assert any(r.startswith("the same patent") for p in pairs if p.other.id == patent for r in p.reasons)
+    assert other not in {p.other.id for p in pairs}
+    waiting = hub.admin.ListDuplicates(admin_pb2.ListDuplicatesRequest(), metadata=hub.md, timeout=10).pairs
+    assert {frozenset((p.record.id, p.other.id)) for p in waiting} >= {
+        frozenset((original, copy)),
+        frozenset((original, patent)),
+    }
+    r = cli("duplicates", "list", "--data", str(hub.path), original, "--json")
+    assert r.returncode == 0, r.stderr
+    assert {d["other_id"] for d in json.loads(r.stdout)} == {copy, patent}
+    r = cli("duplicates", "list", "--data", str(hub.path))
+    assert r.returncode == 0 and "may be the same as" in r.stdout, r.stdout + r.stderr
+    r = cli("duplicates", "list", "--data", str(hub.path), "no-such-offer")
+    assert r.returncode == 1 and "no-such-offer" in r.stderr

@@ -107,3 +107,36 @@ def test_the_score_is_a_pure_function_of_the_pair(rq_words: list[str], of_words:
     )
     assert first == again
     assert 0 <= first.score <= 1
+
+
+def test_duplicates_by_text_patent_and_translation_and_not_by_a_shared_keyword() -> None:
+    from transfer.duplicates import THRESHOLD, similarity
+
+    original = offer(
+        title="Low-energy seawater desalination membrane",
+        summary="Graphene-oxide membrane that halves the energy of desalination",
+        keywords=("membranes",),
+        patents=("EP3100000B1",),
+    )
+    copy = offer(
+        title="LOW-ENERGY SEAWATER DESALINATION MEMBRANES.",
+        summary="Graphene oxide membranes halving desalination energy",
+    )
+    patent = offer(title="低能耗海水淡化膜", patents=("EP 3 100 000 B1",))
+    translated = offer(
+        title="Membrana de desalinización de bajo consumo",
+        translations=(
+            (
+                "en",
+                "Low-energy seawater desalination membrane",
+                "Graphene-oxide membrane that halves the energy of desalination",
+                "",
+            ),
+        ),
+    )
+    keyword_only = offer(title="Hollow-fibre membrane for haemodialysis", keywords=("membranes",))
+    for dup, why in ((copy, "text"), (patent, "the same patent: EP3100000B1"), (translated, "a translation")):
+        s = similarity(original, dup)
+        assert s.score >= THRESHOLD and any(r.startswith(why) for r in s.reasons), (why, s)
+    assert similarity(original, keyword_only).score < THRESHOLD
+    assert similarity(original, copy) == similarity(original, copy)

@@ -22,6 +22,7 @@ from sync.registry import Registry
 from sync.site import RecordDetail, Site
 from sync.store import RecordRow, SearchResult
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+from transfer.duplicates import candidates, pending_pairs
 from transfer.matching import suggestions
 from transfer.records import KINDS, kind_of
 from transfer.search import FACET_NAMES, search_query
@@ -346,6 +347,24 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 )
                 for view, s in zip(views, found, strict=True)
             ],
+        )
+
+    def ListDuplicates(
+        self, request: admin_pb2.ListDuplicatesRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListDuplicatesResponse:
+        pairs = candidates(self._site, request.id) if request.id else pending_pairs(self._site)
+        now = self._site.now_ms()
+        views = all_with_names(self._site, [record_view(r, now) for p in pairs for r in (p.record, p.other)])
+        return admin_pb2.ListDuplicatesResponse(
+            pairs=[
+                admin_pb2.DuplicatePair(
+                    record=views[2 * i],
+                    other=views[2 * i + 1],
+                    similarity=p.similarity.score,
+                    reasons=p.similarity.reasons,
+                )
+                for i, p in enumerate(pairs)
+            ]
         )
 
     def GetRecord(

@@ -18,6 +18,7 @@ the text of every field a person writes and by its facets (`sync.fulltext.Search
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from sync.errors import FieldViolation, InvalidInput
@@ -27,6 +28,7 @@ from sync.store import SearchQuery
 from transfer import taxonomy
 
 SEARCHABLE = frozenset({"listing", "request"})
+_NOT_ALNUM = re.compile(r"[\W_]+")
 # The facets a search reports and filters by, beyond the kind, status and origin; and
 # the names staff read them by.
 FACETS = ("keyword", "country", "stage", "trl", "partnership", "type", "language")
@@ -59,6 +61,13 @@ _FACET_OF = {
 }
 
 
+def patent_refs(value: object) -> tuple[str, ...]:
+    """Patent references with spaces and punctuation removed, upper case: one form however
+    a centre wrote them."""
+    refs = value if isinstance(value, tuple) else ()
+    return tuple(dict.fromkeys(r for p in refs if isinstance(p, str) if (r := _NOT_ALNUM.sub("", p).upper())))
+
+
 def _texts(value: FieldValue) -> Iterable[str]:
     if isinstance(value, str):
         yield value
@@ -78,6 +87,8 @@ def search_doc(content: Content) -> SearchDoc | None:
         for piece in _texts(values.get(name, "")):
             if piece:
                 text.append((name, weight, piece))
+    for patent in patent_refs(values.get("patents")):  # "EP 3 100 000 B1" is found as EP3100000B1 too
+        text.append(("patents", "C", patent))
     facets: list[tuple[str, str]] = []
     for name, facet in _FACET_OF.items():
         value = values.get(name)

@@ -773,6 +773,82 @@ class MatchRecordResponse(_message.Message):
 Global___MatchRecordResponse: _TypeAlias = MatchRecordResponse  # noqa: Y015
 
 @_typing.final
+class ListDuplicatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """An offer held here; empty for every submitted or validated offer."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDuplicatesRequest: _TypeAlias = ListDuplicatesRequest  # noqa: Y015
+
+@_typing.final
+class DuplicatePair(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    OTHER_FIELD_NUMBER: _builtins.int
+    SIMILARITY_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    similarity: _builtins.float
+    """From 0 to 1."""
+    @_builtins.property
+    def record(self) -> Global___RecordView: ...
+    @_builtins.property
+    def other(self) -> Global___RecordView: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """e.g. "the same patent: EP3100000B1", "text 92% the same"."""
+
+    def __init__(
+        self,
+        *,
+        record: Global___RecordView | None = ...,
+        other: Global___RecordView | None = ...,
+        similarity: _builtins.float = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["other", b"other", "record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["other", b"other", "reasons", b"reasons", "record", b"record", "similarity", b"similarity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DuplicatePair: _TypeAlias = DuplicatePair  # noqa: Y015
+
+@_typing.final
+class ListDuplicatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAIRS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___DuplicatePair]:
+        """Most alike first."""
+
+    def __init__(
+        self,
+        *,
+        pairs: _abc.Iterable[Global___DuplicatePair] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pairs", b"pairs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDuplicatesResponse: _TypeAlias = ListDuplicatesResponse  # noqa: Y015
+
+@_typing.final
 class GetRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

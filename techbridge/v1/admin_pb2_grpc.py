@@ -55,6 +55,11 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordResponse.FromString,
                 _registered_method=True)
+        self.ListDuplicates = channel.unary_unary(
+                '/techbridge.v1.AdminService/ListDuplicates',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesResponse.FromString,
+                _registered_method=True)
         self.GetRecord = channel.unary_unary(
                 '/techbridge.v1.AdminService/GetRecord',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.GetRecordRequest.SerializeToString,
@@ -131,6 +136,14 @@ class AdminServiceServicer:
         """The offers that fit a request, or the requests an offer fits, among what this site
         holds (HQ: the whole network), best first, each with its score and why
         (transfer/matching.py).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDuplicates(self, request, context):
+        """Offers that may be the same technology listed twice, with their similarity and why:
+        for one offer, or for every offer waiting for validation (transfer/duplicates.py).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,6 +232,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.MatchRecord,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.MatchRecordResponse.SerializeToString,
+            ),
+            'ListDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDuplicates,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesResponse.SerializeToString,
             ),
             'GetRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecord,
@@ -375,6 +393,33 @@ class AdminService:
             '/techbridge.v1.AdminService/MatchRecord',
             techbridge_dot_v1_dot_admin__pb2.MatchRecordRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.MatchRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/ListDuplicates',
+            techbridge_dot_v1_dot_admin__pb2.ListDuplicatesRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ListDuplicatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

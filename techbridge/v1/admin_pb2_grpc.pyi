@@ -47,6 +47,10 @@ class AdminServiceStub:
     holds (HQ: the whole network), best first, each with its score and why
     (transfer/matching.py).
     """
+    ListDuplicates: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListDuplicatesRequest, _admin_pb2.ListDuplicatesResponse]
+    """Offers that may be the same technology listed twice, with their similarity and why:
+    for one offer, or for every offer waiting for validation (transfer/duplicates.py).
+    """
     GetRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]
     EditRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]
@@ -81,6 +85,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """The offers that fit a request, or the requests an offer fits, among what this site
     holds (HQ: the whole network), best first, each with its score and why
     (transfer/matching.py).
+    """
+    ListDuplicates: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListDuplicatesRequest, _admin_pb2.ListDuplicatesResponse]  # type: ignore[assignment]
+    """Offers that may be the same technology listed twice, with their similarity and why:
+    for one offer, or for every offer waiting for validation (transfer/duplicates.py).
     """
     GetRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]  # type: ignore[assignment]
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
@@ -137,6 +145,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """The offers that fit a request, or the requests an offer fits, among what this site
         holds (HQ: the whole network), best first, each with its score and why
         (transfer/matching.py).
+        """
+
+    @_abc_1.abstractmethod
+    def ListDuplicates(
+        self,
+        request: _admin_pb2.ListDuplicatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListDuplicatesResponse, _abc.Awaitable[_admin_pb2.ListDuplicatesResponse]]:
+        """Offers that may be the same technology listed twice, with their similarity and why:
+        for one offer, or for every offer waiting for validation (transfer/duplicates.py).
         """
 
     @_abc_1.abstractmethod
