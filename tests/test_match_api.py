@@ -121,3 +121,28 @@ def test_duplicates_are_listed_for_an_offer_and_for_those_waiting_for_validation
     assert r.returncode == 0 and "may be the same as" in r.stdout, r.stdout + r.stderr
     r = cli("duplicates", "list", "--data", str(hub.path), "no-such-offer")
     assert r.returncode == 1 and "no-such-offer" in r.stderr
+
+
+def test_hq_settles_a_pair_with_a_signed_curation_edit(hub: Hub) -> None:
+    original = add_offer(hub, "Cold-sintered glass tiles", summary="Tiles from recycled glass powder")
+    copy = add_offer(hub, "Cold-sintered glass tiles (Brussels)", summary="Tiles from recycled glass powder")
+    third = add_offer(hub, "Cold-sintered glass tiles, v2", summary="Tiles from recycled glass powder")
+
+    def listed(of: str) -> set[str]:
+        req = admin_pb2.ListDuplicatesRequest(id=of)
+        return {p.other.id for p in hub.admin.ListDuplicates(req, metadata=hub.md, timeout=10).pairs}
+
+    assert listed(original) == {copy, third}
+    r = cli("duplicates", "mark", "--data", str(hub.path), copy, "--of", original)
+    assert r.returncode == 0 and "marked the duplicate of" in r.stdout, r.stderr
+    r = cli("duplicates", "dismiss", "--data", str(hub.path), third, "--of", original)
+    assert r.returncode == 0, r.stderr
+    assert listed(original) == set() and listed(copy) == {third}
+    shown = hub.show(copy).values.listing
+    assert shown.duplicate_of == original  # linked, not deleted
+    assert list(hub.show(third).values.listing.not_duplicate_of) == [original]
+    assert hub.show(copy).status == "submitted"
+    r = cli("duplicates", "mark", "--data", str(hub.path), copy, "--of", copy)
+    assert r.returncode == 1 and "cannot duplicate itself" in r.stderr
+    r = cli("duplicates", "mark", "--data", str(hub.path), copy, "--of", "no-such-offer")
+    assert r.returncode == 1 and "no-such-offer" in r.stderr

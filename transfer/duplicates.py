@@ -13,7 +13,10 @@ offer by `similarity`, a pure function of the two contents:
 * **patent**: a patent reference both name (after removing spaces and punctuation) — the
   strongest sign, 1.0 on its own.
 
-The similarity is the highest of these; a pair at or above `THRESHOLD` is a candidate.
+The similarity is the highest of these; a pair at or above `THRESHOLD` is a candidate,
+unless HQ settled it: it marks an offer the duplicate of another (`duplicate_of`, the offer
+is linked, not deleted) or dismisses the pair (`not_duplicate_of`), curation fields HQ signs
+and every site receives like any edit.
 """
 
 from __future__ import annotations
@@ -107,6 +110,17 @@ def similarity(offer: Content, other: Content) -> Similarity:
     return Similarity(round(max(scores), 6), tuple(reasons))
 
 
+def settled(a_id: str, a: Mapping[str, object], b_id: str, b: Mapping[str, object]) -> bool:
+    """Whether HQ settled the pair: one marked the duplicate of the other, or either found
+    not to duplicate the other (the curation fields `duplicate_of`, `not_duplicate_of`)."""
+    return (
+        a.get("duplicate_of") == b_id
+        or b.get("duplicate_of") == a_id
+        or b_id in _strings(a.get("not_duplicate_of"))
+        or a_id in _strings(b.get("not_duplicate_of"))
+    )
+
+
 def candidates(site: Site, record_id: str) -> list[Pair]:
     """The offers held here that may be the same technology as offer `record_id`, most
     alike first (at or above THRESHOLD)."""
@@ -134,7 +148,11 @@ def candidates(site: Site, record_id: str) -> list[Pair]:
         for hit in site.search(query).hits:
             if hit.record.record_id != record_id:
                 found.setdefault(hit.record.record_id, hit.record)
-    pairs = [Pair(row, other, similarity(content, other.state.content)) for other in found.values()]
+    pairs = [
+        Pair(row, other, similarity(content, other.state.content))
+        for other in found.values()
+        if not settled(row.record_id, values, other.record_id, other.state.content.as_dict())
+    ]
     pairs = [p for p in pairs if p.similarity.score >= THRESHOLD]
     return sorted(pairs, key=lambda p: (-p.similarity.score, p.other.record_id))
 

@@ -5,7 +5,7 @@ Four kinds of record travel the network, each described once here by a
 
 listing (technology offer)
     Owned by a centre (its `origin`). Content fields only by that centre,
-    curation fields (tags, featured) only by HQ. Lifecycle draft → submitted
+    curation fields (tags, featured, duplicate_of, not_duplicate_of) only by HQ. Lifecycle draft → submitted
     → validated (HQ) → published → expired / withdrawn → archived; a
     published or expired offer can be extended once (EXTEND sets a new
     `valid_until_ms`).
@@ -302,7 +302,12 @@ _LISTING_DEFAULTS: dict[str, FieldValue] = {
     "valid_until_ms": 0,
     "tags": (),
     "featured": False,
+    "duplicate_of": "",
+    "not_duplicate_of": (),
 }
+# HQ's curation of an offer: tags, featured, and the duplicates it settled (the offer this
+# one lists again; offers it was found not to duplicate).
+_LISTING_CURATION = frozenset({"tags", "featured", "duplicate_of", "not_duplicate_of"})
 
 
 def _listing_whole(values: Mapping[str, FieldValue]) -> list[FieldViolation]:
@@ -341,9 +346,11 @@ LISTING = Kind(
         "client_name": _text(NAME_MAX),
         "valid_until_ms": _non_negative,
         "tags": _words(TAGS_MAX, "tags"),
+        "duplicate_of": _text(64),
+        "not_duplicate_of": _words(100, "offers"),
     },
-    owner_fields=frozenset(_LISTING_DEFAULTS) - {"tags", "featured"},
-    hub_fields=frozenset({"tags", "featured"}),
+    owner_fields=frozenset(_LISTING_DEFAULTS) - _LISTING_CURATION,
+    hub_fields=_LISTING_CURATION,
     fixed=frozenset({"valid_until_ms"}),
     statuses=tuple(ListingStatus),
     initial=frozenset({S.DRAFT, S.SUBMITTED}),

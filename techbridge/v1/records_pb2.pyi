@@ -151,6 +151,8 @@ class Listing(_message.Message):
     ANONYMOUS_FIELD_NUMBER: _builtins.int
     CLIENT_NAME_FIELD_NUMBER: _builtins.int
     VALID_UNTIL_MS_FIELD_NUMBER: _builtins.int
+    DUPLICATE_OF_FIELD_NUMBER: _builtins.int
+    NOT_DUPLICATE_OF_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """Content fields: written only by the owning centre."""
     summary: _builtins.str
@@ -168,6 +170,10 @@ class Listing(_message.Message):
     client_name: _builtins.str
     valid_until_ms: _builtins.int
     """Unix ms after which the offer is no longer live, at every site."""
+    duplicate_of: _builtins.str
+    """Curation fields (HQ): the offer this one lists again, and offers it was found not to
+    duplicate (transfer/duplicates.py).
+    """
     @_builtins.property
     def keywords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Technology keywords: terms of `taxonomy`."""
@@ -196,6 +202,8 @@ class Listing(_message.Message):
     def languages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def translations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Translation]: ...
+    @_builtins.property
+    def not_duplicate_of(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -224,10 +232,12 @@ class Listing(_message.Message):
         anonymous: _builtins.bool = ...,
         client_name: _builtins.str = ...,
         valid_until_ms: _builtins.int = ...,
+        duplicate_of: _builtins.str = ...,
+        not_duplicate_of: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["advantages", b"advantages", "anonymous", b"anonymous", "client_name", b"client_name", "description", b"description", "featured", b"featured", "ipc_codes", b"ipc_codes", "ipr_status", b"ipr_status", "keywords", b"keywords", "languages", b"languages", "market_keywords", b"market_keywords", "nace_codes", b"nace_codes", "partner_role", b"partner_role", "partner_sizes", b"partner_sizes", "partner_types", b"partner_types", "partnership_types", b"partnership_types", "patents", b"patents", "stage", b"stage", "summary", b"summary", "tags", b"tags", "target_countries", b"target_countries", "taxonomy", b"taxonomy", "title", b"title", "translations", b"translations", "trl", b"trl", "valid_until_ms", b"valid_until_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advantages", b"advantages", "anonymous", b"anonymous", "client_name", b"client_name", "description", b"description", "duplicate_of", b"duplicate_of", "featured", b"featured", "ipc_codes", b"ipc_codes", "ipr_status", b"ipr_status", "keywords", b"keywords", "languages", b"languages", "market_keywords", b"market_keywords", "nace_codes", b"nace_codes", "not_duplicate_of", b"not_duplicate_of", "partner_role", b"partner_role", "partner_sizes", b"partner_sizes", "partner_types", b"partner_types", "partnership_types", b"partnership_types", "patents", b"patents", "stage", b"stage", "summary", b"summary", "tags", b"tags", "target_countries", b"target_countries", "taxonomy", b"taxonomy", "title", b"title", "translations", b"translations", "trl", b"trl", "valid_until_ms", b"valid_until_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
