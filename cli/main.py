@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from cli import (
+    alert,
     conflicts,
     duplicates,
     firm,
@@ -48,6 +49,7 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
     search.add_parser,
     match.add_parser,
     duplicates.add_parser,
+    alert.add_parser,
     firm.add_parser,
     request.add_parser,
     interest.add_parser,

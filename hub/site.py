@@ -27,6 +27,7 @@ from sync.store import Store
 from sync.tls import ca_der, issue, make_ca, make_key_and_csr
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, firm_pb2, firm_pb2_grpc, sync_pb2, sync_pb2_grpc
 from transfer.admin import AdminServicer
+from transfer.alerts import start_alert_job
 from transfer.expiry import start_expiry_job
 from transfer.firms import FirmServicer
 from transfer.records import KINDS
@@ -144,5 +145,8 @@ def start_hub(
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))
+    if site.config.alert_every_s > 0:
+        alerts = start_alert_job(site, site.config.alert_every_s, site.config.alert_webhook)
+        running.on_stop.append(lambda: alerts.shutdown(wait=False))
     log.info("hub %s serving on %s (enrolment and firms on port %s)", site.site_id, running.address, running.enrol_port)
     return running

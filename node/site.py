@@ -30,6 +30,7 @@ from sync.tls import ca_pem_from_der, make_key_and_csr
 from sync.token import JoinToken
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, firm_pb2, firm_pb2_grpc, sync_pb2, sync_pb2_grpc
 from transfer.admin import AdminServicer
+from transfer.alerts import start_alert_job
 from transfer.expiry import start_expiry_job
 from transfer.firms import FirmServicer
 from transfer.records import KINDS
@@ -183,6 +184,9 @@ def start_node(
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))
+    if site.config.alert_every_s > 0:
+        alerts = start_alert_job(site, site.config.alert_every_s, site.config.alert_webhook)
+        running.on_stop.append(lambda: alerts.shutdown(wait=False))
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
     kicker = watcher = None

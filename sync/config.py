@@ -50,6 +50,9 @@ class SiteConfig:
     # Offers: how long a new offer stays valid, and how often the expiry job runs.
     offer_validity_days: int = 365
     expiry_every_s: float = 3600.0
+    # Alerts (saved searches): how often they are checked, and the webhook that gets each hit.
+    alert_every_s: float = 30.0
+    alert_webhook: str = ""
     pull_batch: int = 500
     push_batch: int = 500
     # Deadline of one push or pull stream; a slow consumer resumes from its cursor next round.

@@ -663,6 +663,10 @@ class Site:
         matches and, `with_facets`, the facet counts over all of them."""
         return self.store.search(query, with_facets=with_facets)
 
+    def rows(self, record_ids: Sequence[str]) -> list[RecordRow]:
+        """The records held here among `record_ids`."""
+        return self.store.records_by_id(record_ids)
+
     def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
         """The titles of the records named that are held here."""
         return self.store.titles(record_ids)

@@ -26,6 +26,7 @@ LAYERS: dict[str, str] = {
     "test_fulltext": "unit",
     "test_matching": "unit",
     "test_match_api": "integration",
+    "test_alerts": "integration",
     "test_search_store": "store",
     "test_store": "store",
     "test_audience": "integration",

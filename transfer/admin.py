@@ -22,6 +22,7 @@ from sync.registry import Registry
 from sync.site import RecordDetail, Site
 from sync.store import RecordRow, SearchResult
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
+from transfer.alerts import Alert, add_alert, list_alerts, list_hits, remove_alert
 from transfer.duplicates import candidates, pending_pairs
 from transfer.matching import suggestions
 from transfer.records import KINDS, kind_of
@@ -93,6 +94,16 @@ def all_with_names(site: Site, views: list[admin_pb2.RecordView]) -> list[admin_
         if view.kind == "interest":
             view.about = names.get(view.values.interest.to_record, "")
     return views
+
+
+def alert_view(alert: Alert) -> admin_pb2.AlertView:
+    return admin_pb2.AlertView(
+        id=alert.alert_id,
+        name=alert.name,
+        text=alert.text,
+        filters_json=json.dumps(alert.filters, ensure_ascii=False, sort_keys=True),
+        created_at_ms=alert.created_at_ms,
+    )
 
 
 def page_offset(token: str) -> int:
@@ -364,6 +375,58 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     reasons=p.similarity.reasons,
                 )
                 for i, p in enumerate(pairs)
+            ]
+        )
+
+    def AddAlert(self, request: admin_pb2.AddAlertRequest, context: grpc.ServicerContext) -> admin_pb2.AlertView:
+        q = request.search
+        alert = add_alert(
+            self._site,
+            request.name,
+            q.text,
+            kind=q.kind,
+            status=q.status,
+            keywords=list(q.keywords),
+            countries=list(q.countries),
+            stage=q.stage,
+            partnership=q.partnership,
+            origin=q.origin,
+        )
+        return alert_view(alert)
+
+    def ListAlerts(
+        self, request: admin_pb2.ListAlertsRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListAlertsResponse:
+        return admin_pb2.ListAlertsResponse(alerts=[alert_view(a) for a in list_alerts(self._site)])
+
+    def RemoveAlert(
+        self, request: admin_pb2.RemoveAlertRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.RemoveAlertResponse:
+        if not request.id:
+            raise InvalidInput([FieldViolation("id", "required")])
+        remove_alert(self._site, request.id)
+        return admin_pb2.RemoveAlertResponse()
+
+    def ListAlertHits(
+        self, request: admin_pb2.ListAlertHitsRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListAlertHitsResponse:
+        hits = list_hits(self._site)
+        now = self._site.now_ms()
+        held = {r.record_id: r for r in self._site.rows([h.record_id for h in hits])}
+        views = all_with_names(self._site, [record_view(held[h.record_id], now) for h in hits if h.record_id in held])
+        by_id = {v.id: v for v in views}
+        return admin_pb2.ListAlertHitsResponse(
+            hits=[
+                admin_pb2.AlertHitView(
+                    alert_id=h.alert_id,
+                    alert_name=h.alert_name,
+                    record=by_id[h.record_id],
+                    hit_at_ms=h.hit_at_ms,
+                    delivered_at_ms=h.delivered_at_ms,
+                    attempts=h.attempts,
+                )
+                for h in hits
+                if h.record_id in by_id
             ]
         )
 

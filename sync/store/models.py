@@ -224,3 +224,29 @@ class SearchDocModel(Base):
         Index("ix_search_docs_newest", "head_wall_ms", "record_id"),
         Index("ix_search_docs_tsv", "tsv", postgresql_using="gin", sqlite_where=text("tsv IS NOT NULL")),
     )
+
+
+class AlertModel(Base):
+    """A search kept at one site for a client (transfer.alerts); never sent. `checked_seq`
+    is how far along this site's log it has been checked."""
+
+    __tablename__ = "alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    query_json: Mapped[str] = mapped_column(Text)
+    checked_seq: Mapped[int] = mapped_column(Big)
+    created_at_ms: Mapped[int] = mapped_column(Big)
+
+
+class AlertHitModel(Base):
+    """A record that came to match an alert, once; and its webhook delivery."""
+
+    __tablename__ = "alert_hits"
+
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hit_at_ms: Mapped[int] = mapped_column(Big)
+    delivered_at_ms: Mapped[int] = mapped_column(Big, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_try_ms: Mapped[int] = mapped_column(Big, server_default="0")

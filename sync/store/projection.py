@@ -226,6 +226,20 @@ class ProjectionStore:
             raise NotFound(f"no record with id {record_id}")
         return self._record_row(rec)
 
+    def records_by_id(self, record_ids: Sequence[str]) -> list[RecordRow]:
+        """The records held among `record_ids`, in no particular order."""
+        wanted = sorted(set(record_ids))
+        out: list[RecordRow] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                rows = conn.execute(
+                    select(records_t, versions_t.c.verified, versions_t.c.key_id)
+                    .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+                    .where(records_t.c.record_id.in_(wanted[i : i + IN_CHUNK]))
+                ).all()
+                out.extend(self._record_row(r) for r in rows)
+        return out
+
     def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
         """The titles (a firm's name, an offer's title) of the records held among `record_ids`."""
         wanted = sorted({r for r in record_ids if r})

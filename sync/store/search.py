@@ -63,6 +63,8 @@ class SearchQuery:
     snippets: bool = True
     # The weights the text is looked for in: "ABC" (everything), "A" (titles only), ...
     weights: str = "ABC"
+    # Only these records, when given.
+    record_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,10 @@ class SearchStore:
         if query.live_at_ms is not None:
             where.append("(d.lapses_at_ms = 0 OR d.lapses_at_ms > :live_at)")
             params["live_at"] = query.live_at_ms
+        if query.record_ids is not None:
+            names = [f"rid{i}" for i in range(len(query.record_ids))]
+            where.append(f"d.record_id IN ({', '.join(':' + n for n in names)})" if names else "1 = 0")
+            params.update(zip(names, query.record_ids, strict=True))
         if self.engine.dialect.name == "sqlite":
             columns = tuple(TEXT_COLUMNS[_COLUMN_OF_WEIGHT[w]] for w in query.weights)
             match = fulltext.fts5_match(query.text, columns, "tags", tags)

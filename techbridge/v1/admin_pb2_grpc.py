@@ -60,6 +60,26 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesResponse.FromString,
                 _registered_method=True)
+        self.AddAlert = channel.unary_unary(
+                '/techbridge.v1.AdminService/AddAlert',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.AddAlertRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.AlertView.FromString,
+                _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/techbridge.v1.AdminService/ListAlerts',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.RemoveAlert = channel.unary_unary(
+                '/techbridge.v1.AdminService/RemoveAlert',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.RemoveAlertRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.RemoveAlertResponse.FromString,
+                _registered_method=True)
+        self.ListAlertHits = channel.unary_unary(
+                '/techbridge.v1.AdminService/ListAlertHits',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ListAlertHitsRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ListAlertHitsResponse.FromString,
+                _registered_method=True)
         self.GetRecord = channel.unary_unary(
                 '/techbridge.v1.AdminService/GetRecord',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.GetRecordRequest.SerializeToString,
@@ -145,6 +165,32 @@ class AdminServiceServicer:
         """Offers that may be the same technology listed twice, with their similarity and why:
         for one offer, or for every offer waiting for validation (transfer/duplicates.py).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAlert(self, request, context):
+        """Alerts: searches kept at this site for a client, and the records that came to match
+        them since (transfer/alerts.py).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlerts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveAlert(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlertHits(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -237,6 +283,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListDuplicates,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.ListDuplicatesResponse.SerializeToString,
+            ),
+            'AddAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAlert,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.AddAlertRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.AlertView.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListAlertsRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'RemoveAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveAlert,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.RemoveAlertRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.RemoveAlertResponse.SerializeToString,
+            ),
+            'ListAlertHits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlertHits,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListAlertHitsRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ListAlertHitsResponse.SerializeToString,
             ),
             'GetRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecord,
@@ -420,6 +486,114 @@ class AdminService:
             '/techbridge.v1.AdminService/ListDuplicates',
             techbridge_dot_v1_dot_admin__pb2.ListDuplicatesRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.ListDuplicatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/AddAlert',
+            techbridge_dot_v1_dot_admin__pb2.AddAlertRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.AlertView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/ListAlerts',
+            techbridge_dot_v1_dot_admin__pb2.ListAlertsRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/RemoveAlert',
+            techbridge_dot_v1_dot_admin__pb2.RemoveAlertRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.RemoveAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlertHits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/ListAlertHits',
+            techbridge_dot_v1_dot_admin__pb2.ListAlertHitsRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ListAlertHitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

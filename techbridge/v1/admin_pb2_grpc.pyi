@@ -51,6 +51,13 @@ class AdminServiceStub:
     """Offers that may be the same technology listed twice, with their similarity and why:
     for one offer, or for every offer waiting for validation (transfer/duplicates.py).
     """
+    AddAlert: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddAlertRequest, _admin_pb2.AlertView]
+    """Alerts: searches kept at this site for a client, and the records that came to match
+    them since (transfer/alerts.py).
+    """
+    ListAlerts: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListAlertsRequest, _admin_pb2.ListAlertsResponse]
+    RemoveAlert: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RemoveAlertRequest, _admin_pb2.RemoveAlertResponse]
+    ListAlertHits: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListAlertHitsRequest, _admin_pb2.ListAlertHitsResponse]
     GetRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]
     EditRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]
@@ -90,6 +97,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Offers that may be the same technology listed twice, with their similarity and why:
     for one offer, or for every offer waiting for validation (transfer/duplicates.py).
     """
+    AddAlert: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddAlertRequest, _admin_pb2.AlertView]  # type: ignore[assignment]
+    """Alerts: searches kept at this site for a client, and the records that came to match
+    them since (transfer/alerts.py).
+    """
+    ListAlerts: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListAlertsRequest, _admin_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    RemoveAlert: _aio.UnaryUnaryMultiCallable[_admin_pb2.RemoveAlertRequest, _admin_pb2.RemoveAlertResponse]  # type: ignore[assignment]
+    ListAlertHits: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListAlertHitsRequest, _admin_pb2.ListAlertHitsResponse]  # type: ignore[assignment]
     GetRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetRecordRequest, _admin_pb2.GetRecordResponse]  # type: ignore[assignment]
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetSyncStatusRequest, _admin_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
     EditRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.EditRecordRequest, _admin_pb2.EditRecordResponse]  # type: ignore[assignment]
@@ -156,6 +170,37 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Offers that may be the same technology listed twice, with their similarity and why:
         for one offer, or for every offer waiting for validation (transfer/duplicates.py).
         """
+
+    @_abc_1.abstractmethod
+    def AddAlert(
+        self,
+        request: _admin_pb2.AddAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AlertView, _abc.Awaitable[_admin_pb2.AlertView]]:
+        """Alerts: searches kept at this site for a client, and the records that came to match
+        them since (transfer/alerts.py).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAlerts(
+        self,
+        request: _admin_pb2.ListAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListAlertsResponse, _abc.Awaitable[_admin_pb2.ListAlertsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveAlert(
+        self,
+        request: _admin_pb2.RemoveAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RemoveAlertResponse, _abc.Awaitable[_admin_pb2.RemoveAlertResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAlertHits(
+        self,
+        request: _admin_pb2.ListAlertHitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListAlertHitsResponse, _abc.Awaitable[_admin_pb2.ListAlertHitsResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetRecord(
