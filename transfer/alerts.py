@@ -130,6 +130,9 @@ class AlertJob:
     def __init__(self, site: Site, webhook: str = "") -> None:
         self.site = site
         self.webhook = webhook
+        if webhook and not webhook.startswith(("http://", "https://")):
+            log.warning("alert_webhook is not an http:// or https:// URL; hits are kept but not posted")
+            self.webhook = ""
 
     def run(self) -> int:
         """One pass: new hits recorded (returned), then deliveries due."""
