@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 
 import grpc
@@ -98,22 +99,45 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
         docs.append(doc)
     if problems:
         raise CliError(*problems)
-    with Admin(a.data) as s:
-        for n, doc in enumerate(docs, start=2):
-            content = content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
-            note = doc.get("private_note")
-            req = admin_pb2.AddRecordRequest(
+    requests = []
+    for doc in docs:
+        content = content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
+        note = doc.get("private_note")
+        requests.append(
+            admin_pb2.AddRecordRequest(
                 values=values_message(LISTING, content.as_dict()),
                 audience=list(audience_from_json(doc)),
                 status=content.status,
                 private_note=note if isinstance(note, str) else "",
             )
+        )
+    stored = 0
+    with Admin(a.data) as s:
+        for start in range(0, len(requests), IMPORT_BATCH):
+            batch = requests[start : start + IMPORT_BATCH]
             try:
-                view = s.admin.AddRecord(req, metadata=s.md, timeout=CALL_TIMEOUT_S).record
+                ids = s.admin.AddRecords(
+                    admin_pb2.AddRecordsRequest(records=batch), metadata=s.md, timeout=CALL_TIMEOUT_S
+                ).ids
             except grpc.RpcError as e:
-                raise CliError(*rpc_error_lines(e, f"{name}: row {n}")) from e
-            sys.stdout.write(view.id + "\n")
+                lines = [_row_of(line, start, name) for line in rpc_error_lines(e)]
+                if stored:
+                    lines.append(f"error: {name}: rows 2-{stored + 1} were stored; none after")
+                raise CliError(*lines) from e
+            for rid in ids:
+                sys.stdout.write(rid + "\n")
+            stored += len(ids)
     err.print(f"imported {len(docs)} offers from {name}", highlight=False)
+
+
+# Rows stored per call, each call one transaction.
+IMPORT_BATCH = 500
+_RECORD_INDEX = re.compile(r"records\[(\d+)\]\.")
+
+
+def _row_of(line: str, start: int, name: str) -> str:
+    """A server's `records[i].field` as the CSV row it came from."""
+    return _RECORD_INDEX.sub(lambda m: f"{name}: row {start + int(m.group(1)) + 2}: ", line)
 
 
 def add_parser(groups: Groups) -> None:

@@ -338,9 +338,8 @@ class Site:
         for hook in self.on_local_write:
             hook()
 
-    def add_record(self, content: Content, audience: tuple[str, ...] = (), *, private_note: str = "") -> Version:
-        """Create a record this centre owns. `private_note` (personal data) is kept here
-        only, never signed or sent."""
+    def _new_change(self, content: Content, audience: tuple[str, ...], private_note: str) -> tuple[Kind, Change]:
+        """The checked create of a new record this centre owns, or InvalidInput."""
         if len(private_note) > 2000:
             raise InvalidInput([FieldViolation("private_note", f"at most 2000 characters (got {len(private_note)})")])
         kind = self.kinds[content.kind]
@@ -361,6 +360,12 @@ class Site:
             check_change_shape(change, (), kind)
         except VerificationFailed as exc:
             raise InvalidInput([FieldViolation("(record)", str(exc))]) from exc
+        return kind, change
+
+    def add_record(self, content: Content, audience: tuple[str, ...] = (), *, private_note: str = "") -> Version:
+        """Create a record this centre owns. `private_note` (personal data) is kept here
+        only, never signed or sent."""
+        kind, change = self._new_change(content, audience, private_note)
         with self._write_lock:
             record_id, nonce = new_record_id(self.site_id, self.now_ms(), pins_of(kind, change))
             version = self._sign(record_id, self.site_id, change, (), nonce, kind)
@@ -370,6 +375,37 @@ class Site:
             self.store.set_private_note(record_id, private_note, self.now_ms())
         self._store(version)
         return version
+
+    def add_records(self, items: Sequence[tuple[Content, tuple[str, ...], str]]) -> list[Version]:
+        """Create many records this centre owns, each (content, audience, private note), in
+        one transaction: all are stored or none. InvalidInput names every problem, as
+        `records[i].field`."""
+        problems: list[FieldViolation] = []
+        changes: list[tuple[Kind, Change, str]] = []
+        for i, (content, audience, note) in enumerate(items):
+            try:
+                kind, change = self._new_change(content, audience, note)
+            except InvalidInput as exc:
+                problems.extend(FieldViolation(f"records[{i}].{v.field}", v.description) for v in exc.violations)
+                continue
+            changes.append((kind, change, note))
+        if problems:
+            raise InvalidInput(problems)
+        versions: list[Version] = []
+        notes: dict[str, str] = {}
+        with self._write_lock:
+            for kind, change, note in changes:
+                record_id, nonce = new_record_id(self.site_id, self.now_ms(), pins_of(kind, change))
+                versions.append(self._sign(record_id, self.site_id, change, (), nonce, kind))
+                if note:
+                    notes[record_id] = note
+        seqs = self.store.append_local_batch(versions, self.now_ms(), notes)
+        log.info(
+            "stored %s new records as log entries %s-%s", len(versions), seqs[0] if seqs else 0, seqs[-1] if seqs else 0
+        )
+        for hook in self.on_local_write:
+            hook()
+        return versions
 
     def _current(self, record_id: str) -> tuple[RecordRow, RecordState]:
         row = self.store.record(record_id)

@@ -29,6 +29,8 @@ from transfer.records import KINDS, kind_of
 from transfer.search import FACET_NAMES, search_query
 
 PAGE_MAX = 1000
+# Records one AddRecords call creates at most.
+ADD_MANY_MAX = 1000
 
 
 def values_pb(content: Content) -> records_pb2.RecordValues:
@@ -292,6 +294,26 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         version = self._site.add_record(content, tuple(request.audience), private_note=request.private_note)
         detail = self._site.written_detail(version, request.private_note)
         return admin_pb2.AddRecordResponse(record=with_names(self._site, detail_view(detail, self._site.now_ms())))
+
+    def AddRecords(
+        self, request: admin_pb2.AddRecordsRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.AddRecordsResponse:
+        if len(request.records) > ADD_MANY_MAX:
+            raise InvalidInput([FieldViolation("records", f"at most {ADD_MANY_MAX} (got {len(request.records)})")])
+        items = []
+        problems: list[FieldViolation] = []
+        for i, one in enumerate(request.records):
+            try:
+                kind, msg = values_of(one.values)
+                status = one.status or sorted(kind.initial, key=lambda s: kind.rank[s])[-1]
+                content = make_content(kind, dict(values_from_pb(kind, msg)), status)
+            except InvalidInput as exc:
+                problems.extend(FieldViolation(f"records[{i}].{v.field}", v.description) for v in exc.violations)
+                continue
+            items.append((content, tuple(one.audience), one.private_note))
+        if problems:
+            raise InvalidInput(problems)
+        return admin_pb2.AddRecordsResponse(ids=[v.record_id for v in self._site.add_records(items)])
 
     def ListRecords(
         self, request: admin_pb2.ListRecordsRequest, context: grpc.ServicerContext

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -199,17 +199,24 @@ class LogStore:
         for w, seq in zip(batch, seqs, strict=True):
             w.seq = seq
 
-    def append_local_batch(self, versions: Sequence[Version], now_ms: int) -> list[int]:
-        """Store versions written at this site in one transaction; returns their log positions."""
+    def append_local_batch(
+        self, versions: Sequence[Version], now_ms: int, notes: Mapping[str, str] | None = None
+    ) -> list[int]:
+        """Store versions written at this site in one transaction, with the private notes
+        of their records (`notes`, by record id); returns their log positions."""
         if not versions:
             return []
         with self._write_lock:
-            return self._append_locked(list(versions), now_ms)
+            return self._append_locked(list(versions), now_ms, notes)
 
-    def _append_locked(self, versions: list[Version], now_ms: int) -> list[int]:
+    def _append_locked(self, versions: list[Version], now_ms: int, notes: Mapping[str, str] | None = None) -> list[int]:
         with self.engine.begin() as conn:
             seqs = self._insert_versions(conn, versions, None, now_ms)
             self._quarantine_erased(conn, versions)
+            for record_id, note in (notes or {}).items():
+                conn.execute(delete(notes_t).where(notes_t.c.record_id == record_id))
+                if note:
+                    conn.execute(insert(notes_t).values(record_id=record_id, note=note, stored_at_ms=now_ms))
         self._committed(max(seqs))
         return seqs
 

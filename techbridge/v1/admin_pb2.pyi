@@ -361,6 +361,50 @@ class AddRecordResponse(_message.Message):
 Global___AddRecordResponse: _TypeAlias = AddRecordResponse  # noqa: Y015
 
 @_typing.final
+class AddRecordsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___AddRecordRequest]:
+        """At most 1,000."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___AddRecordRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddRecordsRequest: _TypeAlias = AddRecordsRequest  # noqa: Y015
+
+@_typing.final
+class AddRecordsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The new records' ids, in the order given."""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddRecordsResponse: _TypeAlias = AddRecordsResponse  # noqa: Y015
+
+@_typing.final
 class ListRecordsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

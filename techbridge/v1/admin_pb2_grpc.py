@@ -40,6 +40,11 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordResponse.FromString,
                 _registered_method=True)
+        self.AddRecords = channel.unary_unary(
+                '/techbridge.v1.AdminService/AddRecords',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsResponse.FromString,
+                _registered_method=True)
         self.ListRecords = channel.unary_unary(
                 '/techbridge.v1.AdminService/ListRecords',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.SerializeToString,
@@ -133,6 +138,14 @@ class AdminServiceServicer:
 
     def AddRecord(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddRecords(self, request, context):
+        """Many new records this site owns, in one transaction: all are stored or none (bulk
+        import). Field violations are named records[i].field.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -264,6 +277,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordResponse.SerializeToString,
             ),
+            'AddRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddRecords,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsResponse.SerializeToString,
+            ),
             'ListRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRecords,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.FromString,
@@ -378,6 +396,33 @@ class AdminService:
             '/techbridge.v1.AdminService/AddRecord',
             techbridge_dot_v1_dot_admin__pb2.AddRecordRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.AddRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/AddRecords',
+            techbridge_dot_v1_dot_admin__pb2.AddRecordsRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.AddRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

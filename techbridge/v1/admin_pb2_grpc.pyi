@@ -36,6 +36,10 @@ class AdminServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
     AddRecord: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]
+    AddRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddRecordsRequest, _admin_pb2.AddRecordsResponse]
+    """Many new records this site owns, in one transaction: all are stored or none (bulk
+    import). Field violations are named records[i].field.
+    """
     ListRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]
     SearchRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]
     """Offers and requests matching a query and filters, ranked by relevance (or newest
@@ -82,6 +86,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     AddRecord: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddRecordRequest, _admin_pb2.AddRecordResponse]  # type: ignore[assignment]
+    AddRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddRecordsRequest, _admin_pb2.AddRecordsResponse]  # type: ignore[assignment]
+    """Many new records this site owns, in one transaction: all are stored or none (bulk
+    import). Field violations are named records[i].field.
+    """
     ListRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
     SearchRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]  # type: ignore[assignment]
     """Offers and requests matching a query and filters, ranked by relevance (or newest
@@ -131,6 +139,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.AddRecordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.AddRecordResponse, _abc.Awaitable[_admin_pb2.AddRecordResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AddRecords(
+        self,
+        request: _admin_pb2.AddRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AddRecordsResponse, _abc.Awaitable[_admin_pb2.AddRecordsResponse]]:
+        """Many new records this site owns, in one transaction: all are stored or none (bulk
+        import). Field violations are named records[i].field.
+        """
 
     @_abc_1.abstractmethod
     def ListRecords(
