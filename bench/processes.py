@@ -6,6 +6,8 @@ beside the limit it is measured against in the same run.
 
 * intake: listings/s through a node's API with 8 concurrent clients, against a
   trivial RPC (the standard health check) on the same server and clients;
+* bulk import: the same N offers from a CSV file into a new node (`listing import`),
+  against the initial push;
 * initial sync: the push of N listings from a node to an empty hub (median of 3
   runs, each from a copy of the same two data folders) and the pull of N by a
   new node (median of 3 new nodes), against the single-core Ed25519 verify rate
@@ -34,6 +36,7 @@ machine, package versions and database used.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import random
@@ -394,6 +397,33 @@ def main() -> None:
                     procs.stop(f"pull-{run}")
             put_runs(figures, "initial_pull_per_s", pulls)
 
+            # Bulk import: the same offers from a CSV file into a new node (`listing import`).
+            sheet = base / "offers.csv"
+            with sheet.open("w", newline="", encoding="utf-8") as out:
+                w = csv.writer(out)
+                w.writerow(
+                    ["title", "summary", "description", "keywords", "market_keywords", "taxonomy", "target_countries"]
+                )
+                for i in range(a.n):
+                    o = offer_pb(f"Imported listing {i}", i)
+                    w.writerow(
+                        [
+                            o.title,
+                            o.summary,
+                            o.description.strip(),
+                            ";".join(o.keywords),
+                            ";".join(o.market_keywords),
+                            o.taxonomy,
+                            ";".join(o.target_countries),
+                        ]
+                    )
+            node("importer", *quiet)
+            t = time.perf_counter()
+            cli("listing", "import", "--data", str(base / "importer"), "--file", str(sheet))
+            figures["bulk_import_per_s"] = a.n / (time.perf_counter() - t)
+            figures["bulk_import_vs_initial_push"] = figures["bulk_import_per_s"] / figures["initial_push_per_s"]
+            procs.stop("importer")
+
             # The limits of the initial sync, in this process: single-core verify, raw gRPC stream.
             key = SigningKey.generate()
             same = benchlib.signed_offers(key, "brussels", min(a.n, 2000), title="Benchmark listing")
@@ -480,6 +510,8 @@ def main() -> None:
     latest = out / "latest.json"
     doc = json.loads(latest.read_text()) if latest.exists() else {"machine": info, "figures": {}}
     doc["figures"]["intake_vs_trivial_rpc"] = figures["intake_vs_trivial_rpc"]
+    doc["figures"]["bulk_import_per_s"] = figures["bulk_import_per_s"]
+    doc["figures"]["bulk_import_vs_initial_push"] = figures["bulk_import_vs_initial_push"]
     doc["figures"]["intake_per_s_8_clients"] = figures["intake_per_s_8_clients"]
     doc["figures"]["echo_rpc_per_s_8_clients"] = figures["echo_rpc_per_s_8_clients"]
     doc["processes_machine"] = info
@@ -530,6 +562,11 @@ def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
         ),
         ("initial push /s", runs("initial_push_per_s"), ""),
         ("initial pull /s", runs("initial_pull_per_s"), ""),
+        (
+            "bulk import (listing import) /s",
+            f"{f['bulk_import_per_s']:10.1f}",
+            f"vs initial push {f['bulk_import_vs_initial_push']:.2f}",
+        ),
         ("  limit: verify 1 core /s", runs("verify_libsodium_per_s"), ""),
         ("  limit: gRPC stream /s", runs("grpc_stream_per_s"), "messages built once"),
         ("  limit: gRPC stream+pb /s", runs("grpc_stream_built_per_s"), "built from bytes, entries read"),
