@@ -399,8 +399,8 @@ def main() -> None:
 
             # Bulk import: the same offers from a CSV file into a new node (`listing import`).
             sheet = base / "offers.csv"
-            with sheet.open("w", newline="", encoding="utf-8") as out:
-                w = csv.writer(out)
+            with sheet.open("w", newline="", encoding="utf-8") as sheet_file:
+                w = csv.writer(sheet_file)
                 w.writerow(
                     ["title", "summary", "description", "keywords", "market_keywords", "taxonomy", "target_countries"]
                 )

@@ -13,7 +13,7 @@ from rich.table import Table
 from cli.common import CliError, Groups, staff_data_arg
 from cli.connect import CALL_TIMEOUT_S, Admin, rpc_error_lines
 from cli.render import iso, listing_json, out, print_json
-from cli.search import QUERY_HELP
+from cli.search import add_filter_args, search_request
 from techbridge.v1 import admin_pb2
 
 
@@ -36,16 +36,7 @@ def _alert_json(v: admin_pb2.AlertView) -> dict[str, object]:
 
 
 def cmd_add(a: argparse.Namespace) -> None:
-    search = admin_pb2.SearchRecordsRequest(
-        text=" ".join(a.query_words),
-        kind=a.kind or "",
-        status=a.status or "",
-        keywords=a.keyword or [],
-        countries=a.country or [],
-        stage=a.stage or "",
-        partnership=a.partnership or "",
-        origin=a.centre or "",
-    )
+    search = search_request(a)
     view = _call(a, "AddAlert", admin_pb2.AddAlertRequest(name=a.name, search=search))
     assert isinstance(view, admin_pb2.AlertView)
     out.print(f"alert {view.id} ({escape(view.name)}) saved: records that arrive from now on and match it are kept")
@@ -116,14 +107,7 @@ def add_parser(groups: Groups) -> None:
     add = sub.add_parser("add", help="save a search: records that arrive from now on and match it are kept")
     staff_data_arg(add)
     add.add_argument("--name", required=True, help="e.g. the client's name and need")
-    add.add_argument("query_words", nargs="*", metavar="QUERY", help=QUERY_HELP)
-    add.add_argument("--kind", choices=["listing", "request"])
-    add.add_argument("--status")
-    add.add_argument("--keyword", action="append")
-    add.add_argument("--country", action="append")
-    add.add_argument("--stage")
-    add.add_argument("--partnership")
-    add.add_argument("--centre")
+    add_filter_args(add)
     add.set_defaults(func=cmd_add)
     ls = sub.add_parser("list", help="the alerts kept here")
     staff_data_arg(ls)

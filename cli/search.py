@@ -31,8 +31,9 @@ def snippet_markup(s: admin_pb2.Snippet) -> str:
     return "".join(f"[bold yellow]{escape(p.text)}[/]" if p.match else escape(p.text) for p in s.parts)
 
 
-def cmd_search(a: argparse.Namespace) -> None:
-    req = admin_pb2.SearchRecordsRequest(
+def search_request(a: argparse.Namespace) -> admin_pb2.SearchRecordsRequest:
+    """The query and filters given on the command line (`add_filter_args`)."""
+    return admin_pb2.SearchRecordsRequest(
         text=" ".join(a.query_words),
         kind=a.kind or "",
         status=a.status or "",
@@ -41,12 +42,28 @@ def cmd_search(a: argparse.Namespace) -> None:
         stage=a.stage or "",
         partnership=a.partnership or "",
         origin=a.centre or "",
-        page_size=a.limit,
-        live_only=a.live,
-        sort=admin_pb2.SEARCH_SORT_NEWEST if a.sort == "newest" else admin_pb2.SEARCH_SORT_RELEVANCE,
-        facets=a.facets,
-        page_token=a.page_token or "",
     )
+
+
+def add_filter_args(sp: argparse.ArgumentParser) -> None:
+    """The query and the filters, as `search` and `alert add` take them."""
+    sp.add_argument("query_words", nargs="*", metavar="QUERY", help=QUERY_HELP)
+    sp.add_argument("--kind", choices=["listing", "request"])
+    sp.add_argument("--status", help="e.g. published")
+    sp.add_argument("--keyword", action="append", help="a taxonomy term (repeatable; all must match)")
+    sp.add_argument("--country", action="append", help="a target country, ISO code (repeatable; all must match)")
+    sp.add_argument("--stage", help="an offer's stage, e.g. lab-tested")
+    sp.add_argument("--partnership", help="a partnership type, e.g. licence")
+    sp.add_argument("--centre", help="only records this centre owns")
+
+
+def cmd_search(a: argparse.Namespace) -> None:
+    req = search_request(a)
+    req.page_size = a.limit
+    req.live_only = a.live
+    req.sort = admin_pb2.SEARCH_SORT_NEWEST if a.sort == "newest" else admin_pb2.SEARCH_SORT_RELEVANCE
+    req.facets = a.facets
+    req.page_token = a.page_token or ""
     with Admin(a.data) as s:
         try:
             found = s.admin.SearchRecords(req, metadata=s.md, timeout=CALL_TIMEOUT_S)
@@ -101,14 +118,7 @@ def add_parser(groups: Groups) -> None:
         "search", help="offers and requests matching a query and filters, best match first, with facets"
     )
     staff_data_arg(sp)
-    sp.add_argument("query_words", nargs="*", metavar="QUERY", help=QUERY_HELP)
-    sp.add_argument("--kind", choices=["listing", "request"])
-    sp.add_argument("--status", help="e.g. published")
-    sp.add_argument("--keyword", action="append", help="a taxonomy term (repeatable; all must match)")
-    sp.add_argument("--country", action="append", help="a target country, ISO code (repeatable; all must match)")
-    sp.add_argument("--stage", help="an offer's stage, e.g. lab-tested")
-    sp.add_argument("--partnership", help="a partnership type, e.g. licence")
-    sp.add_argument("--centre", help="only records this centre owns")
+    add_filter_args(sp)
     sp.add_argument("--live", action="store_true", help="only records live now (published, within validity)")
     sp.add_argument("--sort", choices=["relevance", "newest"], default="relevance")
     sp.add_argument("--facets", action="store_true", help="count every match by centre, kind, status, keyword, …")
