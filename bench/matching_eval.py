@@ -37,9 +37,9 @@ import benchlib  # noqa: E402
 from hub.site import init_hub  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
-from sync.envelope import make_version  # noqa: E402
+from sync.envelope import Version, make_version  # noqa: E402
 from sync.ids import new_record_id  # noqa: E402
-from sync.kinds import create_change, make_content, pins_of  # noqa: E402
+from sync.kinds import Kind, create_change, make_content, pins_of  # noqa: E402
 from sync.site import Site  # noqa: E402
 from transfer.duplicates import candidates  # noqa: E402
 from transfer.matching import suggestions  # noqa: E402
@@ -529,54 +529,33 @@ def build_duplicates() -> dict[str, Any]:
     return {"offers": offers, "pairs": [list(p) for p in pairs]}
 
 
+def signed_create(site: Site, kind: Kind, values: dict[str, Any], at: int) -> Version:
+    """A create of `kind` with `values` (lists as tuples), by `site`, stamped `at`."""
+    fields = {
+        k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+        for k, v in values.items()
+    }
+    change = create_change(make_content(kind, {**kind.defaults, "taxonomy": T, **fields}, "submitted"))
+    rid, nonce = new_record_id(site.site_id, at, pins_of(kind, change))
+    return make_version(
+        site.key, site=site.site_id, record_id=rid, hlc=Stamp(at, 0), change=change, record_nonce=nonce, kind=kind
+    )
+
+
 def load(site: Site, data: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """Write the set's offers and requests into a hub's store as its own signed records."""
     base = 1_760_000_000_000
     versions, offer_ids, request_ids = [], {}, {}
     for i, o in enumerate(data["offers"]):
-        values = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in o.items() if k not in ("id", "niche", "language")
-        }
-        change = create_change(make_content(LISTING, {**LISTING.defaults, "taxonomy": T, **values}, "submitted"))
-        rid, nonce = new_record_id(site.site_id, base + i, pins_of(LISTING, change))
-        offer_ids[rid] = o["id"]
-        versions.append(
-            make_version(
-                site.key,
-                site=site.site_id,
-                record_id=rid,
-                hlc=Stamp(base + i, 0),
-                change=change,
-                record_nonce=nonce,
-                kind=LISTING,
-            )
-        )
+        v = signed_create(site, LISTING, {k: x for k, x in o.items() if k not in ("id", "niche", "language")}, base + i)
+        offer_ids[v.record_id] = o["id"]
+        versions.append(v)
+    request_fields = ("title", "sought", "request_type", "keywords", "sectors")
     for i, r in enumerate(data["requests"]):
-        values = {
-            k: tuple(v) if isinstance(v, list) else v
-            for k, v in r.items()
-            if k in ("title", "sought", "request_type", "keywords", "sectors")
-        }
-        content = make_content(
-            REQUEST,
-            {**REQUEST.defaults, "taxonomy": T, "via": site.site_id, "confidentiality": "public", **values},
-            "submitted",
-        )
-        change = create_change(content)
-        at = base + len(data["offers"]) + i
-        rid, nonce = new_record_id(site.site_id, at, pins_of(REQUEST, change))
-        request_ids[rid] = r["id"]
-        versions.append(
-            make_version(
-                site.key,
-                site=site.site_id,
-                record_id=rid,
-                hlc=Stamp(at, 0),
-                change=change,
-                record_nonce=nonce,
-                kind=REQUEST,
-            )
-        )
+        values = {"via": site.site_id, "confidentiality": "public", **{k: r[k] for k in request_fields if k in r}}
+        v = signed_create(site, REQUEST, values, base + len(data["offers"]) + i)
+        request_ids[v.record_id] = r["id"]
+        versions.append(v)
     benchlib.write_versions(site.store, versions, local=True)
     return offer_ids, request_ids
 
@@ -615,25 +594,9 @@ def evaluate_duplicates(folder: Path, dup: dict[str, Any]) -> dict[str, float]:
     base = 1_770_000_000_000
     versions, ids = [], {}
     for i, o in enumerate(dup["offers"]):
-        values = {
-            k: tuple(tuple(x) for x in v) if k == "translations" else tuple(v) if isinstance(v, list) else v
-            for k, v in o.items()
-            if k not in ("id", "niche")
-        }
-        change = create_change(make_content(LISTING, {**LISTING.defaults, "taxonomy": T, **values}, "submitted"))
-        rid, nonce = new_record_id(site.site_id, base + i, pins_of(LISTING, change))
-        ids[o["id"]] = rid
-        versions.append(
-            make_version(
-                site.key,
-                site=site.site_id,
-                record_id=rid,
-                hlc=Stamp(base + i, 0),
-                change=change,
-                record_nonce=nonce,
-                kind=LISTING,
-            )
-        )
+        v = signed_create(site, LISTING, {k: x for k, x in o.items() if k not in ("id", "niche")}, base + i)
+        ids[o["id"]] = v.record_id
+        versions.append(v)
     benchlib.write_versions(site.store, versions, local=True)
     label = {v: k for k, v in ids.items()}
     truth = {(a, b) for a, b, same in dup["pairs"] if same}

@@ -29,7 +29,7 @@ from sync.fulltext import Term, TextQuery, analysed
 from sync.kinds import Content
 from sync.site import Site
 from sync.store import RecordRow, SearchQuery
-from transfer.matching import STOPWORDS
+from transfer.matching import STOPWORDS, strings_of, text_of
 from transfer.search import patent_refs
 
 THRESHOLD = 0.6
@@ -52,14 +52,6 @@ class Pair:
     similarity: Similarity
 
 
-def _strings(value: object) -> tuple[str, ...]:
-    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, tuple) else ()
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def _tokens(*texts: str) -> frozenset[str]:
     return frozenset(t for t in analysed(" ".join(texts)).split() if t not in STOPWORDS)
 
@@ -75,7 +67,7 @@ def patents_of(values: Mapping[str, object]) -> frozenset[str]:
 
 def _texts(values: Mapping[str, object]) -> dict[str, frozenset[str]]:
     """An offer's token sets: its own text (language "") and each translation's."""
-    out = {"": _tokens(*(_text(values.get(n)) for n in ("title", "summary", "description")))}
+    out = {"": _tokens(*(text_of(values.get(n)) for n in ("title", "summary", "description")))}
     translations = values.get("translations")
     for t in translations if isinstance(translations, tuple) else ():
         if isinstance(t, tuple) and len(t) == 4:
@@ -116,8 +108,8 @@ def settled(a_id: str, a: Mapping[str, object], b_id: str, b: Mapping[str, objec
     return (
         a.get("duplicate_of") == b_id
         or b.get("duplicate_of") == a_id
-        or b_id in _strings(a.get("not_duplicate_of"))
-        or a_id in _strings(b.get("not_duplicate_of"))
+        or b_id in strings_of(a.get("not_duplicate_of"))
+        or a_id in strings_of(b.get("not_duplicate_of"))
     )
 
 
@@ -129,7 +121,7 @@ def candidates(site: Site, record_id: str) -> list[Pair]:
         raise InvalidInput([FieldViolation("id", f"{record_id} is not an offer held here")])
     content = row.state.content
     values = content.as_dict()
-    words = [t for t in dict.fromkeys(analysed(_text(values.get("title"))).split()) if t not in STOPWORDS]
+    words = [t for t in dict.fromkeys(analysed(text_of(values.get("title"))).split()) if t not in STOPWORDS]
     translations = values.get("translations")
     for t in translations if isinstance(translations, tuple) else ():
         if isinstance(t, tuple) and len(t) == 4:

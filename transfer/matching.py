@@ -81,18 +81,20 @@ class PairScore:
     reasons: tuple[Reason, ...]
 
 
-def _strings(value: object) -> tuple[str, ...]:
+def strings_of(value: object) -> tuple[str, ...]:
+    """The strings of a list field's value (none for any other value)."""
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, tuple) else ()
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
+    """A text field's value (empty for any other value)."""
     return value if isinstance(value, str) else ""
 
 
 def request_words(request: Mapping[str, object]) -> dict[str, float]:
     """A request's salient words (analysed tokens) and their weights: the title's count
     twice, what it seeks once; stopwords, digits and single letters left out."""
-    return dict(_request_words(_text(request.get("title")), _text(request.get("sought"))))
+    return dict(_request_words(text_of(request.get("title")), text_of(request.get("sought"))))
 
 
 @lru_cache(maxsize=4096)
@@ -108,7 +110,7 @@ def _request_words(title: str, sought: str) -> tuple[tuple[str, float], ...]:
 def surface_words(request: Mapping[str, object]) -> dict[str, str]:
     """Each analysed token of a request's title and what it seeks, as first written there
     (`edg` -> `Edge`), for showing the words in common."""
-    return dict(_surface_words(_text(request.get("title")), _text(request.get("sought"))))
+    return dict(_surface_words(text_of(request.get("title")), text_of(request.get("sought"))))
 
 
 @lru_cache(maxsize=4096)
@@ -123,12 +125,14 @@ def _surface_words(title: str, sought: str) -> tuple[tuple[str, str], ...]:
 
 def offer_words(offer: Mapping[str, object]) -> set[str]:
     """Every token of an offer's text, its translations' too."""
-    pieces = [_text(offer.get(n)) for n in ("title", "summary", "description", "advantages")]
+    pieces = [text_of(offer.get(n)) for n in ("title", "summary", "description", "advantages")]
     translations = offer.get("translations")
     for t in translations if isinstance(translations, tuple) else ():
         if isinstance(t, tuple):
             pieces.extend(str(x) for x in t[1:])
-    pieces.extend(k.replace("-", " ") for k in _strings(offer.get("keywords")) + _strings(offer.get("market_keywords")))
+    pieces.extend(
+        k.replace("-", " ") for k in strings_of(offer.get("keywords")) + strings_of(offer.get("market_keywords"))
+    )
     return set(analysed(" ".join(pieces)).split())
 
 
@@ -142,12 +146,12 @@ def score_pair(request: Content, offer: Content, *, firm_country: str = "") -> P
         if fraction > 0:
             reasons.append(Reason(name, detail, round(WEIGHTS[name] * fraction, 6)))
 
-    wanted = set(_strings(r.get("keywords")))
-    common = sorted(wanted & set(_strings(o.get("keywords"))))
+    wanted = set(strings_of(r.get("keywords")))
+    common = sorted(wanted & set(strings_of(o.get("keywords"))))
     if wanted:
         part("keywords", len(common) / len(wanted), ", ".join(common))
-    sectors = set(_strings(r.get("sectors")))
-    markets = sorted(sectors & set(_strings(o.get("market_keywords"))))
+    sectors = set(strings_of(r.get("sectors")))
+    markets = sorted(sectors & set(strings_of(o.get("market_keywords"))))
     if sectors:
         part("market", len(markets) / len(sectors), ", ".join(markets))
     words = request_words(r)
@@ -156,18 +160,18 @@ def score_pair(request: Content, offer: Content, *, firm_country: str = "") -> P
     if words:
         shown = surface_words(r)
         part("words", sum(words[w] for w in found) / sum(words.values()), ", ".join(shown.get(w, w) for w in found))
-    kind = _text(r.get("request_type"))
-    offered = set(_strings(o.get("partnership_types")))
+    kind = text_of(r.get("request_type"))
+    offered = set(strings_of(o.get("partnership_types")))
     fits = sorted(offered & ANSWERS.get(kind, frozenset()))
     if fits:
         part("partnership", 1.0, f"{kind}: {', '.join(fits)}")
     if kind == "technology":
         trl = o.get("trl")
         trl_part = (trl / 9) if isinstance(trl, int) and trl > 0 else 0.0
-        stage = STAGE_RANK.get(_text(o.get("stage")), 0) / 5
+        stage = STAGE_RANK.get(text_of(o.get("stage")), 0) / 5
         maturity = max(trl_part, stage)
-        part("maturity", maturity, f"TRL {trl}" if isinstance(trl, int) and trl else _text(o.get("stage")))
-    targets = _strings(o.get("target_countries"))
+        part("maturity", maturity, f"TRL {trl}" if isinstance(trl, int) and trl else text_of(o.get("stage")))
+    targets = strings_of(o.get("target_countries"))
     if firm_country and (not targets or firm_country in targets):
         part("countries", 1.0, f"open to {firm_country}" if targets else "open to every country")
     score = round(sum(x.points for x in reasons), 6)
@@ -178,9 +182,10 @@ def candidate_query(record: Mapping[str, object], *, as_request: bool) -> TextQu
     """The words that find a record's counterparts in the search index: its salient words,
     any of which may match (the engine ranks by how many, and how rare)."""
     if as_request:
-        words = sorted(request_words(record), key=lambda w: (-request_words(record)[w], w))
+        weights = request_words(record)
+        words = sorted(weights, key=lambda w: (-weights[w], w))
     else:
-        text = " ".join(_text(record.get(n)) for n in ("title", "summary"))
+        text = " ".join(text_of(record.get(n)) for n in ("title", "summary"))
         words = [
             t for t in dict.fromkeys(analysed(text).split()) if len(t) > 1 and not t.isdigit() and t not in STOPWORDS
         ]
@@ -189,7 +194,7 @@ def candidate_query(record: Mapping[str, object], *, as_request: bool) -> TextQu
 
 
 def keywords_of(record: Mapping[str, object]) -> tuple[str, ...]:
-    return tuple(sorted(set(_strings(record.get("keywords")))))
+    return tuple(sorted(set(strings_of(record.get("keywords")))))
 
 
 def best(scored: Iterable[tuple[str, PairScore]], limit: int) -> list[tuple[str, PairScore]]:
