@@ -72,9 +72,10 @@ Cost
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import orjson
 
 from sync.clock import Stamp
 from sync.kinds import OWNER, PARTY, Action, Change, Content, FieldValue, Kind, KindSet, make_content
@@ -397,11 +398,12 @@ def state_to_json(state: RecordState) -> str:
         "extended": state.extended,
         "erased_at_ms": state.erased_at_ms,
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Keys sorted, no spaces, UTF-8 as is: the bytes json.dumps(sort_keys, compact, ensure_ascii=False) gives.
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def state_from_json(text: str, kinds: KindSet) -> RecordState:
-    doc = json.loads(text)
+    doc = orjson.loads(text)
     kind: Kind = kinds[doc["kind"]]
 
     def value(name: str, raw: object) -> FieldValue:

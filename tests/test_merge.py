@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def test_concurrent_edits_to_different_fields_both_survive() -> None:
         assert s.content.summary == "from Tel Aviv" and s.content.tags == ("water",)
         assert s.conflicts == ()
     assert state_to_json(ta.state()) == state_to_json(hq.state())
+
+
+def test_state_json_is_canonical_json_in_any_script() -> None:
+    """Sorted keys, no spaces, text as UTF-8: what json.dumps gives for the same document."""
+    ta, hq = two_sites()
+    a = ta.edit(title="מים מן השמש", summary="태양광 담수화 — 太阳能淡化膜 \u2028 \"quoted\"")
+    b = hq.edit(title="海水淡化")
+    ta.receive(b)
+    text = state_to_json(ta.state())
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert state_from_json(text, KINDS) == ta.state() and a.version_id in text
 
 
 def test_concurrent_edits_to_the_same_field_keep_a_conflict_until_settled() -> None:

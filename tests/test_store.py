@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,3 +278,55 @@ class TestGroupCommit:
         assert len(seqs) == len(versions) and len(set(seqs)) == len(seqs)
         assert store.log_head() == max(seqs)
         assert {r.record_id for r in store.list_records(origin=None, limit=50)} == {v.record_id for v in versions}
+
+
+def _bulky(n: int) -> Version:
+    text = f"offer {n} " + "membrane desalination solar storage " * 60
+    return make_version(
+        KEY,
+        site="tel-aviv",
+        record_id=f"bulk-{n:05d}",
+        hlc=Stamp(1_000 + n, 0),
+        change=create_change(listing_content(title=f"offer {n}", summary=text[:400], description=text)),
+        kind=LISTING,
+    )
+
+
+class TestWalCheckpoints:
+    """On SQLite a commit only appends to the WAL; the checkpointer thread copies it back."""
+
+    def _write(self, store: Store, count: int) -> None:
+        for start in range(0, count, 100):
+            batch = [_bulky(n) for n in range(start, start + 100)]
+            store.apply_batch("tel-aviv", batch, [], through_seq=start + 100, now_ms=1)
+
+    def test_commits_leave_the_copy_to_the_checkpointer(self, tmp_path: Path) -> None:
+        db = tmp_path / "s.db"
+        store = Store.open(f"sqlite:///{db}", KINDS)
+        try:
+            assert store._checkpointer is not None
+            store._checkpointer.stop()  # no thread: only what the commits themselves do
+            before = db.stat().st_size
+            self._write(store, 600)
+            wal = Path(f"{db}-wal")
+            assert wal.stat().st_size > 1_000_000
+            assert db.stat().st_size == before  # no commit copied the WAL into the file
+            frames, copied = store.checkpoint_wal() or (0, 0)
+            assert frames > 0 and copied == frames
+            assert db.stat().st_size > 1_000_000
+        finally:
+            store.close()
+
+    def test_the_checkpointer_copies_the_wal_after_commits(self, tmp_path: Path) -> None:
+        db = tmp_path / "s.db"
+        store = Store.open(f"sqlite:///{db}", KINDS)
+        try:
+            self._write(store, 600)
+            for _ in range(200):  # bounded: the thread runs within CHECKPOINT_EVERY_S of a commit
+                if db.stat().st_size > 1_000_000:
+                    break
+                time.sleep(0.05)
+            assert db.stat().st_size > 1_000_000
+            assert len(store.version_ids()) == 600
+        finally:
+            store.close()

@@ -20,10 +20,18 @@ re-merges and re-indexes the records it touches, and commits all of it or none.
 
 Reads use plain Core selects with bounded limits; nothing scans the store to
 answer a sync round.
+
+On SQLite a commit never copies the write-ahead log into the database file
+(`wal_autocheckpoint` is off): `WalCheckpointer` does that on its own thread,
+a passive checkpoint at most every `CHECKPOINT_EVERY_S` after a commit, so the
+writer's transactions only append to the WAL. A checkpoint takes no write lock
+and changes nothing a reader sees; what a crash leaves in the WAL is replayed
+by SQLite at the next open, as before.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +46,8 @@ from sync.store.projection import ProjectionStore
 from sync.store.search import SearchStore
 from sync.store.trust import TrustStore
 
+log = logging.getLogger(__name__)
+
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
@@ -45,7 +55,56 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA wal_autocheckpoint=0")  # WalCheckpointer copies the WAL back, off the commit path
     cur.close()
+
+
+# Seconds between passive checkpoints of the SQLite WAL while commits keep coming.
+CHECKPOINT_EVERY_S = 0.5
+
+
+class WalCheckpointer:
+    """Copies a SQLite store's write-ahead log into the database file on its own thread.
+
+    `nudge` (called after each commit) wakes it; it runs one passive checkpoint,
+    then waits at least `every_s` before the next, so a burst of commits costs a
+    few checkpoints. SQLite runs the copy without holding the GIL."""
+
+    def __init__(self, engine: Engine, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        self._engine = engine
+        self._every_s = every_s
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._wanted.set()
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Run a passive checkpoint now: (frames in the WAL, frames copied back)."""
+        with self._engine.connect() as conn:
+            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return int(row[1]), int(row[2])
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping.is_set():
+                return
+            self._wanted.clear()
+            try:
+                self.checkpoint()
+            except Exception:  # the next commit nudges again; SQLite replays the WAL at open
+                log.warning("WAL checkpoint failed", exc_info=True)
+            # The commits of the next interval share one checkpoint.
+            if self._stopping.wait(self._every_s):
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join(timeout=10)
 
 
 class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
@@ -60,6 +119,7 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
         # The log head as last committed, and a condition watchers wait on.
         self._head_changed = threading.Condition()
         self._head = -1
+        self._checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(cls, url: str, kinds: KindSet) -> Store:
@@ -82,4 +142,16 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
             yield conn
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
+
+    def _committed(self, head: int) -> None:
+        super()._committed(head)
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
+
+    def checkpoint_wal(self) -> tuple[int, int] | None:
+        """Copy the WAL back into a SQLite store's file now: (frames in the WAL, frames
+        copied); None on PostgreSQL."""
+        return None if self._checkpointer is None else self._checkpointer.checkpoint()
