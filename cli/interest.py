@@ -15,8 +15,8 @@ from cli.connect import CALL_TIMEOUT_S, Admin, as_firm, call, firm_client
 from cli.records import cmd_record_show, cmd_record_step, firm_change, firm_list, list_records, step_record
 from cli.render import report
 from sync.kinds import Action, Change, FieldValue, create_change, make_content, next_status
-from techbridge.v1 import admin_pb2
-from transfer.records import INTEREST
+from techbridge.v1 import admin_pb2, records_pb2
+from transfer.records import INTEREST, SUGGESTION
 
 
 def _interest_values(
@@ -36,7 +36,21 @@ def _interest_values(
     }
 
 
+def _get(s: Admin, record_id: str, flag: str) -> admin_pb2.RecordView:
+    return call(
+        lambda: (
+            s.admin.GetRecord(admin_pb2.GetRecordRequest(id=record_id), metadata=s.md, timeout=CALL_TIMEOUT_S).record
+        ),
+        flag,
+    )
+
+
 def cmd_interest_send(a: argparse.Namespace) -> None:
+    if bool(a.to) == bool(a.suggestion):
+        raise CliError("error: give --to RECORD_ID or --suggestion ID (one of them)")
+    if a.suggestion:
+        _send_from_suggestion(a)
+        return
     if as_firm(a):
         with firm_client(a) as c:
             target = call(lambda: c.get(a.to), "--to")
@@ -47,27 +61,62 @@ def cmd_interest_send(a: argparse.Namespace) -> None:
         report(view, a.json, "sent")
         return
     with Admin(a.data) as s:
-        target = call(
-            lambda: (
-                s.admin.GetRecord(admin_pb2.GetRecordRequest(id=a.to), metadata=s.md, timeout=CALL_TIMEOUT_S).record
-            ),
-            "--to",
+        target = _get(s, a.to, "--to")
+        view = _send(s, target, a.message or "", a.consent, a.client or "")
+    report(view, a.json, "sent")
+
+
+def _send(s: Admin, target: admin_pb2.RecordView, message: str, consent: bool, client: str) -> admin_pb2.RecordView:
+    values = _interest_values(target, s.config.site_id, message, consent)
+    staff_audience = sorted({str(values["to_owner"]), s.config.site_id})
+    return call(
+        lambda: (
+            s.admin.AddRecord(
+                admin_pb2.AddRecordRequest(
+                    values=values_message(INTEREST, values),
+                    audience=staff_audience,
+                    status="sent",
+                    private_note=client,
+                ),
+                metadata=s.md,
+                timeout=CALL_TIMEOUT_S,
+            ).record
         )
-        values = _interest_values(target, s.config.site_id, a.message or "", a.consent)
-        staff_audience = sorted({str(values["to_owner"]), s.config.site_id})
-        view = call(
-            lambda: (
-                s.admin.AddRecord(
-                    admin_pb2.AddRecordRequest(
-                        values=values_message(INTEREST, values),
-                        audience=staff_audience,
-                        status="sent",
-                        private_note=a.client or "",
-                    ),
-                    metadata=s.md,
-                    timeout=CALL_TIMEOUT_S,
-                ).record
+    )
+
+
+def _send_from_suggestion(a: argparse.Namespace) -> None:
+    """Staff act on HQ's suggestion: an interest in its offer for the request's client
+    (the client this centre keeps for the request, unless --client), then the suggestion
+    is stepped to taken, naming the interest."""
+    if as_firm(a):
+        raise CliError("error: --suggestion: suggestions are acted on by centre staff (--data)")
+    with Admin(a.data) as s:
+        suggestion = _get(s, a.suggestion, "--suggestion")
+        kind, values = record_values(suggestion)
+        if kind.name != "suggestion":
+            raise CliError(f"error: --suggestion: {a.suggestion} is a {kind.name}, not a suggestion")
+        if suggestion.status != "suggested":
+            raise CliError(
+                f"error: --suggestion: {a.suggestion} is {suggestion.status}; only a standing one is acted on"
             )
+        offer = _get(s, str(values["offer"]), "--suggestion")
+        request = _get(s, str(values["request"]), "--suggestion")
+        _, request_values = record_values(request)
+        message = a.message or f"HQ suggested this offer for the request: {request_values['title']}"
+        view = _send(s, offer, message, a.consent, a.client or request.private_note or request.origin_name)
+        call(
+            lambda: s.admin.StepRecord(
+                admin_pb2.StepRecordRequest(
+                    id=a.suggestion,
+                    action=records_pb2.LIFECYCLE_ACTION_ACCEPT,
+                    fields=["interest"],
+                    values=values_message(SUGGESTION, {"interest": view.id}),
+                ),
+                metadata=s.md,
+                timeout=CALL_TIMEOUT_S,
+            ),
+            "--suggestion",
         )
     report(view, a.json, "sent")
 
@@ -128,7 +177,13 @@ def add_parser(groups: Groups) -> None:
     interest = groups.add_parser("interest", help="expressions of interest").add_subparsers(dest="cmd", required=True)
     sp = interest.add_parser("send", help="express interest in an offer or a request (a firm, or staff for a client)")
     staff_or_firm_args(sp)
-    sp.add_argument("--to", required=True, metavar="RECORD_ID", help="the offer or request")
+    sp.add_argument("--to", default="", metavar="RECORD_ID", help="the offer or request")
+    sp.add_argument(
+        "--suggestion",
+        default="",
+        metavar="ID",
+        help="staff: act on HQ's suggestion (its offer, for the request's client)",
+    )
     sp.add_argument("--message", default="")
     sp.add_argument("--consent", action="store_true", help="consent to be introduced if the owner accepts")
     sp.add_argument("--client", default="", help="staff: the client it is sent for (kept only at this centre)")

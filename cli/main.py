@@ -32,6 +32,7 @@ from cli import (
     quarantine,
     request,
     search,
+    suggestion,
     sync_cmd,
 )
 from cli.common import CliError, Groups
@@ -48,6 +49,7 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
     listing.add_parser,
     search.add_parser,
     match.add_parser,
+    suggestion.add_parser,
     duplicates.add_parser,
     alert.add_parser,
     firm.add_parser,

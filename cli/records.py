@@ -61,7 +61,7 @@ def add_record_from_file(a: argparse.Namespace, kind: Kind, private_note: str = 
     sys.stdout.write(view.id + "\n")
 
 
-def _all_listings(
+def all_records(
     s: Admin, origin: str, include_deleted: bool = False, kind: str = "listing", status: str = ""
 ) -> list[admin_pb2.RecordView]:
     views: list[admin_pb2.RecordView] = []
@@ -87,7 +87,7 @@ def _all_listings(
 
 def list_records(a: argparse.Namespace, kind: str) -> None:
     with Admin(a.data) as s:
-        views = _all_listings(s, getattr(a, "centre", None) or "", getattr(a, "deleted", False), kind)
+        views = all_records(s, getattr(a, "centre", None) or "", getattr(a, "deleted", False), kind)
     if a.json:
         print_json([listing_json(v, detail=False) for v in views])
         return

@@ -16,6 +16,7 @@ from hub.servicer import (
     SyncServicer,
     rotate_in_registry,
 )
+from hub.suggestions import start_suggestion_job
 from sync.clock import system_now_ms
 from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
 from sync.keys import SigningKey, write_private
@@ -148,5 +149,8 @@ def start_hub(
     if site.config.alert_every_s > 0:
         alerts = start_alert_job(site, site.config.alert_every_s, site.config.alert_webhook)
         running.on_stop.append(lambda: alerts.shutdown(wait=False))
+    if site.config.suggest_every_s > 0:
+        _, suggesting = start_suggestion_job(site, site.config.suggest_every_s)
+        running.on_stop.append(lambda: suggesting.shutdown(wait=False))
     log.info("hub %s serving on %s (enrolment and firms on port %s)", site.site_id, running.address, running.enrol_port)
     return running

@@ -53,6 +53,8 @@ class SiteConfig:
     # Alerts (saved searches): how often they are checked, and the webhook that gets each hit.
     alert_every_s: float = 30.0
     alert_webhook: str = ""
+    # HQ's suggestions (offers for open requests): how often they are brought up to date.
+    suggest_every_s: float = 30.0
     pull_batch: int = 500
     push_batch: int = 500
     # Deadline of one push or pull stream; a slow consumer resumes from its cursor next round.

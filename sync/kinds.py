@@ -2,7 +2,7 @@
 
 The core (envelopes, codec, merge, store, site) handles records of any kind
 a `KindSet` describes; the site that builds it hands it the set (the
-technology-transfer domain declares its four kinds in `transfer.records`).
+technology-transfer domain declares its kinds in `transfer.records`).
 A `Kind` is data: its fields with their defaults and rules, its statuses in
 rank order, its lifecycle (`Action`s, each legal from some statuses and
 taken by some parties), and the few roles a field can play that the core

@@ -51,6 +51,7 @@ from sync.errors import (
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.kinds import (
+    CENTRE,
     OWNER,
     PARTY,
     Action,
@@ -343,6 +344,11 @@ class Site:
         if len(private_note) > 2000:
             raise InvalidInput([FieldViolation("private_note", f"at most 2000 characters (got {len(private_note)})")])
         kind = self.kinds[content.kind]
+        if CENTRE not in kind.owned_by:  # every other site would refuse it: never stored here either
+            owners = " or ".join(sorted(kind.owned_by))
+            raise InvalidInput(
+                [FieldViolation("kind", f"a {kind.name} is owned by a {owners}, not a centre: its owner signs it")]
+            )
         values = with_companions(kind, content.as_dict())
         if kind.lifetime_field and not values.get(kind.lifetime_field):
             values[kind.lifetime_field] = self.now_ms() + self.config.offer_validity_days * 24 * 3600 * 1000
@@ -443,7 +449,7 @@ class Site:
             elif action in kind.transitions:
                 if state.deleted:
                     raise FailedPrecondition(f"{kind.name} {record_id} is deleted; undelete it first")
-                self._check_step(kind, state, action)
+                self._check_step(kind, state, action, by_owner=row.origin == self.site_id)
                 wanted = kind.step_fields.get(action, ())
                 given = dict(fields)
                 stray = sorted(set(given) - set(wanted))
@@ -490,13 +496,16 @@ class Site:
         if problems:
             raise InvalidInput(problems)
 
-    def _check_step(self, kind: Kind, state: RecordState, action: Action) -> None:
-        """The history guards the merge applies (sync.merge), checked before signing."""
+    def _check_step(self, kind: Kind, state: RecordState, action: Action, *, by_owner: bool) -> None:
+        """The history guards the merge applies (sync.merge), checked before signing:
+        a step for the handling centre is taken by it, or by the owner where the owner
+        may take it too (`by_owner`: the step's author is the record's origin)."""
         content = state.content
         rights = kind.rights.get(action, frozenset())
         handler = content.value(kind.handler_field) if kind.handler_field else None
-        if PARTY in rights and OWNER not in rights and handler != self.site_id:
-            raise PermissionDenied(f"only {handler}, the centre handling it, may {action.value} it")
+        if PARTY in rights and handler != self.site_id and not (OWNER in rights and by_owner):
+            owner = " or its owner" if OWNER in rights else ""
+            raise PermissionDenied(f"only {handler}, the centre handling it{owner}, may {action.value} it")
         if action in kind.consent_steps and not content.value(kind.consent_field):
             raise FailedPrecondition(f"the sender has not consented to {action.value} ({kind.consent_field})")
         if action == Action.EXTEND and state.extended:
@@ -584,7 +593,7 @@ class Site:
                     )
                 self._check_open(version.record_id, state, kind)
                 if change.action is not None and change.action in kind.transitions:
-                    self._check_step(kind, state, change.action)
+                    self._check_step(kind, state, change.action, by_owner=version.author == version.origin)
                     next_status(state.content.status, change.action, kind)
             self.clock.observe(version.hlc)
             seq = self.store.append_local(relayed, self.now_ms())

@@ -27,6 +27,7 @@ LAYERS: dict[str, str] = {
     "test_matching": "unit",
     "test_match_api": "integration",
     "test_alerts": "integration",
+    "test_suggestions": "integration",
     "test_bulk_import": "integration",
     "test_search_store": "store",
     "test_store": "store",

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from cli.firmclient import FirmClient, FirmKeyFile
 from hub.site import init_hub, start_hub
 from node.site import RunningNode, init_node, start_node
 from sync import auth
@@ -22,14 +23,14 @@ from sync.config import DataDir
 from sync.envelope import Version, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
-from sync.kinds import Change, create_change, pins_of
+from sync.kinds import Change, FieldValue, create_change, make_content, pins_of
 from sync.protocol.node_side import RoundResult
 from sync.runtime import RunningServer
 from sync.server import channel
 from sync.store import Store
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
-from transfer.records import KINDS, LISTING, listing_content
+from transfer.records import KINDS, LISTING, REQUEST, listing_content
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -283,3 +284,34 @@ def push_raw(
         md = auth.site_metadata(key, site, "Push", system_now_ms())
         (resp,) = list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter([req]), metadata=md, timeout=10))
     return resp
+
+
+def register_firm(site: Site, name: str, country: str = "CN") -> FirmKeyFile:
+    key = SigningKey.generate()
+    resp = site.admin.AddRecord(
+        admin_pb2.AddRecordRequest(
+            values=records_pb2.RecordValues(
+                firm=records_pb2.Firm(name=name, country=country, public_key=key.public_bytes.hex())
+            ),
+            private_note=f"{name} contact: someone@example.com",
+        ),
+        metadata=site.md,
+        timeout=10,
+    )
+    ca = DataDir(site.path).tls.ca.read_text()
+    return FirmKeyFile(resp.record.id, name, resp.record.provenance.origin, key, ca)
+
+
+def open_port(site: Hub | Node) -> str:
+    if isinstance(site, Hub):
+        assert site.running is not None
+        return f"127.0.0.1:{site.running.enrol_port}"
+    assert site.node is not None
+    return f"127.0.0.1:{site.node.running.enrol_port}"
+
+
+def file_request(site: Site, firm: FirmKeyFile, via: str, title: str, **values: FieldValue) -> str:
+    """A request `firm` files through `site` (a node or the hub), signed with its key."""
+    content = make_content(REQUEST, {"title": title, "via": via, "taxonomy": "tt-2026.1", **values}, "submitted")
+    with FirmClient(firm, open_port(site)) as c:  # type: ignore[arg-type]
+        return c.create("request", create_change(content)).id

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cli.firmclient import FirmClient, FirmKeyFile
+from cli.firmclient import FirmClient
 from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import SignatureValue, Version, countersign, envelope_to_pb, make_version
@@ -22,37 +22,13 @@ from sync.keys import SigningKey
 from sync.kinds import Action, Change, FieldValue, create_change, make_content, next_status, pins_of
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2, records_pb2, sync_pb2
-from tests.harness import Hub, Node, Site, cli, make_node, push_raw
+from tests.harness import Hub, Node, Site, cli, make_node, open_port, push_raw, register_firm
 from transfer.expiry import DAY_MS
 from transfer.records import FIRM, INTEREST, LISTING, REQUEST, listing_content
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def register_firm(site: Site, name: str, country: str = "CN") -> FirmKeyFile:
-    key = SigningKey.generate()
-    resp = site.admin.AddRecord(
-        admin_pb2.AddRecordRequest(
-            values=records_pb2.RecordValues(
-                firm=records_pb2.Firm(name=name, country=country, public_key=key.public_bytes.hex())
-            ),
-            private_note=f"{name} contact: someone@example.com",
-        ),
-        metadata=site.md,
-        timeout=10,
-    )
-    ca = DataDir(site.path).tls.ca.read_text()
-    return FirmKeyFile(resp.record.id, name, resp.record.provenance.origin, key, ca)
-
-
-def open_port(site: Hub | Node) -> str:
-    if isinstance(site, Hub):
-        assert site.running is not None
-        return f"127.0.0.1:{site.running.enrol_port}"
-    assert site.node is not None
-    return f"127.0.0.1:{site.node.running.enrol_port}"
 
 
 def request_change(via: str, to: tuple[str, ...], title: str = "Machine-vision partner") -> Change:

@@ -9,9 +9,10 @@ import json
 import grpc
 import pytest
 
+from sync.kinds import FieldValue
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2, records_pb2
-from tests.harness import Hub, cli
+from tests.harness import Hub, cli, file_request, register_firm
 
 T = "tt-2026.1"
 
@@ -20,12 +21,10 @@ def add_offer(hub: Hub, title: str, **fields: object) -> str:
     return hub.add_record(title, taxonomy=T, **fields)
 
 
-def add_request(hub: Hub, title: str, **fields: object) -> str:
-    values = records_pb2.Request(title=title, via="hq", taxonomy=T, confidentiality="public", **fields)  # type: ignore[arg-type]
-    resp = hub.admin.AddRecord(
-        admin_pb2.AddRecordRequest(values=records_pb2.RecordValues(request=values)), metadata=hub.md, timeout=10
-    )
-    return resp.record.id
+def add_request(hub: Hub, title: str, **fields: FieldValue) -> str:
+    """A request a firm registered at HQ files through HQ."""
+    firm = register_firm(hub, "Shenzhen Robotics Ltd")
+    return file_request(hub, firm, "hq", title, confidentiality="public", **fields)
 
 
 def test_a_request_meets_the_offers_that_fit_it_and_why(hub: Hub) -> None:
@@ -51,8 +50,8 @@ def test_a_request_meets_the_offers_that_fit_it_and_why(hub: Hub) -> None:
         "Machine-vision partner for welding robots",
         request_type="partner",
         sought="A camera system that finds weld seams on car bodies",
-        keywords=["robotics", "artificial-intelligence"],
-        sectors=["automotive"],
+        keywords=("robotics", "artificial-intelligence"),
+        sectors=("automotive",),
     )
     resp = hub.admin.MatchRecord(admin_pb2.MatchRecordRequest(id=rq), metadata=hub.md, timeout=10)
     order = [s.record.id for s in resp.suggestions]

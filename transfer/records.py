@@ -109,6 +109,15 @@ class InterestStatus(StrEnum):
     CLOSED = "closed"
 
 
+class SuggestionStatus(StrEnum):
+    """In rank order: a suggestion acted on stays acted on whatever else happened at once."""
+
+    SUGGESTED = "suggested"
+    WITHDRAWN = "withdrawn"
+    DISMISSED = "dismissed"
+    TAKEN = "taken"
+
+
 S = ListingStatus
 I = InterestStatus  # noqa: E741
 
@@ -138,6 +147,9 @@ REQUEST_TYPES = ("technology", "partner", "rnd-call", "investment", "establishme
 CONFIDENTIALITY = ("public", "restricted", "confidential")
 INSTRUMENTS = ("equity", "loan", "grant", "convertible", "other")
 FACILITIES = ("rnd-centre", "office", "incubator")
+DISMISS_REASONS = ("not-relevant", "client-not-interested", "already-known", "duplicate", "other")
+REASONS_MAX = 12
+REASON_MAX = 300
 DECLINE_REASONS = ("not-relevant", "no-capacity", "already-partnered", "terms-unacceptable", "incomplete", "other")
 
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
@@ -588,10 +600,61 @@ INTEREST = Kind(
     target=Target("to_record", "to_kind", "to_owner", ("listing", "request"), "an offer or a request"),
 )
 
-# The four kinds, as the core takes them: a firm's record registers the key it signs
+_SUGGESTION_DEFAULTS: dict[str, FieldValue] = {
+    "request": "",
+    "offer": "",
+    "for_centre": "",
+    "offer_owner": "",
+    "title": "",
+    "score": 0,
+    "reasons": (),
+    "dismiss_reason": "",
+    "interest": "",
+}
+
+SUGGESTION = Kind(
+    name="suggestion",
+    values_message=records_pb2.OfferSuggestion,
+    defaults=_SUGGESTION_DEFAULTS,
+    rules={
+        "request": _matches(_RECORD_ID_RE, "a record id"),
+        "offer": _matches(_RECORD_ID_RE, "a record id"),
+        "for_centre": _matches(_SITE_RE, "a centre id"),
+        "offer_owner": _matches(_SITE_RE, "a centre id"),
+        "title": _text(2 * TITLE_MAX + 8),
+        "score": _int_range(1, 1000, "a score in thousandths, 1 to 1000"),
+        "reasons": _words(REASONS_MAX, "reasons", item=_text(REASON_MAX, required=True), distinct=False),
+        "dismiss_reason": _choice(DISMISS_REASONS, required=True),
+        "interest": _matches(_RECORD_ID_RE, "a record id"),
+    },
+    owner_fields=frozenset({"request", "offer", "for_centre", "offer_owner", "title", "score", "reasons"}),
+    statuses=tuple(SuggestionStatus),
+    initial=frozenset({SuggestionStatus.SUGGESTED}),
+    transitions={
+        Action.DECLINE: (frozenset({SuggestionStatus.SUGGESTED}), SuggestionStatus.DISMISSED),
+        Action.ACCEPT: (frozenset({SuggestionStatus.SUGGESTED}), SuggestionStatus.TAKEN),
+        Action.WITHDRAW: (frozenset({SuggestionStatus.SUGGESTED}), SuggestionStatus.WITHDRAWN),
+    },
+    rights={
+        Action.CREATE: frozenset({HUB}),
+        # The centre handling the request; HQ too (it owns the suggestion, and handles
+        # the requests filed through it).
+        Action.DECLINE: frozenset({PARTY, OWNER}),
+        Action.ACCEPT: frozenset({PARTY, OWNER}),
+        Action.WITHDRAW: frozenset({OWNER}),
+        Action.SETTLE: frozenset({OWNER, PARTY}),
+    },
+    fixed=frozenset({"request", "offer", "for_centre", "offer_owner"}),
+    required=("request", "offer", "for_centre", "offer_owner"),
+    step_fields={Action.DECLINE: ("dismiss_reason",), Action.ACCEPT: ("interest",)},
+    handler_field="for_centre",
+    centre_fields=("for_centre", "offer_owner"),
+)
+
+# The five kinds, as the core takes them: a firm's record registers the key it signs
 # with; offers and requests are what the search covers.
 KINDS = KindSet(
-    (LISTING, REQUEST, FIRM, INTEREST),
+    (LISTING, REQUEST, FIRM, INTEREST, SUGGESTION),
     key_kind=FIRM.name,
     key_field="public_key",
     searchable=tuple(sorted(SEARCHABLE)),

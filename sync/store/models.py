@@ -250,3 +250,26 @@ class AlertHitModel(Base):
     delivered_at_ms: Mapped[int] = mapped_column(Big, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_try_ms: Mapped[int] = mapped_column(Big, server_default="0")
+
+
+class JobCursorModel(Base):
+    """How far along this site's log a job that follows it has read (`job` names it)."""
+
+    __tablename__ = "job_cursors"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    after_seq: Mapped[int] = mapped_column(Big)
+
+
+class SuggestedPairModel(Base):
+    """At HQ: each (request, offer) pair a suggestion was ever made for, and the
+    suggestion record (hub.suggestions). Derived from the suggestion records it holds:
+    rebuilt from them when the job starts."""
+
+    __tablename__ = "suggested_pairs"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    offer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    suggestion_id: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_suggested_pairs_offer", "offer_id"),)

@@ -36,6 +36,7 @@ class _RecordKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordKind
     RECORD_KIND_REQUEST: _RecordKind.ValueType  # 2
     RECORD_KIND_FIRM: _RecordKind.ValueType  # 3
     RECORD_KIND_INTEREST: _RecordKind.ValueType  # 4
+    RECORD_KIND_SUGGESTION: _RecordKind.ValueType  # 5
 
 class RecordKind(_RecordKind, metaclass=_RecordKindEnumTypeWrapper):
     """The kind of record a version changes."""
@@ -45,6 +46,7 @@ RECORD_KIND_LISTING: RecordKind.ValueType  # 1
 RECORD_KIND_REQUEST: RecordKind.ValueType  # 2
 RECORD_KIND_FIRM: RecordKind.ValueType  # 3
 RECORD_KIND_INTEREST: RecordKind.ValueType  # 4
+RECORD_KIND_SUGGESTION: RecordKind.ValueType  # 5
 Global___RecordKind: _TypeAlias = RecordKind  # noqa: Y015
 
 class _SignatureRole:

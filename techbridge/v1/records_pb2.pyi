@@ -425,6 +425,60 @@ class Interest(_message.Message):
 Global___Interest: _TypeAlias = Interest  # noqa: Y015
 
 @_typing.final
+class OfferSuggestion(_message.Message):
+    """HQ's suggestion that an offer fits a request (hub/suggestions.py): written by HQ,
+    addressed to the centre handling the request and the offer's owner. The request's
+    centre dismisses it (DECLINE, with a reason) or acts on it (ACCEPT, naming the
+    expression of interest it sent); HQ withdraws it when the offer or the request
+    is no longer open.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    OFFER_FIELD_NUMBER: _builtins.int
+    FOR_CENTRE_FIELD_NUMBER: _builtins.int
+    OFFER_OWNER_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    DISMISS_REASON_FIELD_NUMBER: _builtins.int
+    INTEREST_FIELD_NUMBER: _builtins.int
+    request: _builtins.str
+    offer: _builtins.str
+    for_centre: _builtins.str
+    """The centre handling the request (takes the steps), and the offer's owner."""
+    offer_owner: _builtins.str
+    title: _builtins.str
+    """"offer title -> request title", for lists."""
+    score: _builtins.int
+    """The match score in thousandths (0-1000) and why, as the matcher wrote it."""
+    dismiss_reason: _builtins.str
+    interest: _builtins.str
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request: _builtins.str = ...,
+        offer: _builtins.str = ...,
+        for_centre: _builtins.str = ...,
+        offer_owner: _builtins.str = ...,
+        title: _builtins.str = ...,
+        score: _builtins.int = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        dismiss_reason: _builtins.str = ...,
+        interest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dismiss_reason", b"dismiss_reason", "for_centre", b"for_centre", "interest", b"interest", "offer", b"offer", "offer_owner", b"offer_owner", "reasons", b"reasons", "request", b"request", "score", b"score", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OfferSuggestion: _TypeAlias = OfferSuggestion  # noqa: Y015
+
+@_typing.final
 class Change(_message.Message):
     """What one version changes."""
 
@@ -438,6 +492,7 @@ class Change(_message.Message):
     REQUEST_FIELD_NUMBER: _builtins.int
     FIRM_FIELD_NUMBER: _builtins.int
     INTEREST_FIELD_NUMBER: _builtins.int
+    SUGGESTION_FIELD_NUMBER: _builtins.int
     action: Global___LifecycleAction.ValueType
     status: _builtins.str
     """The status the step leads to (CREATE, status steps and SETTLE), in the
@@ -460,6 +515,8 @@ class Change(_message.Message):
     def firm(self) -> Global___Firm: ...
     @_builtins.property
     def interest(self) -> Global___Interest: ...
+    @_builtins.property
+    def suggestion(self) -> Global___OfferSuggestion: ...
     def __init__(
         self,
         *,
@@ -471,12 +528,13 @@ class Change(_message.Message):
         request: Global___Request | None = ...,
         firm: Global___Firm | None = ...,
         interest: Global___Interest | None = ...,
+        suggestion: Global___OfferSuggestion | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "values", b"values"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audience", b"audience", "fields", b"fields", "firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "status", b"status", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audience", b"audience", "fields", b"fields", "firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "status", b"status", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest"]  # noqa: Y015
+    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest", "suggestion"]  # noqa: Y015
     _WhichOneofArgType_values: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_values) -> _WhichOneofReturnType_values | None: ...
 
@@ -492,6 +550,7 @@ class RecordValues(_message.Message):
     REQUEST_FIELD_NUMBER: _builtins.int
     FIRM_FIELD_NUMBER: _builtins.int
     INTEREST_FIELD_NUMBER: _builtins.int
+    SUGGESTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def listing(self) -> Global___Listing: ...
     @_builtins.property
@@ -500,6 +559,8 @@ class RecordValues(_message.Message):
     def firm(self) -> Global___Firm: ...
     @_builtins.property
     def interest(self) -> Global___Interest: ...
+    @_builtins.property
+    def suggestion(self) -> Global___OfferSuggestion: ...
     def __init__(
         self,
         *,
@@ -507,12 +568,13 @@ class RecordValues(_message.Message):
         request: Global___Request | None = ...,
         firm: Global___Firm | None = ...,
         interest: Global___Interest | None = ...,
+        suggestion: Global___OfferSuggestion | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "values", b"values"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest"]  # noqa: Y015
+    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest", "suggestion"]  # noqa: Y015
     _WhichOneofArgType_values: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_values) -> _WhichOneofReturnType_values | None: ...
 
