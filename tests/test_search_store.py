@@ -377,6 +377,29 @@ class TestSearchIndex:
         store.append_local_batch([gone], now_ms=3)
         assert ids(store, search_query("blade")) == [] and store.search(search_query()).total == 0
 
+    def test_a_batch_that_changes_the_newest_doc_and_adds_one_stores_both(self, store: Store) -> None:
+        """The record holding the highest index id is re-indexed (its rows dropped, its id
+        kept) in the batch that indexes a new record: the new one takes a fresh id."""
+
+        def create(rid: str, title: str, wall: int) -> Version:
+            change = create_change(listing_content(title=title))
+            return make_version(KEY, site="tel-aviv", record_id=rid, hlc=Stamp(wall, 0), change=change, kind=LISTING)
+
+        first = create("offer-1", "Solar membrane", 1_000)
+        store.append_local_batch([first], now_ms=1)
+        edit = make_version(
+            KEY,
+            site="tel-aviv",
+            record_id="offer-1",
+            hlc=Stamp(2_000, 0),
+            change=Change((("title", "Solar wind blade"),)),
+            kind=LISTING,
+            parents=(first.version_id,),
+        )
+        store.apply_batch("tel-aviv", [edit, create("offer-2", "Solar battery", 2_001)], [], through_seq=2, now_ms=2)
+        assert sorted(ids(store, search_query("solar"))) == ["offer-1", "offer-2"]
+        assert ids(store, search_query("blade")) == ["offer-1"] and ids(store, search_query("battery")) == ["offer-2"]
+
     def test_a_store_from_before_the_full_text_index_is_indexed_when_opened(self, tmp_path: Path) -> None:
         """A store at revision 0012 (the term table) is migrated and its records indexed."""
         from alembic import command

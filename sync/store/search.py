@@ -157,7 +157,11 @@ class SearchStore:
     def _write_sqlite(self, conn: Connection, docs: list[tuple[str, int, SearchDoc]], old: dict[str, int]) -> None:
         """Straight to the driver as tuples: SQLAlchemy's per-row parameter handling costs
         more than the FTS5 insert itself."""
-        top = conn.exec_driver_sql("SELECT coalesce(max(doc_id), 0) FROM search_docs").scalar_one()
+        # Above every id in the table and every id kept for a record re-indexed here (whose
+        # rows were just dropped, so the table's maximum may no longer show it).
+        top = max(
+            conn.exec_driver_sql("SELECT coalesce(max(doc_id), 0) FROM search_docs").scalar_one(), *old.values(), 0
+        )
         doc_rows = []
         fts_rows = []
         for rid, wall, doc in docs:
