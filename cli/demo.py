@@ -245,6 +245,47 @@ def main() -> None:
         )
         run("listing", "show", "--data", str(base / "daejeon"), listings[0]["id"])
 
+        step("The network's figures for this year at HQ: counted from signed records, against HQ's targets")
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        year = today[:4]
+        run(
+            "target",
+            "set",
+            "--data",
+            str(hub),
+            "--centre",
+            "daejeon",
+            "--year",
+            year,
+            "--offers-published",
+            "10",
+            "--agreements",
+            "2",
+            "--events",
+            "4",
+            "--json",
+            show=False,
+        )
+        run(
+            "event",
+            "add",
+            "--data",
+            str(base / "daejeon"),
+            "--title",
+            "Daejeon edge-AI matchmaking day",
+            "--type",
+            "matchmaking",
+            "--date",
+            today,
+            "--firm-count",
+            "14",
+            "--json",
+            show=False,
+        )
+        for c in ("daejeon", "daejeon"):
+            run("sync", "now", "--data", str(base / c), show=False)
+        run("report", "--data", str(hub), "--period", year)
+
         step("Done")
         print(f"The sites' data folders are in {base}.")
         if a.keep:

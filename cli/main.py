@@ -30,6 +30,7 @@ from cli import (
     match,
     node_cmd,
     quarantine,
+    report,
     request,
     search,
     suggestion,
@@ -56,6 +57,7 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
     request.add_parser,
     interest.add_parser,
     conflicts.add_parser,
+    report.add_parser,
     sync_cmd.add_parser,
 )
 

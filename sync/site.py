@@ -361,6 +361,14 @@ class Site:
         if bad:
             raise InvalidInput([FieldViolation("audience", f"not centre ids: {', '.join(bad)}")])
         change = create_change(content, audience)
+        registry = self.registry()
+        strangers = [
+            FieldViolation(name, f"{value!r} is not a centre of the network")
+            for name in kind.centre_fields
+            if isinstance(value := change.get(name), str) and value and registry.centre(value) is None
+        ]
+        if strangers:
+            raise InvalidInput(strangers)
         self._check_target(kind, change)
         try:
             check_change_shape(change, (), kind)

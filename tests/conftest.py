@@ -28,6 +28,7 @@ LAYERS: dict[str, str] = {
     "test_match_api": "integration",
     "test_alerts": "integration",
     "test_suggestions": "integration",
+    "test_report": "integration",
     "test_bulk_import": "integration",
     "test_search_store": "store",
     "test_store": "store",

@@ -143,9 +143,10 @@ def make_node(
     sync_every_s: float = 0,
     now_ms: Callable[[], int] = system_now_ms,
     live: bool = False,
+    name: str = "",
 ) -> Node:
     """A node; by default it syncs only when the test says so (live=True adds the watch stream)."""
-    token = hub.invite(centre, country=country)
+    token = hub.invite(centre, name=name, country=country)
     cfg = init_node(path, hub=hub.address, token=token, listen="127.0.0.1:0")
     return start_existing_node(path, cfg.admin_token, sync_every_s, now_ms=now_ms, live=live)
 

@@ -29,3 +29,5 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert re.search(r"via +│ brussels", out)
     assert re.search(r"status +│ introduced", out)
     assert "Hanbit Microsystems" in out  # the anonymous offer's client, revealed to the firm only now
+    # It ends with HQ's figures for the year, with Daejeon's targets beside its own.
+    assert re.search(r"offers\.published +│", out) and re.search(r"events\.held .*1 / 4", out)

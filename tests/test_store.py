@@ -330,3 +330,54 @@ class TestWalCheckpoints:
             assert len(store.version_ids()) == 600
         finally:
             store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_versions_held_before_the_step_columns_get_theirs_from_their_bodies(backend: str, tmp_path: Path) -> None:
+    """Migration 0016 reads each held version's step and status from its signed body."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from sync.store.migrate import alembic_config
+
+    with database_url(backend, tmp_path) as url:
+        store = Store.open(url, KINDS)
+        create = version(1)
+        publish = make_version(
+            KEY,
+            site="hq",
+            origin="tel-aviv",
+            record_id=create.record_id,
+            hlc=Stamp(2_000, 0),
+            change=Change(action=Action.PUBLISH, status="published"),
+            parents=(create.version_id,),
+            kind=LISTING,
+        )
+        edit = make_version(
+            KEY,
+            site="tel-aviv",
+            record_id=create.record_id,
+            hlc=Stamp(3_000, 0),
+            change=Change((("summary", "edited"),)),
+            parents=(publish.version_id,),
+            kind=LISTING,
+        )
+        store.apply_batch("hq", [create, publish, edit], [], through_seq=3, now_ms=1)
+        cfg = alembic_config()
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0015")
+        store.close()
+        again = Store.open(url, KINDS)
+        try:
+            with again.engine.connect() as conn:
+                got = dict(
+                    (r[0], (r[1], r[2])) for r in conn.execute(text("SELECT version_id, action, status FROM versions"))
+                )
+            assert got == {
+                create.version_id: ("create", "submitted"),
+                publish.version_id: ("publish", "published"),
+                edit.version_id: ("", ""),
+            }
+        finally:
+            again.close()

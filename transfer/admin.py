@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
@@ -26,6 +27,7 @@ from transfer.alerts import Alert, add_alert, list_alerts, list_hits, remove_ale
 from transfer.duplicates import candidates, pending_pairs
 from transfer.matching import suggestions
 from transfer.records import KINDS, kind_of
+from transfer.report import Counted, Report, parse_period, period_between, report
 from transfer.search import FACET_NAMES, search_query
 
 PAGE_MAX = 1000
@@ -276,6 +278,19 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             out.origins.add(origin=o.origin, versions=o.versions, digest=o.digest)
         return out
 
+    def GetReport(
+        self, request: admin_pb2.GetReportRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.GetReportResponse:
+        if request.period and (request.from_date or request.to_date):
+            raise InvalidInput([FieldViolation("period", "give a period or from_date and to_date, not both")])
+        if request.from_date or request.to_date:
+            period = period_between(request.from_date, request.to_date)
+        else:
+            period = parse_period(request.period or str(datetime.fromtimestamp(self._site.now_ms() / 1000, UTC).year))
+        done = report(self._site, period, tuple(request.centres))
+        explained = done.explain(request.explain) if request.explain else ()
+        return report_to_pb(done, request.explain, explained)
+
     def _view(self, record_id: str) -> admin_pb2.RecordView:
         return with_names(self._site, detail_view(self._site.record_detail(record_id), self._site.now_ms()))
 
@@ -524,3 +539,36 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             rejected=rejected,
             peers=self._status.peer_statuses(),
         )
+
+
+def report_to_pb(done: Report, explain: str, explained: tuple[Counted, ...]) -> admin_pb2.GetReportResponse:
+    out = admin_pb2.GetReportResponse(
+        site=done.site,
+        period=done.period.label,
+        start_ms=done.period.start_ms,
+        end_ms=done.period.end_ms,
+        explain=explain,
+        explained=[
+            admin_pb2.CountedVersion(
+                centre=c.centre, record_id=c.record_id, version_id=c.version_id, stamp_ms=c.stamp_ms
+            )
+            for c in explained
+        ],
+    )
+    for c in done.centres:
+        one = out.centres.add(centre=c.centre, name=c.name)
+        for name, count in c.counts.items():
+            target = c.targets.get(name)
+            one.figures.add(name=name, count=count, target=target or 0, has_target=target is not None)
+        for figure, cells in c.breakdowns.items():
+            for (by, value), count in sorted(cells.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])):
+                one.breakdowns.add(figure=figure, by=by, value=value, count=count)
+        for before, after, rate in c.conversion():
+            one.funnel.add(from_figure=before, to_figure=after, rate=rate or 0.0, has_rate=rate is not None)
+        if c.median_days_to_introduction is not None:
+            one.median_days_to_introduction = c.median_days_to_introduction
+            one.has_median_to_introduction = True
+        if c.median_days_to_agreement is not None:
+            one.median_days_to_agreement = c.median_days_to_agreement
+            one.has_median_to_agreement = True
+    return out

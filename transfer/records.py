@@ -161,6 +161,11 @@ _HEX_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _RECORD_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+def is_record_id(text: str) -> bool:
+    """Whether `text` has the shape of a record id (a firm's id, where a centre's is a name)."""
+    return bool(_RECORD_ID_RE.match(text))
+
+
 # ---- field rules ----------------------------------------------------------------
 
 
@@ -651,10 +656,85 @@ SUGGESTION = Kind(
     centre_fields=("for_centre", "offer_owner"),
 )
 
-# The five kinds, as the core takes them: a firm's record registers the key it signs
+EVENT_TYPES = ("matchmaking", "roadshow", "delegation", "seminar", "exhibition", "other")
+ITEMS_MAX = 500
+_EVENT_DEFAULTS: dict[str, FieldValue] = {
+    "title": "",
+    "event_type": "",
+    "held_on_ms": 0,
+    "place": "",
+    "firms": (),
+    "firm_count": 0,
+    "interests": (),
+}
+
+EVENT = Kind(
+    name="event",
+    values_message=records_pb2.Event,
+    defaults=_EVENT_DEFAULTS,
+    rules={
+        "title": _text(TITLE_MAX, required=True),
+        "event_type": _choice(EVENT_TYPES, required=True),
+        "held_on_ms": _non_negative,
+        "place": _text(NAME_MAX),
+        "firms": _words(ITEMS_MAX, "firms", item=_matches(_RECORD_ID_RE, "a firm's record id")),
+        "firm_count": _non_negative,
+        "interests": _words(ITEMS_MAX, "interests", item=_matches(_RECORD_ID_RE, "an interest's record id")),
+    },
+    owner_fields=frozenset(_EVENT_DEFAULTS),
+    statuses=("held",),
+    initial=frozenset({"held"}),
+    transitions={},
+    rights={
+        Action.CREATE: frozenset({OWNER}),
+        Action.DELETE: frozenset({OWNER}),
+        Action.UNDELETE: frozenset({OWNER}),
+        Action.SETTLE: frozenset({OWNER}),
+    },
+    required=("title", "event_type", "held_on_ms"),
+)
+
+# A target record's figures (transfer/report.py maps each to the figure it is set for).
+TARGET_FIELDS = (
+    "offers_published",
+    "requests_received",
+    "firms_served",
+    "interests_sent",
+    "introductions",
+    "agreements",
+    "events",
+)
+_TARGET_DEFAULTS: dict[str, FieldValue] = {"centre": "", "year": 0, **dict.fromkeys(TARGET_FIELDS, 0)}
+
+TARGET = Kind(
+    name="target",
+    values_message=records_pb2.Target,
+    defaults=_TARGET_DEFAULTS,
+    rules={
+        "centre": _matches(_SITE_RE, "a centre id"),
+        "year": _int_range(2000, 2100, "a year from 2000 to 2100"),
+        **dict.fromkeys(TARGET_FIELDS, _non_negative),
+    },
+    owner_fields=frozenset(_TARGET_DEFAULTS),
+    statuses=("set",),
+    initial=frozenset({"set"}),
+    transitions={},
+    rights={
+        Action.CREATE: frozenset({HUB}),
+        Action.DELETE: frozenset({OWNER}),
+        Action.UNDELETE: frozenset({OWNER}),
+        Action.SETTLE: frozenset({OWNER}),
+    },
+    fixed=frozenset({"centre", "year"}),
+    required=("centre", "year"),
+    title_field="centre",
+    centre_fields=("centre",),
+)
+
+# The kinds, as the core takes them: a firm's record registers the key it signs
 # with; offers and requests are what the search covers.
 KINDS = KindSet(
-    (LISTING, REQUEST, FIRM, INTEREST, SUGGESTION),
+    (LISTING, REQUEST, FIRM, INTEREST, SUGGESTION, EVENT, TARGET),
     key_kind=FIRM.name,
     key_field="public_key",
     searchable=tuple(sorted(SEARCHABLE)),

@@ -308,6 +308,8 @@ class LogStore:
                     "key_id": v.author_key_id,
                     "hlc_wall_ms": v.hlc.wall_ms,
                     "hlc_counter": v.hlc.counter,
+                    "action": v.change.action.value if v.change.action is not None else "",
+                    "status": v.change.status or "",
                     "body": v.body,
                     "signatures": _sigs_to_json(v.signatures),
                     "received_from": peer,

@@ -50,8 +50,15 @@ class VersionModel(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     hlc_wall_ms: Mapped[int] = mapped_column(Big)
     hlc_counter: Mapped[int] = mapped_column(Integer)
+    # The lifecycle step the version takes ("" for an edit) and the status it leads to,
+    # as signed in its body: what the figures count, by stamp (transfer/report.py).
+    action: Mapped[str] = mapped_column(String(16), server_default="")
+    status: Mapped[str] = mapped_column(String(32), server_default="")
 
-    __table_args__ = (Index("ix_versions_hlc", "hlc_wall_ms", "hlc_counter"),)
+    __table_args__ = (
+        Index("ix_versions_hlc", "hlc_wall_ms", "hlc_counter"),
+        Index("ix_versions_steps", "action", "hlc_wall_ms"),
+    )
     # The exact signed bytes, never re-serialised.
     body: Mapped[bytes] = mapped_column(LargeBinary)
     # JSON list of {key_id, signature (hex), role}.

@@ -67,6 +67,242 @@ SYNC_PHASE_DONE: SyncPhase.ValueType  # 4
 Global___SyncPhase: _TypeAlias = SyncPhase  # noqa: Y015
 
 @_typing.final
+class GetReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    CENTRES_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """"2026", "2026-Q4" or "2026-11"; or from_date and to_date (YYYY-MM-DD, both days in), UTC."""
+    from_date: _builtins.str
+    to_date: _builtins.str
+    explain: _builtins.str
+    """A figure ("offers.published") whose counted records and versions to list."""
+    @_builtins.property
+    def centres(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these centres (HQ); empty: every centre."""
+
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        centres: _abc.Iterable[_builtins.str] | None = ...,
+        explain: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["centres", b"centres", "explain", b"explain", "from_date", b"from_date", "period", b"period", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportRequest: _TypeAlias = GetReportRequest  # noqa: Y015
+
+@_typing.final
+class FigureCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    HAS_TARGET_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    count: _builtins.int
+    target: _builtins.int
+    """The centre's target for the period's year, if HQ set one for this figure."""
+    has_target: _builtins.bool
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        count: _builtins.int = ...,
+        target: _builtins.int = ...,
+        has_target: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "has_target", b"has_target", "name", b"name", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FigureCount: _TypeAlias = FigureCount  # noqa: Y015
+
+@_typing.final
+class FigureBreakdown(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIGURE_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    figure: _builtins.str
+    by: _builtins.str
+    """The field the figure is broken down by ("stage", "request_type", "decline_reason", ...)."""
+    value: _builtins.str
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        figure: _builtins.str = ...,
+        by: _builtins.str = ...,
+        value: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "count", b"count", "figure", b"figure", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FigureBreakdown: _TypeAlias = FigureBreakdown  # noqa: Y015
+
+@_typing.final
+class FunnelStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_FIGURE_FIELD_NUMBER: _builtins.int
+    TO_FIGURE_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    HAS_RATE_FIELD_NUMBER: _builtins.int
+    from_figure: _builtins.str
+    to_figure: _builtins.str
+    rate: _builtins.float
+    """to / from; absent when from is 0."""
+    has_rate: _builtins.bool
+    def __init__(
+        self,
+        *,
+        from_figure: _builtins.str = ...,
+        to_figure: _builtins.str = ...,
+        rate: _builtins.float = ...,
+        has_rate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_figure", b"from_figure", "has_rate", b"has_rate", "rate", b"rate", "to_figure", b"to_figure"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FunnelStep: _TypeAlias = FunnelStep  # noqa: Y015
+
+@_typing.final
+class CentreReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CENTRE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    FIGURES_FIELD_NUMBER: _builtins.int
+    BREAKDOWNS_FIELD_NUMBER: _builtins.int
+    FUNNEL_FIELD_NUMBER: _builtins.int
+    MEDIAN_DAYS_TO_INTRODUCTION_FIELD_NUMBER: _builtins.int
+    HAS_MEDIAN_TO_INTRODUCTION_FIELD_NUMBER: _builtins.int
+    MEDIAN_DAYS_TO_AGREEMENT_FIELD_NUMBER: _builtins.int
+    HAS_MEDIAN_TO_AGREEMENT_FIELD_NUMBER: _builtins.int
+    centre: _builtins.str
+    name: _builtins.str
+    median_days_to_introduction: _builtins.float
+    has_median_to_introduction: _builtins.bool
+    median_days_to_agreement: _builtins.float
+    has_median_to_agreement: _builtins.bool
+    @_builtins.property
+    def figures(self) -> _containers.RepeatedCompositeFieldContainer[Global___FigureCount]: ...
+    @_builtins.property
+    def breakdowns(self) -> _containers.RepeatedCompositeFieldContainer[Global___FigureBreakdown]: ...
+    @_builtins.property
+    def funnel(self) -> _containers.RepeatedCompositeFieldContainer[Global___FunnelStep]: ...
+    def __init__(
+        self,
+        *,
+        centre: _builtins.str = ...,
+        name: _builtins.str = ...,
+        figures: _abc.Iterable[Global___FigureCount] | None = ...,
+        breakdowns: _abc.Iterable[Global___FigureBreakdown] | None = ...,
+        funnel: _abc.Iterable[Global___FunnelStep] | None = ...,
+        median_days_to_introduction: _builtins.float = ...,
+        has_median_to_introduction: _builtins.bool = ...,
+        median_days_to_agreement: _builtins.float = ...,
+        has_median_to_agreement: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdowns", b"breakdowns", "centre", b"centre", "figures", b"figures", "funnel", b"funnel", "has_median_to_agreement", b"has_median_to_agreement", "has_median_to_introduction", b"has_median_to_introduction", "median_days_to_agreement", b"median_days_to_agreement", "median_days_to_introduction", b"median_days_to_introduction", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CentreReport: _TypeAlias = CentreReport  # noqa: Y015
+
+@_typing.final
+class CountedVersion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CENTRE_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    VERSION_ID_FIELD_NUMBER: _builtins.int
+    STAMP_MS_FIELD_NUMBER: _builtins.int
+    centre: _builtins.str
+    record_id: _builtins.str
+    version_id: _builtins.str
+    stamp_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        centre: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        version_id: _builtins.str = ...,
+        stamp_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["centre", b"centre", "record_id", b"record_id", "stamp_ms", b"stamp_ms", "version_id", b"version_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountedVersion: _TypeAlias = CountedVersion  # noqa: Y015
+
+@_typing.final
+class GetReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    CENTRES_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    EXPLAINED_FIELD_NUMBER: _builtins.int
+    site: _builtins.str
+    period: _builtins.str
+    start_ms: _builtins.int
+    end_ms: _builtins.int
+    explain: _builtins.str
+    @_builtins.property
+    def centres(self) -> _containers.RepeatedCompositeFieldContainer[Global___CentreReport]: ...
+    @_builtins.property
+    def explained(self) -> _containers.RepeatedCompositeFieldContainer[Global___CountedVersion]: ...
+    def __init__(
+        self,
+        *,
+        site: _builtins.str = ...,
+        period: _builtins.str = ...,
+        start_ms: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
+        centres: _abc.Iterable[Global___CentreReport] | None = ...,
+        explain: _builtins.str = ...,
+        explained: _abc.Iterable[Global___CountedVersion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["centres", b"centres", "end_ms", b"end_ms", "explain", b"explain", "explained", b"explained", "period", b"period", "site", b"site", "start_ms", b"start_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportResponse: _TypeAlias = GetReportResponse  # noqa: Y015
+
+@_typing.final
 class RotateOwnKeyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

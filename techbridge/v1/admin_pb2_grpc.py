@@ -130,6 +130,11 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.GetDigestRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.GetDigestResponse.FromString,
                 _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/techbridge.v1.AdminService/GetReport',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.GetReportResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -269,6 +274,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReport(self, request, context):
+        """Each centre's figures for a period against its targets, counted from the signed
+        versions held here (HQ: every centre; a centre: its own), and on request the
+        records and versions behind one figure (transfer/report.py).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -366,6 +380,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetDigest,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.GetDigestRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.GetDigestResponse.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.GetReportRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.GetReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -882,6 +901,33 @@ class AdminService:
             '/techbridge.v1.AdminService/GetDigest',
             techbridge_dot_v1_dot_admin__pb2.GetDigestRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.GetDigestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/techbridge.v1.AdminService/GetReport',
+            techbridge_dot_v1_dot_admin__pb2.GetReportRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.GetReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,6 +79,11 @@ class AdminServiceStub:
     """A digest of every version this site holds, whole and per origin: sites that hold
     the same versions show the same digest. Reads the whole store (an audit, not a round).
     """
+    GetReport: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetReportRequest, _admin_pb2.GetReportResponse]
+    """Each centre's figures for a period against its targets, counted from the signed
+    versions held here (HQ: every centre; a centre: its own), and on request the
+    records and versions behind one figure (transfer/report.py).
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -128,6 +133,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     GetDigest: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetDigestRequest, _admin_pb2.GetDigestResponse]  # type: ignore[assignment]
     """A digest of every version this site holds, whole and per origin: sites that hold
     the same versions show the same digest. Reads the whole store (an audit, not a round).
+    """
+    GetReport: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetReportRequest, _admin_pb2.GetReportResponse]  # type: ignore[assignment]
+    """Each centre's figures for a period against its targets, counted from the signed
+    versions held here (HQ: every centre; a centre: its own), and on request the
+    records and versions behind one figure (transfer/report.py).
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -289,6 +299,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.GetDigestResponse, _abc.Awaitable[_admin_pb2.GetDigestResponse]]:
         """A digest of every version this site holds, whole and per origin: sites that hold
         the same versions show the same digest. Reads the whole store (an audit, not a round).
+        """
+
+    @_abc_1.abstractmethod
+    def GetReport(
+        self,
+        request: _admin_pb2.GetReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetReportResponse, _abc.Awaitable[_admin_pb2.GetReportResponse]]:
+        """Each centre's figures for a period against its targets, counted from the signed
+        versions held here (HQ: every centre; a centre: its own), and on request the
+        records and versions behind one figure (transfer/report.py).
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from techbridge.v1 import records_pb2 as techbridge_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctechbridge/v1/envelope.proto\x12\rtechbridge.v1\x1a\x1btechbridge/v1/records.proto\"\'\n\x03Hlc\x12\x0f\n\x07wall_ms\x18\x01 \x01(\x03\x12\x0f\n\x07\x63ounter\x18\x02 \x01(\r\"\xe4\x01\n\x0bVersionBody\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.techbridge.v1.RecordKind\x12\x0e\n\x06origin\x18\x03 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x1f\n\x03hlc\x18\x05 \x01(\x0b\x32\x12.techbridge.v1.Hlc\x12\x0f\n\x07parents\x18\x06 \x03(\t\x12\x14\n\x0crecord_nonce\x18\x07 \x01(\x0c\x12%\n\x06\x63hange\x18\x0c \x01(\x0b\x32\x15.techbridge.v1.ChangeJ\x04\x08\n\x10\x0bJ\x04\x08\x0b\x10\x0c\"Z\n\tSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12*\n\x04role\x18\x03 \x01(\x0e\x32\x1c.techbridge.v1.SignatureRole\"F\n\x08\x45nvelope\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12,\n\nsignatures\x18\x02 \x03(\x0b\x32\x18.techbridge.v1.Signature*\xa7\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13RECORD_KIND_LISTING\x10\x01\x12\x17\n\x13RECORD_KIND_REQUEST\x10\x02\x12\x14\n\x10RECORD_KIND_FIRM\x10\x03\x12\x18\n\x14RECORD_KIND_INTEREST\x10\x04\x12\x1a\n\x16RECORD_KIND_SUGGESTION\x10\x05*d\n\rSignatureRole\x12\x1e\n\x1aSIGNATURE_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15SIGNATURE_ROLE_AUTHOR\x10\x01\x12\x18\n\x14SIGNATURE_ROLE_RELAY\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctechbridge/v1/envelope.proto\x12\rtechbridge.v1\x1a\x1btechbridge/v1/records.proto\"\'\n\x03Hlc\x12\x0f\n\x07wall_ms\x18\x01 \x01(\x03\x12\x0f\n\x07\x63ounter\x18\x02 \x01(\r\"\xe4\x01\n\x0bVersionBody\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.techbridge.v1.RecordKind\x12\x0e\n\x06origin\x18\x03 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x1f\n\x03hlc\x18\x05 \x01(\x0b\x32\x12.techbridge.v1.Hlc\x12\x0f\n\x07parents\x18\x06 \x03(\t\x12\x14\n\x0crecord_nonce\x18\x07 \x01(\x0c\x12%\n\x06\x63hange\x18\x0c \x01(\x0b\x32\x15.techbridge.v1.ChangeJ\x04\x08\n\x10\x0bJ\x04\x08\x0b\x10\x0c\"Z\n\tSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12*\n\x04role\x18\x03 \x01(\x0e\x32\x1c.techbridge.v1.SignatureRole\"F\n\x08\x45nvelope\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12,\n\nsignatures\x18\x02 \x03(\x0b\x32\x18.techbridge.v1.Signature*\xd6\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13RECORD_KIND_LISTING\x10\x01\x12\x17\n\x13RECORD_KIND_REQUEST\x10\x02\x12\x14\n\x10RECORD_KIND_FIRM\x10\x03\x12\x18\n\x14RECORD_KIND_INTEREST\x10\x04\x12\x1a\n\x16RECORD_KIND_SUGGESTION\x10\x05\x12\x15\n\x11RECORD_KIND_EVENT\x10\x06\x12\x16\n\x12RECORD_KIND_TARGET\x10\x07*d\n\rSignatureRole\x12\x1e\n\x1aSIGNATURE_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15SIGNATURE_ROLE_AUTHOR\x10\x01\x12\x18\n\x14SIGNATURE_ROLE_RELAY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'techbridge.v1.envelope_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDKIND']._serialized_start=513
-  _globals['_RECORDKIND']._serialized_end=680
-  _globals['_SIGNATUREROLE']._serialized_start=682
-  _globals['_SIGNATUREROLE']._serialized_end=782
+  _globals['_RECORDKIND']._serialized_end=727
+  _globals['_SIGNATUREROLE']._serialized_start=729
+  _globals['_SIGNATUREROLE']._serialized_end=829
   _globals['_HLC']._serialized_start=76
   _globals['_HLC']._serialized_end=115
   _globals['_VERSIONBODY']._serialized_start=118

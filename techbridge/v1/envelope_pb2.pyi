@@ -37,6 +37,8 @@ class _RecordKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordKind
     RECORD_KIND_FIRM: _RecordKind.ValueType  # 3
     RECORD_KIND_INTEREST: _RecordKind.ValueType  # 4
     RECORD_KIND_SUGGESTION: _RecordKind.ValueType  # 5
+    RECORD_KIND_EVENT: _RecordKind.ValueType  # 6
+    RECORD_KIND_TARGET: _RecordKind.ValueType  # 7
 
 class RecordKind(_RecordKind, metaclass=_RecordKindEnumTypeWrapper):
     """The kind of record a version changes."""
@@ -47,6 +49,8 @@ RECORD_KIND_REQUEST: RecordKind.ValueType  # 2
 RECORD_KIND_FIRM: RecordKind.ValueType  # 3
 RECORD_KIND_INTEREST: RecordKind.ValueType  # 4
 RECORD_KIND_SUGGESTION: RecordKind.ValueType  # 5
+RECORD_KIND_EVENT: RecordKind.ValueType  # 6
+RECORD_KIND_TARGET: RecordKind.ValueType  # 7
 Global___RecordKind: _TypeAlias = RecordKind  # noqa: Y015
 
 class _SignatureRole:

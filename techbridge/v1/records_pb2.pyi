@@ -479,6 +479,98 @@ class OfferSuggestion(_message.Message):
 Global___OfferSuggestion: _TypeAlias = OfferSuggestion  # noqa: Y015
 
 @_typing.final
+class Event(_message.Message):
+    """A matchmaking meeting, roadshow, delegation, ... a centre held: counted in its figures
+    by the day it was held (transfer/report.py).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    HELD_ON_MS_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    FIRMS_FIELD_NUMBER: _builtins.int
+    FIRM_COUNT_FIELD_NUMBER: _builtins.int
+    INTERESTS_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    event_type: _builtins.str
+    held_on_ms: _builtins.int
+    place: _builtins.str
+    firm_count: _builtins.int
+    @_builtins.property
+    def firms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Registered firms that took part (their record ids), and how many firms did in all."""
+
+    @_builtins.property
+    def interests(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Expressions of interest it produced."""
+
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        event_type: _builtins.str = ...,
+        held_on_ms: _builtins.int = ...,
+        place: _builtins.str = ...,
+        firms: _abc.Iterable[_builtins.str] | None = ...,
+        firm_count: _builtins.int = ...,
+        interests: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_type", b"event_type", "firm_count", b"firm_count", "firms", b"firms", "held_on_ms", b"held_on_ms", "interests", b"interests", "place", b"place", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class Target(_message.Message):
+    """HQ's targets for one centre and year, sent to that centre; 0 sets none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CENTRE_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    OFFERS_PUBLISHED_FIELD_NUMBER: _builtins.int
+    REQUESTS_RECEIVED_FIELD_NUMBER: _builtins.int
+    FIRMS_SERVED_FIELD_NUMBER: _builtins.int
+    INTERESTS_SENT_FIELD_NUMBER: _builtins.int
+    INTRODUCTIONS_FIELD_NUMBER: _builtins.int
+    AGREEMENTS_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    centre: _builtins.str
+    year: _builtins.int
+    offers_published: _builtins.int
+    requests_received: _builtins.int
+    firms_served: _builtins.int
+    interests_sent: _builtins.int
+    introductions: _builtins.int
+    agreements: _builtins.int
+    events: _builtins.int
+    def __init__(
+        self,
+        *,
+        centre: _builtins.str = ...,
+        year: _builtins.int = ...,
+        offers_published: _builtins.int = ...,
+        requests_received: _builtins.int = ...,
+        firms_served: _builtins.int = ...,
+        interests_sent: _builtins.int = ...,
+        introductions: _builtins.int = ...,
+        agreements: _builtins.int = ...,
+        events: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreements", b"agreements", "centre", b"centre", "events", b"events", "firms_served", b"firms_served", "interests_sent", b"interests_sent", "introductions", b"introductions", "offers_published", b"offers_published", "requests_received", b"requests_received", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Target: _TypeAlias = Target  # noqa: Y015
+
+@_typing.final
 class Change(_message.Message):
     """What one version changes."""
 
@@ -493,6 +585,8 @@ class Change(_message.Message):
     FIRM_FIELD_NUMBER: _builtins.int
     INTEREST_FIELD_NUMBER: _builtins.int
     SUGGESTION_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
     action: Global___LifecycleAction.ValueType
     status: _builtins.str
     """The status the step leads to (CREATE, status steps and SETTLE), in the
@@ -517,6 +611,10 @@ class Change(_message.Message):
     def interest(self) -> Global___Interest: ...
     @_builtins.property
     def suggestion(self) -> Global___OfferSuggestion: ...
+    @_builtins.property
+    def event(self) -> Global___Event: ...
+    @_builtins.property
+    def target(self) -> Global___Target: ...
     def __init__(
         self,
         *,
@@ -529,12 +627,14 @@ class Change(_message.Message):
         firm: Global___Firm | None = ...,
         interest: Global___Interest | None = ...,
         suggestion: Global___OfferSuggestion | None = ...,
+        event: Global___Event | None = ...,
+        target: Global___Target | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "target", b"target", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audience", b"audience", "fields", b"fields", "firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "status", b"status", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audience", b"audience", "event", b"event", "fields", b"fields", "firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "status", b"status", "suggestion", b"suggestion", "target", b"target", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest", "suggestion"]  # noqa: Y015
+    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest", "suggestion", "event", "target"]  # noqa: Y015
     _WhichOneofArgType_values: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_values) -> _WhichOneofReturnType_values | None: ...
 
@@ -551,6 +651,8 @@ class RecordValues(_message.Message):
     FIRM_FIELD_NUMBER: _builtins.int
     INTEREST_FIELD_NUMBER: _builtins.int
     SUGGESTION_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def listing(self) -> Global___Listing: ...
     @_builtins.property
@@ -561,6 +663,10 @@ class RecordValues(_message.Message):
     def interest(self) -> Global___Interest: ...
     @_builtins.property
     def suggestion(self) -> Global___OfferSuggestion: ...
+    @_builtins.property
+    def event(self) -> Global___Event: ...
+    @_builtins.property
+    def target(self) -> Global___Target: ...
     def __init__(
         self,
         *,
@@ -569,12 +675,14 @@ class RecordValues(_message.Message):
         firm: Global___Firm | None = ...,
         interest: Global___Interest | None = ...,
         suggestion: Global___OfferSuggestion | None = ...,
+        event: Global___Event | None = ...,
+        target: Global___Target | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "target", b"target", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "firm", b"firm", "interest", b"interest", "listing", b"listing", "request", b"request", "suggestion", b"suggestion", "target", b"target", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest", "suggestion"]  # noqa: Y015
+    _WhichOneofReturnType_values: _TypeAlias = _typing.Literal["listing", "request", "firm", "interest", "suggestion", "event", "target"]  # noqa: Y015
     _WhichOneofArgType_values: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_values) -> _WhichOneofReturnType_values | None: ...
 
