@@ -9,16 +9,20 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
+from hub.site import init_hub
 from sync.clock import Stamp
+from sync.config import DataDir
 from sync.envelope import Version, make_version
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, FieldValue, Kind, create_change, make_content, pins_of
 from sync.site import Site
+from tests.backends import BACKENDS, database_url
 from tests.harness import Hub, cli, file_request, make_node, register_firm
-from transfer.records import EVENT, FIRM, INTEREST, LISTING, REQUEST, TARGET
+from transfer.records import EVENT, FIRM, INTEREST, KINDS, LISTING, REQUEST, TARGET
 from transfer.report import CentreFigures, parse_period, period_between, report
 
 T = "tt-2026.1"
@@ -152,6 +156,7 @@ def network_history(w: Writer, firm_key: SigningKey) -> dict[str, str]:
         by=firm,
     )
     w.step("daejeon", i2, Action.DECLINE, "2026-11-12", fields=(("decline_reason", "no-capacity"),))
+    w.step("brussels", firm, Action.ERASE, "2026-12-10")  # erased later: still a firm served in November
     w.create(
         "brussels",
         EVENT,
@@ -200,7 +205,7 @@ def test_figures_count_each_step_in_the_period_it_was_signed(hub: Hub, tmp_path:
         assert c["interests.sent"] == 1 and c["events.held"] == 1  # held in November, recorded in December
         assert nov.median_days_to_introduction == 3.0
         assert nov.targets == {"offers.published": 4, "interests.agreed": 1}
-        assert nov.breakdowns["offers.published"] == {("keywords", "robotics"): 1, ("stage", "lab-tested"): 1}
+        assert nov.breakdowns["offers.published"] == {("keyword", "robotics"): 1, ("stage", "lab-tested"): 1}
         assert nov.breakdowns["requests.received"] == {("request_type", "partner"): 1, ("home_centre", "brussels"): 1}
         assert nov.breakdowns["events.held"] == {("event_type", "matchmaking"): 1}
         dj_nov = figures(hq_site, "2026-11", "daejeon").counts
@@ -213,8 +218,8 @@ def test_figures_count_each_step_in_the_period_it_was_signed(hub: Hub, tmp_path:
         assert figures(hq_site, "2026-Q4", "daejeon").counts["interests.agreed"] == 1  # both sides
         assert figures(hq_site, "2027", "brussels").counts == {k: 0 for k in q4.counts}
         # --explain: the records and versions counted.
-        done = report(hq_site, parse_period("2026-11"))
-        published = {(e.centre, e.record_id) for e in done.explain("offers.published")}
+        done = report(hq_site, parse_period("2026-11"), explain="offers.published")
+        published = {(e.centre, e.record_id) for e in done.explained}
         assert published == {("brussels", ids["o1"]), ("daejeon", ids["o2"])}  # not the quarantined o3
         # The same versions give Brussels the same figures at Brussels as at HQ.
         for period in ("2026-11", "2026-Q4", "2026"):
@@ -327,4 +332,34 @@ def test_bad_input_is_named_on_one_line(hub: Hub, tmp_path: Path) -> None:
         assert (r.returncode == 1 and "PERMISSION_DENIED" in r.stderr) or "only HQ" in r.stderr
         assert json.loads(cli("target", "list", "--data", str(hub.path), "--json").stdout) == []
     finally:
+        dj.stop()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_same_versions_give_the_same_figures_on_either_store(hub: Hub, tmp_path: Path, backend: str) -> None:
+    """The report's SQL for SQLite and for PostgreSQL, held to the same answers."""
+    bru = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
+    dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
+    try:
+        w = Writer()
+        network_history(w, SigningKey.generate())
+        assert hub.running is not None
+        hq_site = hub.running.site
+        hold(hq_site, w)
+        with database_url(backend, tmp_path) as url:
+            init_hub(tmp_path / "other", listen="127.0.0.1:0", db_url=url)
+            other = Site.open(DataDir(tmp_path / "other"), KINDS)
+            try:
+                registry = hq_site.registry()
+                other.store.save_registry(registry, at("2026-12-25"))
+                other.set_registry(registry)
+                hold(other, w)
+                for period in ("2026-10", "2026-11", "2026-Q4", "2026"):
+                    want = report(hq_site, parse_period(period), explain="firms.served")
+                    got = report(other, parse_period(period), explain="firms.served")
+                    assert got.centres == want.centres and got.explained == want.explained, period
+            finally:
+                other.close()
+    finally:
+        bru.stop()
         dj.stop()

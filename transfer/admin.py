@@ -27,7 +27,7 @@ from transfer.alerts import Alert, add_alert, list_alerts, list_hits, remove_ale
 from transfer.duplicates import candidates, pending_pairs
 from transfer.matching import suggestions
 from transfer.records import KINDS, kind_of
-from transfer.report import Counted, Report, parse_period, period_between, report
+from transfer.report import Report, parse_period, period_between, report
 from transfer.search import FACET_NAMES, search_query
 
 PAGE_MAX = 1000
@@ -287,9 +287,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             period = period_between(request.from_date, request.to_date)
         else:
             period = parse_period(request.period or str(datetime.fromtimestamp(self._site.now_ms() / 1000, UTC).year))
-        done = report(self._site, period, tuple(request.centres))
-        explained = done.explain(request.explain) if request.explain else ()
-        return report_to_pb(done, request.explain, explained)
+        return report_to_pb(report(self._site, period, tuple(request.centres), explain=request.explain))
 
     def _view(self, record_id: str) -> admin_pb2.RecordView:
         return with_names(self._site, detail_view(self._site.record_detail(record_id), self._site.now_ms()))
@@ -541,18 +539,18 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
 
 
-def report_to_pb(done: Report, explain: str, explained: tuple[Counted, ...]) -> admin_pb2.GetReportResponse:
+def report_to_pb(done: Report) -> admin_pb2.GetReportResponse:
     out = admin_pb2.GetReportResponse(
         site=done.site,
         period=done.period.label,
         start_ms=done.period.start_ms,
         end_ms=done.period.end_ms,
-        explain=explain,
+        explain=done.explain,
         explained=[
             admin_pb2.CountedVersion(
                 centre=c.centre, record_id=c.record_id, version_id=c.version_id, stamp_ms=c.stamp_ms
             )
-            for c in explained
+            for c in done.explained
         ],
     )
     for c in done.centres:

@@ -35,20 +35,18 @@ import itertools
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection, select, text
 
 from sync.errors import FieldViolation, InvalidInput
 from sync.kinds import KindSet
 from sync.merge import state_from_json
 from sync.site import Site
-from sync.store.tables import IN_CHUNK, docs_t, records_t, versions_t
-from transfer.records import is_record_id
+from sync.store.tables import records_t
 
 DAY_MS = 24 * 3600 * 1000
 _YEAR = re.compile(r"^(\d{4})$")
@@ -97,11 +95,11 @@ def period_between(start: str, end: str) -> Period:
     InvalidInput naming `from` / `to`."""
     problems: list[FieldViolation] = []
     days: dict[str, date] = {}
-    for text, name in ((start, "from"), (end, "to")):
+    for given, name in ((start, "from"), (end, "to")):
         try:
-            days[name] = date.fromisoformat(text.strip())
+            days[name] = date.fromisoformat(given.strip())
         except ValueError:
-            problems.append(FieldViolation(name, f"{text!r} is not a date (YYYY-MM-DD)"))
+            problems.append(FieldViolation(name, f"{given!r} is not a date (YYYY-MM-DD)"))
     if problems:
         raise InvalidInput(problems)
     if days["from"] > days["to"]:
@@ -126,7 +124,7 @@ class StepFigure:
 STEP_FIGURES: tuple[StepFigure, ...] = (
     StepFigure("offers.submitted", "listing", ("create", "submit"), created_as=("submitted",)),
     StepFigure("offers.validated", "listing", ("validate",)),
-    StepFigure("offers.published", "listing", ("publish",), by=("keywords", "stage")),
+    StepFigure("offers.published", "listing", ("publish",), by=("keyword", "stage")),
     StepFigure("offers.expired", "listing", ("expire",)),
     StepFigure("offers.withdrawn", "listing", ("withdraw",)),
     StepFigure("requests.received", "request", ("create",), ("via",), by=("request_type", "home_centre")),
@@ -206,38 +204,9 @@ class Report:
     period: Period
     site: str
     centres: tuple[CentreFigures, ...]
-    counted: Mapping[str, tuple[Counted, ...]]
-
-    def explain(self, figure: str) -> tuple[Counted, ...]:
-        if figure not in FIGURES:
-            raise InvalidInput([FieldViolation("explain", f"{figure!r} is not a figure: {', '.join(FIGURES)}")])
-        return self.counted.get(figure, ())
-
-
-class _Records:
-    """The fixed fields of the records a report reads, decoded once each."""
-
-    def __init__(self, conn: Connection, kinds: KindSet) -> None:
-        self.conn = conn
-        self.kinds = kinds
-        self.rows: dict[str, tuple[str, str, dict[str, object]]] = {}
-
-    def load(self, record_ids: Iterable[str]) -> None:
-        ids = sorted(set(record_ids) - set(self.rows))
-        for i in range(0, len(ids), IN_CHUNK):
-            for r in self.conn.execute(
-                select(records_t.c.record_id, records_t.c.kind, records_t.c.origin, records_t.c.state_json).where(
-                    records_t.c.record_id.in_(ids[i : i + IN_CHUNK])
-                )
-            ):
-                values: dict[str, object] = dict(state_from_json(r.state_json, self.kinds).content.as_dict())
-                self.rows[r.record_id] = (str(r.kind), str(r.origin), values)
-
-    def value(self, record_id: str, name: str) -> object:
-        row = self.rows.get(record_id)
-        if row is None:
-            return None
-        return row[1] if name == "origin" else row[2].get(name)
+    # The figure asked to be explained ("" if none) and what it counted, oldest first.
+    explain: str = ""
+    explained: tuple[Counted, ...] = ()
 
 
 def _centres(site: Site, wanted: Sequence[str]) -> dict[str, str]:
@@ -253,76 +222,209 @@ def _centres(site: Site, wanted: Sequence[str]) -> dict[str, str]:
     return {c: known[c] for c in (wanted or sorted(known))}
 
 
-def _steps(conn: Connection, period: Period) -> list[tuple[str, str, str, int, str, str]]:
-    """(record, version, kind, stamp, action, status) of each counted version in the period."""
-    kinds = sorted({f.kind for f in STEP_FIGURES})
-    actions = sorted({a for f in STEP_FIGURES for a in f.actions})
-    rows = conn.execute(
-        select(
-            versions_t.c.record_id,
-            versions_t.c.version_id,
-            versions_t.c.kind,
-            versions_t.c.hlc_wall_ms,
-            versions_t.c.action,
-            versions_t.c.status,
-        )
-        .where(
-            versions_t.c.hlc_wall_ms >= period.start_ms,
-            versions_t.c.hlc_wall_ms < period.end_ms,
-            versions_t.c.kind.in_(kinds),
-            versions_t.c.action.in_(actions),
-            versions_t.c.verified.is_(True),
-            versions_t.c.quarantined.is_(False),
-        )
-        .order_by(versions_t.c.hlc_wall_ms, versions_t.c.hlc_counter, versions_t.c.version_id)
-    ).all()
-    return [(r.record_id, r.version_id, r.kind, int(r.hlc_wall_ms), r.action, r.status) for r in rows]
+# A record id's shape (8-4-4-4-12): the owner of a firm's record, where a centre's id is a name.
+_FIRM_SHAPE = "________-____-____-____-____________"
 
 
-def _stamps(conn: Connection, record_ids: Sequence[str], action: str) -> dict[str, int]:
-    """The earliest stamp of `action` on each record (verified, not quarantined)."""
-    out: dict[str, int] = {}
-    ids = sorted(set(record_ids))
-    for i in range(0, len(ids), IN_CHUNK):
-        for r in conn.execute(
-            select(versions_t.c.record_id, func.min(versions_t.c.hlc_wall_ms))
-            .where(
-                versions_t.c.record_id.in_(ids[i : i + IN_CHUNK]),
-                versions_t.c.action == action,
-                versions_t.c.verified.is_(True),
-                versions_t.c.quarantined.is_(False),
-            )
-            .group_by(versions_t.c.record_id)
-        ):
-            out[r[0]] = int(r[1])
+class _Counter:
+    """The report's SQL, for SQLite or PostgreSQL, over one connection (one snapshot).
+
+    Each figure is one grouped query: the (centre, record) pairs it counts, distinct, per
+    centre. With `explain` the same pairs come back with the version and stamp that counted
+    them, for that figure only."""
+
+    def __init__(self, conn: Connection, period: Period) -> None:
+        self.conn = conn
+        self.pg = conn.dialect.name == "postgresql"
+        self.params: dict[str, Any] = {"start": period.start_ms, "end": period.end_ms, "yes": True, "no": False}
+
+    def field(self, alias: str, name: str) -> str:
+        """A text field of a record's merged state (names are the specs', never input)."""
+        assert re.fullmatch(r"[a-z_]+", name)
+        if self.pg:
+            return f"(CAST({alias}.state_json AS jsonb) #>> '{{fields,{name}}}')"
+        return f"json_extract({alias}.state_json, '$.fields.{name}')"
+
+    @staticmethod
+    def join_records(*uses: str) -> str:
+        return "LEFT JOIN records r ON r.record_id = v.record_id" if any("r.state_json" in u for u in uses) else ""
+
+    def kind_counts(self, kind: str, fields: Sequence[str]) -> list[tuple[str, str, tuple[str, ...], int]]:
+        """(action, status, the centre fields' values, records) for every step of `kind` in
+        the period, grouped: one scan of the kind's versions counts all its step figures."""
+        cols = [self.centre_of(f) for f in fields]
+        keys = ", ".join(["v.action", "v.status", *cols])
+        where = (
+            f"v.kind = '{kind}' AND v.action <> '' AND v.hlc_wall_ms >= :start AND v.hlc_wall_ms < :end"
+            " AND v.verified = :yes AND v.quarantined = :no"
+        )
+        sql = (
+            f"SELECT {keys}, count(DISTINCT v.record_id) FROM versions v {self.join_records(*cols)} "
+            f"WHERE {where} GROUP BY {keys}"
+        )
+        n = len(cols)
+        return [
+            (str(r[0]), str(r[1]), tuple("" if x is None else str(x) for x in r[2 : 2 + n]), int(r[2 + n]))
+            for r in self.conn.execute(text(sql), self.params)
+        ]
+
+    def centre_of(self, name: str) -> str:
+        return "v.origin" if name == "origin" else self.field("r", name)
+
+    def steps(self, kind: str, actions: Sequence[str], created_as: Sequence[str] = ()) -> str:
+        """The WHERE of the versions of `kind` taking one of `actions` in the period."""
+        acts = ", ".join(f"'{a}'" for a in actions)
+        where = (
+            f"v.kind = '{kind}' AND v.action IN ({acts}) AND v.hlc_wall_ms >= :start AND v.hlc_wall_ms < :end"
+            " AND v.verified = :yes AND v.quarantined = :no"
+        )
+        if created_as:
+            statuses = ", ".join(f"'{st}'" for st in created_as)
+            where += f" AND (v.action <> 'create' OR v.status IN ({statuses}))"
+        return where
+
+    def pairs(self, parts: Sequence[tuple[str, str, str]], explain: bool) -> str:
+        """A union of (centre, counted id[, version, stamp]) selects, each (centre, id, where)."""
+        cols = ", v.version_id AS version_id, v.hlc_wall_ms AS stamp" if explain else ""
+        selects = [
+            f"SELECT {centre} AS centre, {counted} AS counted{cols} FROM versions v "
+            f"{self.join_records(centre)} WHERE {where}"
+            for centre, counted, where in parts
+        ]
+        return (" UNION ALL " if explain else " UNION ").join(selects)
+
+    def count(self, parts: Sequence[tuple[str, str, str]]) -> dict[str, int]:
+        sql = f"SELECT centre, count(DISTINCT counted) AS n FROM ({self.pairs(parts, False)}) AS p GROUP BY centre"
+        return {str(r.centre): int(r.n) for r in self.conn.execute(text(sql), self.params) if r.centre is not None}
+
+    def rows(self, parts: Sequence[tuple[str, str, str]]) -> list[Counted]:
+        sql = f"SELECT * FROM ({self.pairs(parts, True)}) AS p ORDER BY stamp, version_id"
+        out: list[Counted] = []
+        seen: set[tuple[str, str]] = set()
+        for r in self.conn.execute(text(sql), self.params):
+            if r.centre is not None and (r.centre, r.counted) not in seen:
+                seen.add((r.centre, r.counted))
+                out.append(Counted(str(r.centre), str(r.counted), str(r.version_id), int(r.stamp)))
+        return out
+
+    def grouped(self, sql: str) -> list[tuple[str, str, int]]:
+        return [
+            (str(r[0]), str(r[1]), int(r[2])) for r in self.conn.execute(text(sql), self.params) if r[0] is not None
+        ]
+
+
+def _step_counts(c: _Counter, figures: dict[str, CentreFigures]) -> None:
+    """Every step figure, one grouped scan per kind. A record's centre fields are fixed,
+    so it falls in one group per step: the groups' counts add up to distinct records."""
+    for kind in dict.fromkeys(s.kind for s in STEP_FIGURES):
+        specs = [s for s in STEP_FIGURES if s.kind == kind]
+        fields = list(dict.fromkeys(f for s in specs for f in s.centre_fields))
+        for action, status, where, n in c.kind_counts(kind, fields):
+            at = dict(zip(fields, where, strict=True))
+            for spec in specs:
+                if action not in spec.actions or (
+                    action == "create" and spec.created_as and status not in spec.created_as
+                ):
+                    continue
+                for centre in dict.fromkeys(at[f] for f in spec.centre_fields):
+                    if centre in figures:
+                        figures[centre].counts[spec.name] += n
+
+
+def _parts(c: _Counter, spec: StepFigure) -> list[tuple[str, str, str]]:
+    where = c.steps(spec.kind, spec.actions, spec.created_as)
+    return [(c.centre_of(name), "v.record_id", where) for name in spec.centre_fields]
+
+
+def _served_parts(c: _Counter) -> list[tuple[str, str, str]]:
+    """A firm served: it filed a request, sent an interest, or was introduced."""
+    firm = f"v.origin LIKE '{_FIRM_SHAPE}'"
+    return [
+        (c.field("r", "via"), "v.origin", f"{c.steps('request', ('create',))} AND {firm}"),
+        (c.field("r", "from_centre"), "v.origin", f"{c.steps('interest', ('create',))} AND {firm}"),
+        (c.field("r", "to_owner"), "v.origin", f"{c.steps('interest', ('introduce',))} AND {firm}"),
+        (c.field("r", "from_centre"), "v.origin", f"{c.steps('interest', ('introduce',))} AND {firm}"),
+    ]
+
+
+def _live_parts(c: _Counter) -> list[tuple[str, str, str]]:
+    """Offers published before the end, with no step out of publication stamped before it,
+    not lapsed at the end."""
+    where = (
+        "v.kind = 'listing' AND v.action = 'publish' AND v.hlc_wall_ms < :end"
+        " AND v.verified = :yes AND v.quarantined = :no"
+        " AND NOT EXISTS (SELECT 1 FROM versions o WHERE o.record_id = v.record_id"
+        " AND o.action IN ('expire', 'withdraw', 'archive', 'delete') AND o.hlc_wall_ms < :end AND o.quarantined = :no)"
+        " AND NOT EXISTS (SELECT 1 FROM search_docs d WHERE d.record_id = v.record_id"
+        " AND d.lapses_at_ms > 0 AND d.lapses_at_ms < :end)"
+    )
+    return [("v.origin", "v.record_id", where)]
+
+
+def _breakdowns(c: _Counter, spec: StepFigure) -> list[tuple[str, str, str, int]]:
+    """(centre, by, value, records) for each of the figure's breakdowns."""
+    where = c.steps(spec.kind, spec.actions, spec.created_as)
+    centre = c.centre_of(spec.centre_fields[0])
+    out: list[tuple[str, str, str, int]] = []
+    facets = [by for by in spec.by if by in ("keyword", "stage")]
+    if facets:  # the offer's facets, as indexed for search: one pass for all of them
+        each = (
+            "CROSS JOIN LATERAL jsonb_array_elements_text(CAST(d.facets AS jsonb)) AS j(value)"
+            if c.pg
+            else "CROSS JOIN json_each(d.facets) AS j"
+        )
+        wanted = " OR ".join(f"j.value LIKE '{by}=%'" for by in facets)
+        sql = (
+            f"SELECT {centre}, j.value, count(DISTINCT v.record_id) FROM versions v "
+            f"{c.join_records(centre)} JOIN search_docs d ON d.record_id = v.record_id "
+            f"{each} WHERE {where} AND ({wanted}) GROUP BY {centre}, j.value"
+        )
+        for ctr, value, n in c.grouped(sql):
+            by, _, got = value.partition("=")
+            out.append((ctr, by, got, n))
+    for by in spec.by:
+        if by in facets:
+            continue
+        if by == "home_centre":  # the centre the request's firm registered at
+            value = "coalesce(f.origin, '(unknown)')"
+            join = "LEFT JOIN records f ON f.record_id = v.origin"
+        else:
+            value = f"coalesce({c.field('r', by)}, '(none)')"
+            join = ""
+        sql = (
+            f"SELECT {centre}, {value}, count(DISTINCT v.record_id) FROM versions v "
+            f"{c.join_records(centre, value)} {join} WHERE {where} GROUP BY {centre}, {value}"
+        )
+        out.extend((ctr, by, val, n) for ctr, val, n in c.grouped(sql))
     return out
 
 
-def _live_at_end(conn: Connection, period: Period) -> list[tuple[str, str, str, int]]:
-    """(owner, record, version, stamp) of each offer live at the period's end."""
-    out_of = aliased(versions_t)
-    rows = conn.execute(
-        select(versions_t.c.origin, versions_t.c.record_id, versions_t.c.version_id, versions_t.c.hlc_wall_ms)
-        .join(docs_t, docs_t.c.record_id == versions_t.c.record_id, isouter=True)
-        .where(
-            versions_t.c.kind == "listing",
-            versions_t.c.action == "publish",
-            versions_t.c.hlc_wall_ms < period.end_ms,
-            versions_t.c.verified.is_(True),
-            versions_t.c.quarantined.is_(False),
-            or_(func.coalesce(docs_t.c.lapses_at_ms, 0) == 0, docs_t.c.lapses_at_ms >= period.end_ms),
-            ~exists().where(
-                and_(
-                    out_of.c.record_id == versions_t.c.record_id,
-                    out_of.c.action.in_(("expire", "withdraw", "archive", "delete")),
-                    out_of.c.hlc_wall_ms < period.end_ms,
-                    out_of.c.quarantined.is_(False),
-                )
-            ),
+def _medians(c: _Counter, figures: dict[str, CentreFigures]) -> None:
+    """Median days from interest to introduction (introductions in the period) and from
+    introduction to agreement (agreements in the period), for the centre handling the target."""
+    ok = "verified = :yes AND quarantined = :no"
+
+    def spans(step: str, since: str) -> dict[str, list[float]]:
+        sql = (
+            f"SELECT {c.field('r', 'to_owner')}, x.at, x.since FROM ("
+            f"SELECT v.record_id AS rid, min(v.hlc_wall_ms) AS at, "
+            f"(SELECT min(s.hlc_wall_ms) FROM versions s WHERE s.record_id = v.record_id AND s.action = '{since}' "
+            f"AND s.{ok}) AS since FROM versions v WHERE {c.steps('interest', (step,))} GROUP BY v.record_id"
+            f") AS x JOIN records r ON r.record_id = x.rid"
         )
-        .order_by(versions_t.c.hlc_wall_ms, versions_t.c.version_id)
-    ).all()
-    return [(r.origin, r.record_id, r.version_id, int(r.hlc_wall_ms)) for r in rows]
+        out: dict[str, list[float]] = defaultdict(list)
+        for centre, at, before in c.conn.execute(text(sql), c.params):
+            if centre is not None and before is not None:
+                out[str(centre)].append((int(at) - int(before)) / DAY_MS)
+        return out
+
+    to_intro = spans("introduce", "create")
+    to_agree = spans("agree", "introduce")
+    for centre, f in figures.items():
+        if to_intro.get(centre):
+            f.median_days_to_introduction = round(statistics.median(to_intro[centre]), 2)
+        if to_agree.get(centre):
+            f.median_days_to_agreement = round(statistics.median(to_agree[centre]), 2)
 
 
 def _held(conn: Connection, kinds: KindSet, kind: str) -> Iterator[tuple[Any, dict[str, object]]]:
@@ -365,117 +467,42 @@ def _targets(conn: Connection, kinds: KindSet, year: int) -> dict[str, dict[str,
     return {c: t for c, (_, t) in best.items()}
 
 
-def _values(v: object) -> tuple[str, ...]:
-    if isinstance(v, tuple):
-        return tuple(str(x) for x in v if isinstance(x, str) and x)
-    return (str(v),) if v not in (None, "") else ()
-
-
-def report(site: Site, period: Period, centres: Sequence[str] = ()) -> Report:
+def report(site: Site, period: Period, centres: Sequence[str] = (), *, explain: str = "") -> Report:
     """Each centre's figures for `period` (every centre of the registry at HQ, or those
-    named; at a centre, its own), from the versions this site holds."""
+    named; at a centre, its own), from the versions this site holds; with `explain`, the
+    records and versions behind that figure."""
+    if explain and explain not in FIGURES:
+        raise InvalidInput([FieldViolation("explain", f"{explain!r} is not a figure: {', '.join(FIGURES)}")])
     names = _centres(site, centres)
-    figures = {c: CentreFigures(c, n, {f: 0 for f in FIGURES}) for c, n in names.items()}
+    figures = {c: CentreFigures(c, n, dict.fromkeys(FIGURES, 0)) for c, n in names.items()}
     # One read transaction: every figure from the same snapshot, beside sync's writes.
     with site.store.engine.connect() as conn, conn.begin():
-        return _report(site, conn, period, figures)
-
-
-def _report(site: Site, conn: Connection, period: Period, figures: dict[str, CentreFigures]) -> Report:
-    counted: dict[str, list[Counted]] = defaultdict(list)
-    seen: set[tuple[str, str, str]] = set()
-
-    def count(figure: str, centre: str, record_id: str, version_id: str, stamp: int) -> bool:
-        key = (figure, centre, record_id)
-        if centre not in figures or key in seen:
-            return False
-        seen.add(key)
-        figures[centre].counts[figure] += 1
-        counted[figure].append(Counted(centre, record_id, version_id, stamp))
-        return True
-
-    steps = _steps(conn, period)
-    records = _Records(conn, site.kinds)
-    records.load(r[0] for r in steps)
-    # A request's firm and the firm's home centre; an interest's target, for introductions.
-    firm_ids = {records.value(r[0], "origin") for r in steps if r[2] == "request"}
-    records.load(str(f) for f in firm_ids if f)
-    specs: dict[tuple[str, str], list[StepFigure]] = defaultdict(list)
-    for spec in STEP_FIGURES:
-        for action in spec.actions:
-            specs[(spec.kind, action)].append(spec)
-    served: list[tuple[str, str, str, int]] = []  # (centre, firm, version, stamp)
-    introduced: list[str] = []
-    agreed: list[str] = []
-    for record_id, version_id, kind, stamp, action, status in steps:
-        for spec in specs.get((kind, action), ()):
-            if action == "create" and spec.created_as and status not in spec.created_as:
-                continue
-            for centre in dict.fromkeys(str(records.value(record_id, n) or "") for n in spec.centre_fields):
-                if not count(spec.name, centre, record_id, version_id, stamp):
-                    continue
-                for by in spec.by:
-                    if by == "home_centre":
-                        firm = str(records.value(record_id, "origin") or "")
-                        got: tuple[str, ...] = _values(records.value(firm, "origin")) or ("(unknown)",)
-                    else:
-                        got = _values(records.value(record_id, by)) or ("(none)",)
-                    for value in got:
-                        cell = figures[centre].breakdowns.setdefault(spec.name, {})
-                        cell[(by, value)] = cell.get((by, value), 0) + 1
-        origin = str(records.value(record_id, "origin") or "")
-        # A firm owns it when its owner is a record (the firm's), not a centre: read from
-        # the ids alone, so every site decides alike whatever registry it holds.
-        firm_owned = is_record_id(origin)
-        if kind == "request" and action == "create" and firm_owned:
-            served.append((str(records.value(record_id, "via") or ""), origin, version_id, stamp))
-        if kind == "interest" and action == "create" and firm_owned:
-            served.append((str(records.value(record_id, "from_centre") or ""), origin, version_id, stamp))
-        if kind == "interest" and action == "introduce":
-            introduced.append(record_id)
-            if firm_owned:
-                for n in ("to_owner", "from_centre"):
-                    served.append((str(records.value(record_id, n) or ""), origin, version_id, stamp))
-        if kind == "interest" and action == "agree":
-            agreed.append(record_id)
-    for centre, firm, version_id, stamp in served:
-        count("firms.served", centre, firm, version_id, stamp)
-    for owner, record_id, version_id, stamp in _live_at_end(conn, period):
-        count("offers.live_at_end", owner, record_id, version_id, stamp)
-    for owner, record_id, version_id, held, event_type in _events(conn, site.kinds, period):
-        if count("events.held", owner, record_id, version_id, held):
-            cell = figures[owner].breakdowns.setdefault("events.held", {})
-            cell[("event_type", event_type)] = cell.get(("event_type", event_type), 0) + 1
-    _medians(conn, figures, records, introduced, agreed)
-    for centre, targets in _targets(conn, site.kinds, period.year).items():
-        if centre in figures:
-            figures[centre].targets = targets
-    return Report(
-        period,
-        site.site_id,
-        tuple(figures.values()),
-        {k: tuple(v) for k, v in counted.items()},
-    )
-
-
-def _medians(
-    conn: Connection, figures: dict[str, CentreFigures], records: _Records, introduced: list[str], agreed: list[str]
-) -> None:
-    """Median days from interest to introduction (introductions in the period) and from
-    introduction to agreement (agreements in the period), per centre handling the target."""
-    created = _stamps(conn, introduced, "create")
-    intro_at = _stamps(conn, introduced + agreed, "introduce")
-    to_intro: dict[str, list[float]] = defaultdict(list)
-    to_agree: dict[str, list[float]] = defaultdict(list)
-    for rid in dict.fromkeys(introduced):
-        if rid in created and rid in intro_at:
-            to_intro[str(records.value(rid, "to_owner"))].append((intro_at[rid] - created[rid]) / DAY_MS)
-    agreed_at = _stamps(conn, agreed, "agree")
-    for rid in dict.fromkeys(agreed):
-        if rid in intro_at and rid in agreed_at:
-            to_agree[str(records.value(rid, "to_owner"))].append((agreed_at[rid] - intro_at[rid]) / DAY_MS)
-    for centre, f in figures.items():
-        if to_intro.get(centre):
-            f.median_days_to_introduction = round(statistics.median(to_intro[centre]), 2)
-        if to_agree.get(centre):
-            f.median_days_to_agreement = round(statistics.median(to_agree[centre]), 2)
+        c = _Counter(conn, period)
+        _step_counts(c, figures)
+        parts: dict[str, list[tuple[str, str, str]]] = {s.name: _parts(c, s) for s in STEP_FIGURES}
+        parts["firms.served"] = _served_parts(c)
+        parts["offers.live_at_end"] = _live_parts(c)
+        for name in ("firms.served", "offers.live_at_end"):
+            for centre, n in c.count(parts[name]).items():
+                if centre in figures:
+                    figures[centre].counts[name] = n
+        for spec in STEP_FIGURES:
+            for centre, by, value, n in _breakdowns(c, spec):
+                if centre in figures:
+                    figures[centre].breakdowns.setdefault(spec.name, {})[(by, value)] = n
+        events = _events(conn, site.kinds, period)
+        for owner, _, _, _, event_type in events:
+            if owner in figures:
+                figures[owner].counts["events.held"] += 1
+                cell = figures[owner].breakdowns.setdefault("events.held", {})
+                cell[("event_type", event_type)] = cell.get(("event_type", event_type), 0) + 1
+        _medians(c, figures)
+        for centre, targets in _targets(conn, site.kinds, period.year).items():
+            if centre in figures:
+                figures[centre].targets = targets
+        explained: tuple[Counted, ...] = ()
+        if explain == "events.held":
+            explained = tuple(Counted(o, rid, vid, held) for o, rid, vid, held, _ in events if o in figures)
+        elif explain:
+            explained = tuple(e for e in c.rows(parts[explain]) if e.centre in figures)
+    return Report(period, site.site_id, tuple(figures.values()), explain, explained)

@@ -57,7 +57,7 @@ class VersionModel(Base):
 
     __table_args__ = (
         Index("ix_versions_hlc", "hlc_wall_ms", "hlc_counter"),
-        Index("ix_versions_steps", "action", "hlc_wall_ms"),
+        Index("ix_versions_steps", "kind", "hlc_wall_ms"),
     )
     # The exact signed bytes, never re-serialised.
     body: Mapped[bytes] = mapped_column(LargeBinary)

@@ -65,7 +65,7 @@ def upgrade() -> None:
                 updates,
             )
         after = rows[-1][0]
-    op.create_index("ix_versions_steps", "versions", ["action", "hlc_wall_ms"])
+    op.create_index("ix_versions_steps", "versions", ["kind", "hlc_wall_ms"])
 
 
 def downgrade() -> None:
