@@ -29,6 +29,7 @@ LAYERS: dict[str, str] = {
     "test_alerts": "integration",
     "test_suggestions": "integration",
     "test_report": "integration",
+    "test_staff": "store",
     "test_bulk_import": "integration",
     "test_search_store": "store",
     "test_store": "store",

@@ -15,15 +15,16 @@ import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KIND_NAMES = frozenset({"listing", "request", "firm", "interest"})
-KIND_CONSTANTS = frozenset({"LISTING", "REQUEST", "FIRM", "INTEREST", "KINDS"})
+KIND_NAMES = frozenset({"listing", "request", "firm", "interest", "suggestion"})
+KIND_CONSTANTS = frozenset({"LISTING", "REQUEST", "FIRM", "INTEREST", "SUGGESTION", "EVENT", "KINDS"})
 # What each room may import of the project's packages (besides itself and the generated code).
 MAY_IMPORT = {
     "sync": frozenset(),
     "transfer": frozenset({"sync"}),
-    "hub": frozenset({"sync", "transfer"}),
-    "node": frozenset({"sync", "transfer"}),
-    "cli": frozenset({"sync", "transfer", "hub", "node"}),
+    "console": frozenset({"sync", "transfer"}),
+    "hub": frozenset({"sync", "transfer", "console"}),
+    "node": frozenset({"sync", "transfer", "console"}),
+    "cli": frozenset({"sync", "transfer", "console", "hub", "node"}),
 }
 
 

@@ -280,3 +280,22 @@ class SuggestedPairModel(Base):
     suggestion_id: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_suggested_pairs_offer", "offer_id"),)
+
+
+class StaffModel(Base):
+    """A console account at this site (console.staff); never sent. Only hashes are kept:
+    the password's (argon2id) and the one-time code's (SHA-256)."""
+
+    __tablename__ = "staff"
+
+    staff_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean)
+    created_at_ms: Mapped[int] = mapped_column(Big)
+    last_login_ms: Mapped[int] = mapped_column(Big)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    code_expires_ms: Mapped[int] = mapped_column(Big)
+    failed_logins: Mapped[int] = mapped_column(Integer)
+    locked_until_ms: Mapped[int] = mapped_column(Big)
