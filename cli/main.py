@@ -33,6 +33,7 @@ from cli import (
     report,
     request,
     search,
+    staff,
     suggestion,
     sync_cmd,
 )
@@ -58,6 +59,7 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
     interest.add_parser,
     conflicts.add_parser,
     report.add_parser,
+    staff.add_parser,
     sync_cmd.add_parser,
 )
 

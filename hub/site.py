@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 
+from console.servicer import add_to_server as staff_service
 from hub.registry import issue_registry
 from hub.servicer import (
     EnrolmentServicer,
@@ -128,6 +129,7 @@ def start_hub(
         admin_pb2_grpc.add_HubAdminServiceServicer_to_server(HubAdminServicer(site, enrol, root), server)
         firm_pb2_grpc.add_FirmServiceServicer_to_server(FirmServicer(site), server)
         return [
+            staff_service(site, server),
             firm_pb2.DESCRIPTOR.services_by_name["FirmService"].full_name,
             sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,
             sync_pb2.DESCRIPTOR.services_by_name["EnrolmentService"].full_name,

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from console.servicer import add_to_server as staff_service
 from node.live import Kicker, Watcher
 from node.schedule import start_schedule
 from node.servicer import NodeAdminServicer, NodeStatus
@@ -171,6 +172,7 @@ def start_node(
         admin_pb2_grpc.add_NodeAdminServiceServicer_to_server(NodeAdminServicer(client), server)
         firm_pb2_grpc.add_FirmServiceServicer_to_server(FirmServicer(site), server)
         return [
+            staff_service(site, server),
             firm_pb2.DESCRIPTOR.services_by_name["FirmService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["NodeAdminService"].full_name,

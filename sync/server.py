@@ -52,7 +52,12 @@ log = logging.getLogger(__name__)
 _Detail = TypeVar("_Detail", bound=Message)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-ADMIN_SERVICES = ("techbridge.v1.AdminService", "techbridge.v1.HubAdminService", "techbridge.v1.NodeAdminService")
+ADMIN_SERVICES = (
+    "techbridge.v1.AdminService",
+    "techbridge.v1.HubAdminService",
+    "techbridge.v1.NodeAdminService",
+    "techbridge.v1.StaffService",
+)
 
 # The same keepalive policy on both ends (a client pinging more often than the
 # server permits ends in GOAWAY too_many_pings).

@@ -30,6 +30,7 @@ LAYERS: dict[str, str] = {
     "test_suggestions": "integration",
     "test_report": "integration",
     "test_staff": "store",
+    "test_staff_cli": "integration",
     "test_bulk_import": "integration",
     "test_search_store": "store",
     "test_store": "store",
