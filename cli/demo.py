@@ -282,8 +282,9 @@ def main() -> None:
             "--json",
             show=False,
         )
-        for c in ("daejeon", "daejeon"):
-            run("sync", "now", "--data", str(base / c), show=False)
+        # Two rounds: Daejeon pushes its event, then pulls HQ's target.
+        for _ in range(2):
+            run("sync", "now", "--data", str(base / "daejeon"), show=False)
         run("report", "--data", str(hub), "--period", year)
 
         step("Done")

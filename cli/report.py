@@ -265,9 +265,8 @@ def cmd_target_set(a: argparse.Namespace) -> None:
             for v in all_records(s, "", kind="target")
             if v.values.target.centre == a.centre and v.values.target.year == a.year
         ]
-    if current:
-        fields = sorted(k for k in values if k not in ("centre", "year"))
-        with Admin(a.data) as s:
+        if current:  # setting them again revises the same record
+            fields = sorted(k for k in values if k not in ("centre", "year"))
             view = call(
                 lambda: (
                     s.admin.EditRecord(
@@ -279,6 +278,7 @@ def cmd_target_set(a: argparse.Namespace) -> None:
                     ).record
                 )
             )
+    if current:
         report_written(view, a.json, "updated")
         return
     _add(a, "target", values, [a.centre])

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput, NotFound, PermissionDenied
 from sync.store import Store
@@ -70,9 +70,8 @@ def _new_code() -> str:
     return secrets.token_urlsafe(18)
 
 
-def _row(store: Store, name: str) -> Any:
-    with store.engine.connect() as conn:
-        row = conn.execute(select(staff_t).where(staff_t.c.name == name)).first()
+def _row(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(staff_t).where(staff_t.c.name == name)).first()
     if row is None:
         raise NotFound(f"no staff member {name!r} at this site")
     return row
@@ -126,8 +125,8 @@ def account(store: Store, staff_id: str) -> StaffAccount | None:
 
 
 def disable_staff(store: Store, name: str) -> StaffAccount:
-    row = _row(store, name)
     with store.writing() as conn:
+        row = _row(conn, name)
         conn.execute(update(staff_t).where(staff_t.c.staff_id == row.staff_id).values(disabled=True, code_hash=""))
     return StaffAccount(
         row.staff_id, row.name, row.role, True, bool(row.password_hash), row.created_at_ms, row.last_login_ms
@@ -137,9 +136,9 @@ def disable_staff(store: Store, name: str) -> StaffAccount:
 def reset_staff(store: Store, name: str, *, now_ms: int) -> str:
     """A new one-time code for `name` (its password stops working; the account is enabled
     and unlocked)."""
-    row = _row(store, name)
     code = _new_code()
     with store.writing() as conn:
+        row = _row(conn, name)
         conn.execute(
             update(staff_t)
             .where(staff_t.c.staff_id == row.staff_id)

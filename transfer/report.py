@@ -25,8 +25,9 @@ sent an interest (for its sender's centre), or was introduced (for both centres 
 report shows each target beside the figure it is set for (the whole year's target, whatever the
 period).
 
-`report(site, period, centres)` returns a `Report`; `Report.explain(figure)` lists the records
-and versions behind a figure, so anyone holding the same versions can check it.
+`report(site, period, centres, explain=FIGURE)` returns a `Report`; with `explain` it lists the
+records and versions behind that figure (`Report.explained`), so anyone holding the same
+versions can check it.
 """
 
 from __future__ import annotations
