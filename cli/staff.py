@@ -45,7 +45,9 @@ def cmd_add(a: argparse.Namespace) -> None:
     with Admin(a.data) as s:
         r = call(
             lambda: _stub(s).AddStaff(
-                staff_pb2.AddStaffRequest(name=a.name, role=a.role), metadata=s.md, timeout=CALL_TIMEOUT_S
+                staff_pb2.AddStaffRequest(name=a.name, role=a.role, language=a.language),
+                metadata=s.md,
+                timeout=CALL_TIMEOUT_S,
             )
         )
     _code(r.staff.name, r.code, r.code_expires_ms, a.json)
@@ -96,6 +98,7 @@ def add_parser(groups: Groups) -> None:
     staff_data_arg(sp)
     sp.add_argument("--name", required=True)
     sp.add_argument("--role", required=True, help="HQ: curator or viewer; a centre: staff or viewer")
+    sp.add_argument("--language", default="en", help="the console's language for this member: en (default) or zh")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_add)
     sp = staff.add_parser("list", help="the accounts at this site")

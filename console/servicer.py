@@ -21,6 +21,7 @@ def staff_view(a: StaffAccount) -> staff_pb2.StaffView:
         has_password=a.has_password,
         created_at_ms=a.created_at_ms,
         last_login_ms=a.last_login_ms,
+        language=a.language,
     )
 
 
@@ -30,7 +31,14 @@ class StaffServicer(staff_pb2_grpc.StaffServiceServicer):
 
     def AddStaff(self, request: staff_pb2.AddStaffRequest, context: grpc.ServicerContext) -> staff_pb2.AddStaffResponse:
         now = self._site.now_ms()
-        account, code = add_staff(self._site.store, request.name, request.role, at_hub=self._site.is_hub, now_ms=now)
+        account, code = add_staff(
+            self._site.store,
+            request.name,
+            request.role,
+            at_hub=self._site.is_hub,
+            now_ms=now,
+            language=request.language or "en",
+        )
         return staff_pb2.AddStaffResponse(
             staff=staff_view(account), code=code, code_expires_ms=now + CODE_VALID_S * 1000
         )

@@ -14,6 +14,7 @@ ends its sessions (the console checks the account on every request).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -23,13 +24,14 @@ from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput, NotFound, PermissionDenied
 from sync.store import Store
-from sync.store.models import StaffModel
+from sync.store.models import StaffModel, StaffSessionModel
 
 staff_t = cast(Table, StaffModel.__table__)
+sessions_t = cast(Table, StaffSessionModel.__table__)
 HQ_ROLES = ("curator", "viewer")
 CENTRE_ROLES = ("staff", "viewer")
 CODE_VALID_S = 24 * 3600
@@ -39,6 +41,8 @@ PASSWORD_MIN = 10
 PASSWORD_MAX = 200
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 _HASHER = PasswordHasher()
+# The console's languages: English and Simplified Chinese.
+LANGUAGES = ("en", "zh")
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,23 @@ class StaffAccount:
     has_password: bool
     created_at_ms: int
     last_login_ms: int
+    language: str = "en"
 
 
 def roles(at_hub: bool) -> tuple[str, ...]:
     return HQ_ROLES if at_hub else CENTRE_ROLES
 
 
-def _account(r: Any) -> StaffAccount:
+def account_from_row(r: Any) -> StaffAccount:
     return StaffAccount(
-        r.staff_id, r.name, r.role, bool(r.disabled), bool(r.password_hash), int(r.created_at_ms), int(r.last_login_ms)
+        r.staff_id,
+        r.name,
+        r.role,
+        bool(r.disabled),
+        bool(r.password_hash),
+        int(r.created_at_ms),
+        int(r.last_login_ms),
+        r.language or "en",
     )
 
 
@@ -77,9 +89,13 @@ def _row(conn: Connection, name: str) -> Any:
     return row
 
 
-def add_staff(store: Store, name: str, role: str, *, at_hub: bool, now_ms: int) -> tuple[StaffAccount, str]:
+def add_staff(
+    store: Store, name: str, role: str, *, at_hub: bool, now_ms: int, language: str = "en"
+) -> tuple[StaffAccount, str]:
     """A new account and its one-time code, or InvalidInput naming each problem."""
     problems = []
+    if language not in LANGUAGES:
+        problems.append(FieldViolation("language", f"{language!r}: the console speaks {' or '.join(LANGUAGES)}"))
     if not _NAME_RE.match(name):
         problems.append(
             FieldViolation("name", "2 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
@@ -107,30 +123,38 @@ def add_staff(store: Store, name: str, role: str, *, at_hub: bool, now_ms: int) 
                 code_expires_ms=now_ms + CODE_VALID_S * 1000,
                 failed_logins=0,
                 locked_until_ms=0,
+                language=language,
             )
         )
-    return StaffAccount(staff_id, name, role, False, False, now_ms, 0), code
+    return StaffAccount(staff_id, name, role, False, False, now_ms, 0, language), code
 
 
 def list_staff(store: Store) -> list[StaffAccount]:
     with store.engine.connect() as conn:
-        return [_account(r) for r in conn.execute(select(staff_t).order_by(staff_t.c.name))]
+        return [account_from_row(r) for r in conn.execute(select(staff_t).order_by(staff_t.c.name))]
 
 
 def account(store: Store, staff_id: str) -> StaffAccount | None:
     """The account with this id, as it stands now (None if there is none)."""
     with store.engine.connect() as conn:
         row = conn.execute(select(staff_t).where(staff_t.c.staff_id == staff_id)).first()
-    return None if row is None else _account(row)
+    return None if row is None else account_from_row(row)
+
+
+def set_language(store: Store, staff_id: str, language: str) -> None:
+    """The console language of an account (one of LANGUAGES)."""
+    if language not in LANGUAGES:
+        raise InvalidInput([FieldViolation("language", f"{language!r}: the console speaks {' or '.join(LANGUAGES)}")])
+    with store.writing() as conn:
+        conn.execute(update(staff_t).where(staff_t.c.staff_id == staff_id).values(language=language))
 
 
 def disable_staff(store: Store, name: str) -> StaffAccount:
     with store.writing() as conn:
         row = _row(conn, name)
         conn.execute(update(staff_t).where(staff_t.c.staff_id == row.staff_id).values(disabled=True, code_hash=""))
-    return StaffAccount(
-        row.staff_id, row.name, row.role, True, bool(row.password_hash), row.created_at_ms, row.last_login_ms
-    )
+        conn.execute(delete(sessions_t).where(sessions_t.c.staff_id == row.staff_id))
+    return dataclasses.replace(account_from_row(row), disabled=True)
 
 
 def reset_staff(store: Store, name: str, *, now_ms: int) -> str:
@@ -151,6 +175,7 @@ def reset_staff(store: Store, name: str, *, now_ms: int) -> str:
                 locked_until_ms=0,
             )
         )
+        conn.execute(delete(sessions_t).where(sessions_t.c.staff_id == row.staff_id))
     return code
 
 
@@ -174,7 +199,7 @@ def set_password(store: Store, name: str, code: str, password: str, *, now_ms: i
             .where(staff_t.c.staff_id == row.staff_id)
             .values(password_hash=_HASHER.hash(password), code_hash="", failed_logins=0, locked_until_ms=0)
         )
-    return StaffAccount(row.staff_id, row.name, row.role, False, True, row.created_at_ms, row.last_login_ms)
+    return dataclasses.replace(account_from_row(row), disabled=False, has_password=True)
 
 
 def sign_in(store: Store, name: str, password: str, *, now_ms: int) -> StaffAccount:
@@ -207,4 +232,4 @@ def sign_in(store: Store, name: str, password: str, *, now_ms: int) -> StaffAcco
         conn.execute(update(staff_t).where(staff_t.c.staff_id == row.staff_id).values(**values))
     if not ok:
         raise refused
-    return StaffAccount(row.staff_id, row.name, row.role, False, True, row.created_at_ms, now_ms)
+    return dataclasses.replace(account_from_row(row), disabled=False, has_password=True, last_login_ms=now_ms)

@@ -12,6 +12,7 @@ DIR/store.db           the SQLite store (default)
 DIR/run/address        the address the running server actually bound (for port 0)
 DIR/run/enrol_address  the hub's enrolment address (server-side TLS only)
 DIR/run/insecure       present while the server runs without TLS (--insecure)
+DIR/run/web_url        the staff console's address while the server runs
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ from sync.tls import TlsPaths
 
 CONFIG_NAME = "site.json"
 SITE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+
+
+def default_web_listen(listen: str) -> str:
+    """The console's address: 80 ports up from the site's (7700 -> 7780), or ephemeral."""
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", "[::]", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{int(port) + 80}" if port.isdigit() and int(port) and int(port) + 80 < 65536 else f"{host}:0"
 
 
 def default_enrol_listen(listen: str) -> str:
@@ -66,6 +75,11 @@ class SiteConfig:
     enrol_listen: str = ""
     # Node: the hub serves without TLS (it was started with --insecure).
     hub_insecure: bool = False
+    # The staff console (console.web): HOST:PORT ("off": not served), and the HTTPS
+    # certificate and key (PEM paths; without them plain HTTP on loopback only).
+    web_listen: str = "127.0.0.1:0"
+    web_cert: str = ""
+    web_key: str = ""
 
     def with_updates(self, **changes: object) -> SiteConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -94,6 +108,10 @@ class DataDir:
     @property
     def enrol_address_file(self) -> Path:
         return self.path / "run" / "enrol_address"
+
+    @property
+    def web_url_file(self) -> Path:
+        return self.path / "run" / "web_url"
 
     @property
     def insecure_file(self) -> Path:
@@ -157,8 +175,14 @@ class DataDir:
         tmp.write_text(address + "\n")
         os.replace(tmp, self.address_file)
 
+    def write_web_url(self, url: str) -> None:
+        self.web_url_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.web_url_file.with_suffix(".tmp")
+        tmp.write_text(url + "\n")
+        os.replace(tmp, self.web_url_file)
+
     def clear_address(self) -> None:
-        for f in (self.address_file, self.enrol_address_file, self.insecure_file):
+        for f in (self.address_file, self.enrol_address_file, self.insecure_file, self.web_url_file):
             f.unlink(missing_ok=True)
 
     def server_address(self, config: SiteConfig) -> str:

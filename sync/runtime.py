@@ -25,6 +25,8 @@ class RunningServer:
     host: str
     enrol_port: int = 0
     insecure: bool = False
+    # The staff console's address ("" when it is not served).
+    web_url: str = ""
     stopping: threading.Event = field(default_factory=threading.Event)
     # Called first when the server stops (background jobs).
     on_stop: list[Callable[[], None]] = field(default_factory=list)

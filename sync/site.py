@@ -102,6 +102,18 @@ class RecordDetail:
     private_note: str = ""
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One version of a record's history: the version read from its stored bytes and how
+    it came to this site (`received_from` None: written here)."""
+
+    version: Version
+    received_from: str | None
+    received_at_ms: int
+    verified: bool
+    quarantined: bool
+
+
 class Site:
     def __init__(
         self,
@@ -761,6 +773,20 @@ class Site:
         )
         return RecordDetail(head, row.state, version, True, "", "", private_note)
 
+    def history(self, record_id: str, limit: int = 200) -> list[HistoryEntry]:
+        """The versions of a record held here, oldest first (the newest `limit`)."""
+        self.store.record(record_id)  # NotFound for a record this site does not hold
+        return [
+            HistoryEntry(
+                read_version(v.body, v.signatures, self.kinds),
+                v.received_from,
+                v.received_at_ms,
+                v.verified,
+                v.quarantined,
+            )
+            for v in self.store.record_versions(record_id, limit)
+        ]
+
     def record_detail(self, record_id: str) -> RecordDetail:
         head = self.store.head_version(record_id)
         version = read_version(head.body, head.signatures, self.kinds)
@@ -774,4 +800,4 @@ class Site:
         return RecordDetail(head, head.record.state, version, ok, why, relay, note)
 
 
-__all__ = ["Content", "Received", "RecordDetail", "Site"]
+__all__ = ["Content", "HistoryEntry", "Received", "RecordDetail", "Site"]

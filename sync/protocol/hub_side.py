@@ -205,6 +205,12 @@ class HubSide:
                     push_acked=acked,
                     pending_push=store.count_pending(acked, exclude_from=peer, audience_of=peer),
                     pending_pull=st.pending_pull if st else 0,
+                    watching=self.watching(peer),
                 )
             )
         return out
+
+    def watching(self, peer: str) -> bool:
+        """Whether `peer` holds a watch stream open to this hub now."""
+        with self._watch_lock:
+            return self._watching.get(peer, 0) > 0

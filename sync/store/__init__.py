@@ -1,6 +1,6 @@
 """The record store: versions, the log, derived record state, cursors."""
 
-from sync.store.log import ApplyResult, LogRow, Rejected
+from sync.store.log import ApplyResult, LogRow, Rejected, StoredVersion
 from sync.store.peers import PeerState
 from sync.store.projection import HeadVersion, RecordRow
 from sync.store.search import SearchHit, SearchQuery, SearchResult
@@ -17,4 +17,5 @@ __all__ = [
     "SearchQuery",
     "SearchResult",
     "Store",
+    "StoredVersion",
 ]

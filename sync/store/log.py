@@ -78,6 +78,19 @@ class OriginDigest:
 
 
 @dataclass(frozen=True)
+class StoredVersion:
+    """One version as stored: its exact signed bytes and how it arrived here."""
+
+    version_id: str
+    body: bytes
+    signatures: tuple[SignatureValue, ...]
+    received_from: str | None
+    received_at_ms: int
+    verified: bool
+    quarantined: bool
+
+
+@dataclass(frozen=True)
 class HeldDigest:
     """What a site holds: how many versions and a digest of their ids (`Store.digest`)."""
 
@@ -475,6 +488,29 @@ class LogStore:
             received_at_ms=v.received_at_ms,
             verified=v.verified,
         )
+
+    def record_versions(self, record_id: str, limit: int = 200) -> list[StoredVersion]:
+        """The versions of one record this site holds, oldest stamp first (at most `limit`,
+        the newest kept when there are more), with where each came from."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(versions_t)
+                .where(versions_t.c.record_id == record_id)
+                .order_by(versions_t.c.hlc_wall_ms.desc(), versions_t.c.hlc_counter.desc(), versions_t.c.version_id)
+                .limit(limit)
+            ).all()
+        return [
+            StoredVersion(
+                version_id=r.version_id,
+                body=r.body,
+                signatures=_sigs_from_json(r.signatures),
+                received_from=r.received_from,
+                received_at_ms=r.received_at_ms,
+                verified=r.verified,
+                quarantined=r.quarantined,
+            )
+            for r in reversed(rows)
+        ]
 
     def digest(self) -> HeldDigest:
         """What this site holds, in a few bytes: SHA-256 over the ids of every

@@ -299,3 +299,30 @@ class StaffModel(Base):
     code_expires_ms: Mapped[int] = mapped_column(Big)
     failed_logins: Mapped[int] = mapped_column(Integer)
     locked_until_ms: Mapped[int] = mapped_column(Big)
+    # The console's language for this account ("en" or "zh").
+    language: Mapped[str] = mapped_column(String(8), server_default="en")
+
+
+class StaffSessionModel(Base):
+    """A signed-in console session at this site; the cookie holds the token, only its
+    SHA-256 is kept. Ended by signing out, by expiry, or by the account's disabling."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(String(36), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at_ms: Mapped[int] = mapped_column(Big)
+    expires_at_ms: Mapped[int] = mapped_column(Big)
+
+
+class StaffActionModel(Base):
+    """Which staff member wrote a version through this site's console (kept here, never
+    sent: the version itself is signed by the site)."""
+
+    __tablename__ = "staff_actions"
+
+    version_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), index=True)
+    staff_name: Mapped[str] = mapped_column(String(64))
+    at_ms: Mapped[int] = mapped_column(Big)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from sync.codec import merge_input_of
@@ -167,6 +167,19 @@ class ProjectionStore:
                 .values({c: bindparam(c) for c in cols}),
                 updates,
             )
+
+    def counts_by_origin(self) -> dict[str, dict[str, int]]:
+        """Origin -> kind -> records held here (not deleted)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(records_t.c.origin, records_t.c.kind, func.count())
+                .where(records_t.c.deleted.is_(False))
+                .group_by(records_t.c.origin, records_t.c.kind)
+            ).all()
+        out: dict[str, dict[str, int]] = {}
+        for origin, kind, n in rows:
+            out.setdefault(origin, {})[kind] = int(n)
+        return out
 
     def list_records(
         self,

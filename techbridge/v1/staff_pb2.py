@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19techbridge/v1/staff.proto\x12\rtechbridge.v1\"\x8f\x01\n\tStaffView\x12\x10\n\x08staff_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\x12\x14\n\x0chas_password\x18\x05 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rlast_login_ms\x18\x07 \x01(\x03\"-\n\x0f\x41\x64\x64StaffRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\"b\n\x10\x41\x64\x64StaffResponse\x12\'\n\x05staff\x18\x01 \x01(\x0b\x32\x18.techbridge.v1.StaffView\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x17\n\x0f\x63ode_expires_ms\x18\x03 \x01(\x03\"\x12\n\x10ListStaffRequest\"<\n\x11ListStaffResponse\x12\'\n\x05staff\x18\x01 \x03(\x0b\x32\x18.techbridge.v1.StaffView\"#\n\x13\x44isableStaffRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11ResetStaffRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x12ResetStaffResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x17\n\x0f\x63ode_expires_ms\x18\x02 \x01(\x03\x32\xcc\x02\n\x0cStaffService\x12K\n\x08\x41\x64\x64Staff\x12\x1e.techbridge.v1.AddStaffRequest\x1a\x1f.techbridge.v1.AddStaffResponse\x12N\n\tListStaff\x12\x1f.techbridge.v1.ListStaffRequest\x1a .techbridge.v1.ListStaffResponse\x12L\n\x0c\x44isableStaff\x12\".techbridge.v1.DisableStaffRequest\x1a\x18.techbridge.v1.StaffView\x12Q\n\nResetStaff\x12 .techbridge.v1.ResetStaffRequest\x1a!.techbridge.v1.ResetStaffResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19techbridge/v1/staff.proto\x12\rtechbridge.v1\"\xa1\x01\n\tStaffView\x12\x10\n\x08staff_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x10\n\x08\x64isabled\x18\x04 \x01(\x08\x12\x14\n\x0chas_password\x18\x05 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rlast_login_ms\x18\x07 \x01(\x03\x12\x10\n\x08language\x18\x08 \x01(\t\"?\n\x0f\x41\x64\x64StaffRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\"b\n\x10\x41\x64\x64StaffResponse\x12\'\n\x05staff\x18\x01 \x01(\x0b\x32\x18.techbridge.v1.StaffView\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x17\n\x0f\x63ode_expires_ms\x18\x03 \x01(\x03\"\x12\n\x10ListStaffRequest\"<\n\x11ListStaffResponse\x12\'\n\x05staff\x18\x01 \x03(\x0b\x32\x18.techbridge.v1.StaffView\"#\n\x13\x44isableStaffRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11ResetStaffRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x12ResetStaffResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x17\n\x0f\x63ode_expires_ms\x18\x02 \x01(\x03\x32\xcc\x02\n\x0cStaffService\x12K\n\x08\x41\x64\x64Staff\x12\x1e.techbridge.v1.AddStaffRequest\x1a\x1f.techbridge.v1.AddStaffResponse\x12N\n\tListStaff\x12\x1f.techbridge.v1.ListStaffRequest\x1a .techbridge.v1.ListStaffResponse\x12L\n\x0c\x44isableStaff\x12\".techbridge.v1.DisableStaffRequest\x1a\x18.techbridge.v1.StaffView\x12Q\n\nResetStaff\x12 .techbridge.v1.ResetStaffRequest\x1a!.techbridge.v1.ResetStaffResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,21 +32,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'techbridge.v1.staff_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STAFFVIEW']._serialized_start=45
-  _globals['_STAFFVIEW']._serialized_end=188
-  _globals['_ADDSTAFFREQUEST']._serialized_start=190
-  _globals['_ADDSTAFFREQUEST']._serialized_end=235
-  _globals['_ADDSTAFFRESPONSE']._serialized_start=237
-  _globals['_ADDSTAFFRESPONSE']._serialized_end=335
-  _globals['_LISTSTAFFREQUEST']._serialized_start=337
-  _globals['_LISTSTAFFREQUEST']._serialized_end=355
-  _globals['_LISTSTAFFRESPONSE']._serialized_start=357
-  _globals['_LISTSTAFFRESPONSE']._serialized_end=417
-  _globals['_DISABLESTAFFREQUEST']._serialized_start=419
-  _globals['_DISABLESTAFFREQUEST']._serialized_end=454
-  _globals['_RESETSTAFFREQUEST']._serialized_start=456
-  _globals['_RESETSTAFFREQUEST']._serialized_end=489
-  _globals['_RESETSTAFFRESPONSE']._serialized_start=491
-  _globals['_RESETSTAFFRESPONSE']._serialized_end=550
-  _globals['_STAFFSERVICE']._serialized_start=553
-  _globals['_STAFFSERVICE']._serialized_end=885
+  _globals['_STAFFVIEW']._serialized_end=206
+  _globals['_ADDSTAFFREQUEST']._serialized_start=208
+  _globals['_ADDSTAFFREQUEST']._serialized_end=271
+  _globals['_ADDSTAFFRESPONSE']._serialized_start=273
+  _globals['_ADDSTAFFRESPONSE']._serialized_end=371
+  _globals['_LISTSTAFFREQUEST']._serialized_start=373
+  _globals['_LISTSTAFFREQUEST']._serialized_end=391
+  _globals['_LISTSTAFFRESPONSE']._serialized_start=393
+  _globals['_LISTSTAFFRESPONSE']._serialized_end=453
+  _globals['_DISABLESTAFFREQUEST']._serialized_start=455
+  _globals['_DISABLESTAFFREQUEST']._serialized_end=490
+  _globals['_RESETSTAFFREQUEST']._serialized_start=492
+  _globals['_RESETSTAFFREQUEST']._serialized_end=525
+  _globals['_RESETSTAFFRESPONSE']._serialized_start=527
+  _globals['_RESETSTAFFRESPONSE']._serialized_end=586
+  _globals['_STAFFSERVICE']._serialized_start=589
+  _globals['_STAFFSERVICE']._serialized_end=921
 # @@protoc_insertion_point(module_scope)

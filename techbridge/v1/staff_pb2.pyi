@@ -31,6 +31,7 @@ class StaffView(_message.Message):
     HAS_PASSWORD_FIELD_NUMBER: _builtins.int
     CREATED_AT_MS_FIELD_NUMBER: _builtins.int
     LAST_LOGIN_MS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     staff_id: _builtins.str
     name: _builtins.str
     role: _builtins.str
@@ -39,6 +40,8 @@ class StaffView(_message.Message):
     has_password: _builtins.bool
     created_at_ms: _builtins.int
     last_login_ms: _builtins.int
+    language: _builtins.str
+    """The console's language for this member: "en" or "zh"."""
     def __init__(
         self,
         *,
@@ -49,10 +52,11 @@ class StaffView(_message.Message):
         has_password: _builtins.bool = ...,
         created_at_ms: _builtins.int = ...,
         last_login_ms: _builtins.int = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "disabled", b"disabled", "has_password", b"has_password", "last_login_ms", b"last_login_ms", "name", b"name", "role", b"role", "staff_id", b"staff_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_ms", b"created_at_ms", "disabled", b"disabled", "has_password", b"has_password", "language", b"language", "last_login_ms", b"last_login_ms", "name", b"name", "role", b"role", "staff_id", b"staff_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -64,17 +68,21 @@ class AddStaffRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     role: _builtins.str
+    language: _builtins.str
+    """"en" (default) or "zh"."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         role: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "name", b"name", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
