@@ -6,13 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck proto venv bench bench-quick clean help
+.PHONY: demo test test-fast lint typecheck proto messages venv bench bench-quick clean help
 
 help:
 	@echo "make demo    start a hub and four centre nodes on loopback, sync, show HQ's view"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make test-fast  lint, type-check and the unit and store tests (pytest -m 'not slow')"
 	@echo "make proto   regenerate techbridge/v1 from proto/"
+	@echo "make messages  extract the console's messages and update its catalogues (console/locale)"
 	@echo "make bench   print sync and verification figures (make bench-quick: smaller)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -45,6 +46,11 @@ typecheck: $(STAMP)
 
 proto: $(STAMP)
 	$(PY) scripts/genproto.py
+
+# The console's messages: extract them (babel.cfg) and update each catalogue from them.
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k t --no-location --sort-output --omit-header -o console/locale/messages.pot .
+	$(VENV)/bin/pybabel update -i console/locale/messages.pot -d console/locale --no-fuzzy-matching --ignore-obsolete
 
 bench: $(STAMP)
 	$(PY) bench/run.py --n 5000

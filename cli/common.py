@@ -40,6 +40,37 @@ def data_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--data", required=True, metavar="DIR", help="the site's data folder")
 
 
+def web_init_args(sp: argparse.ArgumentParser) -> None:
+    """The staff console's address and HTTPS files, kept in site.json."""
+    sp.add_argument(
+        "--web-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="where the staff console listens (default: 80 ports above --listen, or any free port; off: none)",
+    )
+    sp.add_argument("--web-cert", default="", metavar="PEM", help="HTTPS certificate for the console")
+    sp.add_argument("--web-key", default="", metavar="PEM", help="HTTPS key for the console")
+
+
+def check_web_files(cert: str, key: str) -> None:
+    """CliError unless the console's HTTPS files are both given and readable, or neither."""
+    if bool(cert) != bool(key):
+        raise CliError("error: --web-cert and --web-key go together (HTTPS needs both)")
+    for name in (cert, key):
+        if name and not Path(name).is_file():
+            raise CliError(f"error: {name}: no such file")
+
+
+def save_web_files(data_dir: str, cert: str, key: str) -> None:
+    """Record the console's HTTPS certificate and key (absolute paths) in site.json."""
+    from sync.config import DataDir
+
+    if not cert:
+        return
+    data = DataDir(Path(data_dir))
+    data.save(data.load().with_updates(web_cert=str(Path(cert).resolve()), web_key=str(Path(key).resolve())))
+
+
 def staff_data_arg(sp: argparse.ArgumentParser, required: bool = True) -> None:
     """--data for centre staff's commands on firms, requests, interests and search."""
     sp.add_argument("--data", required=required, help="the centre's data folder (staff)")

@@ -13,18 +13,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.common import Groups, data_arg, parse_duration, parse_time
+from cli.common import Groups, check_web_files, data_arg, parse_duration, parse_time, save_web_files, web_init_args
 from cli.connect import CALL_TIMEOUT_S, Admin
-from cli.render import err, iso, out, print_json, warn_insecure
+from cli.render import console_line, err, iso, out, print_json, warn_insecure
 from techbridge.v1 import admin_pb2, admin_pb2_grpc
 
 
 def cmd_hub_init(a: argparse.Namespace) -> None:
     from hub.site import init_hub
 
+    check_web_files(a.web_cert, a.web_key)
     config = init_hub(
-        Path(a.data), site_id=a.id, listen=a.listen, enrol_listen=a.enrol_listen, db_url=a.db, names=tuple(a.name)
+        Path(a.data),
+        site_id=a.id,
+        listen=a.listen,
+        enrol_listen=a.enrol_listen,
+        db_url=a.db,
+        names=tuple(a.name),
+        web_listen=a.web_listen,
     )
+    save_web_files(a.data, a.web_cert, a.web_key)
     out.print(
         f"hub [bold]{config.site_id}[/] initialised in {a.data}; it will listen on {config.listen} (mutual TLS) "
         f"and take enrolments on {config.enrol_listen} (TLS)"
@@ -38,9 +46,10 @@ def cmd_hub_serve(a: argparse.Namespace) -> None:
 
     if a.insecure:
         warn_insecure("hub")
-    running = start_hub(Path(a.data), listen=a.listen, insecure=a.insecure)
+    running = start_hub(Path(a.data), listen=a.listen, insecure=a.insecure, web_listen=a.web_listen)
     how = "WITHOUT TLS" if a.insecure else f"mutual TLS; enrolment and firms on port {running.enrol_port}"
     out.print(f"hub {running.site.site_id} serving on {running.address} ({how}; Ctrl-C to stop)", highlight=False)
+    console_line(running)
     sys.stdout.flush()
     wait_for_signal(running)
 
@@ -93,11 +102,13 @@ def add_parser(groups: Groups) -> None:
         "--name", action="append", default=[], help="another host name or IP nodes use to reach the hub (repeatable)"
     )
     sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
+    web_init_args(sp)
     sp.set_defaults(func=cmd_hub_init)
     sp = hub.add_parser("serve", help="serve the hub until Ctrl-C / SIGTERM")
     data_arg(sp)
     sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
     sp.add_argument("--insecure", action="store_true", help="serve WITHOUT TLS (local development only)")
+    sp.add_argument("--web-listen", default=None, metavar="HOST:PORT", help="override the console's configured address")
     sp.set_defaults(func=cmd_hub_serve)
     sp = hub.add_parser("invite", help="invite a centre; prints a one-time join token as the last line")
     data_arg(sp)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import grpc
 
-from cli.common import CliError, Groups, data_arg, parse_duration
+from cli.common import CliError, Groups, check_web_files, data_arg, parse_duration, save_web_files, web_init_args
 from cli.connect import rpc_error_lines
-from cli.render import out, warn_insecure
+from cli.render import console_line, out, warn_insecure
 
 
 def cmd_node_init(a: argparse.Namespace) -> None:
@@ -24,7 +24,17 @@ def cmd_node_init(a: argparse.Namespace) -> None:
     try:
         if a.insecure:
             warn_insecure("node")
-        config = init_node(Path(a.data), hub=a.hub, token=a.token, listen=a.listen, db_url=a.db, insecure=a.insecure)
+        check_web_files(a.web_cert, a.web_key)
+        config = init_node(
+            Path(a.data),
+            hub=a.hub,
+            token=a.token,
+            listen=a.listen,
+            db_url=a.db,
+            insecure=a.insecure,
+            web_listen=a.web_listen,
+        )
+        save_web_files(a.data, a.web_cert, a.web_key)
     except grpc.RpcError as e:
         raise CliError(*(f"{line} (enrolling at {a.hub})" for line in rpc_error_lines(e))) from e
     out.print(f"node [bold]{config.site_id}[/] enrolled at {a.hub}; data in {a.data}")
@@ -37,7 +47,14 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
 
     if a.insecure:
         warn_insecure("node")
-    node = start_node(Path(a.data), sync_every_s=a.sync_every, listen=a.listen, insecure=a.insecure, live=not a.no_live)
+    node = start_node(
+        Path(a.data),
+        sync_every_s=a.sync_every,
+        listen=a.listen,
+        insecure=a.insecure,
+        live=not a.no_live,
+        web_listen=a.web_listen,
+    )
     if node.running.insecure and not a.insecure:
         warn_insecure("node (its hub serves without TLS)")
     every = a.sync_every if a.sync_every is not None else node.running.site.config.sync_every_s
@@ -50,6 +67,7 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
         f"syncing with {node.running.site.config.hub_address} {' and '.join(how)} (Ctrl-C to stop)",
         highlight=False,
     )
+    console_line(node.running)
     sys.stdout.flush()
     try:
         wait_for_signal(node.running)
@@ -67,6 +85,7 @@ def add_parser(groups: Groups) -> None:
     sp.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for the admin server (default: any free port)")
     sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
     sp.add_argument("--insecure", action="store_true", help="enrol with a hub that serves WITHOUT TLS (development)")
+    web_init_args(sp)
     sp.set_defaults(func=cmd_node_init)
     sp = node.add_parser("serve", help="serve the node and sync with the hub on a schedule")
     data_arg(sp)
@@ -80,4 +99,5 @@ def add_parser(groups: Groups) -> None:
         action="store_true",
         help="no watch stream and no immediate push: sync only on the schedule or by `sync now` (a link kept down)",
     )
+    sp.add_argument("--web-listen", default=None, metavar="HOST:PORT", help="override the console's configured address")
     sp.set_defaults(func=cmd_node_serve)

@@ -171,3 +171,13 @@ def warn_insecure(what: str) -> None:
         f"[bold red]WARNING: this {what} runs WITHOUT TLS (--insecure). Anyone on the network can read and "
         "inject traffic. For local development only.[/]"
     )
+
+
+def console_line(running: object) -> None:
+    """Where the staff console of a serving site is, and how it is served."""
+    url = getattr(running, "web_url", "")
+    if not url:
+        out.print("staff console: off (web_listen is off in site.json)", highlight=False)
+        return
+    how = "HTTPS" if url.startswith("https:") else "plain HTTP, this machine only: give --web-cert/--web-key for HTTPS"
+    out.print(f"staff console on {url} ({how}); add staff with `techbridge staff add`", highlight=False)

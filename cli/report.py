@@ -11,7 +11,6 @@ breakdown value); `--xlsx FILE` a workbook with one sheet per table.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from cli.render import report as report_written
 from sync.kinds import FieldValue
 from techbridge.v1 import admin_pb2
 from transfer.records import EVENT, EVENT_TYPES, TARGET, TARGET_FIELDS
+from transfer.report_files import write_csv, write_xlsx
 
 
 def _fetch(a: argparse.Namespace) -> admin_pb2.GetReportResponse:
@@ -104,80 +104,17 @@ def _cell(f: admin_pb2.FigureCount) -> str:
     return f"{f.count} / {f.target}{share}"
 
 
-def _rows(r: admin_pb2.GetReportResponse) -> list[list[Any]]:
-    """The long table: centre, name, figure, by, value, count, target."""
-    rows: list[list[Any]] = []
-    for c in r.centres:
-        for f in c.figures:
-            rows.append([c.centre, c.name, f.name, "", "", f.count, f.target if f.has_target else ""])
-        for b in c.breakdowns:
-            rows.append([c.centre, c.name, b.figure, b.by, b.value, b.count, ""])
-    return rows
-
-
-HEADER = ["centre", "centre_name", "figure", "by", "value", "count", "target"]
-
-
-def write_csv(r: admin_pb2.GetReportResponse, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(HEADER)
-        w.writerows(_rows(r))
-
-
-def write_xlsx(r: admin_pb2.GetReportResponse, path: Path) -> None:
-    from openpyxl import Workbook  # a well-kept library; only this command needs it
-
-    wb = Workbook()
-    sheet = wb.active
-    assert sheet is not None
-    sheet.title = "figures"
-    names = [f.name for f in r.centres[0].figures] if r.centres else []
-    sheet.append(["figure", *(f"{c.centre} ({c.name})" for c in r.centres)])
-    for i, name in enumerate(names):
-        sheet.append([name, *(c.figures[i].count for c in r.centres)])
-    targets = wb.create_sheet("targets")
-    targets.append(["centre", "centre_name", "figure", "count", "target"])
-    for c in r.centres:
-        for f in c.figures:
-            if f.has_target:
-                targets.append([c.centre, c.name, f.name, f.count, f.target])
-    breakdowns = wb.create_sheet("breakdowns")
-    breakdowns.append(["centre", "centre_name", "figure", "by", "value", "count"])
-    for c in r.centres:
-        for b in c.breakdowns:
-            breakdowns.append([c.centre, c.name, b.figure, b.by, b.value, b.count])
-    funnel = wb.create_sheet("funnel")
-    funnel.append(
-        ["centre", "centre_name", "from", "to", "rate", "median_days_to_introduction", "median_days_to_agreement"]
-    )
-    for c in r.centres:
-        for s in c.funnel:
-            funnel.append(
-                [
-                    c.centre,
-                    c.name,
-                    s.from_figure,
-                    s.to_figure,
-                    s.rate if s.has_rate else None,
-                    c.median_days_to_introduction if c.has_median_to_introduction else None,
-                    c.median_days_to_agreement if c.has_median_to_agreement else None,
-                ]
-            )
-    if r.explain:
-        explained = wb.create_sheet("explain")
-        explained.append(["figure", "centre", "record", "version", "stamp"])
-        for e in r.explained:
-            explained.append([r.explain, e.centre, e.record_id, e.version_id, _iso(e.stamp_ms)])
-    wb.save(path)
-
-
 def cmd_report(a: argparse.Namespace) -> None:
     r = _fetch(a)
-    if a.csv:
-        write_csv(r, Path(a.csv))
-    if a.xlsx:
-        write_xlsx(r, Path(a.xlsx))
+    try:
+        if a.csv:
+            with Path(a.csv).open("w", newline="", encoding="utf-8") as fh:
+                write_csv(r, fh)
+        if a.xlsx:
+            with Path(a.xlsx).open("wb") as fb:
+                write_xlsx(r, fb)
+    except OSError as exc:
+        raise CliError(f"error: {exc.filename}: cannot write: {exc.strerror}") from exc
     if a.json:
         print_json(report_json(r))
         return

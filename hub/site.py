@@ -8,7 +8,11 @@ from pathlib import Path
 
 import grpc
 
+from console.pages import console_pages
 from console.servicer import add_to_server as staff_service
+from console.web import serve_console
+from hub.console_pages import HQ_PAGES
+from hub.console_pages import TEMPLATES as CONSOLE_TEMPLATES
 from hub.registry import issue_registry
 from hub.servicer import (
     EnrolmentServicer,
@@ -19,7 +23,15 @@ from hub.servicer import (
 )
 from hub.suggestions import start_suggestion_job
 from sync.clock import system_now_ms
-from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
+from sync.config import (
+    DataDir,
+    SiteConfig,
+    check_site_id,
+    default_enrol_listen,
+    default_web_listen,
+    new_admin_token,
+)
+from sync.errors import ConfigError
 from sync.keys import SigningKey, write_private
 from sync.protocol.hub_side import HubSide
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
@@ -47,6 +59,7 @@ def init_hub(
     enrol_listen: str | None = None,
     db_url: str | None = None,
     names: tuple[str, ...] = (),
+    web_listen: str | None = None,
 ) -> SiteConfig:
     """Make the root key, the hub's signing key, the CA and the hub's TLS
     certificate (for `names` besides its id, localhost and 127.0.0.1), the
@@ -71,6 +84,7 @@ def init_hub(
         db_url=db_url or data.default_db_url(),
         admin_token=new_admin_token(),
         root_public_key=root.public_bytes.hex(),
+        web_listen=web_listen or default_web_listen(listen),
     )
     now = system_now_ms()
     store = Store.open(config.db_url, KINDS)
@@ -96,9 +110,11 @@ def start_hub(
     *,
     listen: str | None = None,
     insecure: bool = False,
+    web_listen: str | None = None,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningServer:
-    """Open the hub's store and start serving (returns at once). `now_ms` is the site's clock."""
+    """Open the hub's store and start serving, with its staff console (returns at once).
+    `now_ms` is the site's clock."""
     data = DataDir(path)
     site = Site.open(data, KINDS, now_ms=now_ms)
     if site.pending_key() is not None:  # the hub's own registry is the authority
@@ -145,6 +161,16 @@ def start_hub(
         enrol_bind=None if insecure else site.config.enrol_listen or default_enrol_listen(site.config.listen),
     )
     enrol.port = running.enrol_port
+    try:
+        console = serve_console(
+            site, protocol, console_pages(protocol, HQ_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
+        )
+    except ConfigError:
+        running.stop(grace=0)
+        raise
+    if console is not None:
+        running.on_stop.append(console.stop)
+        running.web_url = console.url
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))

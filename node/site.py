@@ -11,13 +11,24 @@ from pathlib import Path
 import grpc
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from console.pages import console_pages
 from console.servicer import add_to_server as staff_service
+from console.web import serve_console
+from node.console_pages import CENTRE_PAGES
+from node.console_pages import TEMPLATES as CONSOLE_TEMPLATES
 from node.live import Kicker, Watcher
 from node.schedule import start_schedule
 from node.servicer import NodeAdminServicer, NodeStatus
 from sync.clock import system_now_ms
 from sync.codec import decode_registry
-from sync.config import DataDir, SiteConfig, check_site_id, default_enrol_listen, new_admin_token
+from sync.config import (
+    DataDir,
+    SiteConfig,
+    check_site_id,
+    default_enrol_listen,
+    default_web_listen,
+    new_admin_token,
+)
 from sync.errors import ConfigError, VerificationFailed
 from sync.keys import SigningKey, key_id_of
 from sync.protocol.node_side import UNARY_DEADLINE_S, SyncClient
@@ -49,6 +60,7 @@ def init_node(
     listen: str = DEFAULT_LISTEN,
     db_url: str | None = None,
     insecure: bool = False,
+    web_listen: str | None = None,
 ) -> SiteConfig:
     """Make the node's keys, enrol it at the hub with the token (server-side TLS
     checked against the CA in the token), store its certificate and the registry."""
@@ -64,7 +76,9 @@ def init_node(
     fresh_folder = not path.exists()
     data.prepare_new()
     try:
-        return _enrol(data, parsed, token=token, hub=hub, listen=listen, db_url=db_url, hub_tls=hub_tls)
+        return _enrol(
+            data, parsed, token=token, hub=hub, listen=listen, db_url=db_url, hub_tls=hub_tls, web_listen=web_listen
+        )
     except BaseException:
         if fresh_folder:  # leave nothing half made behind a refused enrolment
             shutil.rmtree(path, ignore_errors=True)
@@ -80,6 +94,7 @@ def _enrol(
     listen: str,
     db_url: str | None,
     hub_tls: bool,
+    web_listen: str | None,
 ) -> SiteConfig:
     centre_id, hub_id, root_key_id = parsed.centre_id, parsed.hub_id, parsed.root_key_id
     key = SigningKey.generate()
@@ -119,6 +134,7 @@ def _enrol(
         hub_address=hub,
         hub_id=resp.hub_id or hub_id,
         hub_insecure=not hub_tls,
+        web_listen=web_listen or default_web_listen(listen),
     )
     store = Store.open(config.db_url, KINDS)
     try:
@@ -155,6 +171,7 @@ def start_node(
     listen: str | None = None,
     insecure: bool = False,
     live: bool = True,
+    web_listen: str | None = None,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningNode:
     """Start the node's admin server and, if an interval is set, its sync schedule."""
@@ -183,6 +200,16 @@ def start_node(
     # The open port: firms reach it with server-side TLS only (no certificate).
     open_bind = None if plain else site.config.enrol_listen or default_enrol_listen(bind)
     running = serve_site(site, bind, register, insecure=plain, enrol_bind=open_bind)
+    try:
+        console = serve_console(
+            site, status, console_pages(status, CENTRE_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
+        )
+    except ConfigError:
+        running.stop(grace=0)
+        raise
+    if console is not None:
+        running.on_stop.append(console.stop)
+        running.web_url = console.url
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))

@@ -60,6 +60,9 @@ LAYERS: dict[str, str] = {
     "test_slow_consumer": "faults",
     "test_sync_faults": "faults",
     "test_tamper": "faults",
+    "test_console": "integration",
+    "test_console_browser": "integration",
+    "test_console_messages": "unit",
 }
 SLOW_LAYERS = frozenset({"integration", "faults"})
 
