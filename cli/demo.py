@@ -4,8 +4,9 @@ Runs only the public command-line tool, as separate processes, exactly as a
 user would: init the hub, serve it, invite each centre, enrol and serve its
 node, add the sample listings (deploy/samples/<centre>/*.json) at their
 centres, sync every node twice (push, then pick up the others' listings), and
-print HQ's aggregated view, the link health, and a Tel Aviv listing as
-Daejeon sees it. Data is left in ./demo-data for exploring; the servers stop
+print HQ's aggregated view, the link health, a Tel Aviv listing as Daejeon
+sees it, the figures, and the staff console's addresses with a one-time code for
+an account at HQ and at Daejeon. Data is left in ./demo-data for exploring; the servers stop
 at the end (pass --keep to leave them running).
 """
 
@@ -286,6 +287,15 @@ def main() -> None:
         for _ in range(2):
             run("sync", "now", "--data", str(base / "daejeon"), show=False)
         run("report", "--data", str(hub), "--period", year)
+
+        step("The staff console: every site serves one; HQ's curator reads Chinese, Daejeon's staff English")
+        accounts = [(hub, "li.wei", "curator", "zh"), (base / "daejeon", "kim", "staff", "en")]
+        for data, name, role, language in accounts:
+            code = run(
+                "staff", "add", "--data", str(data), "--name", name, "--role", role, "--language", language
+            ).splitlines()[-1]
+            url = (data / "run" / "web_url").read_text().strip()
+            print(f"   {data.name}: open {url}welcome, set {name}'s password with the code {code}, then sign in")
 
         step("Done")
         print(f"The sites' data folders are in {base}.")

@@ -31,6 +31,7 @@ def cmd_hub_init(a: argparse.Namespace) -> None:
         db_url=a.db,
         names=tuple(a.name),
         web_listen=a.web_listen,
+        country=a.country,
     )
     save_web_files(a.data, a.web_cert, a.web_key)
     out.print(
@@ -102,6 +103,7 @@ def add_parser(groups: Groups) -> None:
         "--name", action="append", default=[], help="another host name or IP nodes use to reach the hub (repeatable)"
     )
     sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
+    sp.add_argument("--country", default="CN", help="HQ's country, ISO 3166-1 alpha-2 (default CN)")
     web_init_args(sp)
     sp.set_defaults(func=cmd_hub_init)
     sp = hub.add_parser("serve", help="serve the hub until Ctrl-C / SIGTERM")

@@ -195,7 +195,7 @@ def search_page(ask: Ask) -> Response:
     total = 0
     if result is not None:
         total = result.total
-        names = ask.site.titles([h.record.origin for h in result.hits])
+        names = ask.centre_names()
         for h in result.hits:
             hits.append((h, record_summary(h.record, now), names.get(h.record.origin, h.record.origin)))
         for name, counts in result.facets.items():
@@ -307,6 +307,10 @@ def changed_fields(change_fields: Sequence[tuple[str, FieldValue]]) -> str:
     return ", ".join(name for name, _ in change_fields)
 
 
+# Fields that name another record: shown as a link with its title.
+LINKED_FIELDS = ("to_record", "duplicate_of", "request", "offer", "interest")
+
+
 def record_page(ask: Ask) -> Response:
     record_id = ask.request.path_params["record_id"]
     site = ask.site
@@ -339,7 +343,7 @@ def record_page(ask: Ask) -> Response:
             for r in site.records(origin=None, limit=200, kind="interest")
             if r.state.content.value("to_record") == record_id
         ]
-    names = site.titles([row.origin, str(values.get("to_record", ""))])
+    names = {**ask.centre_names(), **site.titles([str(values.get(f, "")) for f in LINKED_FIELDS if values.get(f)])}
     private_note = detail.private_note if row.origin == site.site_id else ""
     return ask.render(
         "record.html",

@@ -123,6 +123,10 @@ class Ask:
             return []
         return [v.strip() for v in self.form.getlist(name) if isinstance(v, str) and v.strip()]
 
+    def centre_names(self) -> dict[str, str]:
+        """Site id -> the centre's name, from the registry."""
+        return {c.id: c.name for c in self.site.registry().centres}
+
     def may_write(self) -> bool:
         return self.session is not None and self.session.account.role in WRITER_ROLES
 

@@ -39,7 +39,7 @@ def queues_page(ask: Ask) -> Response:
         for row in site.records(origin=None, limit=QUEUE_MAX, only_conflicted=True, include_deleted=True)
     ]
     pairs = [(p, record_summary(p.record, now), record_summary(p.other, now)) for p in pending_pairs(site)]
-    names = site.titles([c.id for c in site.registry().centres])
+    names = ask.centre_names()
     return ask.render(
         "queues_hq.html",
         to_validate=to_validate,

@@ -60,11 +60,14 @@ def init_hub(
     db_url: str | None = None,
     names: tuple[str, ...] = (),
     web_listen: str | None = None,
+    country: str = "CN",
 ) -> SiteConfig:
     """Make the root key, the hub's signing key, the CA and the hub's TLS
     certificate (for `names` besides its id, localhost and 127.0.0.1), the
     store and registry version 1."""
     check_site_id(site_id)
+    if not (len(country) == 2 and country.isascii() and country.isupper()):
+        raise ConfigError(f"HQ's country {country!r}: an ISO 3166-1 alpha-2 code such as CN")
     data = DataDir(path)
     data.prepare_new()
     root, key = SigningKey.generate(), SigningKey.generate()
@@ -92,7 +95,7 @@ def init_hub(
         hub = Centre(
             id=site_id,
             name="Headquarters",
-            country="",
+            country=country,
             role=SiteRole.HUB,
             status=CentreStatus.ACTIVE,
             keys=(SiteKey(key.key_id, key.public_bytes),),

@@ -31,3 +31,6 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Hanbit Microsystems" in out  # the anonymous offer's client, revealed to the firm only now
     # It ends with HQ's figures for the year, with Daejeon's targets beside its own.
     assert re.search(r"offers\.published +│", out) and re.search(r"events\.held .*1 / 4", out)
+    # And the staff console's addresses, each with a one-time code to set a password.
+    assert re.search(r"hq: open http://127\.0\.0\.1:\d+/welcome, set li\.wei's password with the code \S{20,}", out)
+    assert re.search(r"daejeon: open http://127\.0\.0\.1:\d+/welcome, set kim's password", out)
