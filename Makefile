@@ -49,8 +49,8 @@ proto: $(STAMP)
 
 # The console's messages: extract them (babel.cfg) and update each catalogue from them.
 messages: $(STAMP)
-	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k t --no-location --sort-output --omit-header -o console/locale/messages.pot .
-	$(VENV)/bin/pybabel update -i console/locale/messages.pot -d console/locale --no-fuzzy-matching --ignore-obsolete
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k t --no-location --sort-output --omit-header -w 120 -o console/locale/messages.pot .
+	$(VENV)/bin/pybabel update -i console/locale/messages.pot -d console/locale --no-fuzzy-matching --ignore-obsolete -w 120
 
 bench: $(STAMP)
 	$(PY) bench/run.py --n 5000

@@ -8,7 +8,6 @@ publish, extend, expire, withdraw, archive, delete, undelete).
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 
@@ -18,9 +17,9 @@ from cli.common import CliError, Groups, data_arg, parse_sets, parse_time, value
 from cli.connect import CALL_TIMEOUT_S, Admin, kind_at, rpc_error_lines
 from cli.records import add_record_from_file, cmd_record_step, list_records, step_record
 from cli.render import err, print_listing
-from sync.errors import InvalidInput
 from techbridge.v1 import admin_pb2
-from transfer.records import LISTING, audience_from_json, content_from_json
+from transfer.bulk import read_offers_csv
+from transfer.records import LISTING
 
 
 def cmd_listing_add(a: argparse.Namespace) -> None:
@@ -64,53 +63,33 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
     name = a.file
     try:
         with open(name, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
+            text = f.read()
     except OSError as exc:
         raise CliError(f"error: {name}: cannot read: {exc.strerror}") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
         raise CliError(f"error: {name}: not a UTF-8 CSV file ({exc})") from exc
-    if not rows:
-        raise CliError(f"error: {name}: no rows under the header")
-    problems: list[str] = []
-    docs: list[dict[str, object]] = []
-    for n, row in enumerate(rows, start=2):
-        doc: dict[str, object] = {}
-        for key, text in row.items():
-            if key is None:
-                problems.append(f"error: {name}: row {n}: more cells than header columns")
-                continue
-            text = (text or "").strip()
-            default = LISTING.defaults.get(key)
-            if not text:
-                continue
-            if isinstance(default, tuple) or key == "audience":
-                doc[key] = [w.strip() for w in text.split(";") if w.strip()]
-            elif isinstance(default, bool):
-                doc[key] = text.lower() in ("true", "yes", "1")
-            elif isinstance(default, int):
-                doc[key] = int(text) if text.lstrip("-").isdigit() else text
-            else:
-                doc[key] = text
-        try:
-            content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
-            audience_from_json(doc)
-        except InvalidInput as exc:
-            problems.extend(f"error: {name}: row {n}: {v.field}: {v.description}" for v in exc.violations)
-        docs.append(doc)
+    rows, problems = read_offers_csv(text)
     if problems:
-        raise CliError(*problems)
-    requests = []
-    for doc in docs:
-        content = content_from_json(LISTING, doc, extra=frozenset({"audience", "status", "private_note"}))
-        note = doc.get("private_note")
-        requests.append(
-            admin_pb2.AddRecordRequest(
-                values=values_message(LISTING, content.as_dict()),
-                audience=list(audience_from_json(doc)),
-                status=content.status,
-                private_note=note if isinstance(note, str) else "",
+        raise CliError(
+            *(
+                f"error: {name}: {p.description}"
+                if p.row == 0
+                else f"error: {name}: row {p.row}: {p.description}"
+                if p.field == "(row)"
+                else f"error: {name}: row {p.row}: {p.field}: {p.description}"
+                for p in problems
             )
         )
+    docs = rows
+    requests = [
+        admin_pb2.AddRecordRequest(
+            values=values_message(LISTING, row.content.as_dict()),
+            audience=list(row.audience),
+            status=row.content.status,
+            private_note=row.private_note,
+        )
+        for row in rows
+    ]
     stored = 0
     with Admin(a.data) as s:
         for start in range(0, len(requests), IMPORT_BATCH):

@@ -216,4 +216,5 @@ MENU_WORDS = (
     N_("Firms"),
     N_("Interests"),
     N_("Figures"),
+    N_("Import offers"),
 )

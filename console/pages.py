@@ -11,9 +11,10 @@ from datetime import UTC, date, datetime
 
 from starlette.responses import Response
 
+from console.imports import IMPORT_PAGES
 from console.sessions import actions_on
 from console.web import Ask, ConsolePage, StatusSource, problems_by_field, violation
-from sync.errors import FieldViolation, InvalidInput, NotFound
+from sync.errors import FieldViolation, InvalidInput, NotFound, PermissionDenied
 from sync.kinds import HUB, OWNER, PARTY, Action, Content, FieldValue, Kind
 from sync.registry import SiteRole
 from sync.store import RecordRow
@@ -338,11 +339,7 @@ def record_page(ask: Ask) -> Response:
         duplicates = [(p, record_summary(p.other, now)) for p in candidates(site, record_id)]
     interests = []
     if row.kind in ("listing", "request"):
-        interests = [
-            record_summary(r, now)
-            for r in site.records(origin=None, limit=200, kind="interest")
-            if r.state.content.value("to_record") == record_id
-        ]
+        interests = [record_summary(r, now) for r in site.records_titled("interest", record_id)]
     names = {**ask.centre_names(), **site.titles([str(values.get(f, "")) for f in LINKED_FIELDS if values.get(f)])}
     private_note = detail.private_note if row.origin == site.site_id else ""
     return ask.render(
@@ -361,6 +358,11 @@ def record_page(ask: Ask) -> Response:
         duplicates=duplicates,
         interests=interests,
         steps=steps_here(ask, row) if ask.may_write() else [],
+        can_edit=ask.may_write()
+        and row.kind == "listing"
+        and row.origin == site.site_id
+        and not state.deleted
+        and content.status not in ("archived",),
         step_inputs={a.value: f for a, f in STEP_INPUTS.items()},
         decline_reasons=DECLINE_REASONS,
         live=is_live(content, now),
@@ -506,16 +508,75 @@ def offer_intake_page(ask: Ask) -> Response:
     problem is shown beside its field and nothing is stored until all are fixed."""
     ask.need_writer()
     if ask.request.method == "GET":
-        return ask.render("intake_offer.html", problems={}, form={}, **_intake_choices(ask))
+        return ask.render("intake_offer.html", problems={}, form={}, action="/intake/offer", **_intake_choices(ask))
     try:
         content = content_from_json(LISTING, offer_document(ask))
         version = ask.site.add_record(content, (), private_note=ask.field("private_note"))
     except InvalidInput as exc:
         return ask.render(
-            "intake_offer.html", 400, problems=problems_by_field(exc), form=_typed(ask), **_intake_choices(ask)
+            "intake_offer.html",
+            400,
+            problems=problems_by_field(exc),
+            form=_typed(ask),
+            action="/intake/offer",
+            **_intake_choices(ask),
         )
     ask.noted(version.version_id, version.record_id)
     return ask.redirect(f"/records/{version.record_id}", done="create")
+
+
+# The offer's fields the intake form shows, and so the fields an edit through it may change.
+OFFER_FORM_FIELDS = (*OFFER_TEXT, *OFFER_LISTS, *OFFER_CHOICES, "keywords", "stage", "ipr_status", "trl", "anonymous")
+
+
+def offer_form_values(content: Content) -> dict[str, object]:
+    """An offer as its form shows it."""
+    out: dict[str, object] = {}
+    for name in OFFER_FORM_FIELDS:
+        value = content.value(name)
+        if name in ("keywords", *OFFER_CHOICES):
+            out[name] = list(value) if isinstance(value, tuple) else []
+        elif isinstance(value, tuple):
+            out[name] = ", ".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            out[name] = "1" if value else ""
+        elif isinstance(value, int):
+            out[name] = str(value) if value else ""
+        else:
+            out[name] = value
+    return out
+
+
+def offer_edit_page(ask: Ask) -> Response:
+    """Edit an offer this centre owns through the intake form: the fields that changed are
+    signed as one edit; problems are shown beside their fields."""
+    ask.need_writer()
+    record_id = ask.request.path_params["record_id"]
+    row = ask.site.record(record_id)
+    if row.kind != "listing" or row.origin != ask.site.site_id:
+        raise PermissionDenied(f"{record_id} is not an offer of this centre: its owner edits it")
+    current = row.state.content
+    note = ask.site.store.private_note(record_id)
+    shown = {"action": f"/records/{record_id}/edit", "editing": row, **_intake_choices(ask)}
+    if ask.request.method == "GET":
+        form = {**offer_form_values(current), "private_note": note}
+        return ask.render("intake_offer.html", problems={}, form=form, **shown)
+    try:
+        wanted = content_from_json(LISTING, {**offer_document(ask), "status": "draft"})
+    except InvalidInput as exc:
+        return ask.render("intake_offer.html", 400, problems=problems_by_field(exc), form=_typed(ask), **shown)
+    changed = tuple(
+        (name, wanted.value(name)) for name in OFFER_FORM_FIELDS if wanted.value(name) != current.value(name)
+    )
+    if changed:
+        try:
+            version = ask.site.edit_record(record_id, changed)
+        except InvalidInput as exc:
+            return ask.render("intake_offer.html", 400, problems=problems_by_field(exc), form=_typed(ask), **shown)
+        ask.noted(version.version_id, record_id)
+    if ask.field("private_note") != note:
+        ask.site.store.set_private_note(record_id, ask.field("private_note"), ask.site.now_ms())
+    return ask.redirect(f"/records/{record_id}", done="edit" if changed else "")
 
 
 def request_intake_page(ask: Ask) -> Response:
@@ -633,8 +694,10 @@ def console_pages(status: StatusSource, own: Sequence[ConsolePage] = ()) -> list
         ConsolePage("/records/{record_id}", record_page),
         ConsolePage("/records/{record_id}/step", step_page, ("POST",)),
         ConsolePage("/records/{record_id}/resolve", resolve_page, ("POST",)),
+        ConsolePage("/records/{record_id}/edit", offer_edit_page, ("GET", "POST")),
         ConsolePage("/intake/offer", offer_intake_page, ("GET", "POST"), label="New offer"),
         ConsolePage("/intake/request", request_intake_page, ("GET", "POST"), label="New request"),
+        *IMPORT_PAGES,
         ConsolePage("/firms", firms_page, label="Firms"),
         ConsolePage("/interests", interests_page, label="Interests"),
         ConsolePage("/figures", figures_page, label="Figures"),

@@ -158,6 +158,7 @@ class ConsolePage:
     methods: tuple[str, ...] = ("GET",)
     label: str = ""  # in the menu when set (a message, translated)
     public: bool = False  # reachable without a session (sign-in only)
+    uploads: bool = False  # its form may carry one file
 
 
 @dataclass
@@ -168,6 +169,8 @@ class Console:
     template_dirs: Sequence[Path] = ()
     secure: bool = False
     envs: dict[str, Environment] = field(default_factory=dict)
+    # Work a page started that outlives its request (an import), by id.
+    jobs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         loader = ChoiceLoader([FileSystemLoader(str(d)) for d in (*self.template_dirs, HERE / "templates")])
@@ -289,7 +292,9 @@ class _SignInFirst(Exception):
 
 def _endpoint(console: Console, page: ConsolePage) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=2000) if request.method == "POST" else None
+        form = None
+        if request.method == "POST":
+            form = await request.form(max_files=1 if page.uploads else 0, max_fields=2000)
         return await run_in_threadpool(_answer, console, page, request, form)
 
     return endpoint
@@ -491,8 +496,11 @@ def start_console(
         if path and not Path(path).is_file():
             raise ConfigError(f"the console's TLS file {path} cannot be read")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, so that asyncio sets TCP_NODELAY on each accepted connection: a
+    # kept-alive connection otherwise waits out the peer's delayed ACK (40 ms) per response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, int(port_text)))
     except OSError as exc:

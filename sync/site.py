@@ -732,6 +732,11 @@ class Site:
         """The records held here among `record_ids`."""
         return self.store.records_by_id(record_ids)
 
+    def records_titled(self, kind: str, title: str, limit: int = 200) -> list[RecordRow]:
+        """The records of `kind` held here whose title field holds `title`, newest first
+        (an interest's is the record it is about)."""
+        return self.store.records_titled(kind, title, limit)
+
     def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
         """The titles of the records named that are held here."""
         return self.store.titles(record_ids)

@@ -310,3 +310,80 @@ def test_serve_with_the_console_port_taken_says_so(hub: Hub, tmp_path: Path) -> 
     assert "Traceback" not in r.stderr and "cannot listen on 127.0.0.1:" in r.stderr
     assert not DataDir(path).address_file.exists()
     assert wait_until(lambda: True)
+
+
+def test_interests_by_state_with_the_next_step_as_a_button(hub: Hub, centre: Node) -> None:
+    from techbridge.v1 import admin_pb2, records_pb2
+
+    offer = centre.add_record("Solar-driven desalination skid")
+    hub.add_record("Graphene anti-corrosion coating")
+    centre.sync()
+    interest = hub.admin.AddRecord(
+        admin_pb2.AddRecordRequest(
+            values=records_pb2.RecordValues(
+                interest=records_pb2.Interest(
+                    to_record=offer, to_kind="listing", to_owner="daejeon", from_centre="hq", message="for a client"
+                )
+            )
+        ),
+        metadata=hub.md,
+        timeout=10,
+    ).record.id
+    centre.sync()
+    staff = _client(centre, "kim", "staff")
+    page = staff.get("/interests").text
+    assert f'id="interest-{interest}"' in page and 'data-step="accept"' in page and 'data-step="decline"' in page
+    assert 'id="state-sent"' in page and "Solar-driven desalination skid" in page
+    assert f'href="/records/{interest}"' in staff.get(f"/records/{offer}").text, "the offer lists its interests"
+    assert 'data-step="accept"' in staff.get("/queues").text
+    r = staff.post(f"/records/{interest}/step", {"action": "decline", "decline_reason": "no-capacity"})
+    assert r.status_code == 303
+    assert centre.show(interest).status == "declined"
+    curator = _client(hub, "li.wei", "curator")
+    assert 'data-step="accept"' not in curator.get("/interests").text, "HQ is not the party that accepts"
+
+
+def test_editing_an_offer_signs_only_what_changed(centre: Node, hub: Hub) -> None:
+    staff = _client(centre, "kim", "staff")
+    r = staff.post("/intake/offer", {"title": "Membrane distillation", "trl": "5", "private_note": "client: A"})
+    record_id = r.headers["location"].split("/records/")[1].split("?")[0]
+    form = staff.get(f"/records/{record_id}/edit")
+    assert form.status_code == 200 and 'value="Membrane distillation"' in form.text and "client: A" in form.text
+    r = staff.post(f"/records/{record_id}/edit", {"title": "Membrane distillation", "trl": "11"})
+    assert r.status_code == 400 and 'id="error-trl"' in r.text
+    assert centre.show(record_id).version_count == 1
+    r = staff.post(f"/records/{record_id}/edit", {"title": "Low-energy membrane distillation", "trl": "5"})
+    assert r.status_code == 303 and r.headers["location"].endswith("done=edit")
+    shown = centre.show(record_id)
+    assert shown.version_count == 2 and shown.values.listing.title == "Low-energy membrane distillation"
+    history = staff.get(f"/records/{record_id}").text
+    assert "<td>title</td>" in history, "the edit signed the title alone"
+    centre.sync()
+    curator = _client(hub, "li.wei", "curator")
+    assert curator.get(f"/records/{record_id}/edit").status_code == 403, "only the owner edits its offer"
+
+
+def test_importing_a_spreadsheet_checks_every_row_then_stores_all(centre: Node, tmp_path: Path) -> None:
+    staff = _client(centre, "kim", "staff")
+    bad = "title,trl,target_countries\nGood one,5,CN\n,7,DE\nThird,12,china\n"
+    r = staff.http.post(
+        "/intake/import", data={"csrf": staff.csrf()}, files={"file": ("offers.csv", bad.encode(), "text/csv")}
+    )
+    assert r.status_code == 400
+    assert "<td>3</td><td>title</td>" in r.text and "<td>4</td><td>trl</td>" in r.text
+    assert "<td>4</td><td>target_countries[0]</td>" in r.text
+    assert centre.listings() == []
+    good = "title,trl,keywords\n" + "".join(f"Offer {i},{1 + i % 9},\n" for i in range(1200))
+    r = staff.http.post(
+        "/intake/import", data={"csrf": staff.csrf()}, files={"file": ("offers.csv", good.encode(), "text/csv")}
+    )
+    assert r.status_code == 303
+    job = r.headers["location"]
+    assert wait_until(lambda: 'data-finished="yes"' in staff.get(job + "?part=live").text, timeout=120)
+    live = staff.get(job + "?part=live").text
+    assert 'value="1200"' in live and 'id="import-done"' in live
+    assert len(centre.listings()) == 1200
+    r = staff.http.post(
+        "/intake/import", data={"csrf": staff.csrf()}, files={"file": ("x.csv", b"\xff\xfe", "text/csv")}
+    )
+    assert r.status_code == 400 and "UTF-8" in r.text

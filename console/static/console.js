@@ -7,9 +7,14 @@
     function tick() {
       fetch(el.getAttribute("data-refresh"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (r) { if (!r.ok || r.redirected) { throw new Error(String(r.status)); } return r.text(); })
-        .then(function (html) { el.innerHTML = html; el.setAttribute("data-refreshed", String(Date.now())); })
+        .then(function (html) {
+          el.innerHTML = html;
+          el.setAttribute("data-refreshed", String(Date.now()));
+          // A part that says it is finished stops refreshing.
+          if (el.querySelector("[data-finished=yes]")) { el.removeAttribute("data-refresh"); }
+        })
         .catch(function () { el.setAttribute("data-refresh-failed", String(Date.now())); })
-        .then(function () { window.setTimeout(tick, every); });
+        .then(function () { if (el.hasAttribute("data-refresh")) { window.setTimeout(tick, every); } });
     }
     window.setTimeout(tick, every);
   }

@@ -113,6 +113,8 @@ class RecordModel(Base):
 
     __table_args__ = (
         Index("ix_records_kind_status", "kind", "status"),
+        # Records of a kind by what their title field holds (an interest: the record it is about).
+        Index("ix_records_kind_title", "kind", "title"),
         # Search walks records newest first (Store.search).
         Index("ix_records_newest", "head_wall_ms", "record_id"),
     )

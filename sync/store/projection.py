@@ -168,6 +168,18 @@ class ProjectionStore:
                 updates,
             )
 
+    def records_titled(self, kind: str, title: str, limit: int = 200) -> list[RecordRow]:
+        """The records of `kind` whose title field holds `title` (not deleted), newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(records_t, versions_t.c.verified, versions_t.c.key_id)
+                .join(versions_t, versions_t.c.version_id == records_t.c.head_version_id)
+                .where(records_t.c.kind == kind, records_t.c.title == title, records_t.c.deleted.is_(False))
+                .order_by(records_t.c.head_wall_ms.desc(), records_t.c.record_id)
+                .limit(limit)
+            ).all()
+        return [self._record_row(r) for r in rows]
+
     def counts_by_origin(self) -> dict[str, dict[str, int]]:
         """Origin -> kind -> records held here (not deleted)."""
         with self.engine.connect() as conn:

@@ -1,0 +1,73 @@
+"""Offers in bulk from CSV: a header row of field names, one offer a row, lists separated by
+';'. Every row is checked and every problem named by its row (the header is row 1) and
+field; the CLI's `listing import` and the console's import read files the same way."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from sync.errors import InvalidInput
+from sync.kinds import Content
+from transfer.records import LISTING, audience_from_json, content_from_json
+
+EXTRA = frozenset({"audience", "status", "private_note"})
+ROWS_MAX = 20_000
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    row: int  # its line in the file (the header is 1)
+    content: Content
+    audience: tuple[str, ...]
+    private_note: str
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int  # 0: the file as a whole
+    field: str
+    description: str
+
+
+def read_offers_csv(text: str) -> tuple[list[ImportRow], list[RowProblem]]:
+    """The offers a CSV file holds and every problem in it (nothing is good unless both the
+    file and each row are)."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        return [], [RowProblem(0, "(file)", f"not a CSV file ({exc})")]
+    if not rows:
+        return [], [RowProblem(0, "(file)", "no rows under the header")]
+    if len(rows) > ROWS_MAX:
+        return [], [RowProblem(0, "(file)", f"at most {ROWS_MAX} rows a file (got {len(rows)})")]
+    problems: list[RowProblem] = []
+    good: list[ImportRow] = []
+    for n, row in enumerate(rows, start=2):
+        doc: dict[str, object] = {}
+        for key, text_value in row.items():
+            if key is None:
+                problems.append(RowProblem(n, "(row)", "more cells than header columns"))
+                continue
+            value = (text_value or "").strip() if isinstance(text_value, str) else ""
+            default = LISTING.defaults.get(key)
+            if not value:
+                continue
+            if isinstance(default, tuple) or key == "audience":
+                doc[key] = [w.strip() for w in value.split(";") if w.strip()]
+            elif isinstance(default, bool):
+                doc[key] = value.lower() in ("true", "yes", "1")
+            elif isinstance(default, int):
+                doc[key] = int(value) if value.lstrip("-").isdigit() else value
+            else:
+                doc[key] = value
+        try:
+            content = content_from_json(LISTING, doc, extra=EXTRA)
+            audience = audience_from_json(doc)
+        except InvalidInput as exc:
+            problems.extend(RowProblem(n, v.field, v.description) for v in exc.violations)
+            continue
+        note = doc.get("private_note")
+        good.append(ImportRow(n, content, audience, note if isinstance(note, str) else ""))
+    return good, problems
