@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from starlette.responses import Response
 
+from console.figures import Counted, FiguresCache
 from console.imports import IMPORT_PAGES
 from console.sessions import actions_on
 from console.web import Ask, ConsolePage, StatusSource, problems_by_field, violation
@@ -20,7 +21,7 @@ from sync.registry import SiteRole
 from sync.store import RecordRow
 from techbridge.v1 import admin_pb2
 from transfer import taxonomy
-from transfer.admin import is_live, report_to_pb
+from transfer.admin import is_live
 from transfer.duplicates import candidates
 from transfer.matching import suggestions
 from transfer.records import (
@@ -39,7 +40,7 @@ from transfer.records import (
     STAGES,
     content_from_json,
 )
-from transfer.report import FIGURES, Period, parse_period, period_between, report
+from transfer.report import FIGURES, Period, parse_period, period_between
 from transfer.report_files import csv_text, xlsx_bytes
 from transfer.search import FACET_NAMES, search_query
 
@@ -640,21 +641,32 @@ def _period(ask: Ask) -> Period:
     return parse_period(label or str(datetime.fromtimestamp(ask.site.now_ms() / 1000, UTC).year))
 
 
+def _counted(ask: Ask) -> tuple[Counted, bool]:
+    centres = tuple(sorted(set(ask.args("centre")))) if ask.site.is_hub else (ask.site.site_id,)
+    cache = ask.console.kept.get("figures")
+    if not isinstance(cache, FiguresCache):
+        cache = ask.console.kept.setdefault("figures", FiguresCache(ask.site))
+    return cache.get(_period(ask), centres)
+
+
 def _report(ask: Ask) -> admin_pb2.GetReportResponse:
-    centres = tuple(ask.args("centre")) if ask.site.is_hub else (ask.site.site_id,)
-    return report_to_pb(report(ask.site, _period(ask), centres))
+    return _counted(ask)[0].report
 
 
 def figures_page(ask: Ask) -> Response:
     problems: list[str] = []
     done = None
+    counted_at_ms, recounting = 0, False
     try:
-        done = _report(ask)
+        counted, recounting = _counted(ask)
+        done, counted_at_ms = counted.report, counted.counted_at_ms
     except InvalidInput as exc:
         problems = [f"{v.field}: {v.description}" for v in exc.violations]
     return ask.render(
         "figures.html",
         report=done,
+        counted_at_ms=counted_at_ms,
+        recounting=recounting,
         problems=problems,
         figures=FIGURES,
         params={

@@ -171,6 +171,8 @@ class Console:
     envs: dict[str, Environment] = field(default_factory=dict)
     # Work a page started that outlives its request (an import), by id.
     jobs: dict[str, Any] = field(default_factory=dict)
+    # What pages keep between requests (the figures counted), by name.
+    kept: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         loader = ChoiceLoader([FileSystemLoader(str(d)) for d in (*self.template_dirs, HERE / "templates")])

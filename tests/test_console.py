@@ -6,6 +6,7 @@ escaping, languages, downloads, and the console's own serving rules (loopback, H
 from __future__ import annotations
 
 import io
+import time
 import ssl
 import subprocess
 import sys
@@ -387,3 +388,26 @@ def test_importing_a_spreadsheet_checks_every_row_then_stores_all(centre: Node, 
         "/intake/import", data={"csrf": staff.csrf()}, files={"file": ("x.csv", b"\xff\xfe", "text/csv")}
     )
     assert r.status_code == 400 and "UTF-8" in r.text
+
+
+def test_figures_are_counted_once_and_recounted_when_the_network_moves(hub: Hub, centre: Node) -> None:
+    from console.figures import FiguresCache
+    from transfer.report import parse_period
+
+    site = _site(hub)
+    cache = FiguresCache(site, max_age_s=0)
+    year = parse_period(str(time.gmtime().tm_year))
+
+    def published(counted: object) -> int:
+        report = counted.report  # type: ignore[attr-defined]
+        return sum(f.count for c in report.centres for f in c.figures if f.name == "offers.submitted")
+
+    first, recounting = cache.get(year, ())
+    assert not recounting
+    again, recounting = cache.get(year, ())
+    assert again is first and not recounting, "the log has not moved: the same count"
+    centre.add_record("Solar-driven desalination skid")
+    centre.sync()
+    stale, recounting = cache.get(year, ())
+    assert stale is first and recounting, "served at once while a newer count runs"
+    assert wait_until(lambda: published(cache.get(year, ())[0]) == published(first) + 1)
