@@ -6,10 +6,10 @@ escaping, languages, downloads, and the console's own serving rules (loopback, H
 from __future__ import annotations
 
 import io
-import time
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
