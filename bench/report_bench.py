@@ -45,6 +45,7 @@ from transfer.records import FIRM, INTEREST, KINDS, LISTING, REQUEST  # noqa: E4
 from transfer.report import parse_period, report  # noqa: E402
 
 CENTRES = ("brussels", "daejeon", "tel-aviv", "toledo", "astana")
+COUNTRIES = {"brussels": "BE", "daejeon": "KR", "tel-aviv": "IL", "toledo": "ES", "astana": "KZ"}
 YEAR_MS = 365 * 24 * 3600 * 1000
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -179,8 +180,8 @@ def fill(site: Site, offers: int) -> dict[str, int]:
 def register_centres(site: Site, root: SigningKey) -> None:
     def build(held: Any) -> Any:
         centres = tuple(held.centres) + tuple(
-            Centre(c, c.title(), "BE", SiteRole.NODE, CentreStatus.ACTIVE, (SiteKey(f"k-{c}", bytes(32)),))
-            for c in CENTRES
+            Centre(c, c.title(), country, SiteRole.NODE, CentreStatus.ACTIVE, (SiteKey(k.key_id, k.public_bytes),))
+            for c, country, k in ((c, COUNTRIES[c], SigningKey.generate()) for c in CENTRES)
         )
         return issue_registry(root, centres, previous=held, now_ms=site.now_ms())
 

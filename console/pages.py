@@ -14,6 +14,7 @@ from starlette.responses import Response
 from console.figures import Counted, FiguresCache
 from console.imports import IMPORT_PAGES
 from console.sessions import actions_on
+from console.steps import step_field
 from console.web import Ask, ConsolePage, StatusSource, problems_by_field, violation
 from sync.errors import FieldViolation, InvalidInput, NotFound, PermissionDenied
 from sync.kinds import HUB, OWNER, PARTY, Action, Content, FieldValue, Kind
@@ -26,7 +27,6 @@ from transfer.duplicates import candidates
 from transfer.matching import suggestions
 from transfer.records import (
     CONFIDENTIALITY,
-    DECLINE_REASONS,
     FACILITIES,
     INSTRUMENTS,
     IPR_STATUSES,
@@ -256,13 +256,6 @@ def record_summary(row: RecordRow, now_ms: int) -> Summary:
 
 # ---- Record --------------------------------------------------------------------------------
 
-# Steps that need a value, and the form field that gives it.
-STEP_INPUTS = {
-    Action.EXTEND: "valid_until_ms",
-    Action.DECLINE: "decline_reason",
-    Action.INTRODUCE: "owner_identity",
-}
-
 
 def steps_here(ask: Ask, row: RecordRow) -> list[str]:
     """The lifecycle steps this site may take on the record now (its rights and the
@@ -364,8 +357,6 @@ def record_page(ask: Ask) -> Response:
         and row.origin == site.site_id
         and not state.deleted
         and content.status not in ("archived",),
-        step_inputs={a.value: f for a, f in STEP_INPUTS.items()},
-        decline_reasons=DECLINE_REASONS,
         live=is_live(content, now),
         names=names,
         private_note=private_note,
@@ -381,7 +372,7 @@ def step_page(ask: Ask) -> Response:
     except ValueError as exc:
         raise violation("action", f"{ask.field('action')!r} is not a step") from exc
     fields: tuple[tuple[str, FieldValue], ...] = ()
-    wanted = STEP_INPUTS.get(action)
+    wanted = step_field(ask.site.record(record_id).kind, action.value)
     if wanted == "valid_until_ms":
         fields = ((wanted, end_of_day_ms(ask.field("valid_until"), "valid_until")),)
     elif wanted:
@@ -626,8 +617,6 @@ def interests_page(ask: Ask) -> Response:
         "interests.html",
         by_status=by_status,
         about=about,
-        step_inputs={a.value: f for a, f in STEP_INPUTS.items()},
-        decline_reasons=DECLINE_REASONS,
     )
 
 

@@ -50,6 +50,7 @@ from starlette.staticfiles import StaticFiles
 from console.i18n import translations
 from console.sessions import SESSION_S, Session, end_session, open_session, record_action, session_of
 from console.staff import LANGUAGES, StaffAccount, set_language, set_password, sign_in
+from console.steps import REASON_CHOICES, step_field
 from sync.errors import (
     ConfigError,
     FailedPrecondition,
@@ -191,6 +192,8 @@ class Console:
             env.filters["span"] = lambda ms, lang=language: span(ms, lang)
             env.globals["url"] = url_with
             env.globals["country_xy"] = country_xy
+            env.globals["step_field"] = step_field
+            env.globals["reason_choices"] = REASON_CHOICES
             self.envs[language] = env
 
     @property

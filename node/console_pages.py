@@ -8,10 +8,9 @@ from pathlib import Path
 
 from starlette.responses import Response
 
-from console.pages import STEP_INPUTS, record_summary, steps_here
+from console.pages import record_summary, steps_here
 from console.web import Ask, ConsolePage
 from transfer.alerts import list_hits
-from transfer.records import DECLINE_REASONS
 
 TEMPLATES = Path(__file__).parent / "templates"
 QUEUE_MAX = 500
@@ -58,8 +57,6 @@ def queues_page(ask: Ask) -> Response:
         hits=hits,
         hit_titles=hit_titles,
         conflicted=conflicted,
-        step_inputs={a.value: f for a, f in STEP_INPUTS.items()},
-        decline_reasons=DECLINE_REASONS,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -55,6 +55,11 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     driver.quit()
 
 
+def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
+    """Wait for a condition, looking again when the page changed under the look."""
+    return WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def shot(driver: WebDriver, tmp_path: Path, name: str) -> None:
     """Save the page as it stands, in the test's folder and in $TECHBRIDGE_SCREENSHOTS."""
     driver.save_screenshot(str(tmp_path / f"{name}.png"))
@@ -70,7 +75,7 @@ def sign_in(driver: WebDriver, url: str, name: str) -> None:
     driver.find_element(By.ID, "name").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.ID, "sign-in").click()
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.ID, "me-name"))
+    wait(driver).until(lambda d: d.find_elements(By.ID, "me-name"))
 
 
 def web_url(x: Hub | Node) -> str:
@@ -104,9 +109,9 @@ def test_a_curator_validates_and_publishes_and_the_centre_sees_it_published(
         browser.get(web_url(hub) + "queues")
         shot(browser, tmp_path, "hq-queues")
         browser.find_element(By.CSS_SELECTOR, f'button[data-validate="{offer}"]').click()
-        WebDriverWait(browser, WAIT_S).until(lambda d: text_of(d, "record-status") == "validated")
+        wait(browser).until(lambda d: text_of(d, "record-status") == "validated")
         browser.find_element(By.ID, "step-publish").click()
-        WebDriverWait(browser, WAIT_S).until(lambda d: text_of(d, "record-status") == "published")
+        wait(browser).until(lambda d: text_of(d, "record-status") == "published")
         assert "li.wei" in text_of(browser, "history")
         shot(browser, tmp_path, "hq-record")
         browser.get(web_url(hub) + "search?q=desalination")
@@ -131,7 +136,7 @@ def test_centre_staff_see_a_bad_trl_beside_its_field_and_fix_it(hub: Hub, tmp_pa
         browser.find_element(By.ID, "f-title").send_keys("Olive-pomace biochar for soil carbon")
         browser.find_element(By.ID, "f-trl").send_keys("12")
         browser.find_element(By.ID, "submit").click()
-        WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.ID, "error-trl"))
+        wait(browser).until(lambda d: d.find_elements(By.ID, "error-trl"))
         assert "1 to 9" in text_of(browser, "error-trl")
         assert browser.find_element(By.ID, "f-title").get_attribute("value") == "Olive-pomace biochar for soil carbon"
         shot(browser, tmp_path, "centre-intake-error")
@@ -140,7 +145,7 @@ def test_centre_staff_see_a_bad_trl_beside_its_field_and_fix_it(hub: Hub, tmp_pa
         trl.clear()
         trl.send_keys("7")
         browser.find_element(By.ID, "submit").click()
-        WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.ID, "record-status"))
+        wait(browser).until(lambda d: d.find_elements(By.ID, "record-status"))
         assert text_of(browser, "record-status") == "submitted"
         [stored] = centre.listings()
         assert stored.values.listing.trl == 7
@@ -170,10 +175,10 @@ def test_the_network_page_shows_a_centre_down_once_its_node_stops(tmp_path: Path
             )
             return str(got)
 
-        WebDriverWait(browser, WAIT_S).until(lambda d: health(d) == "up")
+        wait(browser).until(lambda d: health(d) == "up")
         shot(browser, tmp_path, "hq-network")
         centre.stop()
-        WebDriverWait(browser, WAIT_S).until(lambda d: health(d) == "down")  # the page refreshes itself
+        wait(browser).until(lambda d: health(d) == "down")  # the page refreshes itself
         assert browser.find_element(By.ID, "network-live").get_attribute("data-refreshed")
         pin = browser.execute_script(
             "return document.querySelector('#map g[data-centre=\"brussels\"]').getAttribute('class');"
@@ -193,7 +198,7 @@ def test_a_title_with_markup_renders_as_text(hub: Hub, tmp_path: Path, browser: 
         browser.get(web_url(centre) + "intake/offer")
         browser.find_element(By.ID, "f-title").send_keys("<script>alert(1)</script>")
         browser.find_element(By.ID, "submit").click()
-        WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.ID, "record-title"))
+        wait(browser).until(lambda d: d.find_elements(By.ID, "record-title"))
         assert text_of(browser, "record-title") == "<script>alert(1)</script>"
         with pytest.raises(NoAlertPresentException):
             _ = browser.switch_to.alert.text
@@ -215,4 +220,4 @@ def test_the_chinese_console_shows_chinese_labels(hub: Hub, tmp_path: Path, brow
     assert browser.find_element(By.TAG_NAME, "h1").text == "统计"
     shot(browser, tmp_path, "hq-figures-zh")
     browser.find_element(By.ID, "lang-en").click()
-    WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.ID, "logout").text == "Sign out")
+    wait(browser).until(lambda d: d.find_element(By.ID, "logout").text == "Sign out")
