@@ -73,6 +73,10 @@ def bench(base: Path, backend: str, offers: int, samples: int) -> dict[str, Any]
         if backend == "postgresql":
             with site.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM ANALYZE")
+        # A network at rest: every centre has taken what the hub holds (pending counts read
+        # only what is newer than a centre's cursor).
+        for peer in (*report_bench.CENTRES, "bench"):
+            site.store.set_push_acked(peer, site.store.log_head())
         status = HubSide(site)
         console = start_console(
             site, status, console_pages(status, HQ_PAGES), listen="127.0.0.1:0", template_dirs=(HQ_TEMPLATES,)

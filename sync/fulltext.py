@@ -396,7 +396,7 @@ def snippet(doc: SearchDoc, query: TextQuery, width: int = SNIPPET_CHARS) -> Sni
     exact = frozenset(tok for t in wanted for tok in (t.tokens[:-1] if t.prefix else t.tokens))
     prefixes = tuple(t.tokens[-1] for t in wanted if t.prefix)
     fields = sorted(doc.text, key=lambda f: f[1])
-    for name, _weight, text in fields:
+    for name, _weight, text in fields if wanted else ():  # no term: nothing to look for
         folded, where = fold_mapped(text)
         hits = [t for t in spans(folded) if _matches(t.text, exact, prefixes)]
         if not hits:

@@ -178,7 +178,8 @@ def search_query(
         problems.append(FieldViolation("text", f"at most {QUERY_MAX_TERMS} terms (got {parsed.size()})"))
     if problems:
         raise InvalidInput(problems)
-    facets: list[tuple[str, tuple[str, ...]]] = [("kind", (kind,) if kind else tuple(sorted(SEARCHABLE)))]
+    # Only offers and requests are indexed: without a kind there is nothing to filter.
+    facets: list[tuple[str, tuple[str, ...]]] = [("kind", (kind,))] if kind else []
     facets.extend(("keyword", (k,)) for k in dict.fromkeys(keywords))
     facets.extend(("country", (c,)) for c in dict.fromkeys(codes))
     for name, value in (("stage", stage), ("partnership", partnership), ("status", status), ("origin", origin)):

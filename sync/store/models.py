@@ -115,6 +115,8 @@ class RecordModel(Base):
         Index("ix_records_kind_status", "kind", "status"),
         # Records of a kind by what their title field holds (an interest: the record it is about).
         Index("ix_records_kind_title", "kind", "title"),
+        # What each centre holds, counted by kind (the console's Network page).
+        Index("ix_records_origin_kind", "origin", "kind", "deleted"),
         # Search walks records newest first (Store.search).
         Index("ix_records_newest", "head_wall_ms", "record_id"),
     )
@@ -233,6 +235,17 @@ class SearchDocModel(Base):
         Index("ix_search_docs_newest", "head_wall_ms", "record_id"),
         Index("ix_search_docs_tsv", "tsv", postgresql_using="gin", sqlite_where=text("tsv IS NOT NULL")),
     )
+
+
+class SearchFacetCountModel(Base):
+    """How many indexed records hold each "facet=value" (search_docs.facets), kept in the
+    transaction that writes the index: the facets of a search that filters nothing are read
+    here rather than counted over every record."""
+
+    __tablename__ = "search_facet_counts"
+
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    docs: Mapped[int] = mapped_column(Integer)
 
 
 class AlertModel(Base):

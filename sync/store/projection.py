@@ -183,14 +183,16 @@ class ProjectionStore:
     def counts_by_origin(self) -> dict[str, dict[str, int]]:
         """Origin -> kind -> records held here (not deleted)."""
         with self.engine.connect() as conn:
+            # Grouped by deletion too, so that the (origin, kind, deleted) index covers it.
             rows = conn.execute(
-                select(records_t.c.origin, records_t.c.kind, func.count())
-                .where(records_t.c.deleted.is_(False))
-                .group_by(records_t.c.origin, records_t.c.kind)
+                select(records_t.c.origin, records_t.c.kind, records_t.c.deleted, func.count()).group_by(
+                    records_t.c.origin, records_t.c.kind, records_t.c.deleted
+                )
             ).all()
         out: dict[str, dict[str, int]] = {}
-        for origin, kind, n in rows:
-            out.setdefault(origin, {})[kind] = int(n)
+        for origin, kind, deleted, n in rows:
+            if not deleted:
+                out.setdefault(origin, {})[kind] = int(n)
         return out
 
     def list_records(

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from sync.fulltext import SearchDoc, Snippet, TextQuery
 from sync.kinds import Content, KindSet
 from sync.merge import state_from_json
 from sync.store.projection import RecordRow
-from sync.store.tables import IN_CHUNK, docs_t, records_t, versions_t
+from sync.store.tables import IN_CHUNK, docs_t, facet_counts_t, records_t, versions_t
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,15 @@ class SearchStore:
         (record id, head wall time, origin, merged content), in `conn`'s transaction."""
         sqlite = self.engine.dialect.name == "sqlite"
         old: dict[str, int] = {}
+        counted: Counter[str] = Counter()
         for i in range(0, len(record_ids), IN_CHUNK):
             chunk = list(record_ids[i : i + IN_CHUNK])
-            found = conn.execute(select(docs_t.c.record_id, docs_t.c.doc_id).where(docs_t.c.record_id.in_(chunk)))
-            old.update((r.record_id, r.doc_id) for r in found)
+            found = conn.execute(
+                select(docs_t.c.record_id, docs_t.c.doc_id, docs_t.c.facets).where(docs_t.c.record_id.in_(chunk))
+            )
+            for r in found:
+                old[r.record_id] = r.doc_id
+                counted.subtract(json.loads(r.facets))
         if old:
             doc_ids = sorted(old.values())
             for i in range(0, len(doc_ids), IN_CHUNK):
@@ -135,12 +141,28 @@ class SearchStore:
                     conn.exec_driver_sql(f"DELETE FROM search_fts WHERE rowid IN ({marks})", tuple(gone))
                 conn.execute(delete(docs_t).where(docs_t.c.doc_id.in_(gone)))
         docs = [(rid, wall, doc) for rid, wall, origin, content in fresh if (doc := self._doc_of(content, origin))]
+        for _rid, _wall, doc in docs:
+            counted.update(f"{f}={v}" for f, v in doc.facets)
+        self._count_facets(conn, counted)
         if not docs:
             return
         if sqlite:
             self._write_sqlite(conn, docs, old)
         else:
             self._write_postgresql(conn, docs)
+
+    @staticmethod
+    def _count_facets(conn: Connection, counted: Counter[str]) -> None:
+        """Add the change of each facet value's count (one statement for the batch)."""
+        changes = [{"value": v, "docs": n} for v, n in sorted(counted.items()) if n]
+        if changes:
+            conn.execute(
+                text(
+                    "INSERT INTO search_facet_counts (value, docs) VALUES (:value, :docs) "
+                    "ON CONFLICT (value) DO UPDATE SET docs = search_facet_counts.docs + excluded.docs"
+                ),
+                changes,
+            )
 
     @staticmethod
     def _columns(doc: SearchDoc) -> tuple[str, str, str]:
@@ -255,7 +277,7 @@ class SearchStore:
                     "search_fts JOIN search_docs d ON d.doc_id = search_fts.rowid",
                     " AND ".join(["search_fts MATCH :match", *where]),
                     params,
-                    f"-{BM25}",
+                    "0.0" if query.text.empty else f"-{BM25}",  # facets alone: nothing to rank by
                 )
             if query.text.excluded:
                 params["excluded"] = fulltext.fts5_excluded(query.text, columns)
@@ -289,7 +311,12 @@ class SearchStore:
         with self.engine.connect() as conn:
             found = conn.execute(page, params).all()
             total = int(conn.execute(count, plan.params).scalar_one())
-            facets = self._facet_counts(conn, plan) if with_facets else {}
+            if not with_facets:
+                facets = {}
+            elif _filters_nothing(query):
+                facets = self._all_facet_counts(conn)
+            else:
+                facets = self._facet_counts(conn, plan)
             rows = self._rows(conn, [r.record_id for r in found])
         hits = []
         for r in found:
@@ -300,6 +327,11 @@ class SearchStore:
             hits.append(SearchHit(row, float(r.score), fulltext.snippet(doc, query.text) if doc else None))
         return SearchResult(tuple(hits), total, facets)
 
+    @staticmethod
+    def _all_facet_counts(conn: Connection) -> dict[str, tuple[tuple[str, int], ...]]:
+        counted = conn.execute(select(facet_counts_t.c.value, facet_counts_t.c.docs).where(facet_counts_t.c.docs > 0))
+        return _facets_by_name((str(r.value), int(r.docs)) for r in counted)
+
     def _facet_counts(self, conn: Connection, plan: _Plan) -> dict[str, tuple[tuple[str, int], ...]]:
         if self.engine.dialect.name == "sqlite":
             source = f"{plan.source} CROSS JOIN json_each(d.facets) AS j"
@@ -309,11 +341,7 @@ class SearchStore:
             text(f"SELECT j.value AS value, count(*) AS n FROM {source} WHERE {plan.where} GROUP BY j.value"),
             plan.params,
         ).all()
-        out: dict[str, list[tuple[str, int]]] = {}
-        for r in counted:
-            facet, _, value = str(r.value).partition("=")
-            out.setdefault(facet, []).append((value, int(r.n)))
-        return {f: tuple(sorted(vs, key=lambda v: (-v[1], v[0]))) for f, vs in sorted(out.items())}
+        return _facets_by_name((str(r.value), int(r.n)) for r in counted)
 
     def _rows(self, conn: Connection, record_ids: Sequence[str]) -> dict[str, RecordRow]:
         if not record_ids:
@@ -325,3 +353,16 @@ class SearchStore:
             {"ids": list(record_ids)},
         ).all()
         return {r.record_id: self._record_row(r) for r in rows}
+
+
+def _filters_nothing(query: SearchQuery) -> bool:
+    """A search of every indexed record: no text, no facet, no liveness, no id list."""
+    return query.text.empty and not query.facets and query.live_at_ms is None and query.record_ids is None
+
+
+def _facets_by_name(counted: Iterable[tuple[str, int]]) -> dict[str, tuple[tuple[str, int], ...]]:
+    out: dict[str, list[tuple[str, int]]] = {}
+    for tagged, n in counted:
+        facet, _, value = tagged.partition("=")
+        out.setdefault(facet, []).append((value, n))
+    return {f: tuple(sorted(vs, key=lambda v: (-v[1], v[0]))) for f, vs in sorted(out.items())}

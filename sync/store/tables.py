@@ -20,6 +20,7 @@ from sync.store.models import (
     RegistryModel,
     RejectionModel,
     SearchDocModel,
+    SearchFacetCountModel,
     VersionModel,
 )
 
@@ -32,6 +33,7 @@ rejections_t = cast(Table, RejectionModel.__table__)
 registry_t = cast(Table, RegistryModel.__table__)
 notes_t = cast(Table, PrivateNoteModel.__table__)
 docs_t = cast(Table, SearchDocModel.__table__)
+facet_counts_t = cast(Table, SearchFacetCountModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 IN_CHUNK = 500
