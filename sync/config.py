@@ -32,11 +32,10 @@ SITE_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
 
 def default_web_listen(listen: str) -> str:
-    """The console's address: 80 ports up from the site's (7700 -> 7780), or ephemeral."""
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", "[::]", "::", ""):
-        host = "127.0.0.1"
-    return f"{host}:{int(port) + 80}" if port.isdigit() and int(port) and int(port) + 80 < 65536 else f"{host}:0"
+    """The console's address: this machine only (127.0.0.1, whatever the site's own host),
+    80 ports up from the site's (7700 -> 7780), or any free port."""
+    port = listen.rpartition(":")[2]
+    return f"127.0.0.1:{int(port) + 80}" if port.isdigit() and int(port) and int(port) + 80 < 65536 else "127.0.0.1:0"
 
 
 def default_enrol_listen(listen: str) -> str:
