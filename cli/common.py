@@ -46,7 +46,7 @@ def web_init_args(sp: argparse.ArgumentParser) -> None:
         "--web-listen",
         default=None,
         metavar="HOST:PORT",
-        help="where the staff console listens (default: 127.0.0.1, 80 ports above --listen, or any free port; off: none)",
+        help="where the staff console listens (default 127.0.0.1, port: --listen's + 80 or any free one; off: none)",
     )
     sp.add_argument("--web-cert", default="", metavar="PEM", help="HTTPS certificate for the console")
     sp.add_argument("--web-key", default="", metavar="PEM", help="HTTPS key for the console")
