@@ -80,7 +80,6 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
                 for p in problems
             )
         )
-    docs = rows
     requests = [
         admin_pb2.AddRecordRequest(
             values=values_message(LISTING, row.content.as_dict()),
@@ -106,7 +105,7 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
             for rid in ids:
                 sys.stdout.write(rid + "\n")
             stored += len(ids)
-    err.print(f"imported {len(docs)} offers from {name}", highlight=False)
+    err.print(f"imported {len(rows)} offers from {name}", highlight=False)
 
 
 # Rows stored per call, each call one transaction.

@@ -38,18 +38,20 @@ class FiguresCache:
         self._site = site
         self._max_age_ms = int(max_age_s * 1000)
         self._held: OrderedDict[Key, Counted] = OrderedDict()
-        self._counting: set[Key] = set()
+        self._counting: set[Key] = set()  # recounts under way
+        self._first: dict[Key, threading.Event] = {}  # first counts under way, awaited by all
         self._lock = threading.Lock()
 
     def _count(self, key: Key, period: Period, centres: tuple[str, ...]) -> Counted:
         head = self._site.log_head()
         done = Counted(report_to_pb(report(self._site, period, centres)), self._site.now_ms(), head)
         with self._lock:
-            self._held[key] = done
-            self._held.move_to_end(key)
+            held = self._held.get(key)
+            if held is None or held.log_head <= head:  # never replace a newer count
+                self._held[key] = done
+                self._held.move_to_end(key)
             while len(self._held) > KEPT:
                 self._held.popitem(last=False)
-            self._counting.discard(key)
         return done
 
     def _recount(self, key: Key, period: Period, centres: tuple[str, ...]) -> None:
@@ -57,16 +59,33 @@ class FiguresCache:
             self._count(key, period, centres)
         except Exception:
             log.exception("recounting the figures of %s failed", period.label)
+        finally:
             with self._lock:
                 self._counting.discard(key)
 
     def get(self, period: Period, centres: tuple[str, ...]) -> tuple[Counted, bool]:
-        """The report of `period` for `centres` and whether a newer count is under way."""
+        """The report of `period` for `centres` and whether a newer count is under way. The
+        first visitors of a period wait for one count together."""
         key = (period.start_ms, period.end_ms, period.label, centres)
-        with self._lock:
-            held = self._held.get(key)
-        if held is None:
-            return self._count(key, period, centres), False
+        while True:
+            with self._lock:
+                held = self._held.get(key)
+                first = self._first.get(key) if held is None else None
+                mine = held is None and first is None
+                if mine:
+                    first = self._first[key] = threading.Event()
+            if held is not None:
+                break
+            assert first is not None
+            if not mine:
+                first.wait(timeout=300)
+                continue  # counted by the other visitor (or failed: count again)
+            try:
+                return self._count(key, period, centres), False
+            finally:
+                with self._lock:
+                    self._first.pop(key, None)
+                first.set()
         if held.log_head == self._site.log_head() or self._site.now_ms() - held.counted_at_ms < self._max_age_ms:
             return held, False
         with self._lock:

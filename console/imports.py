@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from console.sessions import record_action
+from console.sessions import record_actions
 from console.web import Ask, ConsolePage
 from sync.errors import NotFound, TechbridgeError
 from sync.site import Site
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 FILE_MAX = 10 * 1024 * 1024
 JOBS_KEPT = 50
+_JOBS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -44,27 +45,33 @@ class ImportJob:
         return int(100 * self.stored / self.total) if self.total else 100
 
 
+def _stored_so_far(job: ImportJob) -> str:
+    return f"rows 2-{job.stored + 1} were stored, none after" if job.stored else "no row was stored"
+
+
 def _store(site: Site, job: ImportJob, rows: list[ImportRow]) -> None:
     try:
         for start in range(0, len(rows), BATCH):
             batch = rows[start : start + BATCH]
             versions = site.add_records([(r.content, r.audience, r.private_note) for r in batch])
-            for v in versions:
-                record_action(site.store, v.version_id, v.record_id, job.staff_name, now_ms=site.now_ms())
-            job.record_ids.extend(v.record_id for v in versions)
             job.stored += len(versions)
+            job.record_ids.extend(v.record_id for v in versions)
+            record_actions(
+                site.store, [(v.version_id, v.record_id) for v in versions], job.staff_name, now_ms=site.now_ms()
+            )
     except TechbridgeError as exc:
-        job.error = f"{exc}; rows 2-{job.stored + 1} were stored, none after"
+        job.error = f"{exc}; {_stored_so_far(job)}"
     except Exception:
         log.exception("console import %s failed", job.job_id)
-        job.error = f"the site could not store the rest; rows 2-{job.stored + 1} were stored, none after"
+        job.error = f"the site could not store the rest; {_stored_so_far(job)}"
     finally:
         job.finished = True
 
 
 def import_page(ask: Ask) -> Response:
     ask.need_writer()
-    jobs = [j for j in ask.console.jobs.values() if isinstance(j, ImportJob)]
+    with _JOBS_LOCK:
+        jobs = [j for j in ask.console.jobs.values() if isinstance(j, ImportJob)]
     if ask.request.method == "GET":
         return ask.render("import.html", problems=[], jobs=jobs[-10:])
     upload = ask.form.get("file") if ask.form is not None else None
@@ -82,16 +89,22 @@ def import_page(ask: Ask) -> Response:
         shown = [(p.row, p.field, p.description) for p in problems]
         return ask.render("import.html", 400, problems=shown, jobs=jobs, file_name=upload.filename)
     job = ImportJob(uuid.uuid4().hex[:12], upload.filename, ask.account.name, len(rows))
-    while len(ask.console.jobs) >= JOBS_KEPT:
-        ask.console.jobs.pop(next(iter(ask.console.jobs)))
-    ask.console.jobs[job.job_id] = job
+    with _JOBS_LOCK:  # the oldest finished imports make room
+        held = ask.console.jobs
+        for old in [k for k, j in held.items() if isinstance(j, ImportJob) and j.finished][
+            : max(0, len(held) - JOBS_KEPT + 1)
+        ]:
+            del held[old]
+        held[job.job_id] = job
     threading.Thread(target=_store, args=(ask.site, job, rows), name=f"import-{job.job_id}", daemon=True).start()
     log.info("console: %s imports %s offers", job.staff_name, job.total)
     return ask.redirect(f"/intake/import/{job.job_id}")
 
 
 def import_job_page(ask: Ask) -> Response:
-    job = ask.console.jobs.get(ask.request.path_params["job_id"])
+    ask.need_writer()
+    with _JOBS_LOCK:
+        job = ask.console.jobs.get(ask.request.path_params["job_id"])
     if not isinstance(job, ImportJob):
         raise NotFound("no such import here (imports are kept while the site runs)")
     template = "import_live.html" if ask.arg("part") == "live" else "import_job.html"

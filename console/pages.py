@@ -17,12 +17,13 @@ from console.sessions import actions_on
 from console.steps import step_field
 from console.web import Ask, ConsolePage, StatusSource, problems_by_field, violation
 from sync.errors import FieldViolation, InvalidInput, NotFound, PermissionDenied
-from sync.kinds import HUB, OWNER, PARTY, Action, Content, FieldValue, Kind
+from sync.kinds import Action, Content, FieldValue, Kind
 from sync.registry import SiteRole
 from sync.store import RecordRow
 from techbridge.v1 import admin_pb2
 from transfer import taxonomy
 from transfer.admin import is_live
+from transfer.bulk import number_or_text
 from transfer.duplicates import candidates
 from transfer.matching import suggestions
 from transfer.records import (
@@ -169,7 +170,8 @@ def search_page(ask: Ask) -> Response:
         "live": ask.arg("live"),
         "sort": ask.arg("sort"),
     }
-    page_no = int(ask.arg("page", "1")) if ask.arg("page", "1").isdigit() else 1
+    asked = number_or_text(ask.arg("page", "1"))
+    page_no = asked if isinstance(asked, int) else 1
     page_no = max(1, min(page_no, 500))
     problems: list[str] = []
     result = None
@@ -258,25 +260,14 @@ def record_summary(row: RecordRow, now_ms: int) -> Summary:
 
 
 def steps_here(ask: Ask, row: RecordRow) -> list[str]:
-    """The lifecycle steps this site may take on the record now (its rights and the
-    record's status), for the buttons staff see."""
+    """The lifecycle steps this site may take on the record now, for the buttons staff see
+    (the expiry job's and a firm's own steps aside)."""
     kind = KINDS[row.kind]
-    state = row.state
-    if state.deleted:
-        return []
-    handler = str(state.content.value(kind.handler_field)) if kind.handler_field else row.origin
-    mine = {OWNER} if row.origin == ask.site.site_id else set()
-    if ask.site.is_hub:
-        mine.add(HUB)
-    if handler == ask.site.site_id:
-        mine.add(PARTY)
-    out = []
-    for action, (before, _after) in kind.transitions.items():
-        if action in (Action.EXPIRE, Action.ERASE):
-            continue  # the expiry job's and the firm's own steps
-        if state.content.status in before and kind.rights.get(action, frozenset()) & mine:
-            out.append(action.value)
-    return out
+    return [
+        action.value
+        for action in kind.transitions
+        if action not in (Action.EXPIRE, Action.ERASE) and ask.site.may_step(row, action)
+    ]
 
 
 def field_rows(kind: Kind, content: Content) -> list[tuple[str, str]]:
@@ -327,9 +318,9 @@ def record_page(ask: Ask) -> Response:
     now = site.now_ms()
     matches = []
     duplicates = []
-    if row.kind in ("listing", "request") and not state.deleted:
+    if site.is_hub and row.kind in ("listing", "request") and not state.deleted:  # HQ's work
         matches = [(s, record_summary(s.record, now)) for s in suggestions(site, record_id, limit=5)]
-    if row.kind == "listing" and not state.deleted:
+    if site.is_hub and row.kind == "listing" and not state.deleted:
         duplicates = [(p, record_summary(p.other, now)) for p in candidates(site, record_id)]
     interests = []
     if row.kind in ("listing", "request"):
@@ -360,7 +351,7 @@ def record_page(ask: Ask) -> Response:
         live=is_live(content, now),
         names=names,
         private_note=private_note,
-        done=ask.arg("done"),
+        done=ask.done(),
     )
 
 
@@ -434,7 +425,7 @@ def offer_document(ask: Ask) -> dict[str, object]:
             doc[name] = ask.field(name)
     trl = ask.field("trl")
     if trl:
-        doc["trl"] = int(trl) if trl.lstrip("-").isdigit() else trl
+        doc["trl"] = number_or_text(trl)
     if ask.field("anonymous"):
         doc["anonymous"] = True
     doc["status"] = "submitted" if ask.field("submit") else "draft"
@@ -458,7 +449,7 @@ def request_document(ask: Ask) -> dict[str, object]:
     for name in REQUEST_NUMBERS:
         text = ask.field(name)
         if text:
-            doc[name] = int(text) if text.isdigit() else text
+            doc[name] = number_or_text(text)
     for name in REQUEST_DATES:
         text = ask.field(name)
         if text:
@@ -585,7 +576,8 @@ def request_intake_page(ask: Ask) -> Response:
         return ask.render(
             "intake_request.html", 400, problems=problems_by_field(exc), form=_typed(ask), **_intake_choices(ask)
         )
-    slug = "".join(ch if ch.isalnum() else "-" for ch in str(doc.get("title", "request")).lower())[:40].strip("-")
+    title = str(doc.get("title", "request")).lower()
+    slug = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in title)[:40].strip("-")
     return Response(
         json.dumps(doc, ensure_ascii=False, indent=2) + "\n",
         media_type="application/json",
@@ -670,7 +662,9 @@ def figures_page(ask: Ask) -> Response:
 def figures_download(ask: Ask) -> Response:
     r = _report(ask)
     fmt = ask.request.path_params["fmt"]
-    name = f"figures-{r.site}-{r.period}"
+    name = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "-" for ch in f"figures-{r.site}-{r.period}"
+    )
     if fmt == "csv":
         return Response(
             csv_text(r),

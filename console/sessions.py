@@ -81,9 +81,18 @@ def end_session(store: Store, token: str) -> None:
 
 def record_action(store: Store, version_id: str, record_id: str, staff_name: str, *, now_ms: int) -> None:
     """Note that `staff_name` wrote `version_id` through the console."""
+    record_actions(store, [(version_id, record_id)], staff_name, now_ms=now_ms)
+
+
+def record_actions(store: Store, written: list[tuple[str, str]], staff_name: str, *, now_ms: int) -> None:
+    """Note that `staff_name` wrote each (version id, record id) through the console, in one
+    statement."""
+    if not written:
+        return
     with store.writing() as conn:
         conn.execute(
-            insert(actions_t).values(version_id=version_id, record_id=record_id, staff_name=staff_name, at_ms=now_ms)
+            insert(actions_t),
+            [{"version_id": v, "record_id": r, "staff_name": staff_name, "at_ms": now_ms} for v, r in written],
         )
 
 

@@ -23,6 +23,7 @@ their own templates beside them.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -60,6 +61,7 @@ from sync.errors import (
     PermissionDenied,
     TechbridgeError,
 )
+from sync.kinds import Action
 from sync.site import Site
 from techbridge.v1 import admin_pb2
 
@@ -73,7 +75,8 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_LOOPBACK = ("127.", "localhost", "::1", "[::1]")
+# What a redirect may say was done: a step, or one of the console's own changes.
+DONE_WORDS = frozenset({*(a.value for a in Action), "create", "edit", "settle"})
 
 
 class StatusSource(Protocol):
@@ -106,6 +109,12 @@ class Ask:
 
     def t(self, message: str) -> str:
         return translations(self.language).gettext(message)
+
+    def done(self) -> str:
+        """The step a redirect says was just taken, if it is one the console takes (shown
+        translated: never the request's own text)."""
+        said = self.arg("done")
+        return said if said in DONE_WORDS else ""
 
     def arg(self, name: str, default: str = "") -> str:
         """A query parameter, stripped."""
@@ -458,7 +467,13 @@ def make_app(console: Console) -> Starlette:
 
 
 def is_loopback(host: str) -> bool:
-    return host.startswith(_LOOPBACK)
+    """Whether `host` is this machine only: localhost or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass

@@ -47,6 +47,7 @@ def queues_page(ask: Ask) -> Response:
         conflicted=conflicted,
         pairs=pairs,
         names=names,
+        done=ask.done(),
     )
 
 

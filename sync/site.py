@@ -516,6 +516,30 @@ class Site:
         if problems:
             raise InvalidInput(problems)
 
+    def may_step(self, row: RecordRow, action: Action) -> bool:
+        """Whether this site may take lifecycle step `action` on the record now: legal from
+        its status, this site's right, and the history guards (what `step_record` checks
+        before it signs), for the buttons a person is shown."""
+        kind = self.kinds[row.kind]
+        state = row.state
+        if state.deleted or action not in kind.transitions:
+            return False
+        before, after = kind.transitions[action]
+        if state.content.status not in before:
+            return False
+        try:
+            check_permission(
+                Change(action=action, status=after),
+                author=self.site_id,
+                origin=row.origin,
+                author_is_hub=self.is_hub,
+                kind=kind,
+            )
+            self._check_step(kind, state, action, by_owner=row.origin == self.site_id)
+        except (PermissionDenied, FailedPrecondition):
+            return False
+        return True
+
     def _check_step(self, kind: Kind, state: RecordState, action: Action, *, by_owner: bool) -> None:
         """The history guards the merge applies (sync.merge), checked before signing:
         a step for the handling centre is taken by it, or by the owner where the owner

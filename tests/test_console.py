@@ -411,3 +411,28 @@ def test_figures_are_counted_once_and_recounted_when_the_network_moves(hub: Hub,
     stale, recounting = cache.get(year, ())
     assert stale is first and recounting, "served at once while a newer count runs"
     assert wait_until(lambda: published(cache.get(year, ())[0]) == published(first) + 1)
+
+
+def test_odd_input_gets_a_plain_answer_never_a_500(hub: Hub, centre: Node) -> None:
+    from console.web import is_loopback
+
+    offer = centre.add_record("Solar-driven desalination skid")
+    staff = _client(centre, "kim", "staff")
+    page = staff.get(f"/records/{offer}?done=<b>bold</b>")
+    assert page.status_code == 200 and "<b>bold</b>" not in page.text and 'id="done"' not in page.text
+    assert 'id="done"' in staff.get(f"/records/{offer}?done=withdraw").text
+    assert staff.get("/search?page=²").status_code == 200
+    assert staff.get("/search?page=99999999999999999999999").status_code == 200
+    r = staff.post("/intake/offer", {"title": "Membrane", "trl": "--5"})
+    assert r.status_code == 400 and 'id="error-trl"' in r.text
+    r = staff.post("/intake/request", {"title": "寻找机器视觉合作伙伴", "request_type": "partner", "sought": "视觉"})
+    assert r.status_code == 200 and r.headers["content-disposition"].isascii()
+    for period in ("0000", "9999-Q4", "２０２６"):
+        bad = staff.get(f"/figures?period={period}")
+        assert bad.status_code == 200 and 'id="problems"' in bad.text, period
+    assert staff.get("/figures.csv?period=0000").status_code == 400
+    assert staff.get("/records/no-such-record").status_code == 404
+    r = staff.post(f"/records/{offer}/step", {"action": "teleport"})
+    assert r.status_code == 400 and "not a step" in r.text
+    assert [is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost")] == [True] * 4
+    assert [is_loopback(h) for h in ("localhost.example.org", "10.0.0.1", "::1:2", "0.0.0.0")] == [False] * 4

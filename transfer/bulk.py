@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 from sync.errors import InvalidInput
@@ -13,6 +14,7 @@ from sync.kinds import Content
 from transfer.records import LISTING, audience_from_json, content_from_json
 
 EXTRA = frozenset({"audience", "status", "private_note"})
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 ROWS_MAX = 20_000
 
 
@@ -31,9 +33,16 @@ class RowProblem:
     description: str
 
 
+def number_or_text(text: str) -> int | str:
+    """An integer typed as ASCII digits (at most 18), else the text itself, for the rules
+    to name as not a number."""
+    return int(text) if _INTEGER.fullmatch(text) else text
+
+
 def read_offers_csv(text: str) -> tuple[list[ImportRow], list[RowProblem]]:
     """The offers a CSV file holds and every problem in it (nothing is good unless both the
     file and each row are)."""
+    text = text.removeprefix("\ufeff")  # a spreadsheet's byte-order mark
     try:
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except csv.Error as exc:
@@ -59,7 +68,7 @@ def read_offers_csv(text: str) -> tuple[list[ImportRow], list[RowProblem]]:
             elif isinstance(default, bool):
                 doc[key] = value.lower() in ("true", "yes", "1")
             elif isinstance(default, int):
-                doc[key] = int(value) if value.lstrip("-").isdigit() else value
+                doc[key] = number_or_text(value)
             else:
                 doc[key] = value
         try:

@@ -50,9 +50,9 @@ from sync.site import Site
 from sync.store.tables import records_t
 
 DAY_MS = 24 * 3600 * 1000
-_YEAR = re.compile(r"^(\d{4})$")
-_QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_YEAR = re.compile(r"^([0-9]{4})$")
+_QUARTER = re.compile(r"^([0-9]{4})-[Qq]([1-4])$")
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,9 @@ def _ms(d: date) -> int:
 def parse_period(text: str) -> Period:
     """`2026`, `2026-Q4` or `2026-11`, or InvalidInput naming `period`."""
     t = text.strip()
+    year = re.match(r"^([0-9]{4})", t)
+    if year and not 1970 <= int(year.group(1)) <= 9998:
+        raise InvalidInput([FieldViolation("period", f"{text!r}: a year from 1970 to 9998")])
     if m := _YEAR.match(t):
         y = int(m.group(1))
         return Period(_ms(date(y, 1, 1)), _ms(date(y + 1, 1, 1)), t)

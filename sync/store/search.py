@@ -248,7 +248,7 @@ class SearchStore:
                     (r.record_id, r.head_wall_ms, r.origin, state_from_json(r.state_json, self.kinds).content)
                     for r in rows
                 ]
-                self.reindex(conn, [], fresh)
+                self.reindex(conn, [r.record_id for r in rows], fresh)
             done += len(rows)
             after = rows[-1].record_id
         log.info("search index built: %s records", done)
