@@ -756,6 +756,10 @@ class Site:
         """The records held here among `record_ids`."""
         return self.store.records_by_id(record_ids)
 
+    def common_terms(self, terms: Sequence[str]) -> set[str]:
+        """The analysed terms too common among the records indexed here to tell them apart."""
+        return self.store.common_terms(terms)
+
     def records_titled(self, kind: str, title: str, limit: int = 200) -> list[RecordRow]:
         """The records of `kind` held here whose title field holds `title`, newest first
         (an interest's is the record it is about)."""

@@ -418,6 +418,23 @@ class TestSearchIndex:
         assert kept == counted and kept["stage"]
         assert sum(n for _, n in kept["kind"]) == store.search(search_query()).total
 
+    def test_common_terms_are_those_most_records_hold(self, store: Store) -> None:
+        versions = [
+            make_version(
+                KEY,
+                site="tel-aviv",
+                record_id=f"offer-{i}",
+                hlc=Stamp(1_000 + i, 0),
+                change=create_change(listing_content(title=f"Membrane {'graphene' if i < 2 else 'ceramic'} {i}")),
+                kind=LISTING,
+            )
+            for i in range(10)
+        ]
+        store.append_local_batch(versions, now_ms=1)
+        words = [tokens(w)[0] for w in ("membrane", "ceramic", "graphene", "turbine")]
+        assert store.common_terms(words, share=0.5, at_least=3) == {words[0], words[1]}
+        assert store.common_terms(words) == set(), "a store this small has no common word"
+
     def test_a_batch_that_changes_the_newest_doc_and_adds_one_stores_both(self, store: Store) -> None:
         """The record holding the highest index id is re-indexed (its rows dropped, its id
         kept) in the batch that indexes a new record: the new one takes a fresh id."""

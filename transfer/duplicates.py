@@ -126,6 +126,8 @@ def candidates(site: Site, record_id: str) -> list[Pair]:
     for t in translations if isinstance(translations, tuple) else ():
         if isinstance(t, tuple) and len(t) == 4:
             words.extend(w for w in analysed(str(t[1])).split() if w not in STOPWORDS and w not in words)
+    common = site.common_terms(words[:24])  # a word most offers hold finds every offer
+    words = [w for w in words if w not in common]
     base = (("kind", ("listing",)),)
     queries = []
     if words:

@@ -310,13 +310,16 @@ class SearchStore:
         params = {**plan.params, "limit": query.limit, "offset": query.offset}
         with self.engine.connect() as conn:
             found = conn.execute(page, params).all()
-            total = int(conn.execute(count, plan.params).scalar_one())
             if not with_facets:
                 facets = {}
             elif _filters_nothing(query):
                 facets = self._all_facet_counts(conn)
             else:
                 facets = self._facet_counts(conn, plan)
+            if with_facets:  # every indexed record holds one kind: its counts add up to the matches
+                total = sum(n for _, n in facets.get("kind", ()))
+            else:
+                total = int(conn.execute(count, plan.params).scalar_one())
             rows = self._rows(conn, [r.record_id for r in found])
         hits = []
         for r in found:
@@ -326,6 +329,29 @@ class SearchStore:
             doc = self._doc_of(row.state.content, row.origin) if query.snippets else None
             hits.append(SearchHit(row, float(r.score), fulltext.snippet(doc, query.text) if doc else None))
         return SearchResult(tuple(hits), total, facets)
+
+    def common_terms(self, terms: Sequence[str], *, share: float = 0.05, at_least: int = 200) -> set[str]:
+        """Which analysed `terms` are held by more than `share` of the indexed records (and
+        by at least `at_least`): words too common to find alike records by. Each count stops
+        at that bound, so a common word costs no more than a rare one."""
+        with self.engine.connect() as conn:
+            total = sum(
+                int(r.docs)
+                for r in conn.execute(select(facet_counts_t.c.docs).where(facet_counts_t.c.value.like("kind=%")))
+            )
+            cap = max(at_least, int(share * total))
+            if total < cap:
+                return set()
+            common = set()
+            for term in dict.fromkeys(terms):
+                plan = self._plan(SearchQuery(TextQuery(((fulltext.Term((term,)),),))))
+                held = conn.execute(
+                    text(f"SELECT count(*) FROM (SELECT 1 FROM {plan.source} WHERE {plan.where} LIMIT :cap) AS s"),
+                    {**plan.params, "cap": cap},
+                ).scalar_one()
+                if int(held) >= cap:
+                    common.add(term)
+        return common
 
     @staticmethod
     def _all_facet_counts(conn: Connection) -> dict[str, tuple[tuple[str, int], ...]]:
