@@ -71,7 +71,27 @@ def duplicate_page(ask: Ask) -> Response:
     return ask.redirect("/queues", done="settle")
 
 
+def curate_page(ask: Ask) -> Response:
+    """HQ's curation of an offer or a request: its tags and whether it is featured."""
+    ask.need_writer()
+    record_id = ask.request.path_params["record_id"]
+    row = ask.site.record(record_id)
+    if row.kind not in ("listing", "request"):
+        raise violation("id", f"{record_id} is a {row.kind}: HQ curates offers and requests")
+    content = row.state.content
+    wanted: dict[str, FieldValue] = {
+        "tags": tuple(dict.fromkeys(t.strip() for t in ask.field("tags").replace(";", ",").split(",") if t.strip())),
+        "featured": bool(ask.field("featured")),
+    }
+    changed = tuple((n, v) for n, v in wanted.items() if v != content.value(n))
+    if changed:
+        version = ask.site.edit_record(record_id, changed)
+        ask.noted(version.version_id, record_id)
+    return ask.redirect(f"/records/{record_id}", done="edit" if changed else "")
+
+
 HQ_PAGES = (
     ConsolePage("/queues", queues_page, label="Queues"),
     ConsolePage("/records/{record_id}/duplicate", duplicate_page, ("POST",)),
+    ConsolePage("/records/{record_id}/curate", curate_page, ("POST",)),
 )

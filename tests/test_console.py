@@ -436,3 +436,21 @@ def test_odd_input_gets_a_plain_answer_never_a_500(hub: Hub, centre: Node) -> No
     assert r.status_code == 400 and "not a step" in r.text
     assert [is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost")] == [True] * 4
     assert [is_loopback(h) for h in ("localhost.example.org", "10.0.0.1", "::1:2", "0.0.0.0")] == [False] * 4
+
+
+def test_hq_curates_tags_and_featured_and_the_centre_sees_them(hub: Hub, centre: Node) -> None:
+    offer = centre.add_record("Solar-driven desalination skid")
+    centre.sync()
+    curator = _client(hub, "li.wei", "curator")
+    assert 'id="curate"' in curator.get(f"/records/{offer}").text
+    r = curator.post(f"/records/{offer}/curate", {"tags": "water, agritech", "featured": "1"})
+    assert r.status_code == 303
+    shown = hub.show(offer).values.listing
+    assert list(shown.tags) == ["water", "agritech"] and shown.featured
+    centre.sync()
+    assert centre.show(offer).values.listing.featured
+    staff = _client(centre, "kim", "staff")
+    assert 'id="curate"' not in staff.get(f"/records/{offer}").text
+    assert staff.post(f"/records/{offer}/curate", {"tags": "x"}).status_code == 404, "no such form at a centre"
+    viewer = _client(hub, "zhang", "viewer")
+    assert viewer.post(f"/records/{offer}/curate", {"tags": "x"}).status_code == 403
