@@ -23,6 +23,7 @@ from cli import (
     conflicts,
     duplicates,
     firm,
+    health,
     hub_cmd,
     interest,
     keys,
@@ -61,6 +62,7 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
     report.add_parser,
     staff.add_parser,
     sync_cmd.add_parser,
+    health.add_parser,
 )
 
 

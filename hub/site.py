@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,41 +70,47 @@ def init_hub(
     if not (len(country) == 2 and country.isascii() and country.isupper()):
         raise ConfigError(f"HQ's country {country!r}: an ISO 3166-1 alpha-2 code such as CN")
     data = DataDir(path)
+    fresh_folder = not path.exists()
     data.prepare_new()
-    root, key = SigningKey.generate(), SigningKey.generate()
-    root.save(data.root_key)
-    key.save(data.signing_key)
-    ca_key, ca_cert = make_ca(site_id)
-    write_private(data.tls.ca_key, ca_key)
-    tls_key, csr = make_key_and_csr(site_id)
-    host = listen.rpartition(":")[0]
-    extra = tuple(n for n in (*names, host) if n and n not in ("0.0.0.0", "[::]", "::"))
-    data.tls.save(ca_cert, issue(ca_key, ca_cert, csr, site_id, extra, local_names=True), tls_key)
-    config = SiteConfig(
-        site_id=site_id,
-        role="hub",
-        listen=listen,
-        enrol_listen=enrol_listen or default_enrol_listen(listen),
-        db_url=db_url or data.default_db_url(),
-        admin_token=new_admin_token(),
-        root_public_key=root.public_bytes.hex(),
-        web_listen=web_listen or default_web_listen(listen),
-    )
-    now = system_now_ms()
-    store = Store.open(config.db_url, KINDS)
     try:
-        hub = Centre(
-            id=site_id,
-            name="Headquarters",
-            country=country,
-            role=SiteRole.HUB,
-            status=CentreStatus.ACTIVE,
-            keys=(SiteKey(key.key_id, key.public_bytes),),
+        root, key = SigningKey.generate(), SigningKey.generate()
+        root.save(data.root_key)
+        key.save(data.signing_key)
+        ca_key, ca_cert = make_ca(site_id)
+        write_private(data.tls.ca_key, ca_key)
+        tls_key, csr = make_key_and_csr(site_id)
+        host = listen.rpartition(":")[0]
+        extra = tuple(n for n in (*names, host) if n and n not in ("0.0.0.0", "[::]", "::"))
+        data.tls.save(ca_cert, issue(ca_key, ca_cert, csr, site_id, extra, local_names=True), tls_key)
+        config = SiteConfig(
+            site_id=site_id,
+            role="hub",
+            listen=listen,
+            enrol_listen=enrol_listen or default_enrol_listen(listen),
+            db_url=db_url or data.default_db_url(),
+            admin_token=new_admin_token(),
+            root_public_key=root.public_bytes.hex(),
+            web_listen=web_listen or default_web_listen(listen),
         )
-        store.save_registry(issue_registry(root, (hub,), previous=None, now_ms=now), now)
-    finally:
-        store.close()
-    data.save(config)
+        now = system_now_ms()
+        store = Store.open(config.db_url, KINDS)
+        try:
+            hub = Centre(
+                id=site_id,
+                name="Headquarters",
+                country=country,
+                role=SiteRole.HUB,
+                status=CentreStatus.ACTIVE,
+                keys=(SiteKey(key.key_id, key.public_bytes),),
+            )
+            store.save_registry(issue_registry(root, (hub,), previous=None, now_ms=now), now)
+        finally:
+            store.close()
+        data.save(config)
+    except BaseException:
+        if fresh_folder:  # leave nothing half made behind a failed start (a database that is down)
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     log.info("hub %s initialised in %s", site_id, path)
     return config
 

@@ -72,6 +72,9 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", 4 * MAX_MESSAGE_BYTES),
+    # A port another server holds is refused, not shared (gRPC's default SO_REUSEPORT would
+    # let a second site start on it and take half the connections).
+    ("grpc.so_reuseport", 0),
 ]
 CHANNEL_OPTIONS = [
     *KEEPALIVE_OPTIONS,
@@ -314,20 +317,33 @@ def build_server(
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    if tls is None:
-        port = server.add_insecure_port(listen)
-    else:
-        port = server.add_secure_port(listen, tls.server_credentials(require_client_auth=True))
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, tls.server_credentials(require_client_auth=True))
+    except RuntimeError:  # grpcio's word for an address it cannot bind
+        port = 0
     if port == 0:
-        raise ConfigError(f"cannot listen on {listen}")
+        raise ConfigError(
+            f"cannot listen on {listen}: the address is in use or not this machine's "
+            "(serve --listen HOST:PORT, or listen in site.json, moves it)"
+        )
     enrol_port = 0
     if enrol_listen:
-        if tls is None:
-            enrol_port = server.add_insecure_port(enrol_listen)
-        else:
-            enrol_port = server.add_secure_port(enrol_listen, tls.server_credentials(require_client_auth=False))
+        try:
+            if tls is None:
+                enrol_port = server.add_insecure_port(enrol_listen)
+            else:
+                enrol_port = server.add_secure_port(enrol_listen, tls.server_credentials(require_client_auth=False))
+        except RuntimeError:
+            enrol_port = 0
         if enrol_port == 0:
-            raise ConfigError(f"cannot listen on {enrol_listen}")
+            server.stop(0)
+            raise ConfigError(
+                f"cannot listen on {enrol_listen} (the open port for enrolment and firms): the address is in use "
+                "or not this machine's (enrol_listen in site.json moves it)"
+            )
     server.start()
     return Bound(server, port, enrol_port, health_servicer)
 

@@ -63,6 +63,7 @@ LAYERS: dict[str, str] = {
     "test_console": "integration",
     "test_console_browser": "integration",
     "test_console_messages": "unit",
+    "test_operations": "integration",
 }
 SLOW_LAYERS = frozenset({"integration", "faults"})
 

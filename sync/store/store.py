@@ -37,7 +37,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from sync.errors import ConfigError
 from sync.kinds import KindSet
 from sync.store import migrate
 from sync.store.log import LogStore, QueuedWrite
@@ -128,8 +130,20 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
             engine = create_engine(url, pool_size=8, max_overflow=8)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
-        migrate.upgrade(engine)
+            try:
+                engine = create_engine(url, pool_pre_ping=True)
+            except ModuleNotFoundError as exc:
+                raise ConfigError(
+                    f"the database driver of {url.split(':', 1)[0]} is not installed (no module {exc.name}); "
+                    "for PostgreSQL use postgresql+psycopg://... and pip install 'techbridge[postgres]'"
+                ) from exc
+        try:
+            migrate.upgrade(engine)
+        except (OperationalError, InterfaceError) as exc:
+            engine.dispose()
+            where = engine.url.render_as_string(hide_password=True)
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise ConfigError(f"cannot open the database {where}: {first}") from exc
         store = cls(engine, kinds)
         store.build_search_index()
         return store
