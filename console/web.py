@@ -301,7 +301,7 @@ STATUS_OF: list[tuple[type[TechbridgeError], int]] = [
 
 
 class _SignInFirst(Exception):
-    pass
+    """A page that needs a session was asked without one: answered by the sign-in page."""
 
 
 def _endpoint(console: Console, page: ConsolePage) -> Callable[[Request], Any]:
