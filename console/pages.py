@@ -289,8 +289,9 @@ def field_rows(kind: Kind, content: Content) -> list[tuple[str, str]]:
     return rows
 
 
-def changed_fields(change_fields: Sequence[tuple[str, FieldValue]]) -> str:
-    return ", ".join(name for name, _ in change_fields)
+def changed_fields(change_fields: Sequence[tuple[str, FieldValue]]) -> list[str]:
+    """The names of the fields a version sets (shown translated)."""
+    return [name for name, _ in change_fields]
 
 
 # Fields that name another record: shown as a link with its title.

@@ -62,6 +62,7 @@ from sync.errors import (
     TechbridgeError,
 )
 from sync.kinds import Action
+from sync.runtime import RunningServer
 from sync.site import Site
 from techbridge.v1 import admin_pb2
 
@@ -574,26 +575,34 @@ def violation(field_name: str, text: str) -> InvalidInput:
 
 
 def serve_console(
-    site: Site,
+    server: RunningServer,
     status: StatusSource,
     pages: Sequence[ConsolePage],
     *,
     listen: str | None = None,
     template_dirs: Sequence[Path] = (),
 ) -> RunningConsole | None:
-    """Start the site's console as its configuration says (None when `web_listen` is
-    "off") and record its address in the data folder."""
+    """Start the console of a serving site as its configuration says (None when
+    `web_listen` is "off"), stopped with the server, its address recorded in the data
+    folder and on `server`. ConfigError (the server stopped) when it cannot start."""
+    site = server.site
     where = listen or site.config.web_listen
     if where == "off":
         return None
-    running = start_console(
-        site,
-        status,
-        pages,
-        listen=where,
-        cert=site.config.web_cert,
-        key=site.config.web_key,
-        template_dirs=template_dirs,
-    )
+    try:
+        running = start_console(
+            site,
+            status,
+            pages,
+            listen=where,
+            cert=site.config.web_cert,
+            key=site.config.web_key,
+            template_dirs=template_dirs,
+        )
+    except ConfigError:
+        server.stop(grace=0)
+        raise
+    server.on_stop.append(running.stop)
+    server.web_url = running.url
     site.data.write_web_url(running.url)
     return running

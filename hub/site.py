@@ -171,16 +171,9 @@ def start_hub(
         enrol_bind=None if insecure else site.config.enrol_listen or default_enrol_listen(site.config.listen),
     )
     enrol.port = running.enrol_port
-    try:
-        console = serve_console(
-            site, protocol, console_pages(protocol, HQ_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
-        )
-    except ConfigError:
-        running.stop(grace=0)
-        raise
-    if console is not None:
-        running.on_stop.append(console.stop)
-        running.web_url = console.url
+    serve_console(
+        running, protocol, console_pages(protocol, HQ_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
+    )
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))

@@ -200,16 +200,9 @@ def start_node(
     # The open port: firms reach it with server-side TLS only (no certificate).
     open_bind = None if plain else site.config.enrol_listen or default_enrol_listen(bind)
     running = serve_site(site, bind, register, insecure=plain, enrol_bind=open_bind)
-    try:
-        console = serve_console(
-            site, status, console_pages(status, CENTRE_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
-        )
-    except ConfigError:
-        running.stop(grace=0)
-        raise
-    if console is not None:
-        running.on_stop.append(console.stop)
-        running.web_url = console.url
+    serve_console(
+        running, status, console_pages(status, CENTRE_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
+    )
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))
