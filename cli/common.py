@@ -52,6 +52,16 @@ def web_init_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--web-key", default="", metavar="PEM", help="HTTPS key for the console")
 
 
+def metrics_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (a bare port: on 127.0.0.1; "
+        "default: metrics_listen in site.json, none unless set; off: none)",
+    )
+
+
 def check_web_files(cert: str, key: str) -> None:
     """CliError unless the console's HTTPS files are both given and readable, or neither."""
     if bool(cert) != bool(key):

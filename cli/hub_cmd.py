@@ -13,7 +13,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.common import Groups, check_web_files, data_arg, parse_duration, parse_time, save_web_files, web_init_args
+from cli.common import (
+    Groups,
+    check_web_files,
+    data_arg,
+    metrics_arg,
+    parse_duration,
+    parse_time,
+    save_web_files,
+    web_init_args,
+)
 from cli.connect import CALL_TIMEOUT_S, Admin
 from cli.render import console_line, err, iso, out, print_json, warn_insecure
 from techbridge.v1 import admin_pb2, admin_pb2_grpc
@@ -47,12 +56,31 @@ def cmd_hub_serve(a: argparse.Namespace) -> None:
 
     if a.insecure:
         warn_insecure("hub")
-    running = start_hub(Path(a.data), listen=a.listen, insecure=a.insecure, web_listen=a.web_listen)
+    running = start_hub(
+        Path(a.data), listen=a.listen, insecure=a.insecure, web_listen=a.web_listen, metrics_listen=a.metrics_listen
+    )
     how = "WITHOUT TLS" if a.insecure else f"mutual TLS; enrolment and firms on port {running.enrol_port}"
     out.print(f"hub {running.site.site_id} serving on {running.address} ({how}; Ctrl-C to stop)", highlight=False)
     console_line(running)
     sys.stdout.flush()
     wait_for_signal(running)
+
+
+def cmd_hub_replica(a: argparse.Namespace) -> None:
+    from hub.site import make_replica
+
+    config = make_replica(
+        Path(getattr(a, "from")),
+        Path(a.data),
+        listen=a.listen,
+        enrol_listen=a.enrol_listen,
+        web_listen=a.web_listen,
+    )
+    out.print(
+        f"replica of hub [bold]{config.site_id}[/] in {a.data}: it will listen on {config.listen} "
+        f"and take enrolments on {config.enrol_listen}, on the same database"
+    )
+    out.print(f"start it with: techbridge hub serve --data {a.data}")
 
 
 def cmd_hub_invite(a: argparse.Namespace) -> None:
@@ -111,7 +139,19 @@ def add_parser(groups: Groups) -> None:
     sp.add_argument("--listen", default=None, help="override the configured HOST:PORT")
     sp.add_argument("--insecure", action="store_true", help="serve WITHOUT TLS (local development only)")
     sp.add_argument("--web-listen", default=None, metavar="HOST:PORT", help="override the console's configured address")
+    metrics_arg(sp)
     sp.set_defaults(func=cmd_hub_serve)
+    sp = hub.add_parser(
+        "replica", help="make a data folder for another process of a PostgreSQL hub (same keys, same database)"
+    )
+    data_arg(sp)
+    sp.add_argument("--from", required=True, metavar="DIR", help="the hub's data folder to copy keys and settings from")
+    sp.add_argument("--listen", required=True, metavar="HOST:PORT", help="where this replica serves")
+    sp.add_argument("--enrol-listen", default=None, help="HOST:PORT where it takes enrolments (default: the next port)")
+    sp.add_argument(
+        "--web-listen", default=None, metavar="HOST:PORT", help="its staff console (default: --listen's port + 80)"
+    )
+    sp.set_defaults(func=cmd_hub_replica)
     sp = hub.add_parser("invite", help="invite a centre; prints a one-time join token as the last line")
     data_arg(sp)
     sp.add_argument("--centre", required=True, help="the centre's site id, e.g. tel-aviv")

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import grpc
 
-from cli.common import CliError, Groups, check_web_files, data_arg, parse_duration, save_web_files, web_init_args
+from cli.common import (
+    CliError,
+    Groups,
+    check_web_files,
+    data_arg,
+    metrics_arg,
+    parse_duration,
+    save_web_files,
+    web_init_args,
+)
 from cli.connect import rpc_error_lines
 from cli.render import console_line, out, warn_insecure
 
@@ -54,6 +63,7 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
         insecure=a.insecure,
         live=not a.no_live,
         web_listen=a.web_listen,
+        metrics_listen=a.metrics_listen,
     )
     if node.running.insecure and not a.insecure:
         warn_insecure("node (its hub serves without TLS)")
@@ -80,7 +90,12 @@ def add_parser(groups: Groups) -> None:
     node = groups.add_parser("node", help="run a centre node").add_subparsers(dest="cmd", required=True)
     sp = node.add_parser("init", help="create a node data folder and enrol it at the hub")
     data_arg(sp)
-    sp.add_argument("--hub", required=True, metavar="HOST:PORT", help="the hub's address")
+    sp.add_argument(
+        "--hub",
+        required=True,
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="the hub's address; several, comma-separated, for replicas of the hub (enrols at the first)",
+    )
     sp.add_argument("--token", required=True, help="the join token from `techbridge hub invite`")
     sp.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for the admin server (default: any free port)")
     sp.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data folder)")
@@ -100,4 +115,5 @@ def add_parser(groups: Groups) -> None:
         help="no watch stream and no immediate push: sync only on the schedule or by `sync now` (a link kept down)",
     )
     sp.add_argument("--web-listen", default=None, metavar="HOST:PORT", help="override the console's configured address")
+    metrics_arg(sp)
     sp.set_defaults(func=cmd_node_serve)

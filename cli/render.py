@@ -181,3 +181,6 @@ def console_line(running: object) -> None:
         return
     how = "HTTPS" if url.startswith("https:") else "plain HTTP, this machine only: give --web-cert/--web-key for HTTPS"
     out.print(f"staff console on {url} ({how}); add staff with `techbridge staff add`", highlight=False)
+    metrics = getattr(running, "metrics_address", "")
+    if metrics:
+        out.print(f"metrics for Prometheus on http://{metrics}/metrics", highlight=False)

@@ -36,7 +36,7 @@ from sync.errors import ConfigError
 from sync.keys import SigningKey, write_private
 from sync.protocol.hub_side import HubSide
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
-from sync.runtime import RunningServer, serve_site
+from sync.runtime import RunningServer, serve_site, serve_site_metrics
 from sync.site import Site
 from sync.store import Store
 from sync.tls import ca_der, issue, make_ca, make_key_and_csr
@@ -115,16 +115,60 @@ def init_hub(
     return config
 
 
+def make_replica(
+    source: Path,
+    path: Path,
+    *,
+    listen: str,
+    enrol_listen: str | None = None,
+    web_listen: str | None = None,
+) -> SiteConfig:
+    """A data folder for another process of the hub at `source` on the same PostgreSQL
+    database: the same keys, certificates and configuration, its own addresses. A hub on
+    SQLite has no replicas (its store is a file of one process)."""
+    src = DataDir(source)
+    config = src.load()
+    if config.role != "hub":
+        raise ConfigError(f"{source} holds a {config.role}, not a hub: only a hub has replicas")
+    if config.db_url.startswith("sqlite"):
+        raise ConfigError(
+            f"the hub at {source} keeps its store in SQLite, which one process owns: replicas need a "
+            "PostgreSQL hub (hub init --db postgresql+psycopg://...)"
+        )
+    data = DataDir(path)
+    data.prepare_new()
+    try:
+        for name in ("keys", "tls"):
+            if (source / name).exists():
+                shutil.copytree(source / name, path / name)
+        for extra in source.iterdir():  # the console's HTTPS files and the like, but nothing of a running process
+            if extra.is_file() and extra.name != data.config_file.name:
+                shutil.copy2(extra, path / extra.name)
+        replica = config.with_updates(
+            listen=listen,
+            enrol_listen=enrol_listen or default_enrol_listen(listen),
+            web_listen=web_listen or default_web_listen(listen),
+        )
+        data.save(replica)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    log.info("replica of hub %s in %s", config.site_id, path)
+    return replica
+
+
 def start_hub(
     path: Path,
     *,
     listen: str | None = None,
     insecure: bool = False,
     web_listen: str | None = None,
+    metrics_listen: str | None = None,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningServer:
-    """Open the hub's store and start serving, with its staff console (returns at once).
-    `now_ms` is the site's clock."""
+    """Open the hub's store and start serving, with its staff console and, if asked, its
+    metrics (returns at once). `now_ms` is the site's clock. On PostgreSQL the hub follows
+    the writes of other replicas on the same database (`Store.follow_other_writers`)."""
     data = DataDir(path)
     site = Site.open(data, KINDS, now_ms=now_ms)
     if site.pending_key() is not None:  # the hub's own registry is the authority
@@ -174,6 +218,9 @@ def start_hub(
     serve_console(
         running, protocol, console_pages(protocol, HQ_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
     )
+    serve_site_metrics(running, protocol.peer_statuses, metrics_listen)
+    if site.store.follow_other_writers(on_registry=site.reload_registry):
+        log.info("following the writes of other hub replicas on this database")
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))

@@ -33,15 +33,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import cast
 
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Table, delete, insert, select, update
 
 from sync.errors import NotFound, TechbridgeError
+from sync.jobs import run_job_once, start_job
 from sync.kinds import Action, FieldValue, make_content
 from sync.site import Site
 from sync.store import RecordRow
@@ -257,25 +255,8 @@ class SuggestionJob:
 
 def start_suggestion_job(site: Site, every_s: float) -> tuple[SuggestionJob, BackgroundScheduler]:
     """Rebuild the pairs from the records held, then run the job every `every_s` seconds
-    (and once now) on its own thread."""
+    (and once now) on its own thread; both in one process at a time on a shared store
+    (a hub replica that does not get the turn leaves the pairs to the one that has it)."""
     job = SuggestionJob(site)
-    job.rebuild_pairs()
-
-    def run() -> None:
-        try:
-            job.run()
-        except TechbridgeError as exc:
-            log.warning("suggestion pass failed: %s", exc)
-
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=1)}, timezone="UTC")
-    scheduler.add_job(
-        run,
-        IntervalTrigger(seconds=every_s),
-        id=JOB,
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=60,
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.start()
-    return job, scheduler
+    run_job_once(site.store, JOB, job.rebuild_pairs)
+    return job, start_job(site.store, JOB, every_s, job.run, now=True)

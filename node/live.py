@@ -77,12 +77,10 @@ class Kicker:
 
 
 class Watcher:
-    def __init__(
-        self, site: Site, client: SyncClient, address: str, hub_id: str, tls: TlsFiles | None, kicker: Kicker
-    ) -> None:
+    def __init__(self, site: Site, client: SyncClient, hub_id: str, tls: TlsFiles | None, kicker: Kicker) -> None:
         self._site = site
         self._client = client
-        self._address = address
+        self._address = client.address  # the replica of the hub the stream goes to
         self._hub = hub_id
         self._tls = tls
         self._kicker = kicker
@@ -112,6 +110,9 @@ class Watcher:
                     return
                 failures += 1
                 log.info("watch stream to %s ended: %s", self._address, err.code().name)
+                if err.code() == grpc.StatusCode.UNAVAILABLE:
+                    self._client.failed_over_from(self._address)  # the next stream goes to another replica
+                    self._kicker.kick(force=True)
             except Exception:
                 failures += 1
                 log.exception("unexpected error in the watch stream")
@@ -121,6 +122,7 @@ class Watcher:
 
     def _watch_once(self) -> None:
         after = self._client.hub_state().pull_cursor
+        self._address = self._client.address
         md = auth.site_metadata(self._site.key, self._site.site_id, "Watch", self._site.now_ms())
         with channel(self._address, self._tls, expect=self._hub) as ch:
             stream = sync_pb2_grpc.SyncServiceStub(ch).Watch(

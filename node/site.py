@@ -31,9 +31,9 @@ from sync.config import (
 )
 from sync.errors import ConfigError, VerificationFailed
 from sync.keys import SigningKey, key_id_of
-from sync.protocol.node_side import UNARY_DEADLINE_S, SyncClient
+from sync.protocol.node_side import UNARY_DEADLINE_S, SyncClient, hub_addresses
 from sync.registry import check_registry_signature
-from sync.runtime import RunningServer, serve_site
+from sync.runtime import RunningServer, serve_site, serve_site_metrics
 from sync.server import channel
 from sync.signing import ENROL_DOMAIN, sign
 from sync.site import Site
@@ -100,7 +100,9 @@ def _enrol(
     key = SigningKey.generate()
     tls_key, csr = make_key_and_csr(centre_id) if hub_tls else (b"", b"")
     ca_pem = ca_pem_from_der(parsed.ca_der) if hub_tls else b""
-    enrol_at = f"{hub.rpartition(':')[0]}:{parsed.enrol_port}" if hub_tls else hub
+    # Several addresses (replicas of the hub): enrol at the first, on the token's open port.
+    first = hub_addresses(hub)[0]
+    enrol_at = f"{first.rpartition(':')[0]}:{parsed.enrol_port}" if hub_tls else first
     with channel(enrol_at, ca_only=ca_pem if hub_tls else None, expect=hub_id if hub_tls else None) as ch:
         resp = sync_pb2_grpc.EnrolmentServiceStub(ch).Enrol(
             sync_pb2.EnrolRequest(
@@ -172,6 +174,7 @@ def start_node(
     insecure: bool = False,
     live: bool = True,
     web_listen: str | None = None,
+    metrics_listen: str | None = None,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningNode:
     """Start the node's admin server and, if an interval is set, its sync schedule."""
@@ -203,6 +206,7 @@ def start_node(
     serve_console(
         running, status, console_pages(status, CENTRE_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
     )
+    serve_site_metrics(running, status.peer_statuses, metrics_listen)
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))
@@ -214,7 +218,7 @@ def start_node(
     kicker = watcher = None
     if live:
         kicker = Kicker(client)
-        watcher = Watcher(site, client, site.config.hub_address, site.config.hub_id, hub_tls, kicker)
+        watcher = Watcher(site, client, site.config.hub_id, hub_tls, kicker)
         site.on_local_write.append(kicker.kick)
         status.watcher = watcher
         kicker.start()

@@ -79,6 +79,8 @@ class SiteConfig:
     web_listen: str = "127.0.0.1:0"
     web_cert: str = ""
     web_key: str = ""
+    # Prometheus metrics (sync.metrics): HOST:PORT, or a port on loopback; "" serves none.
+    metrics_listen: str = ""
 
     def with_updates(self, **changes: object) -> SiteConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -111,6 +113,10 @@ class DataDir:
     @property
     def web_url_file(self) -> Path:
         return self.path / "run" / "web_url"
+
+    @property
+    def metrics_address_file(self) -> Path:
+        return self.path / "run" / "metrics_address"
 
     @property
     def insecure_file(self) -> Path:
@@ -180,8 +186,20 @@ class DataDir:
         tmp.write_text(url + "\n")
         os.replace(tmp, self.web_url_file)
 
+    def write_metrics_address(self, address: str) -> None:
+        self.metrics_address_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.metrics_address_file.with_suffix(".tmp")
+        tmp.write_text(address + "\n")
+        os.replace(tmp, self.metrics_address_file)
+
     def clear_address(self) -> None:
-        for f in (self.address_file, self.enrol_address_file, self.insecure_file, self.web_url_file):
+        for f in (
+            self.address_file,
+            self.enrol_address_file,
+            self.insecure_file,
+            self.web_url_file,
+            self.metrics_address_file,
+        ):
             f.unlink(missing_ok=True)
 
     def server_address(self, config: SiteConfig) -> str:

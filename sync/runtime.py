@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
 
+from sync.metrics import PeerStatusLike, SiteCollector, StoreFigures, serve_metrics
 from sync.server import build_server
 from sync.site import Site
 
@@ -27,6 +28,8 @@ class RunningServer:
     insecure: bool = False
     # The staff console's address ("" when it is not served).
     web_url: str = ""
+    # Where Prometheus scrapes this site ("" when metrics are not served).
+    metrics_address: str = ""
     stopping: threading.Event = field(default_factory=threading.Event)
     # Called first when the server stops (background jobs).
     on_stop: list[Callable[[], None]] = field(default_factory=list)
@@ -69,6 +72,40 @@ def serve_site(
             "%s serves WITHOUT TLS on %s (--insecure): for local development only", site.site_id, running.address
         )
     return running
+
+
+def metrics_bind(listen: str) -> str:
+    """`--metrics-listen` as HOST:PORT: a bare port is on loopback; "" or "off" is none."""
+    listen = listen.strip()
+    if listen in ("", "off"):
+        return ""
+    return f"127.0.0.1:{listen}" if listen.isdigit() else listen
+
+
+def serve_site_metrics(
+    running: RunningServer, peers: Callable[[], Iterable[PeerStatusLike]], listen: str | None = None
+) -> None:
+    """Serve the site's Prometheus metrics on `listen` (or site.json's `metrics_listen`), if
+    either names an address; stopped with the server."""
+    bind = metrics_bind(running.site.config.metrics_listen if listen is None else listen)
+    if not bind:
+        return
+    site = running.site
+    collector = SiteCollector(
+        site.site_id,
+        peers,
+        lambda: StoreFigures(log_head=site.store.log_head(), size_bytes=site.store.size_bytes()),
+        site.now_ms,
+    )
+    try:
+        served = serve_metrics(bind, collector)
+    except Exception:
+        running.stop(grace=0)
+        raise
+    running.metrics_address = served.address
+    running.on_stop.append(served.stop)
+    site.data.write_metrics_address(served.address)
+    log.info("metrics on http://%s/metrics", served.address)
 
 
 def host_of(listen: str) -> str:

@@ -17,6 +17,7 @@ The standard health service and server reflection are always registered.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from sync import auth
+from sync import auth, metrics
 from sync.errors import (
     ERROR_DOMAIN,
     ConfigError,
@@ -206,6 +207,13 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
             context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
             raise AssertionError("unreachable")
 
+        def counted(context: grpc.ServicerContext, started: float, failed: bool) -> None:
+            code = context.code()  # type: ignore[attr-defined]  # grpc >= 1.38; missing from grpc-stubs
+            # No code and not finished: the caller left (a cancelled stream).
+            name = code.name if code is not None else ("CANCELLED" if failed else "OK")
+            metrics.RPCS.labels(method=method, code=name).inc()
+            metrics.RPC_SECONDS.labels(method=method).observe(time.monotonic() - started)
+
         def request_iter(it: Iterator[bytes]) -> Iterator[Any]:
             for raw in it:
                 if deser is None:
@@ -220,53 +228,71 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
             fn = handler.unary_unary
 
             def unary_unary(raw: bytes, context: grpc.ServicerContext) -> Any:
-                req = decode(raw, context)
+                started, failed = time.monotonic(), True
                 try:
+                    req = decode(raw, context)
                     guard(context)
-                    return fn(req, context)
+                    out = fn(req, context)
+                    failed = False
+                    return out
                 except Exception as exc:
                     if _aborted(context):
                         raise
                     fail(context, exc)
+                finally:
+                    counted(context, started, failed)
 
             return handler._replace(unary_unary=unary_unary, request_deserializer=None)
         if handler.unary_stream:
             fn_us = handler.unary_stream
 
             def unary_stream(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
-                req = decode(raw, context)
+                started, failed = time.monotonic(), True
                 try:
+                    req = decode(raw, context)
                     guard(context)
                     yield from fn_us(req, context)
+                    failed = False
                 except Exception as exc:
                     if _aborted(context):
                         raise
                     fail(context, exc)
+                finally:
+                    counted(context, started, failed)
 
             return handler._replace(unary_stream=unary_stream, request_deserializer=None)
         if handler.stream_unary:
             fn_su = handler.stream_unary
 
             def stream_unary(it: Iterator[bytes], context: grpc.ServicerContext) -> Any:
+                started, failed = time.monotonic(), True
                 try:
                     guard(context)
-                    return fn_su(request_iter(it), context)
+                    out = fn_su(request_iter(it), context)
+                    failed = False
+                    return out
                 except Exception as exc:
                     if _aborted(context):
                         raise
                     fail(context, exc)
+                finally:
+                    counted(context, started, failed)
 
             return handler._replace(stream_unary=stream_unary, request_deserializer=None)
         fn_ss = handler.stream_stream
 
         def stream_stream(it: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
+            started, failed = time.monotonic(), True
             try:
                 guard(context)
                 yield from fn_ss(request_iter(it), context)
+                failed = False
             except Exception as exc:
                 if _aborted(context):
                     raise
                 fail(context, exc)
+            finally:
+                counted(context, started, failed)
 
         return handler._replace(stream_stream=stream_stream, request_deserializer=None)
 

@@ -30,6 +30,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from sync.keys import SigningKey
+from sync.metrics import VERIFICATIONS
 
 VERSION_DOMAIN = b"techbridge/v1/version\x00"
 REGISTRY_DOMAIN = b"techbridge/v1/registry\x00"
@@ -50,12 +51,19 @@ def _verify_key(public_key: bytes) -> VerifyKey:
 def verify(public_key: bytes, domain: bytes, data: bytes, signature: bytes) -> bool:
     """True when `signature` is `public_key`'s signature over domain + data."""
     if len(public_key) != 32 or len(signature) != 64:
+        _FAILED.inc()
         return False
     try:
         _verify_key(public_key).verify(domain + data, signature)
     except (BadSignatureError, ValueError, TypeError):
+        _FAILED.inc()
         return False
+    _VALID.inc()
     return True
+
+
+_VALID = VERIFICATIONS.labels(outcome="valid")
+_FAILED = VERIFICATIONS.labels(outcome="failed")
 
 
 # Below this many signatures a batch is verified in the calling thread: handing

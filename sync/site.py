@@ -77,6 +77,12 @@ from sync.store.log import HeldDigest
 log = logging.getLogger(__name__)
 
 
+def reason_code(exc: Exception) -> str:
+    """A refusal's code for figures and logs: its error's name in snake case (unknown_key)."""
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 @dataclass(frozen=True)
 class Received:
     """A decoded entry from a peer: either a version or the reason it was refused."""
@@ -187,6 +193,13 @@ class Site:
         to quarantine."""
         registry = self.store.update_registry(self.now_ms(), build)
         return registry, self.set_registry(registry)
+
+    def reload_registry(self) -> int:
+        """Adopt the registry held in the store if it is newer than the one in force (another
+        process on the same database stored it); returns how many held versions its
+        revocations sent to quarantine."""
+        registry = self.store.registry()
+        return 0 if registry is None else self.set_registry(registry)
 
     def set_registry(self, registry: Registry) -> int:
         """Adopt a registry this process has just stored (hub side); returns how many
@@ -694,7 +707,7 @@ class Site:
                         if not verify(c.public_key, VERSION_DOMAIN, body, c.signature):
                             raise VerificationFailed(c.failure)
             except VerificationFailed as exc:
-                rejected = Rejected(version_id_of(body), str(exc), body)
+                rejected = Rejected(version_id_of(body), str(exc), body, code=reason_code(exc))
                 out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey), isinstance(exc, StampAhead)))
                 continue
             if version.kind == self.kinds.key_kind and version.change.action == Action.CREATE:

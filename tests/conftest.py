@@ -64,6 +64,9 @@ LAYERS: dict[str, str] = {
     "test_console_browser": "integration",
     "test_console_messages": "unit",
     "test_operations": "integration",
+    "test_store_replicas": "store",
+    "test_replicas": "faults",
+    "test_metrics": "integration",
 }
 SLOW_LAYERS = frozenset({"integration", "faults"})
 

@@ -42,7 +42,7 @@ def test_concurrent_edits_to_different_fields_both_survive() -> None:
 def test_state_json_is_canonical_json_in_any_script() -> None:
     """Sorted keys, no spaces, text as UTF-8: what json.dumps gives for the same document."""
     ta, hq = two_sites()
-    a = ta.edit(title="מים מן השמש", summary="태양광 담수화 — 太阳能淡化膜 \u2028 \"quoted\"")
+    a = ta.edit(title="מים מן השמש", summary='태양광 담수화 — 太阳能淡化膜 \u2028 "quoted"')
     b = hq.edit(title="海水淡化")
     ta.receive(b)
     text = state_to_json(ta.state())

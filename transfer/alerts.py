@@ -24,12 +24,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Table, delete, func, insert, select, update
 
-from sync.errors import FieldViolation, InvalidInput, NotFound, TechbridgeError
+from sync.errors import FieldViolation, InvalidInput, NotFound
+from sync.jobs import start_job
 from sync.site import Site
 from sync.store.models import AlertHitModel, AlertModel
 from sync.store.tables import log_t, versions_t
@@ -228,17 +227,5 @@ class AlertJob:
 
 
 def start_alert_job(site: Site, every_s: float, webhook: str = "") -> BackgroundScheduler:
-    job = AlertJob(site, webhook)
-
-    def run() -> None:
-        try:
-            job.run()
-        except TechbridgeError as exc:
-            log.warning("alert run failed: %s", exc)
-
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=1)}, timezone="UTC")
-    scheduler.add_job(
-        run, IntervalTrigger(seconds=every_s), id="alerts", max_instances=1, coalesce=True, misfire_grace_time=60
-    )
-    scheduler.start()
-    return scheduler
+    """Run the alert job every `every_s` seconds (one process at a time on a shared store)."""
+    return start_job(site.store, "alerts", every_s, AlertJob(site, webhook).run)

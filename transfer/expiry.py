@@ -25,11 +25,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from sync.errors import TechbridgeError
+from sync.jobs import start_job
 from sync.kinds import Action
 from sync.site import Site
 from sync.store import RecordRow
@@ -108,17 +107,5 @@ class ExpiryJob:
 
 
 def start_expiry_job(site: Site, every_s: float) -> BackgroundScheduler:
-    job = ExpiryJob(site)
-
-    def run() -> None:
-        try:
-            job.run()
-        except TechbridgeError as exc:
-            log.warning("expiry run failed: %s", exc)
-
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=1)}, timezone="UTC")
-    scheduler.add_job(
-        run, IntervalTrigger(seconds=every_s), id=JOB_ID, max_instances=1, coalesce=True, misfire_grace_time=60
-    )
-    scheduler.start()
-    return scheduler
+    """Run the expiry job every `every_s` seconds (one process at a time on a shared store)."""
+    return start_job(site.store, JOB_ID, every_s, ExpiryJob(site).run)

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 
+from sync import metrics
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import CheckpointMismatch, FieldViolation, InvalidInput, ResourceExhausted
 from sync.protocol.receive import receive
@@ -167,6 +168,7 @@ class HubSide:
             if self._watching.get(peer, 0) >= WATCHES_PER_NODE:
                 raise ResourceExhausted(f"{peer} already has {WATCHES_PER_NODE} watch streams open")
             self._watching[peer] = self._watching.get(peer, 0) + 1
+        metrics.WATCH_STREAMS.inc()
         try:
             store = self._site.store
             on_leave(store.wake)  # a caller that leaves frees its thread at once
@@ -180,6 +182,7 @@ class HubSide:
                 yield sync_pb2.WatchEvent(head_seq=store.visible_head(peer))
                 last = max(last, head)
         finally:
+            metrics.WATCH_STREAMS.dec()
             with self._watch_lock:
                 self._watching[peer] -= 1
 

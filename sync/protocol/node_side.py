@@ -12,12 +12,13 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
 
-from sync import auth
+from sync import auth, metrics
 from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import Reason, TechbridgeError, Unavailable, VerificationFailed
@@ -116,6 +117,14 @@ def prefetched(
         thread.join(timeout=5)
 
 
+def hub_addresses(text: str) -> list[str]:
+    """The hub's addresses in a node's `hub_address`: one HOST:PORT, or several separated
+    by commas (replicas of one hub; a name that resolves to several addresses is one entry,
+    and gRPC itself tries each of them)."""
+    found = [a.strip() for a in text.split(",") if a.strip()]
+    return found or [text]
+
+
 def push_txn_id(site: str, first: int, through: int, version_ids: list[str]) -> str:
     """Idempotency key of a push batch. The digest of its version ids makes a
     batch at the same positions but with other content (a site restored from a
@@ -127,10 +136,29 @@ def push_txn_id(site: str, first: int, through: int, version_ids: list[str]) -> 
 class SyncClient:
     def __init__(self, site: Site, hub_address: str, hub_id: str = "hq", tls: TlsFiles | None = None) -> None:
         self._site = site
-        self._address = hub_address
+        # One address, or several (hub replicas): a round goes to the one that answered
+        # last and moves to the next when it is unreachable.
+        self._addresses = hub_addresses(hub_address)
+        self._current = 0
+        self._address_lock = threading.Lock()
         self._tls = tls
         self._hub = hub_id
         self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        """The hub address rounds and the watch stream use now."""
+        with self._address_lock:
+            return self._addresses[self._current]
+
+    def failed_over_from(self, address: str) -> None:
+        """`address` did not answer: move to the next hub address, unless another caller
+        already moved on from it."""
+        with self._address_lock:
+            if len(self._addresses) < 2 or self._addresses[self._current] != address:
+                return
+            self._current = (self._current + 1) % len(self._addresses)
+            log.warning("hub %s does not answer; turning to %s", address, self._addresses[self._current])
 
     def _md(self, method: str) -> tuple[tuple[str, str | bytes], ...]:
         return auth.site_metadata(self._site.key, self._site.site_id, method, self._site.now_ms())
@@ -156,7 +184,7 @@ class SyncClient:
         signed with the current key), then the node switches."""
 
         def register(new: SigningKey, at: int) -> Registry:
-            with channel(self._address, self._tls, expect=self._hub) as ch:
+            with channel(self.address, self._tls, expect=self._hub) as ch:
                 resp = sync_pb2_grpc.SyncServiceStub(ch).RotateKey(
                     sync_pb2.RotateKeyRequest(
                         public_key=new.public_bytes,
@@ -174,7 +202,7 @@ class SyncClient:
             try:
                 return self._site.rotate_key(register)
             except grpc.RpcError as err:
-                raise SyncError(f"hub {self._address}: {err.code().name}: {err.details()}") from err
+                raise SyncError(f"hub {self.address}: {err.code().name}: {err.details()}") from err
 
     def _finish_rotation(self, stub: sync_pb2_grpc.SyncServiceStub) -> None:
         """A pending key the local registry does not name yet: ask the hub, signing with it.
@@ -202,31 +230,55 @@ class SyncClient:
 
     def run_round(self, progress: Callable[[Progress], None] = lambda p: None) -> RoundResult:
         """Run one round; rounds never overlap (a second caller waits)."""
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            result = self._run_round(progress)
+            outcome = "ok"
+            return result
+        finally:
+            metrics.ROUNDS.labels(peer=self._hub, outcome=outcome).inc()
+            metrics.ROUND_SECONDS.labels(peer=self._hub).observe(time.monotonic() - started)
+
+    def _exchange(self, address: str, result: RoundResult, progress: Callable[[Progress], None]) -> None:
+        """A round's calls to the hub at `address`: registry, then push and pull (or the
+        reconciliation)."""
+        with channel(address, self._tls, expect=self._hub) as ch:
+            stub = sync_pb2_grpc.SyncServiceStub(ch)
+            self._finish_rotation(stub)
+            self._registry(stub, result, progress)
+            if self._site.store.peer_state(self._hub).reconciling:
+                self._reconcile(stub, result, progress, resume=True)
+                return
+            try:
+                self._push(stub, result, progress)
+                self._pull(stub, result, progress)
+            except grpc.RpcError as err:
+                if reason_of(err) != Reason.CHECKPOINT_MISMATCH:
+                    raise
+                self._reconcile(stub, result, progress)
+
+    def _run_round(self, progress: Callable[[Progress], None]) -> RoundResult:
         with self._lock:
             result = RoundResult()
-            try:
-                with channel(self._address, self._tls, expect=self._hub) as ch:
-                    stub = sync_pb2_grpc.SyncServiceStub(ch)
-                    self._finish_rotation(stub)
-                    self._registry(stub, result, progress)
-                    if self._site.store.peer_state(self._hub).reconciling:
-                        self._reconcile(stub, result, progress, resume=True)
-                    else:
-                        try:
-                            self._push(stub, result, progress)
-                            self._pull(stub, result, progress)
-                        except grpc.RpcError as err:
-                            if reason_of(err) != Reason.CHECKPOINT_MISMATCH:
-                                raise
-                            self._reconcile(stub, result, progress)
-            except grpc.RpcError as err:
-                message = f"hub {self._address}: {err.code().name}: {err.details()}"
-                self._site.store.record_attempt(self._hub, self._site.now_ms(), message)
-                log.warning("sync round failed: %s", message)
-                raise SyncError(message) from err
-            except TechbridgeError as exc:
-                self._site.store.record_attempt(self._hub, self._site.now_ms(), str(exc))
-                raise
+            attempts = len(self._addresses)
+            for attempt in range(attempts):
+                address = self.address
+                try:
+                    self._exchange(address, result, progress)
+                    break
+                except grpc.RpcError as err:
+                    if err.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
+                        # Another replica of the hub takes the round; what was acknowledged stays so.
+                        self.failed_over_from(address)
+                        continue
+                    message = f"hub {address}: {err.code().name}: {err.details()}"
+                    self._site.store.record_attempt(self._hub, self._site.now_ms(), message)
+                    log.warning("sync round failed: %s", message)
+                    raise SyncError(message) from err
+                except TechbridgeError as exc:
+                    self._site.store.record_attempt(self._hub, self._site.now_ms(), str(exc))
+                    raise
             self._site.store.record_attempt(self._hub, self._site.now_ms(), None)
             progress(
                 Progress(

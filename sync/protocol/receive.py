@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sync import metrics
 from sync.envelope import SignatureValue, Version
 from sync.site import Received, Site
 from sync.store import ApplyResult, Rejected
@@ -85,4 +86,8 @@ def receive(
         through_version=None if through_version is None else (through_version if whole else ""),
     )
     site.requarantine(accepted)
+    metrics.VERSIONS_RECEIVED.labels(peer=peer).inc(len(taken))
+    metrics.VERSIONS_STORED.labels(peer=peer).inc(applied.stored)
+    for r in rejected:
+        metrics.VERSIONS_REFUSED.labels(peer=peer, reason=r.code).inc()
     return ReceivedBatch(tuple(taken), through, deferred, applied)

@@ -38,6 +38,7 @@ from sync.envelope import SignatureValue, Version
 from sync.errors import NotFound
 from sync.kinds import NETWORK, Action, KindSet, audience_key
 from sync.store.projection import HeadVersion, RecordRow
+from sync.store.replicas import LOG_CHANNEL, WriteLock, notify_in
 from sync.store.tables import IN_CHUNK, log_t, notes_t, records_t, rejections_t, txns_t, versions_t
 from techbridge.v1.records_pb2 import LIFECYCLE_ACTION_CREATE as CREATE_PB
 
@@ -60,6 +61,8 @@ class Rejected:
     version_id: str
     reason: str
     body: bytes
+    # The reason's code (the refusing error's name, as `unknown_key`): what figures count by.
+    code: str = "refused"
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class LogStore:
 
     engine: Engine
     kinds: KindSet
-    _write_lock: threading.Lock
+    _write_lock: WriteLock
     # Local writes waiting for the group commit (`append_local`).
     _queue_lock: threading.Lock
     _queued: list[QueuedWrite]
@@ -342,6 +345,7 @@ class LogStore:
             ],
         )
         self._update_records(conn, fresh)
+        notify_in(conn, LOG_CHANNEL, str(seqs[-1]))
         return seqs
 
     def _audiences(self, conn: Connection, fresh: Sequence[Version]) -> dict[str, str]:

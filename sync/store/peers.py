@@ -8,12 +8,12 @@ batch (`sync.store.log`); the push transactions applied make a retried batch a n
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from sync import backoff
+from sync.store.replicas import WriteLock
 from sync.store.tables import peers_t, txns_t
 
 
@@ -39,7 +39,7 @@ class PeersStore:
     """Cursors and link health of a site's store (part of `sync.store.store.Store`)."""
 
     engine: Engine
-    _write_lock: threading.Lock
+    _write_lock: WriteLock
 
     def _upsert_peer(self, conn: Connection, peer: str, values: dict[str, object]) -> None:
         res = conn.execute(update(peers_t).where(peers_t.c.peer == peer).values(**values))

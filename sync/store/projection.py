@@ -11,7 +11,6 @@ never signed or sent.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from sync.envelope import SignatureValue, Version
 from sync.errors import NotFound
 from sync.kinds import Content, KindSet, audience_key
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
+from sync.store.replicas import WriteLock
 from sync.store.tables import IN_CHUNK, notes_t, records_t, versions_t
 
 
@@ -68,7 +68,7 @@ class ProjectionStore:
 
     engine: Engine
     kinds: KindSet
-    _write_lock: threading.Lock
+    _write_lock: WriteLock
 
     if TYPE_CHECKING:  # of the other stores Store is made of, inside this store's transactions
 

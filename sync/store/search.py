@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from sync.fulltext import SearchDoc, Snippet, TextQuery
 from sync.kinds import Content, KindSet
 from sync.merge import state_from_json
 from sync.store.projection import RecordRow
+from sync.store.replicas import WriteLock, exclusive
 from sync.store.tables import IN_CHUNK, docs_t, facet_counts_t, records_t, versions_t
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class SearchStore:
 
     engine: Engine
     kinds: KindSet
-    _write_lock: threading.Lock
+    _write_lock: WriteLock
 
     if TYPE_CHECKING:  # of the other stores Store is made of
 
@@ -224,6 +224,10 @@ class SearchStore:
         """Index every searchable record held that is not deleted, if the index holds
         nothing while such records exist (a store migrated from a release before the
         full-text index). Returns how many records were indexed."""
+        with exclusive(self.engine, "techbridge:build-search-index") as mine:
+            return self._build_search_index() if mine else 0  # another process on the store builds it
+
+    def _build_search_index(self) -> int:
         searchable = list(self.kinds.searchable)
         live_records = records_t.c.deleted.is_(False) & records_t.c.kind.in_(searchable)
         with self.engine.connect() as conn:

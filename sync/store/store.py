@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -45,6 +46,15 @@ from sync.store import migrate
 from sync.store.log import LogStore, QueuedWrite
 from sync.store.peers import PeersStore
 from sync.store.projection import ProjectionStore
+from sync.store.replicas import (
+    LOG_CHANNEL,
+    REGISTRY_CHANNEL,
+    Listener,
+    WriteLock,
+    exclusive,
+    is_postgresql,
+    postgres_conninfo,
+)
 from sync.store.search import SearchStore
 from sync.store.trust import TrustStore
 
@@ -115,7 +125,8 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
     def __init__(self, engine: Engine, kinds: KindSet) -> None:
         self.engine = engine
         self.kinds = kinds
-        self._write_lock = threading.Lock()
+        self._write_lock = WriteLock(engine)
+        self._listener: Listener | None = None
         self._queue_lock = threading.Lock()
         self._queued: list[QueuedWrite] = []
         # The log head as last committed, and a condition watchers wait on.
@@ -137,13 +148,21 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
                     f"the database driver of {url.split(':', 1)[0]} is not installed (no module {exc.name}); "
                     "for PostgreSQL use postgresql+psycopg://... and pip install 'techbridge[postgres]'"
                 ) from exc
+        where = engine.url.render_as_string(hide_password=True)
         try:
-            migrate.upgrade(engine)
+            before, head = migrate.upgrade(engine)
         except (OperationalError, InterfaceError) as exc:
             engine.dispose()
-            where = engine.url.render_as_string(hide_password=True)
             first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
             raise ConfigError(f"cannot open the database {where}: {first}") from exc
+        except migrate.NewerSchema as exc:
+            engine.dispose()
+            raise ConfigError(
+                f"the database {where} was written by a newer techbridge (schema {exc.revision}; this program "
+                f"knows up to {migrate.head_revisions()[0]}): run the newer release, or restore a backup"
+            ) from None
+        if before is not None and before != head:
+            log.warning("upgraded the store's schema from %s to %s", before, head)
         store = cls(engine, kinds)
         store.build_search_index()
         return store
@@ -158,12 +177,51 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        self._write_lock.close()
         self.engine.dispose()
+
+    def follow_other_writers(self, on_registry: Callable[[], object]) -> bool:
+        """On PostgreSQL, listen for the writes of the other processes on this database
+        (hub replicas): a log append moves this process's head (waking its watch streams),
+        a registry calls `on_registry`. False (and nothing done) on SQLite."""
+        if not is_postgresql(self.engine) or self._listener is not None:
+            return False
+
+        def head_moved(payload: str) -> None:
+            LogStore._committed(self, int(payload) if payload.isdigit() else self.log_head())
+
+        def registry_changed(_payload: str) -> None:
+            on_registry()
+
+        self._listener = Listener(
+            postgres_conninfo(self.engine), {LOG_CHANNEL: head_moved, REGISTRY_CHANNEL: registry_changed}
+        )
+        self._listener.start()
+        return True
+
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Whether this process has the turn for the job `name` while the block runs (one
+        process at a time on a PostgreSQL store; always on SQLite)."""
+        return exclusive(self.engine, name)
 
     def _committed(self, head: int) -> None:
         super()._committed(head)
         if self._checkpointer is not None:
             self._checkpointer.nudge()
+
+    def size_bytes(self) -> int:
+        """The store's size: the SQLite file and its WAL, or the PostgreSQL database."""
+        with self.engine.connect() as conn:
+            if is_postgresql(self.engine):
+                return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
+            pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+            size = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+        path = self.engine.url.database or ""
+        wal = Path(f"{path}-wal")
+        return pages * size + (wal.stat().st_size if path and wal.exists() else 0)
 
     def checkpoint_wal(self) -> tuple[int, int] | None:
         """Copy the WAL back into a SQLite store's file now: (frames in the WAL, frames

@@ -10,7 +10,6 @@ read from its merged record.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from sync.envelope import FirmKey, Version
 from sync.kinds import Action, KindSet
 from sync.merge import MergeInput, state_from_json
 from sync.registry import Registry
+from sync.store.replicas import REGISTRY_CHANNEL, WriteLock, notify_in
 from sync.store.tables import IN_CHUNK, records_t, registry_t, rejections_t, versions_t
 
 
@@ -30,7 +30,7 @@ class TrustStore:
 
     engine: Engine
     kinds: KindSet
-    _write_lock: threading.Lock
+    _write_lock: WriteLock
 
     if TYPE_CHECKING:  # of the other stores Store is made of, inside this store's transactions
 
@@ -58,6 +58,7 @@ class TrustStore:
                 version=registry.version, body=registry.body, signature=registry.signature, stored_at_ms=now_ms
             )
         )
+        notify_in(conn, REGISTRY_CHANNEL, str(registry.version))
         return True
 
     def update_registry(self, now_ms: int, build: Callable[[Registry | None], Registry]) -> Registry:
