@@ -12,7 +12,7 @@ the parser, `main` runs the one chosen and maps errors to exit codes.
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -41,6 +41,7 @@ from cli import (
 from cli.common import CliError, Groups
 from cli.connect import rpc_error_lines
 from cli.render import err
+from sync import logs
 from sync.errors import InvalidInput, TechbridgeError
 
 # The nouns in the order `techbridge --help` lists them.
@@ -68,7 +69,18 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="techbridge", description="techbridge: a federated technology-transfer network")
-    p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("TECHBRIDGE_LOG_LEVEL", "WARNING"),
+        help="DEBUG, INFO, WARNING (default; or $TECHBRIDGE_LOG_LEVEL) or ERROR",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=os.environ.get("TECHBRIDGE_LOG_FORMAT", "text"),
+        help="text (default; or $TECHBRIDGE_LOG_FORMAT) or json: one object per line with time, level, logger, "
+        "site, peer, call and message",
+    )
     groups = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
     for add_parser in NOUNS:
         add_parser(groups)
@@ -84,10 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if words is None or any(e.startswith("--") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         words.extend(extra)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(str(args.log_level), args.log_format)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)

@@ -11,6 +11,7 @@ from types import FrameType
 
 import grpc
 
+from sync import logs
 from sync.metrics import PeerStatusLike, SiteCollector, StoreFigures, serve_metrics
 from sync.server import build_server
 from sync.site import Site
@@ -56,6 +57,7 @@ def serve_site(
     enrol_bind: str | None = None,
 ) -> RunningServer:
     """Start the site's server on `bind` (mutual TLS unless `insecure`) and record the address it bound."""
+    logs.set_site(site.site_id)
     try:
         tls = None if insecure else site.data.tls.load()
         bound = build_server(

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -31,7 +32,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from sync import auth, metrics
+from sync import auth, logs, metrics
 from sync.errors import (
     ERROR_DOMAIN,
     ConfigError,
@@ -162,6 +163,11 @@ OPEN_PREFIXES = (
 )
 
 
+@dataclass
+class _CallScope:
+    finished: bool = False
+
+
 class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, admin_token: str, site_id: str = "", *, tls: bool = False) -> None:
         self._admin_token = admin_token
@@ -191,6 +197,7 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
         def guard(context: grpc.ServicerContext) -> None:
             if needs_peer:
                 peer = peer_site(context)
+                logs.set_peer(peer or "")
                 if peer is None:
                     raise Unauthenticated("a client certificate from this network's CA is required here")
                 if needs_admin and peer != own_site:
@@ -207,12 +214,20 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
             context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
             raise AssertionError("unreachable")
 
-        def counted(context: grpc.ServicerContext, started: float, failed: bool) -> None:
-            code = context.code()  # type: ignore[attr-defined]  # grpc >= 1.38; missing from grpc-stubs
-            # No code and not finished: the caller left (a cancelled stream).
-            name = code.name if code is not None else ("CANCELLED" if failed else "OK")
-            metrics.RPCS.labels(method=method, code=name).inc()
-            metrics.RPC_SECONDS.labels(method=method).observe(time.monotonic() - started)
+        @contextmanager
+        def call_scope(context: grpc.ServicerContext) -> Iterator[_CallScope]:
+            """Log lines inside a call name it; its code and time are counted when it ends."""
+            scope = _CallScope()
+            started = time.monotonic()
+            with logs.in_call(logs.new_call_id()):
+                try:
+                    yield scope
+                finally:
+                    code = context.code()  # type: ignore[attr-defined]  # grpc >= 1.38; missing from grpc-stubs
+                    # No code and not finished: the caller left (a cancelled stream).
+                    name = code.name if code is not None else ("OK" if scope.finished else "CANCELLED")
+                    metrics.RPCS.labels(method=method, code=name).inc()
+                    metrics.RPC_SECONDS.labels(method=method).observe(time.monotonic() - started)
 
         def request_iter(it: Iterator[bytes]) -> Iterator[Any]:
             for raw in it:
@@ -228,71 +243,63 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
             fn = handler.unary_unary
 
             def unary_unary(raw: bytes, context: grpc.ServicerContext) -> Any:
-                started, failed = time.monotonic(), True
-                try:
-                    req = decode(raw, context)
-                    guard(context)
-                    out = fn(req, context)
-                    failed = False
-                    return out
-                except Exception as exc:
-                    if _aborted(context):
-                        raise
-                    fail(context, exc)
-                finally:
-                    counted(context, started, failed)
+                with call_scope(context) as scope:
+                    try:
+                        req = decode(raw, context)
+                        guard(context)
+                        out = fn(req, context)
+                        scope.finished = True
+                        return out
+                    except Exception as exc:
+                        if _aborted(context):
+                            raise
+                        fail(context, exc)
 
             return handler._replace(unary_unary=unary_unary, request_deserializer=None)
         if handler.unary_stream:
             fn_us = handler.unary_stream
 
             def unary_stream(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
-                started, failed = time.monotonic(), True
-                try:
-                    req = decode(raw, context)
-                    guard(context)
-                    yield from fn_us(req, context)
-                    failed = False
-                except Exception as exc:
-                    if _aborted(context):
-                        raise
-                    fail(context, exc)
-                finally:
-                    counted(context, started, failed)
+                with call_scope(context) as scope:
+                    try:
+                        req = decode(raw, context)
+                        guard(context)
+                        yield from fn_us(req, context)
+                        scope.finished = True
+                    except Exception as exc:
+                        if _aborted(context):
+                            raise
+                        fail(context, exc)
 
             return handler._replace(unary_stream=unary_stream, request_deserializer=None)
         if handler.stream_unary:
             fn_su = handler.stream_unary
 
             def stream_unary(it: Iterator[bytes], context: grpc.ServicerContext) -> Any:
-                started, failed = time.monotonic(), True
-                try:
-                    guard(context)
-                    out = fn_su(request_iter(it), context)
-                    failed = False
-                    return out
-                except Exception as exc:
-                    if _aborted(context):
-                        raise
-                    fail(context, exc)
-                finally:
-                    counted(context, started, failed)
+                with call_scope(context) as scope:
+                    try:
+                        guard(context)
+                        out = fn_su(request_iter(it), context)
+                        scope.finished = True
+                        return out
+                    except Exception as exc:
+                        if _aborted(context):
+                            raise
+                        fail(context, exc)
 
             return handler._replace(stream_unary=stream_unary, request_deserializer=None)
         fn_ss = handler.stream_stream
 
         def stream_stream(it: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
-            started, failed = time.monotonic(), True
-            try:
-                guard(context)
-                yield from fn_ss(request_iter(it), context)
-                failed = False
-            except Exception as exc:
-                if _aborted(context):
-                    raise
-                fail(context, exc)
-            finally:
-                counted(context, started, failed)
+            with call_scope(context) as scope:
+                try:
+                    guard(context)
+                    yield from fn_ss(request_iter(it), context)
+                    scope.finished = True
+                except Exception as exc:
+                    if _aborted(context):
+                        raise
+                    fail(context, exc)
 
         return handler._replace(stream_stream=stream_stream, request_deserializer=None)
 

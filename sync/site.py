@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sync import logs
 from sync.clock import HybridClock, Stamp, system_now_ms
 from sync.config import SITE_ID_RE, DataDir, SiteConfig
 from sync.envelope import (
@@ -157,6 +158,7 @@ class Site:
     @classmethod
     def open(cls, data: DataDir, kinds: KindSet, *, now_ms: Callable[[], int] = system_now_ms) -> Site:
         config = data.load()
+        logs.set_site(config.site_id)
         key = SigningKey.load(data.signing_key)
         store = Store.open(config.db_url, kinds)
         return cls(data, config, store, key, now_ms=now_ms)

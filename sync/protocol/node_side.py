@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from sync import auth, metrics
+from sync import auth, logs, metrics
 from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import Reason, TechbridgeError, Unavailable, VerificationFailed
@@ -233,7 +233,8 @@ class SyncClient:
         started = time.monotonic()
         outcome = "failed"
         try:
-            result = self._run_round(progress)
+            with logs.in_call(logs.new_call_id("round-"), self._hub):
+                result = self._run_round(progress)
             outcome = "ok"
             return result
         finally:
