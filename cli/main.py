@@ -20,6 +20,7 @@ import grpc
 
 from cli import (
     alert,
+    backup,
     conflicts,
     duplicates,
     firm,
@@ -64,6 +65,7 @@ NOUNS: tuple[Callable[[Groups], None], ...] = (
     staff.add_parser,
     sync_cmd.add_parser,
     health.add_parser,
+    backup.add_parser,
 )
 
 

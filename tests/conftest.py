@@ -67,6 +67,7 @@ LAYERS: dict[str, str] = {
     "test_store_replicas": "store",
     "test_replicas": "faults",
     "test_metrics": "integration",
+    "test_backup": "faults",
 }
 SLOW_LAYERS = frozenset({"integration", "faults"})
 
