@@ -60,6 +60,13 @@ def metrics_arg(sp: argparse.ArgumentParser) -> None:
         help="serve Prometheus metrics at http://HOST:PORT/metrics (a bare port: on 127.0.0.1; "
         "default: metrics_listen in site.json, none unless set; off: none)",
     )
+    sp.add_argument(
+        "--health-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="also answer the gRPC health service in plain text there, for probes without TLS "
+        "(a bare port: on 127.0.0.1; default: health_listen in site.json, none unless set)",
+    )
 
 
 def check_web_files(cert: str, key: str) -> None:

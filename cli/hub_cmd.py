@@ -57,7 +57,12 @@ def cmd_hub_serve(a: argparse.Namespace) -> None:
     if a.insecure:
         warn_insecure("hub")
     running = start_hub(
-        Path(a.data), listen=a.listen, insecure=a.insecure, web_listen=a.web_listen, metrics_listen=a.metrics_listen
+        Path(a.data),
+        listen=a.listen,
+        insecure=a.insecure,
+        web_listen=a.web_listen,
+        metrics_listen=a.metrics_listen,
+        health_listen=a.health_listen,
     )
     how = "WITHOUT TLS" if a.insecure else f"mutual TLS; enrolment and firms on port {running.enrol_port}"
     out.print(f"hub {running.site.site_id} serving on {running.address} ({how}; Ctrl-C to stop)", highlight=False)

@@ -64,6 +64,7 @@ def cmd_node_serve(a: argparse.Namespace) -> None:
         live=not a.no_live,
         web_listen=a.web_listen,
         metrics_listen=a.metrics_listen,
+        health_listen=a.health_listen,
     )
     if node.running.insecure and not a.insecure:
         warn_insecure("node (its hub serves without TLS)")

@@ -184,3 +184,8 @@ def console_line(running: object) -> None:
     metrics = getattr(running, "metrics_address", "")
     if metrics:
         out.print(f"metrics for Prometheus on http://{metrics}/metrics", highlight=False)
+    probe = getattr(running, "health_address", "")
+    if probe:
+        out.print(
+            f"health checks in plain text on {probe} (techbridge health --addr {probe} --insecure)", highlight=False
+        )

@@ -36,7 +36,7 @@ from sync.errors import ConfigError
 from sync.keys import SigningKey, write_private
 from sync.protocol.hub_side import HubSide
 from sync.registry import Centre, CentreStatus, SiteKey, SiteRole
-from sync.runtime import RunningServer, serve_site, serve_site_metrics
+from sync.runtime import RunningServer, serve_health_port, serve_site, serve_site_metrics
 from sync.site import Site
 from sync.store import Store
 from sync.tls import ca_der, issue, make_ca, make_key_and_csr
@@ -164,6 +164,7 @@ def start_hub(
     insecure: bool = False,
     web_listen: str | None = None,
     metrics_listen: str | None = None,
+    health_listen: str | None = None,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningServer:
     """Open the hub's store and start serving, with its staff console and, if asked, its
@@ -219,6 +220,7 @@ def start_hub(
         running, protocol, console_pages(protocol, HQ_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
     )
     serve_site_metrics(running, protocol.peer_statuses, metrics_listen)
+    serve_health_port(running, health_listen)
     if site.store.follow_other_writers(on_registry=site.reload_registry):
         log.info("following the writes of other hub replicas on this database")
     if site.config.expiry_every_s > 0:

@@ -33,7 +33,7 @@ from sync.errors import ConfigError, VerificationFailed
 from sync.keys import SigningKey, key_id_of
 from sync.protocol.node_side import UNARY_DEADLINE_S, SyncClient, hub_addresses
 from sync.registry import check_registry_signature
-from sync.runtime import RunningServer, serve_site, serve_site_metrics
+from sync.runtime import RunningServer, serve_health_port, serve_site, serve_site_metrics
 from sync.server import channel
 from sync.signing import ENROL_DOMAIN, sign
 from sync.site import Site
@@ -175,6 +175,7 @@ def start_node(
     live: bool = True,
     web_listen: str | None = None,
     metrics_listen: str | None = None,
+    health_listen: str | None = None,
     now_ms: Callable[[], int] = system_now_ms,
 ) -> RunningNode:
     """Start the node's admin server and, if an interval is set, its sync schedule."""
@@ -207,6 +208,7 @@ def start_node(
         running, status, console_pages(status, CENTRE_PAGES), listen=web_listen, template_dirs=(CONSOLE_TEMPLATES,)
     )
     serve_site_metrics(running, status.peer_statuses, metrics_listen)
+    serve_health_port(running, health_listen)
     if site.config.expiry_every_s > 0:
         expiry = start_expiry_job(site, site.config.expiry_every_s)
         running.on_stop.append(lambda: expiry.shutdown(wait=False))

@@ -81,6 +81,8 @@ class SiteConfig:
     web_key: str = ""
     # Prometheus metrics (sync.metrics): HOST:PORT, or a port on loopback; "" serves none.
     metrics_listen: str = ""
+    # The health service alone in plain text, for probes without TLS: HOST:PORT or a port.
+    health_listen: str = ""
 
     def with_updates(self, **changes: object) -> SiteConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -117,6 +119,10 @@ class DataDir:
     @property
     def metrics_address_file(self) -> Path:
         return self.path / "run" / "metrics_address"
+
+    @property
+    def health_address_file(self) -> Path:
+        return self.path / "run" / "health_address"
 
     @property
     def insecure_file(self) -> Path:
@@ -192,6 +198,10 @@ class DataDir:
         tmp.write_text(address + "\n")
         os.replace(tmp, self.metrics_address_file)
 
+    def write_health_address(self, address: str) -> None:
+        self.health_address_file.parent.mkdir(parents=True, exist_ok=True)
+        self.health_address_file.write_text(address + "\n")
+
     def clear_address(self) -> None:
         for f in (
             self.address_file,
@@ -199,6 +209,7 @@ class DataDir:
             self.insecure_file,
             self.web_url_file,
             self.metrics_address_file,
+            self.health_address_file,
         ):
             f.unlink(missing_ok=True)
 

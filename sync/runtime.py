@@ -6,12 +6,15 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from concurrent import futures
 from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from sync import logs
+from sync.errors import ConfigError
 from sync.metrics import PeerStatusLike, SiteCollector, StoreFigures, serve_metrics
 from sync.server import build_server
 from sync.site import Site
@@ -31,6 +34,9 @@ class RunningServer:
     web_url: str = ""
     # Where Prometheus scrapes this site ("" when metrics are not served).
     metrics_address: str = ""
+    # The server's health service, and where it also answers in plain text for probes.
+    health: health.HealthServicer | None = None
+    health_address: str = ""
     stopping: threading.Event = field(default_factory=threading.Event)
     # Called first when the server stops (background jobs).
     on_stop: list[Callable[[], None]] = field(default_factory=list)
@@ -66,7 +72,9 @@ def serve_site(
     except Exception:
         site.close()
         raise
-    running = RunningServer(site, bound.server, bound.port, host_of(bind), bound.enrol_port, insecure)
+    running = RunningServer(
+        site, bound.server, bound.port, host_of(bind), bound.enrol_port, insecure, health=bound.health
+    )
     enrol = f"{host_of(enrol_bind)}:{bound.enrol_port}" if enrol_bind else ""
     site.data.write_address(running.address, enrol=enrol, insecure=insecure)
     if insecure:
@@ -108,6 +116,35 @@ def serve_site_metrics(
     running.on_stop.append(served.stop)
     site.data.write_metrics_address(served.address)
     log.info("metrics on http://%s/metrics", served.address)
+
+
+def serve_health_port(running: RunningServer, listen: str | None = None) -> None:
+    """Answer the gRPC health service alone, in plain text, on `listen` (or site.json's
+    `health_listen`): for probes that speak no TLS (Kubernetes' gRPC probes, a load
+    balancer). It says NOT_SERVING once the site begins to stop."""
+    bind = metrics_bind(running.site.config.health_listen if listen is None else listen)
+    if not bind or running.health is None:
+        return
+    probe = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health"))
+    health_pb2_grpc.add_HealthServicer_to_server(running.health, probe)
+    try:
+        port = probe.add_insecure_port(bind)
+    except RuntimeError:  # grpcio's word for an address it cannot bind
+        port = 0
+    if port == 0:
+        running.stop(grace=0)
+        raise ConfigError(f"cannot answer health checks on {bind}: the address is in use (--health-listen moves it)")
+    probe.start()
+    running.health_address = f"{host_of(bind)}:{port}"
+    running.site.data.write_health_address(running.health_address)
+    health_servicer = running.health
+
+    def stop_probe() -> None:
+        health_servicer.enter_graceful_shutdown()
+        probe.stop(0.5)
+
+    running.on_stop.append(stop_probe)
+    log.info("health checks in plain text on %s", running.health_address)
 
 
 def host_of(listen: str) -> str:

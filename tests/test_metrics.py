@@ -14,7 +14,7 @@ from hub.site import init_hub
 from node.site import init_node, start_node
 from sync.config import DataDir
 from sync.errors import ConfigError
-from tests.harness import Hub, Node, preload_listings, serve_process, stop, wait_until
+from tests.harness import Hub, Node, cli, preload_listings, serve_process, stop, wait_until
 
 
 def scrape(address: str) -> str:
@@ -39,13 +39,17 @@ def value(text: str, name: str, **labels: str) -> float:
 
 def test_a_hub_and_a_node_expose_figures_that_move_with_a_sync(tmp_path: Path) -> None:
     cfg = init_hub(tmp_path / "hq", listen="127.0.0.1:0")
-    proc = serve_process("hub", tmp_path / "hq", "--metrics-listen", "127.0.0.1:0")
+    proc = serve_process("hub", tmp_path / "hq", "--metrics-listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0")
     node = None
     try:
         data = DataDir(tmp_path / "hq")
         assert wait_until(data.metrics_address_file.exists)
         hub_metrics = data.metrics_address_file.read_text().strip()
         assert hub_metrics.startswith("127.0.0.1:")
+        # The plain-text health port answers probes that speak no TLS.
+        assert wait_until(data.health_address_file.exists)
+        probe = cli("health", "--addr", data.health_address_file.read_text().strip(), "--insecure")
+        assert (probe.returncode, probe.stdout.strip()) == (0, "SERVING"), probe.stderr
         hub = Hub(path=tmp_path / "hq", admin_token=cfg.admin_token, address=data.address_file.read_text().strip())
         token = hub.invite("tel-aviv")
         ncfg = init_node(tmp_path / "ta", hub=hub.address, token=token, listen="127.0.0.1:0")
