@@ -68,6 +68,7 @@ LAYERS: dict[str, str] = {
     "test_replicas": "faults",
     "test_metrics": "integration",
     "test_backup": "faults",
+    "test_deploy": "integration",
 }
 SLOW_LAYERS = frozenset({"integration", "faults"})
 
