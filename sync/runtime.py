@@ -66,6 +66,8 @@ def serve_site(
     logs.set_site(site.site_id)
     try:
         tls = None if insecure else site.data.tls.load()
+        if tls is not None:
+            site.data.tls.check(site.site_id, tls)
         bound = build_server(
             bind, site.config.admin_token, register, site_id=site.site_id, tls=tls, enrol_listen=enrol_bind
         )

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -190,6 +191,32 @@ class TlsPaths:
             return TlsFiles(self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes())
         except OSError as exc:
             raise ConfigError(f"cannot read TLS files: {exc}") from exc
+
+    def check(self, site_id: str, files: TlsFiles) -> None:
+        """ConfigError, in one line naming the file, unless the certificate is this key's,
+        names `site_id` and is signed by the CA."""
+        try:
+            cert = x509.load_pem_x509_certificate(files.cert)
+        except ValueError:
+            raise ConfigError(f"{self.cert} is not a PEM certificate") from None
+        try:
+            ca = x509.load_pem_x509_certificate(files.ca)
+        except ValueError:
+            raise ConfigError(f"{self.ca} is not a PEM certificate") from None
+        try:
+            key = serialization.load_pem_private_key(files.key, password=None)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{self.key} is not a PEM private key without a password") from None
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+            raise ConfigError(f"{self.cert} does not match {self.key}: the certificate is for another key")
+        names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if site_id not in names:
+            raise ConfigError(f"{self.cert} names {', '.join(map(str, names)) or 'nobody'}, not this site ({site_id})")
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            raise ConfigError(f"{self.cert} is not signed by {self.ca} (this network's CA)") from None
 
     def save(self, ca: bytes, cert: bytes, key: bytes) -> None:
         self.ca.parent.mkdir(parents=True, exist_ok=True)

@@ -54,3 +54,36 @@ def test_a_database_that_is_down_or_a_driver_not_installed_is_one_line(tmp_path:
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "no module pg8000" in r.stderr and "pip install 'techbridge[postgres]'" in r.stderr
     assert not (tmp_path / "hq").exists()
+
+
+def test_a_certificate_that_does_not_match_and_a_folder_that_is_not_one_are_one_line(tmp_path: Path) -> None:
+    init_hub(tmp_path / "hq", listen="127.0.0.1:0")
+    init_hub(tmp_path / "other", listen="127.0.0.1:0", site_id="hq2")
+    hq, other = DataDir(tmp_path / "hq"), DataDir(tmp_path / "other")
+    mine_key, mine_cert, mine_ca = (p.read_bytes() for p in (hq.tls.key, hq.tls.cert, hq.tls.ca))
+    cases = [
+        (hq.tls.key, other.tls.key.read_bytes(), "does not match"),  # another key for this certificate
+        (hq.tls.cert, other.tls.cert.read_bytes(), "names hq2, not this site (hq)"),
+        (hq.tls.cert, b"not a certificate", "is not a PEM certificate"),
+    ]
+    for path, content, words in cases:
+        path.chmod(0o600)
+        path.write_bytes(content)
+        if path == hq.tls.cert:  # the other site's certificate with its own key: names the wrong site
+            hq.tls.key.write_bytes(other.tls.key.read_bytes() if b"BEGIN" in content else mine_key)
+        r = cli("hub", "serve", "--data", str(hq.path))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1 and words in lines[0], r.stderr
+        assert "Traceback" not in r.stderr
+        for p, original in ((hq.tls.key, mine_key), (hq.tls.cert, mine_cert), (hq.tls.ca, mine_ca)):
+            p.write_bytes(original)
+    # A CA that did not sign the certificate.
+    hq.tls.ca.write_bytes(other.tls.ca.read_bytes())
+    r = cli("hub", "serve", "--data", str(hq.path))
+    assert r.returncode == 1 and "is not signed by" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # A folder that is not a data folder.
+    (tmp_path / "empty").mkdir()
+    for args in (("hub", "serve"), ("node", "serve"), ("backup", "--out", str(tmp_path / "b.tar.gz"))):
+        r = cli(*args, "--data", str(tmp_path / "empty"))
+        assert r.returncode == 1 and "not a techbridge data folder" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
