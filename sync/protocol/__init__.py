@@ -1,5 +1,22 @@
 """The sync protocol: how a node's log and the hub's log reach each other.
 
+The log-position rule (no cursor gaps)
+    A site's log positions are 1, 2, 3, ... with no hole, and **a position becomes
+    visible only after every smaller one is**. Positions are assigned inside the
+    writing transaction as one more than the largest committed position, and
+    writers take turns: one writer thread per process, and on a PostgreSQL store
+    shared by several hub processes (replicas) an advisory lock that every write
+    takes before it begins and lets go only after it has committed
+    (`sync.store.replicas.WriteLock`). So when a pull has read up to position n,
+    nothing can later appear at or below n, and a cursor never skips an entry for
+    good. Were the lock ever lost, two writers would read the same largest
+    position and the second insert of it would fail on the log's primary key (a
+    refused write that the sender retries), never a gap. Held by
+    `tests/test_store_replicas.py` (two stores writing at once while a reader
+    follows by cursor: positions 1..n, each seen once; it fails without the lock)
+    and `tests/test_replicas.py` (pushes through two replica processes while nodes
+    pull, one replica SIGKILLed mid-push: every version delivered once).
+
 Both halves live here, side by side: the node's (`node_side.SyncClient`, one
 round at a time), the hub's (`hub_side.HubSide`, which the hub's SyncService
 hands each authenticated call), and the step both run on what they receive
@@ -79,4 +96,17 @@ Errors, timing and the watch
     The node's watcher (`node.live`) kicks a round when the head passes its
     cursor and clears the backoff the moment the hub answers; every local
     write kicks a round too.
+
+Hub replicas
+    Several `hub serve` processes on one PostgreSQL database are one hub: the
+    same keys (`hub replica` copies the data folder), one log (the rule above),
+    any replica takes pushes and serves pulls and watches. A commit through one
+    replica wakes the watch streams held by the others through PostgreSQL
+    `NOTIFY` (`sync.store.replicas.Listener`), and a new registry stored by one
+    is adopted by the others the same way; scheduled jobs run in one replica at
+    a time (`sync.jobs`). A node given several hub addresses (`node init --hub
+    A,B`) sends its rounds and its watch stream to the one that answered last,
+    and turns to the next when a call finds it UNAVAILABLE, within the same
+    round; batches acknowledged by the dead replica are in the database, and one
+    cut short is retried under its transaction id.
 """
