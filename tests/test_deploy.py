@@ -176,21 +176,17 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
 def test_the_project_installed_as_the_image_installs_it_serves(tmp_path: Path) -> None:
     """`pip install --no-deps .` (not editable) into a folder of its own, run from elsewhere:
     the templates, migrations and translations travel with the packages."""
-    target = tmp_path / "installed"
+    target, source = tmp_path / "installed", tmp_path / "source"
+    # What the image's build stage copies, in a folder of its own (the build writes beside it).
+    for name in re.findall(r"^COPY (?!--)(\S+) \./", (DEPLOY / "Dockerfile").read_text(), re.M):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("requirements.lock", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            ".",
-        ],
-        cwd=ROOT,
+        [*pip, "--target", str(target), "."],
+        cwd=source,
         capture_output=True,
         text=True,
         timeout=300,
