@@ -131,3 +131,31 @@ def test_a_database_from_a_newer_release_is_refused(tmp_path: Path, backend: str
         message = str(caught.value)
         assert "newer techbridge" in message and "9999_from_the_future" in message
         assert "\n" not in message
+
+
+def test_an_upgrade_migrates_at_open_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A store one migration behind (as an older release left it) is brought to the head when
+    opened, and the log says from which revision to which."""
+    from alembic import command
+
+    from sync.store import migrate
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    Store.open(url, KINDS).close()
+    engine = create_engine(url)
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "-1")
+    older = migrate.current_revision(engine)
+    engine.dispose()
+    head = migrate.head_revisions()[0]
+    assert older != head
+    with caplog.at_level("WARNING", logger="sync.store.store"):
+        store = Store.open(url, KINDS)
+    store.close()
+    assert f"upgraded the store's schema from {older} to {head}" in caplog.text
+    with caplog.at_level("WARNING", logger="sync.store.store"):
+        caplog.clear()
+        Store.open(url, KINDS).close()
+    assert "upgraded" not in caplog.text  # nothing to do, nothing said
