@@ -182,25 +182,16 @@ class DataDir:
             self.insecure_file.unlink(missing_ok=True)
         if enrol:
             self.enrol_address_file.write_text(enrol + "\n")
-        tmp = self.address_file.with_suffix(".tmp")
-        tmp.write_text(address + "\n")
-        os.replace(tmp, self.address_file)
+        _write_run_file(self.address_file, address)
 
     def write_web_url(self, url: str) -> None:
-        self.web_url_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.web_url_file.with_suffix(".tmp")
-        tmp.write_text(url + "\n")
-        os.replace(tmp, self.web_url_file)
+        _write_run_file(self.web_url_file, url)
 
     def write_metrics_address(self, address: str) -> None:
-        self.metrics_address_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.metrics_address_file.with_suffix(".tmp")
-        tmp.write_text(address + "\n")
-        os.replace(tmp, self.metrics_address_file)
+        _write_run_file(self.metrics_address_file, address)
 
     def write_health_address(self, address: str) -> None:
-        self.health_address_file.parent.mkdir(parents=True, exist_ok=True)
-        self.health_address_file.write_text(address + "\n")
+        _write_run_file(self.health_address_file, address)
 
     def clear_address(self) -> None:
         for f in (
@@ -218,6 +209,14 @@ class DataDir:
         if self.address_file.exists():
             return self.address_file.read_text().strip()
         return config.listen
+
+
+def _write_run_file(path: Path, line: str) -> None:
+    """Write one line to a file of run/ at once (a reader never sees it half written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(line + "\n")
+    os.replace(tmp, path)
 
 
 def new_admin_token() -> str:
