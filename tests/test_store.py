@@ -12,9 +12,10 @@ from alembic.runtime.migration import MigrationContext
 
 from sync.clock import Stamp
 from sync.envelope import Version, make_version
+from sync.fulltext import parse_query
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, create_change, make_content
-from sync.store import Rejected, Store
+from sync.store import Rejected, SearchQuery, Store
 from sync.store.migrate import current_revision, head_revisions
 from sync.store.models import Base, described_here
 from tests.backends import BACKENDS, database_url
@@ -212,6 +213,31 @@ class TestStoreContract:
         row = store.list_records(origin=None, limit=10)[0]
         assert row.head_version_id == b.version_id and row.version_count == 2
         assert store.head_version("r").body == b.body
+
+    def test_a_create_arriving_after_its_edit_is_merged_with_it(self, store: Store) -> None:
+        # A new record's create is merged from itself alone only when the record holds
+        # nothing else: an edit that came first (waiting for it) is merged in.
+        create = version(1, record="r")
+        edit = make_version(
+            KEY,
+            site="tel-aviv",
+            record_id="r",
+            hlc=Stamp(5_000, 0),
+            change=Change((("summary", "edited before its create arrived"),)),
+            parents=(create.version_id,),
+            kind=LISTING,
+        )
+        store.apply_batch("hq", [edit], [], through_seq=1, now_ms=1)
+        assert store.list_records(origin=None, limit=10) == []  # waiting for its parent
+        store.apply_batch("hq", [create], [], through_seq=2, now_ms=1)
+        row = store.record("r")
+        assert row.version_count == 2 and row.head_version_id == edit.version_id
+        assert row.state.content.as_dict()["summary"] == "edited before its create arrived"
+        # In one batch, create and edit together, the same.
+        store.apply_batch("hq", [version(2, record="s"), version(3, record="t")], [], through_seq=3, now_ms=1)
+        assert {r.record_id for r in store.list_records(origin=None, limit=10)} == {"r", "s", "t"}
+        hits = store.search(SearchQuery(parse_query("listing"), limit=10)).hits
+        assert {h.record.record_id for h in hits} >= {"s", "t"}
 
     def test_registry_only_moves_forward(self, store: Store) -> None:
         from hub.registry import issue_registry

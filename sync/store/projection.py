@@ -11,7 +11,7 @@ never signed or sent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Row
 from sync.codec import merge_input_of
 from sync.envelope import SignatureValue, Version
 from sync.errors import NotFound
-from sync.kinds import Content, KindSet, audience_key
+from sync.kinds import Action, Content, KindSet, audience_key
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
 from sync.store.replicas import WriteLock
 from sync.store.tables import IN_CHUNK, notes_t, records_t, versions_t
@@ -77,21 +77,57 @@ class ProjectionStore:
         ) -> None: ...
 
     def _update_records(self, conn: Connection, fresh: Sequence[Version]) -> None:
-        """Re-merge every record the batch touched, from all of its versions.
+        """Re-merge every record the batch touched, from all of its versions (stored
+        by now, in `conn`'s transaction).
 
-        Costs one select of the touched records' versions and one statement per
-        kind of change; each record's merge reads only that record's versions.
+        A record whose only version is a create in this batch (a new record: most of an
+        initial sync, every intake) is merged from that version alone, read from
+        nowhere: one grouped select over the touched ids tells them apart. The others
+        cost one select of their versions and one statement per kind of change; each
+        record's merge reads only that record's versions.
         """
         decoded = {
             v.version_id: MergeInput(v.version_id, v.parents, v.hlc, v.author, v.change, v.kind, v.origin)
             for v in fresh
         }
-        self._remerge(conn, sorted({v.record_id for v in fresh}), decoded)
+        per_record: dict[str, list[Version]] = {}
+        for v in fresh:
+            per_record.setdefault(v.record_id, []).append(v)
+        creates = sorted(
+            rid
+            for rid, vs in per_record.items()
+            if len(vs) == 1 and vs[0].change.action == Action.CREATE and not vs[0].parents
+        )
+        more: set[str] = set()  # creates of records that hold other versions too
+        for i in range(0, len(creates), IN_CHUNK):
+            more.update(
+                conn.execute(
+                    select(versions_t.c.record_id)
+                    .where(versions_t.c.record_id.in_(creates[i : i + IN_CHUNK]))
+                    .group_by(versions_t.c.record_id)
+                    .having(func.count() > 1)
+                ).scalars()
+            )
+        lone = {rid: per_record[rid][0] for rid in creates if rid not in more}
+        self._remerge(conn, sorted(set(per_record) - set(lone)), decoded, lone)
 
-    def _remerge(self, conn: Connection, ids: list[str], decoded: dict[str, MergeInput]) -> None:
+    def _remerge(
+        self,
+        conn: Connection,
+        ids: list[str],
+        decoded: dict[str, MergeInput],
+        lone: Mapping[str, Version] | None = None,
+    ) -> None:
+        """Merge `ids` from every version each holds (those in `decoded` are not read
+        again), and the records of `lone`, each held as that one create alone (no row
+        of theirs is in the records or the search index yet); store their rows and
+        index them."""
         bodies: dict[str, list[MergeInput]] = {rid: [] for rid in ids}
         origin: dict[str, tuple[str, str]] = {}
         unread: list[str] = []  # held before this batch: their bodies are read and decoded
+        for rid, v in (lone or {}).items():
+            bodies[rid] = [decoded[v.version_id]]
+            origin[rid] = (v.kind, v.origin)
         for i in range(0, len(ids), IN_CHUNK):
             rows = conn.execute(
                 select(
@@ -125,7 +161,7 @@ class ProjectionStore:
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         indexed: list[tuple[str, int, str, Content]] = []
-        for rid in ids:
+        for rid in [*ids, *(lone or {})]:
             state = merge(bodies[rid], self.kinds)
             if state.applied == 0:
                 if rid in existing:  # everything left waits or was quarantined: hide the record
@@ -158,7 +194,7 @@ class ProjectionStore:
         # One statement per kind of change, executed for many rows.
         if inserts:
             conn.execute(insert(records_t), inserts)
-        self.reindex(conn, ids, indexed)  # search follows the new states (sync.store.search)
+        self.reindex(conn, ids, indexed)  # search follows the new states (sync.store.search); `lone` has no old rows
         if updates:
             cols = [k for k in updates[0] if k != "rid"]
             conn.execute(

@@ -10,7 +10,7 @@ read from its merged record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -34,7 +34,13 @@ class TrustStore:
 
     if TYPE_CHECKING:  # of the other stores Store is made of, inside this store's transactions
 
-        def _remerge(self, conn: Connection, ids: list[str], decoded: dict[str, MergeInput]) -> None: ...
+        def _remerge(
+            self,
+            conn: Connection,
+            ids: list[str],
+            decoded: dict[str, MergeInput],
+            lone: Mapping[str, Version] | None = None,
+        ) -> None: ...
 
     def registry(self) -> Registry | None:
         with self.engine.connect() as conn:
