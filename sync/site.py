@@ -781,8 +781,11 @@ class Site:
         return self.store.records_titled(kind, title, limit)
 
     def titles(self, record_ids: Sequence[str]) -> dict[str, str]:
-        """The titles of the records named that are held here."""
-        return self.store.titles(record_ids)
+        """The titles of the records named that are held here (a centre's id names no
+        record: it is not looked for)."""
+        registry = self.registry()
+        wanted = [r for r in record_ids if r and registry.centre(r) is None]
+        return self.store.titles(wanted) if wanted else {}
 
     def quarantined(self) -> list[tuple[str, str, str, str]]:
         """Versions held but set aside: (version id, record id, key id, reason)."""
@@ -806,9 +809,13 @@ class Site:
     def written_detail(self, version: Version, private_note: str = "") -> RecordDetail:
         """The detail of a record just written here by `version`, its newest head: the
         version is in hand and was signed here, so it is neither read back nor verified
-        again; only the merged record is read."""
-        row = self.store.record(version.record_id)
-        row = dataclasses.replace(row, verified=True, key_id=version.author_key_id)
+        again. A new record's row is made from its create as the store's merge makes it;
+        only a change to a record held reads the merged record."""
+        if version.change.action == Action.CREATE and not version.parents:
+            row = self.store.created_row(version)
+        else:
+            row = self.store.record(version.record_id)
+            row = dataclasses.replace(row, verified=True, key_id=version.author_key_id)
         head = HeadVersion(
             record=row,
             body=version.body,

@@ -214,6 +214,23 @@ class TestStoreContract:
         assert row.head_version_id == b.version_id and row.version_count == 2
         assert store.head_version("r").body == b.body
 
+    def test_the_row_of_a_new_record_made_without_reading_is_the_row_stored(self, store: Store) -> None:
+        # What intake answers with (`created_row`) is what the store's merge wrote.
+        long_title = "膜蒸馏海水淡化 " * 40  # over the row's 256 characters
+        content = listing_content(title=long_title, summary="s", trl=4, keywords=("water-treatment",))
+        creates = [
+            make_version(KEY, site="tel-aviv", record_id=rid, hlc=Stamp(7_000, i), change=change, kind=LISTING)
+            for i, (rid, change) in enumerate(
+                [("n1", create_change(content)), ("n2", create_change(content, ("brussels",)))]
+            )
+        ]
+        store.append_local_batch(creates, 1)
+        stored = {r.record_id: r for r in store.records_by_id(["n1", "n2"])}
+        for v in creates:
+            made = store.created_row(v)
+            assert made == stored[v.record_id] and made.state_json == stored[v.record_id].state_json
+            assert len(made.title) == 256 and made.key_id == KEY.key_id
+
     def test_a_create_arriving_after_its_edit_is_merged_with_it(self, store: Store) -> None:
         # A new record's create is merged from itself alone only when the record holds
         # nothing else: an edit that came first (waiting for it) is merged in.

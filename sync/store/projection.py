@@ -63,6 +63,26 @@ class HeadVersion:
     verified: bool
 
 
+def _row_values(kind: str, owner: str, state: RecordState, head_author: str, versions: int) -> dict[str, Any]:
+    """The columns of a record's row in `records`, from its merged state."""
+    return {
+        "kind": kind,
+        "origin": owner,
+        "head_version_id": state.newest_head,
+        "title": state.content.title[:256],
+        "status": state.content.status,
+        "head_wall_ms": state.updated.wall_ms,
+        "head_counter": state.updated.counter,
+        "head_author": head_author,
+        "version_count": versions,
+        "state_json": state_to_json(state),
+        "deleted": state.deleted,
+        "open_conflicts": len(state.conflicts),
+        "waiting": len(state.waiting),
+        "audience": audience_key(owner, state.audience),
+    }
+
+
 class ProjectionStore:
     """Merged records and private notes of a site's store (part of `sync.store.store.Store`)."""
 
@@ -169,22 +189,7 @@ class ProjectionStore:
                 continue  # every version waits for a parent: nothing to show yet
             kind, owner = origin[rid]
             newest = next(v for v in bodies[rid] if v.version_id == state.newest_head)
-            values = {
-                "kind": kind,
-                "origin": owner,
-                "head_version_id": state.newest_head,
-                "title": state.content.title[:256],
-                "status": state.content.status,
-                "head_wall_ms": state.updated.wall_ms,
-                "head_counter": state.updated.counter,
-                "head_author": newest.author,
-                "version_count": len(bodies[rid]),
-                "state_json": state_to_json(state),
-                "deleted": state.deleted,
-                "open_conflicts": len(state.conflicts),
-                "waiting": len(state.waiting),
-                "audience": audience_key(owner, state.audience),
-            }
+            values = _row_values(kind, owner, state, newest.author, len(bodies[rid]))
             if rid in existing:
                 updates.append({"rid": rid, **values})
             else:
@@ -279,6 +284,32 @@ class ProjectionStore:
             deleted=bool(m["deleted"]),
             open_conflicts=int(m["open_conflicts"]),
             state_json=str(m["state_json"]),
+            kinds=self.kinds,
+        )
+
+    def created_row(self, create: Version) -> RecordRow:
+        """The row a record holding only `create` (a parentless create, just stored) has
+        in `records`, made as the merge makes it, without reading it back."""
+        assert create.change.action == Action.CREATE and not create.parents, "a record's first create"
+        state = merge(
+            [MergeInput(create.version_id, (), create.hlc, create.author, create.change, create.kind, create.origin)],
+            self.kinds,
+        )
+        m = _row_values(create.kind, create.origin, state, create.author, 1)
+        return RecordRow(
+            record_id=create.record_id,
+            kind=m["kind"],
+            origin=m["origin"],
+            title=m["title"],
+            status=m["status"],
+            updated_at_ms=m["head_wall_ms"],
+            head_version_id=m["head_version_id"],
+            version_count=1,
+            verified=True,
+            key_id=create.author_key_id,
+            deleted=m["deleted"],
+            open_conflicts=m["open_conflicts"],
+            state_json=m["state_json"],
             kinds=self.kinds,
         )
 
