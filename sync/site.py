@@ -73,7 +73,7 @@ from sync.merge import RecordState
 from sync.registry import Registry, check_not_rollback, check_registry_signature
 from sync.signing import VERSION_DOMAIN, verify, verify_many
 from sync.store import HeadVersion, RecordRow, Rejected, SearchQuery, SearchResult, Store
-from sync.store.log import HeldDigest
+from sync.store.log import ComingWrite, HeldDigest
 
 log = logging.getLogger(__name__)
 
@@ -360,8 +360,8 @@ class Site:
         )
         return version
 
-    def _store(self, version: Version) -> None:
-        seq = self.store.append_local(version, self.now_ms())
+    def _store(self, version: Version, coming: ComingWrite | None = None) -> None:
+        seq = self.store.append_local(version, self.now_ms(), coming)
         log.info("stored version %s of %s as log entry %s", version.version_id[:12], version.record_id, seq)
         for hook in self.on_local_write:
             hook()
@@ -406,15 +406,17 @@ class Site:
     def add_record(self, content: Content, audience: tuple[str, ...] = (), *, private_note: str = "") -> Version:
         """Create a record this centre owns. `private_note` (personal data) is kept here
         only, never signed or sent."""
-        kind, change = self._new_change(content, audience, private_note)
-        with self._write_lock:
-            record_id, nonce = new_record_id(self.site_id, self.now_ms(), pins_of(kind, change))
-            version = self._sign(record_id, self.site_id, change, (), nonce, kind)
         # A new record has no parents and no other writer: creates made together are
-        # stored together (the store's group commit), outside the site's write lock.
-        if private_note:
-            self.store.set_private_note(record_id, private_note, self.now_ms())
-        self._store(version)
+        # stored together (the store's group commit, told this one is on its way),
+        # outside the site's write lock.
+        with self.store.coming_write() as coming:
+            kind, change = self._new_change(content, audience, private_note)
+            with self._write_lock:
+                record_id, nonce = new_record_id(self.site_id, self.now_ms(), pins_of(kind, change))
+                version = self._sign(record_id, self.site_id, change, (), nonce, kind)
+            if private_note:
+                self.store.set_private_note(record_id, private_note, self.now_ms())
+            self._store(version, coming)
         return version
 
     def add_records(self, items: Sequence[tuple[Content, tuple[str, ...], str]]) -> list[Version]:

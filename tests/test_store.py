@@ -322,6 +322,49 @@ class TestGroupCommit:
         assert store.log_head() == max(seqs)
         assert {r.record_id for r in store.list_records(origin=None, limit=50)} == {v.record_id for v in versions}
 
+    def test_a_group_commit_waits_for_announced_writes_and_no_longer(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A write announced (`coming_write`) and queued while another writer waits for it
+        is stored in the same transaction; an announcement that ends without a write
+        lets the waiting writer go at once, whatever the wait allowed."""
+        import threading
+
+        import sync.store.log as log_module
+
+        monkeypatch.setattr(log_module, "GROUP_WAIT_S", 60.0)  # only the announcements end a wait here
+        commits: list[int] = []
+        original = store._append_locked
+
+        def counted(vs: list[Version], now_ms: int) -> list[int]:
+            commits.append(len(vs))
+            return original(vs, now_ms)
+
+        store._append_locked = counted  # type: ignore[method-assign,assignment]
+        first, second = version(1), version(2)
+        done: list[int] = []
+
+        def waiting(waiter: Version) -> threading.Thread:
+            t = threading.Thread(target=lambda: done.append(store.append_local(waiter, 1)))
+            t.start()
+            for _ in range(500):  # until it queued and waits for the announced write
+                with store._queue_lock:
+                    if store._queued:
+                        break
+                threading.Event().wait(0.01)
+            return t
+
+        with store.coming_write() as coming:
+            t = waiting(first)
+            store.append_local(second, 1, coming)
+        t.join(timeout=30)
+        assert commits == [2] and sorted(done) == [1]
+        with store.coming_write():  # a write checked and refused: it never comes
+            t = waiting(version(3))
+        t.join(timeout=30)
+        assert not t.is_alive() and commits == [2, 1]
+
+
 
 def _bulky(n: int) -> Version:
     text = f"offer {n} " + "membrane desalination solar storage " * 60

@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,8 @@ from techbridge.v1.records_pb2 import LIFECYCLE_ACTION_CREATE as CREATE_PB
 
 # Bodies per sync batch, well under the 8 MiB message limit.
 BATCH_BYTES = 4 * 1024 * 1024
+# How long a group commit waits for local writes announced and on their way.
+GROUP_WAIT_S = 0.002
 
 
 @dataclass
@@ -54,6 +58,14 @@ class QueuedWrite:
     now_ms: int
     seq: int | None = None
     error: BaseException | None = None
+
+
+@dataclass
+class ComingWrite:
+    """A local write announced to the group commit (`LogStore.coming_write`), and whether
+    it has been queued since."""
+
+    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,10 @@ class LogStore:
     # Local writes waiting for the group commit (`append_local`).
     _queue_lock: threading.Lock
     _queued: list[QueuedWrite]
+    # Local writers on their way to `append_local` (`coming_write`), and a condition on
+    # `_queue_lock` that tells the group commit one of them queued.
+    _coming: int
+    _queue_changed: threading.Condition
     # The log head as last committed, and a condition watchers wait on.
     _head_changed: threading.Condition
     _head: int
@@ -178,19 +194,44 @@ class LogStore:
                 self._head_changed.wait(timeout=timeout_s)  # a commit or a wake() ends it early
             return self._head
 
-    def append_local(self, version: Version, now_ms: int) -> int:
+    @contextmanager
+    def coming_write(self) -> Iterator[ComingWrite]:
+        """Announce a local write on its way (checked and signed inside the block, then
+        given to `append_local` with what this yields): a group commit waits a moment
+        for the writes announced and not queued yet."""
+        coming = ComingWrite()
+        with self._queue_lock:
+            self._coming += 1
+        try:
+            yield coming
+        finally:
+            with self._queue_lock:
+                if not coming.queued:
+                    self._coming -= 1
+                    self._queue_changed.notify_all()
+
+    def append_local(self, version: Version, now_ms: int, coming: ComingWrite | None = None) -> int:
         """Store a version written at this site; returns its log position.
 
         Writes that arrive together share one transaction (group commit): each writer
         queues its version, and whichever takes the write lock first stores every
-        version queued by then, in the order queued. If that transaction fails, each
-        version is stored on its own, so a writer sees only its own error."""
+        version queued by then, in the order queued, after waiting at most
+        GROUP_WAIT_S for the writes announced by `coming_write` and not queued yet
+        (`coming` is this write's announcement, if it made one). If that transaction
+        fails, each version is stored on its own, so a writer sees only its own error."""
         mine = QueuedWrite(version, now_ms)
         with self._queue_lock:
             self._queued.append(mine)
+            if coming is not None and not coming.queued:
+                coming.queued = True
+                self._coming -= 1
+            self._queue_changed.notify_all()
         with self._write_lock:
             if mine.seq is None and mine.error is None:
                 with self._queue_lock:
+                    deadline = time.monotonic() + GROUP_WAIT_S
+                    while self._coming > 0 and (left := deadline - time.monotonic()) > 0:
+                        self._queue_changed.wait(left)
                     batch, self._queued = self._queued, []
                 self._store_queued(batch)
         if mine.error is not None:

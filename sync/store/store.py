@@ -129,6 +129,8 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
         self._listener: Listener | None = None
         self._queue_lock = threading.Lock()
         self._queued: list[QueuedWrite] = []
+        self._coming = 0
+        self._queue_changed = threading.Condition(self._queue_lock)
         # The log head as last committed, and a condition watchers wait on.
         self._head_changed = threading.Condition()
         self._head = -1
