@@ -57,20 +57,6 @@ def action_from_pb(value: int) -> Action | None:
     return _ACTION_FROM_PB.get(value)
 
 
-def _get(kind: Kind, msg: Message, name: str, default: FieldValue) -> FieldValue:
-    raw = getattr(msg, name)
-    parts = kind.composite_fields.get(name)
-    if parts is not None:
-        return tuple(tuple(getattr(item, p) for p in parts) for item in raw)
-    if isinstance(default, tuple):
-        return tuple(raw)
-    if isinstance(default, bool):
-        return bool(raw)
-    if isinstance(default, int):
-        return int(raw)
-    return str(raw)
-
-
 def _set(kind: Kind, msg: Message, name: str, value: FieldValue) -> None:
     parts = kind.composite_fields.get(name)
     if parts is not None:
@@ -96,10 +82,11 @@ def values_from_pb(kind: Kind, msg: Message, names: Iterable[str] | None = None)
     """The named fields of a values message (all of them when `names` is None);
     names the kind does not have are refused, each named."""
     wanted = kind.field_names() if names is None else tuple(sorted(set(names)))
-    unknown = [n for n in wanted if n not in kind.defaults]
+    readers = kind.wire_readers
+    unknown = [n for n in wanted if n not in readers]
     if unknown:
         raise InvalidInput([FieldViolation(n, f"not a {kind.name} field that can be set") for n in unknown])
-    return tuple((n, _get(kind, msg, n, kind.defaults[n])) for n in wanted)
+    return tuple((n, readers[n](getattr(msg, n))) for n in wanted)
 
 
 def content_to_pb(content: Content) -> Message:

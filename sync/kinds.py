@@ -27,6 +27,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -141,16 +143,52 @@ class Kind:
     # The record this kind's records point at, checked where one is created.
     target: Target | None = None
 
-    @property
+    # Derived once per kind (a kind never changes): read for every version checked.
+    @cached_property
     def rank(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.statuses)}
 
-    @property
+    @cached_property
     def status_actions(self) -> frozenset[Action]:
         return frozenset({Action.CREATE, Action.SETTLE, *self.transitions})
 
-    def field_names(self) -> tuple[str, ...]:
+    @cached_property
+    def field_order(self) -> dict[str, int]:
+        """Each field's place among the kind's fields (the order problems are named in)."""
+        return {n: i for i, n in enumerate(self.defaults)}
+
+    @cached_property
+    def wire_readers(self) -> dict[str, Callable[[Any], FieldValue]]:
+        """For each field, how its value is read off the kind's values message: the
+        repeated composite parts as tuples, lists as tuples, scalars by the default's type."""
+        readers: dict[str, Callable[[Any], FieldValue]] = {}
+        for name, default in self.defaults.items():
+            parts = self.composite_fields.get(name)
+            if parts is not None:
+                readers[name] = _composite_reader(parts)
+            elif isinstance(default, tuple):
+                readers[name] = tuple
+            elif isinstance(default, bool):
+                readers[name] = bool
+            elif isinstance(default, int):
+                readers[name] = int
+            else:
+                readers[name] = str
+        return readers
+
+    @cached_property
+    def _sorted_field_names(self) -> tuple[str, ...]:
         return tuple(sorted(self.defaults))
+
+    def field_names(self) -> tuple[str, ...]:
+        return self._sorted_field_names
+
+
+def _composite_reader(parts: tuple[str, ...]) -> Callable[[Any], FieldValue]:
+    def read(raw: Any) -> FieldValue:
+        return tuple(tuple(getattr(item, p) for p in parts) for item in raw)
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -269,13 +307,15 @@ class Change:
     # CREATE only: the centres that may receive the record; empty for the whole network.
     audience: tuple[str, ...] = ()
     _index: dict[str, FieldValue] = field(default_factory=dict, compare=False, repr=False)
+    _names: tuple[str, ...] = field(default=(), init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index.update(self.fields)
+        object.__setattr__(self, "_names", tuple(n for n, _ in self.fields))
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(n for n, _ in self.fields)
+        return self._names
 
     def get(self, name: str) -> FieldValue | None:
         return self._index.get(name)
@@ -339,8 +379,9 @@ def check_values(
     kind: Kind, values: Mapping[str, FieldValue], names: Iterable[str], *, whole: bool = False
 ) -> list[FieldViolation]:
     """Problems with the fields `names` of `values` (a complete record when `whole`)."""
-    order = {n: i for i, n in enumerate(kind.defaults)}
-    names = sorted(set(names), key=lambda n: (order.get(n, len(order)), n))
+    order = kind.field_order
+    last = len(order)
+    names = sorted(set(names), key=lambda n: (order.get(n, last), n))
     problems: list[FieldViolation] = []
     for name in names:
         rule = kind.rules.get(name)
