@@ -45,6 +45,7 @@ from transfer.admin import AdminServicer
 from transfer.alerts import start_alert_job
 from transfer.expiry import start_expiry_job
 from transfer.firms import FirmServicer
+from transfer.kept_figures import start_figure_job
 from transfer.records import KINDS
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,9 @@ def start_node(
     if site.config.alert_every_s > 0:
         alerts = start_alert_job(site, site.config.alert_every_s, site.config.alert_webhook)
         running.on_stop.append(lambda: alerts.shutdown(wait=False))
+    if site.config.figures_every_s > 0:
+        counting = start_figure_job(site, site.config.figures_every_s)
+        running.on_stop.append(lambda: counting.shutdown(wait=False))
     every = site.config.sync_every_s if sync_every_s is None else sync_every_s
     scheduler = start_schedule(client, every) if every > 0 else None
     kicker = watcher = None

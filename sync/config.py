@@ -63,6 +63,8 @@ class SiteConfig:
     alert_webhook: str = ""
     # HQ's suggestions (offers for open requests): how often they are brought up to date.
     suggest_every_s: float = 30.0
+    # The network's figures: how often the counts a report sums catch up with the log.
+    figures_every_s: float = 30.0
     pull_batch: int = 500
     push_batch: int = 500
     # Deadline of one push or pull stream; a slow consumer resumes from its cursor next round.

@@ -29,6 +29,7 @@ LAYERS: dict[str, str] = {
     "test_alerts": "integration",
     "test_suggestions": "integration",
     "test_report": "integration",
+    "test_kept_figures": "store",
     "test_staff": "store",
     "test_staff_cli": "integration",
     "test_bulk_import": "integration",

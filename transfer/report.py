@@ -1,17 +1,18 @@
 """The network's figures: what each centre achieved in a period, counted from signed versions.
 
 **The period rule.** A figure counts the records whose counted step was signed in the period:
-the HLC wall time (UTC) of the version that took it, `start <= stamp < end`. An offer is
-"published" in the period its PUBLISH version was stamped, an agreement in the period its
-AGREE was, a request "received" in the period it was created. Events count by the day they were
-held (`held_on_ms`, signed in the event's record). "Live at the end" is an offer published
-before the period's end with no step out of publication (expire, withdraw, archive, delete)
-stamped before it, and not lapsed at the end (its `valid_until_ms` as merged here).
+the HLC wall time (UTC) of the first version that took it (the earliest stamp, then the
+smallest version id), `start <= stamp < end`. An offer is "published" in the period its PUBLISH
+version was stamped, an agreement in the period its AGREE was, a request "received" in the
+period it was created. The same step taken again (two sites at once) counts once, in the
+period of its first version. Events count by the day they were held (`held_on_ms`, signed in
+the event's record). "Live at the end" is an offer published before the period's end with no
+step out of publication (expire, withdraw, archive, delete) stamped before it, and not lapsed
+at the end (its `valid_until_ms` as merged here). Periods are whole UTC days.
 
-A record counts once per figure and centre however many versions took the step (the same step
-taken at two sites at once). Only versions this site verified and holds outside quarantine
-count (`versions.verified`, not `quarantined`). A firm that was erased still counts as a firm
-served: the figures read ids and signed steps, never personal data.
+A record counts once per figure and centre. Only versions this site verified and holds
+outside quarantine count (`versions.verified`, not `quarantined`). A firm that was erased
+still counts as a firm served: the figures read ids and signed steps, never personal data.
 
 **Who a figure counts for** is a field of the record that is fixed at its create (so the same
 versions give the same figures at every site): an offer's and an event's owner, the centre a
@@ -21,13 +22,19 @@ for introductions, negotiations, agreements and closures; a suggestion's request
 **firm served** in the period is a firm that filed a request (for the centre it came through),
 sent an interest (for its sender's centre), or was introduced (for both centres of the interest).
 
+**How they are counted.** What each record counts for is kept as versions arrive
+(`transfer.kept_figures`: a row per record, figure, centre and breakdown on the day it counts,
+and those rows added up per day); a report first lets the keeper catch up with the log, then
+sums the period's days. So a report reads a few rows per day and centre, not the period's
+versions, and its time does not grow with the number of records.
+
 **Targets** are HQ-signed `target` records, one per centre and year, sent to that centre; the
 report shows each target beside the figure it is set for (the whole year's target, whatever the
 period).
 
 `report(site, period, centres, explain=FIGURE)` returns a `Report`; with `explain` it lists the
-records and versions behind that figure (`Report.explained`), so anyone holding the same
-versions can check it.
+records and versions behind that figure (`Report.explained`: the kept rows themselves), so
+anyone holding the same versions can check it.
 """
 
 from __future__ import annotations
@@ -41,13 +48,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import BigInteger, ColumnElement, Connection, and_, bindparam, distinct, func, or_, select
 
 from sync.errors import FieldViolation, InvalidInput
 from sync.kinds import KindSet
 from sync.merge import state_from_json
 from sync.site import Site
 from sync.store.tables import records_t
+from transfer.kept_figures import (
+    FIRMS_SERVED,
+    STEP_FIGURES,
+    FigureKeeper,
+    counts_t,
+    interests_t,
+    offers_t,
+    rows_t,
+)
 
 DAY_MS = 24 * 3600 * 1000
 _YEAR = re.compile(r"^([0-9]{4})$")
@@ -111,41 +127,6 @@ def period_between(start: str, end: str) -> Period:
     return Period(_ms(days["from"]), _ms(days["to"]) + DAY_MS, f"{days['from']}..{days['to']}")
 
 
-@dataclass(frozen=True)
-class StepFigure:
-    """Records of `kind` that took one of `actions` in the period (a create only when
-    created in one of `created_as`), counted for the centres named by `centre_fields`."""
-
-    name: str
-    kind: str
-    actions: tuple[str, ...]
-    centre_fields: tuple[str, ...] = ("origin",)
-    created_as: tuple[str, ...] = ()
-    # Fields of the record (fixed at its create) a breakdown of this figure is by.
-    by: tuple[str, ...] = ()
-
-
-STEP_FIGURES: tuple[StepFigure, ...] = (
-    StepFigure("offers.submitted", "listing", ("create", "submit"), created_as=("submitted",)),
-    StepFigure("offers.validated", "listing", ("validate",)),
-    StepFigure("offers.published", "listing", ("publish",), by=("keyword", "stage")),
-    StepFigure("offers.expired", "listing", ("expire",)),
-    StepFigure("offers.withdrawn", "listing", ("withdraw",)),
-    StepFigure("requests.received", "request", ("create",), ("via",), by=("request_type", "home_centre")),
-    StepFigure("firms.registered", "firm", ("create",)),
-    StepFigure("interests.sent", "interest", ("create",), ("from_centre",)),
-    StepFigure("interests.received", "interest", ("create",), ("to_owner",)),
-    StepFigure("interests.forwarded", "interest", ("forward",), ("to_owner",)),
-    StepFigure("interests.accepted", "interest", ("accept",), ("to_owner",)),
-    StepFigure("interests.declined", "interest", ("decline",), ("to_owner",), by=("decline_reason",)),
-    StepFigure("interests.introduced", "interest", ("introduce",), ("to_owner", "from_centre")),
-    StepFigure("interests.negotiating", "interest", ("negotiate",), ("to_owner", "from_centre")),
-    StepFigure("interests.agreed", "interest", ("agree",), ("to_owner", "from_centre")),
-    StepFigure("interests.closed", "interest", ("close",), ("to_owner", "from_centre")),
-    StepFigure("suggestions.made", "suggestion", ("create",), ("for_centre",)),
-    StepFigure("suggestions.acted_on", "suggestion", ("accept",), ("for_centre",)),
-    StepFigure("suggestions.dismissed", "suggestion", ("decline",), ("for_centre",)),
-)
 # Figures counted otherwise than by one step (see the module's doc).
 OTHER_FIGURES = ("offers.live_at_end", "firms.served", "events.held")
 _STEP_NAMES = tuple(f.name for f in STEP_FIGURES)
@@ -226,209 +207,124 @@ def _centres(site: Site, wanted: Sequence[str]) -> dict[str, str]:
     return {c: known[c] for c in (wanted or sorted(known))}
 
 
-# A record id's shape (8-4-4-4-12): the owner of a firm's record, where a centre's id is a name.
-_FIRM_SHAPE = "________-____-____-____-____________"
+def _days(period: Period) -> dict[str, int]:
+    """The period as UTC days [first, end) (periods start and end at midnight UTC)."""
+    return {
+        "d0": period.start_ms // DAY_MS,
+        "d1": -(-period.end_ms // DAY_MS),
+        "start": period.start_ms,
+        "end": period.end_ms,
+    }
 
 
-class _Counter:
-    """The report's SQL, for SQLite or PostgreSQL, over one connection (one snapshot).
-
-    Each figure is one grouped query: the (centre, record) pairs it counts, distinct, per
-    centre. With `explain` the same pairs come back with the version and stamp that counted
-    them, for that figure only."""
-
-    def __init__(self, conn: Connection, period: Period) -> None:
-        self.conn = conn
-        self.pg = conn.dialect.name == "postgresql"
-        self.params: dict[str, Any] = {"start": period.start_ms, "end": period.end_ms, "yes": True, "no": False}
-
-    def field(self, alias: str, name: str) -> str:
-        """A text field of a record's merged state (names are the specs', never input)."""
-        assert re.fullmatch(r"[a-z_]+", name)
-        if self.pg:
-            return f"(CAST({alias}.state_json AS jsonb) #>> '{{fields,{name}}}')"
-        return f"json_extract({alias}.state_json, '$.fields.{name}')"
-
-    @staticmethod
-    def join_records(*uses: str) -> str:
-        return "LEFT JOIN records r ON r.record_id = v.record_id" if any("r.state_json" in u for u in uses) else ""
-
-    def kind_counts(self, kind: str, fields: Sequence[str]) -> list[tuple[str, str, tuple[str, ...], int]]:
-        """(action, status, the centre fields' values, records) for every step of `kind` in
-        the period, grouped: one scan of the kind's versions counts all its step figures."""
-        cols = [self.centre_of(f) for f in fields]
-        keys = ", ".join(["v.action", "v.status", *cols])
-        where = (
-            f"v.kind = '{kind}' AND v.action <> '' AND v.hlc_wall_ms >= :start AND v.hlc_wall_ms < :end"
-            " AND v.verified = :yes AND v.quarantined = :no"
-        )
-        sql = (
-            f"SELECT {keys}, count(DISTINCT v.record_id) FROM versions v {self.join_records(*cols)} "
-            f"WHERE {where} GROUP BY {keys}"
-        )
-        n = len(cols)
-        return [
-            (str(r[0]), str(r[1]), tuple("" if x is None else str(x) for x in r[2 : 2 + n]), int(r[2 + n]))
-            for r in self.conn.execute(text(sql), self.params)
-        ]
-
-    def centre_of(self, name: str) -> str:
-        return "v.origin" if name == "origin" else self.field("r", name)
-
-    def steps(self, kind: str, actions: Sequence[str], created_as: Sequence[str] = ()) -> str:
-        """The WHERE of the versions of `kind` taking one of `actions` in the period."""
-        acts = ", ".join(f"'{a}'" for a in actions)
-        where = (
-            f"v.kind = '{kind}' AND v.action IN ({acts}) AND v.hlc_wall_ms >= :start AND v.hlc_wall_ms < :end"
-            " AND v.verified = :yes AND v.quarantined = :no"
-        )
-        if created_as:
-            statuses = ", ".join(f"'{st}'" for st in created_as)
-            where += f" AND (v.action <> 'create' OR v.status IN ({statuses}))"
-        return where
-
-    def pairs(self, parts: Sequence[tuple[str, str, str]], explain: bool) -> str:
-        """A union of (centre, counted id[, version, stamp]) selects, each (centre, id, where)."""
-        cols = ", v.version_id AS version_id, v.hlc_wall_ms AS stamp" if explain else ""
-        selects = [
-            f"SELECT {centre} AS centre, {counted} AS counted{cols} FROM versions v "
-            f"{self.join_records(centre)} WHERE {where}"
-            for centre, counted, where in parts
-        ]
-        return (" UNION ALL " if explain else " UNION ").join(selects)
-
-    def count(self, parts: Sequence[tuple[str, str, str]]) -> dict[str, int]:
-        sql = f"SELECT centre, count(DISTINCT counted) AS n FROM ({self.pairs(parts, False)}) AS p GROUP BY centre"
-        return {str(r.centre): int(r.n) for r in self.conn.execute(text(sql), self.params) if r.centre is not None}
-
-    def rows(self, parts: Sequence[tuple[str, str, str]]) -> list[Counted]:
-        sql = f"SELECT * FROM ({self.pairs(parts, True)}) AS p ORDER BY stamp, version_id"
-        out: list[Counted] = []
-        seen: set[tuple[str, str]] = set()
-        for r in self.conn.execute(text(sql), self.params):
-            if r.centre is not None and (r.centre, r.counted) not in seen:
-                seen.add((r.centre, r.counted))
-                out.append(Counted(str(r.centre), str(r.counted), str(r.version_id), int(r.stamp)))
-        return out
-
-    def grouped(self, sql: str) -> list[tuple[str, str, int]]:
-        return [
-            (str(r[0]), str(r[1]), int(r[2])) for r in self.conn.execute(text(sql), self.params) if r[0] is not None
-        ]
-
-
-def _step_counts(c: _Counter, figures: dict[str, CentreFigures]) -> None:
-    """Every step figure, one grouped scan per kind. A record's centre fields are fixed,
-    so it falls in one group per step: the groups' counts add up to distinct records."""
-    for kind in dict.fromkeys(s.kind for s in STEP_FIGURES):
-        specs = [s for s in STEP_FIGURES if s.kind == kind]
-        fields = list(dict.fromkeys(f for s in specs for f in s.centre_fields))
-        for action, status, where, n in c.kind_counts(kind, fields):
-            at = dict(zip(fields, where, strict=True))
-            for spec in specs:
-                if action not in spec.actions or (
-                    action == "create" and spec.created_as and status not in spec.created_as
-                ):
-                    continue
-                for centre in dict.fromkeys(at[f] for f in spec.centre_fields):
-                    if centre in figures:
-                        figures[centre].counts[spec.name] += n
-
-
-def _parts(c: _Counter, spec: StepFigure) -> list[tuple[str, str, str]]:
-    where = c.steps(spec.kind, spec.actions, spec.created_as)
-    return [(c.centre_of(name), "v.record_id", where) for name in spec.centre_fields]
-
-
-def _served_parts(c: _Counter) -> list[tuple[str, str, str]]:
-    """A firm served: it filed a request, sent an interest, or was introduced."""
-    firm = f"v.origin LIKE '{_FIRM_SHAPE}'"
-    return [
-        (c.field("r", "via"), "v.origin", f"{c.steps('request', ('create',))} AND {firm}"),
-        (c.field("r", "from_centre"), "v.origin", f"{c.steps('interest', ('create',))} AND {firm}"),
-        (c.field("r", "to_owner"), "v.origin", f"{c.steps('interest', ('introduce',))} AND {firm}"),
-        (c.field("r", "from_centre"), "v.origin", f"{c.steps('interest', ('introduce',))} AND {firm}"),
-    ]
-
-
-def _live_parts(c: _Counter) -> list[tuple[str, str, str]]:
-    """Offers published before the end, with no step out of publication stamped before it,
-    not lapsed at the end."""
-    where = (
-        "v.kind = 'listing' AND v.action = 'publish' AND v.hlc_wall_ms < :end"
-        " AND v.verified = :yes AND v.quarantined = :no"
-        " AND NOT EXISTS (SELECT 1 FROM versions o WHERE o.record_id = v.record_id"
-        " AND o.action IN ('expire', 'withdraw', 'archive', 'delete') AND o.hlc_wall_ms < :end AND o.quarantined = :no)"
-        " AND NOT EXISTS (SELECT 1 FROM search_docs d WHERE d.record_id = v.record_id"
-        " AND d.lapses_at_ms > 0 AND d.lapses_at_ms < :end)"
+def _kept_counts(conn: Connection, period: Period, figures: dict[str, CentreFigures]) -> None:
+    """The step figures and their breakdowns: the kept counts of the period's days."""
+    rows = conn.execute(
+        select(counts_t.c.figure, counts_t.c.centre, counts_t.c.by, counts_t.c.value, func.sum(counts_t.c.n))
+        .where(counts_t.c.day >= bindparam("d0"), counts_t.c.day < bindparam("d1"))
+        .group_by(counts_t.c.figure, counts_t.c.centre, counts_t.c.by, counts_t.c.value),
+        _days(period),
     )
-    return [("v.origin", "v.record_id", where)]
-
-
-def _breakdowns(c: _Counter, spec: StepFigure) -> list[tuple[str, str, str, int]]:
-    """(centre, by, value, records) for each of the figure's breakdowns."""
-    where = c.steps(spec.kind, spec.actions, spec.created_as)
-    centre = c.centre_of(spec.centre_fields[0])
-    out: list[tuple[str, str, str, int]] = []
-    facets = [by for by in spec.by if by in ("keyword", "stage")]
-    if facets:  # the offer's facets, as indexed for search: one pass for all of them
-        each = (
-            "CROSS JOIN LATERAL jsonb_array_elements_text(CAST(d.facets AS jsonb)) AS j(value)"
-            if c.pg
-            else "CROSS JOIN json_each(d.facets) AS j"
-        )
-        wanted = " OR ".join(f"j.value LIKE '{by}=%'" for by in facets)
-        sql = (
-            f"SELECT {centre}, j.value, count(DISTINCT v.record_id) FROM versions v "
-            f"{c.join_records(centre)} JOIN search_docs d ON d.record_id = v.record_id "
-            f"{each} WHERE {where} AND ({wanted}) GROUP BY {centre}, j.value"
-        )
-        for ctr, value, n in c.grouped(sql):
-            by, _, got = value.partition("=")
-            out.append((ctr, by, got, n))
-    for by in spec.by:
-        if by in facets:
+    for figure, centre, by, value, n in rows:
+        if centre not in figures or not n:
             continue
-        if by == "home_centre":  # the centre the request's firm registered at
-            value = "coalesce(f.origin, '(unknown)')"
-            join = "LEFT JOIN records f ON f.record_id = v.origin"
+        if by:
+            figures[centre].breakdowns.setdefault(figure, {})[(by, value)] = int(n)
         else:
-            value = f"coalesce({c.field('r', by)}, '(none)')"
-            join = ""
-        sql = (
-            f"SELECT {centre}, {value}, count(DISTINCT v.record_id) FROM versions v "
-            f"{c.join_records(centre, value)} {join} WHERE {where} GROUP BY {centre}, {value}"
-        )
-        out.extend((ctr, by, val, n) for ctr, val, n in c.grouped(sql))
-    return out
+            figures[centre].counts[figure] += int(n)
 
 
-def _medians(c: _Counter, figures: dict[str, CentreFigures]) -> None:
+def _firms_served(conn: Connection, period: Period, figures: dict[str, CentreFigures]) -> None:
+    """Distinct firms served per centre: the kept rows of the period's days."""
+    rows = conn.execute(
+        select(rows_t.c.centre, func.count(distinct(rows_t.c.value)))
+        .where(rows_t.c.figure == FIRMS_SERVED, rows_t.c.day >= bindparam("d0"), rows_t.c.day < bindparam("d1"))
+        .group_by(rows_t.c.centre),
+        _days(period),
+    )
+    for centre, n in rows:
+        if centre in figures:
+            figures[centre].counts[FIRMS_SERVED] = int(n)
+
+
+def _live_where() -> ColumnElement[bool]:
+    """Offers published before the end, with no step out of publication before it, not lapsed at the end."""
+    end = bindparam("end", type_=BigInteger())
+    return and_(
+        offers_t.c.published_ms < end,
+        or_(offers_t.c.out_ms.is_(None), offers_t.c.out_ms >= end),
+        or_(offers_t.c.lapses_ms == 0, offers_t.c.lapses_ms >= end),
+    )
+
+
+def _live_at_end(conn: Connection, period: Period, figures: dict[str, CentreFigures]) -> None:
+    rows = conn.execute(
+        select(offers_t.c.origin, func.count()).where(_live_where()).group_by(offers_t.c.origin), _days(period)
+    )
+    for origin, n in rows:
+        if origin in figures:
+            figures[origin].counts["offers.live_at_end"] = int(n)
+
+
+def _medians(conn: Connection, period: Period, figures: dict[str, CentreFigures]) -> None:
     """Median days from interest to introduction (introductions in the period) and from
     introduction to agreement (agreements in the period), for the centre handling the target."""
-    ok = "verified = :yes AND quarantined = :no"
+    days = _days(period)
 
-    def spans(step: str, since: str) -> dict[str, list[float]]:
-        sql = (
-            f"SELECT {c.field('r', 'to_owner')}, x.at, x.since FROM ("
-            f"SELECT v.record_id AS rid, min(v.hlc_wall_ms) AS at, "
-            f"(SELECT min(s.hlc_wall_ms) FROM versions s WHERE s.record_id = v.record_id AND s.action = '{since}' "
-            f"AND s.{ok}) AS since FROM versions v WHERE {c.steps('interest', (step,))} GROUP BY v.record_id"
-            f") AS x JOIN records r ON r.record_id = x.rid"
-        )
+    def spans(at: Any, since: Any) -> dict[str, list[float]]:
         out: dict[str, list[float]] = defaultdict(list)
-        for centre, at, before in c.conn.execute(text(sql), c.params):
-            if centre is not None and before is not None:
-                out[str(centre)].append((int(at) - int(before)) / DAY_MS)
+        for centre, when, before in conn.execute(
+            select(interests_t.c.to_owner, at, since).where(
+                at >= bindparam("start"), at < bindparam("end"), since.is_not(None)
+            ),
+            days,
+        ):
+            out[str(centre)].append((int(when) - int(before)) / DAY_MS)
         return out
 
-    to_intro = spans("introduce", "create")
-    to_agree = spans("agree", "introduce")
+    to_intro = spans(interests_t.c.introduced_ms, interests_t.c.created_ms)
+    to_agree = spans(interests_t.c.agreed_ms, interests_t.c.introduced_ms)
     for centre, f in figures.items():
         if to_intro.get(centre):
             f.median_days_to_introduction = round(statistics.median(to_intro[centre]), 2)
         if to_agree.get(centre):
             f.median_days_to_agreement = round(statistics.median(to_agree[centre]), 2)
+
+
+def _explained(conn: Connection, period: Period, figure: str, centres: Sequence[str]) -> tuple[Counted, ...]:
+    """The records (firms, for firms served) and versions behind `figure`, oldest first."""
+    days = _days(period)
+    if figure == "offers.live_at_end":
+        found = [
+            Counted(r.origin, r.record_id, r.publish_version_id, int(r.published_ms))
+            for r in conn.execute(
+                select(offers_t.c.origin, offers_t.c.record_id, offers_t.c.publish_version_id, offers_t.c.published_ms)
+                .where(_live_where(), offers_t.c.origin.in_(centres)),
+                days,
+            )
+        ]
+    else:
+        rows = conn.execute(
+            select(rows_t.c.centre, rows_t.c.record_id, rows_t.c.value, rows_t.c.version_id, rows_t.c.stamp_ms).where(
+                rows_t.c.figure == figure,
+                rows_t.c.by == ("firm" if figure == FIRMS_SERVED else ""),
+                rows_t.c.day >= bindparam("d0"),
+                rows_t.c.day < bindparam("d1"),
+                rows_t.c.centre.in_(centres),
+            ),
+            days,
+        )
+        found = [
+            Counted(r.centre, r.value if figure == FIRMS_SERVED else r.record_id, r.version_id, int(r.stamp_ms))
+            for r in rows
+        ]
+    out: list[Counted] = []
+    seen: set[tuple[str, str]] = set()
+    for c in sorted(found, key=lambda c: (c.stamp_ms, c.version_id, c.centre, c.record_id)):
+        if (c.centre, c.record_id) not in seen:  # a firm served twice: its first
+            seen.add((c.centre, c.record_id))
+            out.append(c)
+    return tuple(out)
 
 
 def _held(conn: Connection, kinds: KindSet, kind: str) -> Iterator[tuple[Any, dict[str, object]]]:
@@ -479,28 +375,19 @@ def report(site: Site, period: Period, centres: Sequence[str] = (), *, explain: 
         raise InvalidInput([FieldViolation("explain", f"{explain!r} is not a figure: {', '.join(FIGURES)}")])
     names = _centres(site, centres)
     figures = {c: CentreFigures(c, n, dict.fromkeys(FIGURES, 0)) for c, n in names.items()}
+    FigureKeeper(site.store).catch_up()  # the kept figures count everything held by now
     # One read transaction: every figure from the same snapshot, beside sync's writes.
     with site.store.engine.connect() as conn, conn.begin():
-        c = _Counter(conn, period)
-        _step_counts(c, figures)
-        parts: dict[str, list[tuple[str, str, str]]] = {s.name: _parts(c, s) for s in STEP_FIGURES}
-        parts["firms.served"] = _served_parts(c)
-        parts["offers.live_at_end"] = _live_parts(c)
-        for name in ("firms.served", "offers.live_at_end"):
-            for centre, n in c.count(parts[name]).items():
-                if centre in figures:
-                    figures[centre].counts[name] = n
-        for spec in STEP_FIGURES:
-            for centre, by, value, n in _breakdowns(c, spec):
-                if centre in figures:
-                    figures[centre].breakdowns.setdefault(spec.name, {})[(by, value)] = n
+        _kept_counts(conn, period, figures)
+        _firms_served(conn, period, figures)
+        _live_at_end(conn, period, figures)
         events = _events(conn, site.kinds, period)
         for owner, _, _, _, event_type in events:
             if owner in figures:
                 figures[owner].counts["events.held"] += 1
                 cell = figures[owner].breakdowns.setdefault("events.held", {})
                 cell[("event_type", event_type)] = cell.get(("event_type", event_type), 0) + 1
-        _medians(c, figures)
+        _medians(conn, period, figures)
         for centre, targets in _targets(conn, site.kinds, period.year).items():
             if centre in figures:
                 figures[centre].targets = targets
@@ -508,5 +395,5 @@ def report(site: Site, period: Period, centres: Sequence[str] = (), *, explain: 
         if explain == "events.held":
             explained = tuple(Counted(o, rid, vid, held) for o, rid, vid, held, _ in events if o in figures)
         elif explain:
-            explained = tuple(e for e in c.rows(parts[explain]) if e.centre in figures)
+            explained = _explained(conn, period, explain, sorted(figures))
     return Report(period, site.site_id, tuple(figures.values()), explain, explained)

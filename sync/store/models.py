@@ -283,6 +283,85 @@ class JobCursorModel(Base):
     after_seq: Mapped[int] = mapped_column(Big)
 
 
+class StoreMarkModel(Base):
+    """Counters a site keeps of what happened to its store outside the log: `quarantines`
+    moves whenever held versions are taken out of the merge (jobs that follow the log and
+    derive tables from the versions notice it there)."""
+
+    __tablename__ = "store_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Big)
+
+
+class FigureRowModel(Base):
+    """What one record counts for in the network's figures (transfer.kept_figures): the
+    figure, the centre it counts for, a breakdown (`by`, `value`; both "" for the figure
+    itself, `by` "firm" for a firm served), the UTC day and the version whose signed stamp
+    counted it. Derived from the versions held by a job that follows the log."""
+
+    __tablename__ = "figure_rows"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    figure: Mapped[str] = mapped_column(String(64), primary_key=True)
+    centre: Mapped[str] = mapped_column(String(64), primary_key=True)
+    by: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer)
+    version_id: Mapped[str] = mapped_column(String(64))
+    stamp_ms: Mapped[int] = mapped_column(Big)
+
+    __table_args__ = (Index("ix_figure_rows_figure_day", "figure", "day"),)
+
+
+class FigureCountModel(Base):
+    """`figure_rows` added up per figure, day, centre and breakdown (firms served apart,
+    counted distinct from the rows): what a period's report sums."""
+
+    __tablename__ = "figure_counts"
+
+    figure: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    centre: Mapped[str] = mapped_column(String(64), primary_key=True)
+    by: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class FigureOfferModel(Base):
+    """Each published offer's first publication, first step out of it and when it lapses:
+    what "live at the end of a period" is counted from."""
+
+    __tablename__ = "figure_offers"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(64))
+    published_ms: Mapped[int] = mapped_column(Big)
+    publish_version_id: Mapped[str] = mapped_column(String(64))
+    out_ms: Mapped[int | None] = mapped_column(Big, nullable=True)
+    lapses_ms: Mapped[int] = mapped_column(Big)
+
+    __table_args__ = (Index("ix_figure_offers_published", "published_ms", "out_ms", "lapses_ms", "origin"),)
+
+
+class FigureInterestModel(Base):
+    """Each expression of interest's centre handling its target and the first stamps of its
+    create, introduction and agreement: the medians' spans."""
+
+    __tablename__ = "figure_interests"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    to_owner: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int | None] = mapped_column(Big, nullable=True)
+    introduced_ms: Mapped[int | None] = mapped_column(Big, nullable=True)
+    agreed_ms: Mapped[int | None] = mapped_column(Big, nullable=True)
+
+    __table_args__ = (
+        Index("ix_figure_interests_introduced", "introduced_ms"),
+        Index("ix_figure_interests_agreed", "agreed_ms"),
+    )
+
+
 class SuggestedPairModel(Base):
     """At HQ: each (request, offer) pair a suggestion was ever made for, and the
     suggestion record (hub.suggestions). Derived from the suggestion records it holds:

@@ -21,6 +21,7 @@ from sync.store.models import (
     RejectionModel,
     SearchDocModel,
     SearchFacetCountModel,
+    StoreMarkModel,
     VersionModel,
 )
 
@@ -34,6 +35,7 @@ registry_t = cast(Table, RegistryModel.__table__)
 notes_t = cast(Table, PrivateNoteModel.__table__)
 docs_t = cast(Table, SearchDocModel.__table__)
 facet_counts_t = cast(Table, SearchFacetCountModel.__table__)
+marks_t = cast(Table, StoreMarkModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 IN_CHUNK = 500

@@ -21,7 +21,21 @@ from sync.kinds import Action, KindSet
 from sync.merge import MergeInput, state_from_json
 from sync.registry import Registry
 from sync.store.replicas import REGISTRY_CHANNEL, WriteLock, notify_in
-from sync.store.tables import IN_CHUNK, records_t, registry_t, rejections_t, versions_t
+from sync.store.tables import IN_CHUNK, marks_t, records_t, registry_t, rejections_t, versions_t
+
+# The store mark that moves whenever held versions are quarantined.
+QUARANTINES = "quarantines"
+
+
+def bump_mark(conn: Connection, name: str) -> None:
+    """Move the store mark `name` on by one, in `conn`'s transaction."""
+    if not conn.execute(update(marks_t).where(marks_t.c.name == name).values(value=marks_t.c.value + 1)).rowcount:
+        conn.execute(insert(marks_t).values(name=name, value=1))
+
+
+def read_mark(conn: Connection, name: str) -> int:
+    """The store mark `name` (0 if it never moved)."""
+    return int(conn.execute(select(marks_t.c.value).where(marks_t.c.name == name)).scalar() or 0)
 
 
 class TrustStore:
@@ -102,6 +116,7 @@ class TrustStore:
                 .values(quarantined=True, quarantine_reason=reason)
             )
         self._remerge(conn, sorted({r.record_id for r in rows}), {})
+        bump_mark(conn, QUARANTINES)
         return len(ids)
 
     def quarantined(self, limit: int = 1000) -> list[tuple[str, str, str, str]]:
