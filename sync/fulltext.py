@@ -186,6 +186,13 @@ def analysed(text: str) -> str:
     return " ".join(map(_WORD_TOKENS.__getitem__, text.encode().translate(_WORD_BYTES).split()))
 
 
+def token_set(text: str) -> set[str]:
+    """The distinct tokens of a text (`set(tokens(text))`), each distinct word analysed
+    once: what a text holds, for asking whether it holds a token."""
+    words = set(text.encode().translate(_WORD_BYTES).split())
+    return set(" ".join(map(_WORD_TOKENS.__getitem__, words)).split())
+
+
 def tokens(text: str) -> list[str]:
     """The tokens a text is indexed by, in order (`analysed`, as a list)."""
     return analysed(text).split()

@@ -20,6 +20,7 @@ from sync.fulltext import (
     parse_query,
     snippet,
     spans,
+    token_set,
     tokens,
     tsquery,
 )
@@ -93,6 +94,7 @@ def test_tokens_are_letters_and_digits_and_the_same_as_their_spans(text: str) ->
     for tok in found:
         assert tok and all(c.isalnum() for c in tok), tok
     assert found == [t.text for t in spans(fold(text))]
+    assert token_set(text) == set(found)
 
 
 def test_a_snippet_marks_what_matched_in_the_text_as_written() -> None:

@@ -79,6 +79,30 @@ def test_a_request_meets_the_offers_that_fit_it_and_why(hub: Hub) -> None:
     assert r.returncode == 0 and "Seam-tracking" in r.stdout, r.stdout + r.stderr
 
 
+def test_an_edited_offer_is_matched_as_it_is_now(hub: Hub) -> None:
+    offer = add_offer(hub, "Seam-tracking vision for robotic welding", keywords=["robotics"])
+    rq = add_request(
+        hub, "Hull welding for shipyards", request_type="partner", sought="Hull welding", keywords=("robotics",)
+    )
+
+    def words() -> str:
+        resp = hub.admin.MatchRecord(admin_pb2.MatchRecordRequest(id=rq), metadata=hub.md, timeout=10)
+        assert [s.record.id for s in resp.suggestions] == [offer]
+        return {r.part: r.detail for r in resp.suggestions[0].reasons}.get("words", "")
+
+    assert words() == "welding" and words() == "welding"  # the second time from what was remembered
+    hub.admin.EditRecord(
+        admin_pb2.EditRecordRequest(
+            id=offer,
+            fields=["title"],
+            values=records_pb2.RecordValues(listing=records_pb2.Listing(title="Welding robots for hulls in shipyards")),
+        ),
+        metadata=hub.md,
+        timeout=10,
+    )
+    assert words() == "Hull, shipyards, welding"
+
+
 def test_matching_what_is_not_an_offer_or_request_is_refused_by_name(hub: Hub) -> None:
     with pytest.raises(grpc.RpcError) as e:
         hub.admin.MatchRecord(admin_pb2.MatchRecordRequest(id="no-such-id"), metadata=hub.md, timeout=10)

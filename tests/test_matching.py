@@ -1,16 +1,20 @@
 """The matching score (transfer.matching.score_pair): a pure function of two contents,
 the same for the same pair, each part reported with what it found; keywords carry a
 match across languages, and a hard negative (the same word, another need) scores below
-the offer that fits."""
+the offer that fits. What the score reads of an offer, remembered, is what a fresh
+reading gives, and an offer that changed is read afresh."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync.clock import Stamp
 from sync.kinds import Content, FieldValue, make_content
-from transfer.matching import WEIGHTS, score_pair
-from transfer.records import LISTING, REQUEST
+from sync.merge import RecordState, state_to_json
+from sync.store import RecordRow
+from transfer.matching import WEIGHTS, OfferTerms, OfferTermsCache, RequestTerms, score_pair, score_terms
+from transfer.records import KINDS, LISTING, REQUEST
 
 T = "tt-2026.1"
 
@@ -107,6 +111,41 @@ def test_the_score_is_a_pure_function_of_the_pair(rq_words: list[str], of_words:
     )
     assert first == again
     assert 0 <= first.score <= 1
+
+
+def row_of(content: Content, head: str = "v1") -> RecordRow:
+    """A record row holding `content` as its merged state, `head` its newest head."""
+    state = RecordState(content, False, (head,), (), (), 1, Stamp(1, 0), head)
+    return RecordRow(
+        "r1", content.kind, "hq", "", content.status, 1, head, 1, state_json=state_to_json(state), kinds=KINDS
+    )
+
+
+def test_the_terms_of_an_offer_are_remembered_by_its_state_and_never_stale() -> None:
+    cache = OfferTermsCache(2)
+    welding = offer(
+        title="Seam-tracking vision for robotic welding",
+        summary="Cameras that follow weld seams",
+        keywords=("robotics",),
+        translations=(("zh", "焊缝跟踪机器视觉", "", ""),),
+        trl=7,
+        target_countries=("CN",),
+    )
+    first = cache.of(row_of(welding))
+    assert first == OfferTerms.of(welding) and cache.of(row_of(welding)) is first
+    assert {"weld", "seam", "焊缝", "robot"} <= first.words and first.trl == 7 and first.targets == ("CN",)
+    # The same record edited, with the same newest head: read afresh, not as remembered.
+    edited = offer(title="Metal hydride tank for hydrogen storage", keywords=("robotics",), trl=7)
+    again = cache.of(row_of(edited))
+    assert again == OfferTerms.of(edited) and "hydrogen" in again.words and "weld" not in again.words
+    rq = RequestTerms.of(VISION)
+    assert score_terms(rq, again, firm_country="CN") == score_pair(VISION, edited, firm_country="CN")
+    assert score_terms(rq, first).score > score_terms(rq, again).score
+    # At most its size, the least recently used out.
+    cache.of(row_of(welding))
+    cache.of(row_of(offer(title="Solar panel cleaning robot")))
+    assert len(cache) == 2 and cache.of(row_of(welding)) is first
+    assert cache.of(row_of(edited)) is not again and cache.of(row_of(edited)) == again
 
 
 def test_duplicates_by_text_patent_and_translation_and_not_by_a_shared_keyword() -> None:

@@ -9,6 +9,7 @@ English word)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,6 +248,11 @@ class TestSearchContract:
         en = by_id["en-membrane"].snippet
         assert en is not None and en.field == "translations[zh].title"
         assert all(h.score > 0 for h in result.hits)
+
+    def test_a_search_that_does_not_count_finds_the_same_page(self, corpus: Store) -> None:
+        counted = corpus.search(search_query("desalination", limit=2))
+        uncounted = corpus.search(dataclasses.replace(search_query("desalination", limit=2), count=False))
+        assert uncounted.hits == counted.hits and counted.total == 4 and uncounted.total == 2
 
     def test_facets_count_over_every_match(self, corpus: Store) -> None:
         result = corpus.search(search_query("desalination", limit=1), with_facets=True)

@@ -21,16 +21,24 @@ The score is a weighted sum of parts, each in [0, 1], each reported with what it
 
 Keywords are taxonomy terms, the same in every language, so they carry a match across
 languages; words carry it where a translation shares the request's language.
+
+What the score reads of an offer (`OfferTerms`: its keywords, every token of its text,
+...) is remembered for the offers lately scored (`OFFER_TERMS`), keyed by a digest of the
+record's merged state, so an offer that comes up again for another request is neither
+decoded nor analysed again, and an offer that changed is read afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 from sync.errors import FieldViolation, InvalidInput, NotFound
-from sync.fulltext import Term, TextQuery, analysed, fold_mapped, spans
+from sync.fulltext import Term, TextQuery, analysed, fold_mapped, spans, token_set
 from sync.kinds import Content
 from sync.site import Site
 from sync.store import RecordRow, SearchQuery
@@ -133,49 +141,133 @@ def offer_words(offer: Mapping[str, object]) -> set[str]:
     pieces.extend(
         k.replace("-", " ") for k in strings_of(offer.get("keywords")) + strings_of(offer.get("market_keywords"))
     )
-    return set(analysed(" ".join(pieces)).split())
+    return token_set(" ".join(pieces))
+
+
+@dataclass(frozen=True)
+class RequestTerms:
+    """What the score reads of a request: its keywords, sectors, salient words and their
+    weights (`request_words`), those words as written (`surface_words`), and its type."""
+
+    keywords: frozenset[str]
+    sectors: frozenset[str]
+    words: Mapping[str, float]
+    shown: Mapping[str, str]
+    kind: str
+
+    @staticmethod
+    def of(request: Content) -> RequestTerms:
+        r = request.as_dict()
+        return RequestTerms(
+            frozenset(strings_of(r.get("keywords"))),
+            frozenset(strings_of(r.get("sectors"))),
+            request_words(r),
+            surface_words(r),
+            text_of(r.get("request_type")),
+        )
+
+
+@dataclass(frozen=True)
+class OfferTerms:
+    """What the score reads of an offer: its keywords, market keywords, every token of its
+    text (`offer_words`), the partnership types it offers, its TRL (0 if not a number)
+    and stage, and the countries it is open to."""
+
+    keywords: frozenset[str]
+    markets: frozenset[str]
+    words: frozenset[str]
+    partnerships: frozenset[str]
+    trl: int
+    stage: str
+    targets: tuple[str, ...]
+
+    @staticmethod
+    def of(offer: Content) -> OfferTerms:
+        o = offer.as_dict()
+        trl = o.get("trl")
+        return OfferTerms(
+            frozenset(strings_of(o.get("keywords"))),
+            frozenset(strings_of(o.get("market_keywords"))),
+            frozenset(offer_words(o)),
+            frozenset(strings_of(o.get("partnership_types"))),
+            trl if isinstance(trl, int) else 0,
+            text_of(o.get("stage")),
+            strings_of(o.get("target_countries")),
+        )
 
 
 def score_pair(request: Content, offer: Content, *, firm_country: str = "") -> PairScore:
     """How well `offer` fits `request`, and why: a pure function of the two contents
     (and the requesting firm's country), the same at every site."""
-    r, o = request.as_dict(), offer.as_dict()
+    return score_terms(RequestTerms.of(request), OfferTerms.of(offer), firm_country=firm_country)
+
+
+def score_terms(r: RequestTerms, o: OfferTerms, *, firm_country: str = "") -> PairScore:
+    """`score_pair` from what it reads of each record (`RequestTerms`, `OfferTerms`)."""
     reasons: list[Reason] = []
 
     def part(name: str, fraction: float, detail: str) -> None:
         if fraction > 0:
             reasons.append(Reason(name, detail, round(WEIGHTS[name] * fraction, 6)))
 
-    wanted = set(strings_of(r.get("keywords")))
-    common = sorted(wanted & set(strings_of(o.get("keywords"))))
-    if wanted:
-        part("keywords", len(common) / len(wanted), ", ".join(common))
-    sectors = set(strings_of(r.get("sectors")))
-    markets = sorted(sectors & set(strings_of(o.get("market_keywords"))))
-    if sectors:
-        part("market", len(markets) / len(sectors), ", ".join(markets))
-    words = request_words(r)
-    held = offer_words(o)
-    found = sorted(w for w in words if w in held)
-    if words:
-        shown = surface_words(r)
-        part("words", sum(words[w] for w in found) / sum(words.values()), ", ".join(shown.get(w, w) for w in found))
-    kind = text_of(r.get("request_type"))
-    offered = set(strings_of(o.get("partnership_types")))
-    fits = sorted(offered & ANSWERS.get(kind, frozenset()))
+    if r.keywords:
+        common = sorted(r.keywords & o.keywords)
+        part("keywords", len(common) / len(r.keywords), ", ".join(common))
+    if r.sectors:
+        markets = sorted(r.sectors & o.markets)
+        part("market", len(markets) / len(r.sectors), ", ".join(markets))
+    if r.words:
+        found = sorted(w for w in r.words if w in o.words)
+        detail = ", ".join(r.shown.get(w, w) for w in found)
+        part("words", sum(r.words[w] for w in found) / sum(r.words.values()), detail)
+    fits = sorted(o.partnerships & ANSWERS.get(r.kind, frozenset()))
     if fits:
-        part("partnership", 1.0, f"{kind}: {', '.join(fits)}")
-    if kind == "technology":
-        trl = o.get("trl")
-        trl_part = (trl / 9) if isinstance(trl, int) and trl > 0 else 0.0
-        stage = STAGE_RANK.get(text_of(o.get("stage")), 0) / 5
-        maturity = max(trl_part, stage)
-        part("maturity", maturity, f"TRL {trl}" if isinstance(trl, int) and trl else text_of(o.get("stage")))
-    targets = strings_of(o.get("target_countries"))
-    if firm_country and (not targets or firm_country in targets):
-        part("countries", 1.0, f"open to {firm_country}" if targets else "open to every country")
+        part("partnership", 1.0, f"{r.kind}: {', '.join(fits)}")
+    if r.kind == "technology":
+        trl_part = (o.trl / 9) if o.trl > 0 else 0.0
+        maturity = max(trl_part, STAGE_RANK.get(o.stage, 0) / 5)
+        part("maturity", maturity, f"TRL {o.trl}" if o.trl else o.stage)
+    if firm_country and (not o.targets or firm_country in o.targets):
+        part("countries", 1.0, f"open to {firm_country}" if o.targets else "open to every country")
     score = round(sum(x.points for x in reasons), 6)
     return PairScore(score, tuple(reasons))
+
+
+class OfferTermsCache:
+    """`OfferTerms` of the offers lately scored, keyed by a digest of the record's merged
+    state as stored (`RecordRow.state_json`): an offer whose state has not changed since
+    is neither decoded nor analysed again, and any change to it (a new version, a merge)
+    changes the key. Least recently used first out, at most `size`; thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._terms: OrderedDict[bytes, OfferTerms] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, row: RecordRow) -> OfferTerms:
+        key = hashlib.blake2b(row.state_json.encode(), digest_size=16).digest()
+        with self._lock:
+            terms = self._terms.get(key)
+            if terms is not None:
+                self._terms.move_to_end(key)
+                return terms
+        terms = OfferTerms.of(row.state.content)
+        with self._lock:
+            self._terms[key] = terms
+            while len(self._terms) > self.size:
+                self._terms.popitem(last=False)
+        return terms
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._terms.clear()
+
+
+# The candidates of ten to twenty requests: about 20 MB at 9 KB an offer of 3 KB of text.
+OFFER_TERMS = OfferTermsCache(2048)
 
 
 def candidate_query(record: Mapping[str, object], *, as_request: bool) -> TextQuery:
@@ -238,11 +330,13 @@ def suggestions(site: Site, record_id: str, *, limit: int = 10, published_only: 
     if keywords:
         # Those sharing a keyword, the most alike in words first; and those holding every
         # one of its keywords, in any language, newest first.
-        queries.append(SearchQuery(words, (*base, ("keyword", keywords)), now, limit=CANDIDATES, snippets=False))
+        queries.append(
+            SearchQuery(words, (*base, ("keyword", keywords)), now, limit=CANDIDATES, snippets=False, count=False)
+        )
         every = tuple(("keyword", (k,)) for k in keywords)
-        queries.append(SearchQuery(TextQuery(), (*base, *every), now, limit=CANDIDATES, snippets=False))
+        queries.append(SearchQuery(TextQuery(), (*base, *every), now, limit=CANDIDATES, snippets=False, count=False))
     elif not words.empty:  # with no keyword to go by: those whose titles hold its words
-        queries.append(SearchQuery(words, base, now, limit=CANDIDATES, snippets=False, weights="A"))
+        queries.append(SearchQuery(words, base, now, limit=CANDIDATES, snippets=False, weights="A", count=False))
     for query in queries:
         for hit in site.search(query).hits:
             found.setdefault(hit.record.record_id, hit.record)
@@ -254,12 +348,15 @@ def suggestions(site: Site, record_id: str, *, limit: int = 10, published_only: 
         return countries[origin]
 
     scored = []
-    for rid, candidate in found.items():
-        other_content = candidate.state.content
-        if as_request:
-            scored.append((rid, score_pair(content, other_content, firm_country=country(row.origin))))
-        else:
-            scored.append((rid, score_pair(other_content, content, firm_country=country(candidate.origin))))
+    if as_request:
+        asked, firm_country = RequestTerms.of(content), country(row.origin)
+        for rid, candidate in found.items():
+            scored.append((rid, score_terms(asked, OFFER_TERMS.of(candidate), firm_country=firm_country)))
+    else:
+        offered = OFFER_TERMS.of(row)
+        for rid, candidate in found.items():
+            asking = RequestTerms.of(candidate.state.content)
+            scored.append((rid, score_terms(asking, offered, firm_country=country(candidate.origin))))
     return [Suggestion(found[rid], s) for rid, s in best(scored, limit)]
 
 

@@ -12,9 +12,9 @@ A search (`search`) is one text query and facet filters, rendered for the engine
 (`fulltext.fts5_match`, `fulltext.tsquery`). It is ranked by relevance, BM25 with the
 weights 10, 4, 1 on SQLite and `ts_rank` with 1, 0.4, 0.2 on PostgreSQL (a facet
 token never counts), newest first on ties, or newest first when asked; it counts
-every match and, when asked, the facet values over every match. A query that only
-excludes matches every record but those. Scores are comparable within one answer,
-not across backends.
+every match (unless asked not to) and, when asked, the facet values over every match.
+A query that only excludes matches every record but those. Scores are comparable
+within one answer, not across backends.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ class SearchQuery:
     weights: str = "ABC"
     # Only these records, when given.
     record_ids: tuple[str, ...] | None = None
+    # Whether every match is counted (`SearchResult.total`); without, total is only what
+    # this page saw (`offset` plus its hits), and the engine is spared a second pass.
+    count: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """A page of hits, how many match in all, and (when asked) the facet counts over all
-    matches: facet -> ((value, count), ...), most common first."""
+    """A page of hits, how many match in all (for a query that counts), and (when asked)
+    the facet counts over all matches: facet -> ((value, count), ...), most common first."""
 
     hits: tuple[SearchHit, ...]
     total: int
@@ -322,8 +325,10 @@ class SearchStore:
                 facets = self._facet_counts(conn, plan)
             if with_facets:  # every indexed record holds one kind: its counts add up to the matches
                 total = sum(n for _, n in facets.get("kind", ()))
-            else:
+            elif query.count:
                 total = int(conn.execute(count, plan.params).scalar_one())
+            else:
+                total = query.offset + len(found)
             rows = self._rows(conn, [r.record_id for r in found])
         hits = []
         for r in found:
