@@ -68,7 +68,10 @@ cursors_t = cast(Table, JobCursorModel.__table__)
 JOB = "figures"
 # The job's mark of the store's quarantines, as last counted (in `job_cursors`).
 QUARANTINE_SEEN = "figures:quarantines"
-PASS_ENTRIES = 2_000
+PASS_ENTRIES = 500
+# Records counted again in one catch-up before the figure tables are first analysed on
+# PostgreSQL (and again each time the count doubles).
+ANALYSE_FIRST = 1_000
 DAY_MS = 24 * 3600 * 1000
 FIRMS_SERVED = "firms.served"
 # Steps that take an offer out of publication.
@@ -265,11 +268,24 @@ class FigureKeeper:
         the records counted again."""
         head = self.store.log_head()
         done = 0
+        analyse_at = ANALYSE_FIRST
         while True:
             counted, through = self._pass(head)
             done += counted
+            if done >= analyse_at:  # the tables have grown by half since: plan their lookups anew
+                self._analyse()
+                analyse_at = 2 * done
             if through >= head:
                 return done
+
+    def _analyse(self) -> None:
+        """Fresh planner statistics for the figure tables (PostgreSQL): a catch-up over a
+        large sync grows them faster than autovacuum looks, and a lookup by record planned
+        on an empty table's statistics scans the whole table."""
+        if self.store.engine.dialect.name != "postgresql":
+            return
+        with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE figure_rows, figure_counts, figure_offers, figure_interests")
 
     def _pass(self, head: int) -> tuple[int, int]:
         store = self.store
