@@ -15,7 +15,7 @@ from sync.keys import SigningKey
 from sync.store import Store
 from tests.backends import BACKENDS, database_url
 from tests.test_report import Writer, at, network_history
-from transfer.kept_figures import FigureKeeper, counts_t, interests_t, offers_t, rows_t
+from transfer.kept_figures import FigureKeeper, Held, Step, count_record, counts_t, interests_t, offers_t, rows_t
 from transfer.records import KINDS
 
 
@@ -61,3 +61,66 @@ def test_the_kept_figures_depend_on_what_is_held_not_on_its_order(backend: str, 
     assert {o[0] for o in offers} == {ids["o1"], ids["o2"]}
     assert [i[0] for i in interests if i[3] is not None] == [ids["i1"]]  # introduced
     assert all(c[-1] > 0 for c in counts)
+
+
+def test_a_firm_is_served_by_each_step_that_served_it() -> None:
+    firm = "01a2500f-27e8-7857-8dc7-1e88b8c06adb"
+    held = Held(
+        record_id="i",
+        kind="interest",
+        origin=firm,
+        steps=(
+            Step("v-create", "create", "sent", at("2026-10-28")),
+            Step("v-intro", "introduce", "", at("2026-11-20")),
+        ),
+        fields={"to_owner": "tel-aviv", "from_centre": "brussels"},
+    )
+    served = [r for r in count_record(held).rows if r.figure == "firms.served"]
+    # Brussels sent it (28 Oct) and was introduced (20 Nov): served in October and in
+    # November; Tel Aviv at the introduction.
+    assert sorted((r.centre, r.by, r.version_id) for r in served) == [
+        ("brussels", "firm:interests.introduced", "v-intro"),
+        ("brussels", "firm:interests.sent", "v-create"),
+        ("tel-aviv", "firm:interests.introduced", "v-intro"),
+    ]
+    assert {r.value for r in served} == {firm}
+
+
+def test_a_catch_up_behind_another_leaves_the_figures_as_they_are(tmp_path: Path) -> None:
+    # The job and a report catch up at once: the one that read an older head finds the
+    # cursor past it and leaves everything as the other counted it.
+    w = Writer()
+    network_history(w, SigningKey.generate())
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}", KINDS)
+    try:
+        keeper = FigureKeeper(store)
+        store.apply_batch("hq", w.versions[:10], [], through_seq=10, now_ms=at("2026-12-25"))
+        older = store.log_head()
+        store.apply_batch("hq", w.versions[10:], [], through_seq=len(w.versions), now_ms=at("2026-12-25"))
+        keeper.catch_up()
+        counted = kept(store)
+        assert keeper._pass(older) == (0, store.log_head())
+        assert kept(store) == counted
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_quarantined_firm_leaves_its_requests_without_a_home_centre(backend: str, tmp_path: Path) -> None:
+    w = Writer()
+    network_history(w, SigningKey.generate())
+    with database_url(backend, tmp_path) as url:
+        store = Store.open(url, KINDS)
+        try:
+            keeper = FigureKeeper(store)
+            store.apply_batch("hq", w.versions, [], through_seq=len(w.versions), now_ms=at("2026-12-25"))
+            keeper.catch_up()
+            store.quarantine(w.keys["brussels"].key_id, 0, "Brussels' key was stolen")  # it registered the firm
+            keeper.catch_up()
+            homes = {r[4] for r in kept(store)[0] if r[1:4] == ("requests.received", "brussels", "home_centre")}
+            assert homes == {"(unknown)"}
+            counted = kept(store)
+            keeper.rebuild()
+            assert kept(store) == counted
+        finally:
+            store.close()

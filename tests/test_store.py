@@ -325,9 +325,10 @@ class TestGroupCommit:
     def test_a_group_commit_waits_for_announced_writes_and_no_longer(
         self, store: Store, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A write announced (`coming_write`) and queued while another writer waits for it
-        is stored in the same transaction; an announcement that ends without a write
-        lets the waiting writer go at once, whatever the wait allowed."""
+        """A write announced (`coming_write`) and queued while another announced writer
+        waits for it is stored in the same transaction; an announcement that ends without a
+        write lets the waiting writer go at once, whatever the wait allowed; a writer that
+        announced nothing waits for no one."""
         import threading
 
         import sync.store.log as log_module
@@ -345,7 +346,11 @@ class TestGroupCommit:
         done: list[int] = []
 
         def waiting(waiter: Version) -> threading.Thread:
-            t = threading.Thread(target=lambda: done.append(store.append_local(waiter, 1)))
+            def announced() -> None:
+                with store.coming_write() as mine:
+                    done.append(store.append_local(waiter, 1, mine))
+
+            t = threading.Thread(target=announced)
             t.start()
             for _ in range(500):  # until it queued and waits for the announced write
                 with store._queue_lock:
@@ -363,6 +368,11 @@ class TestGroupCommit:
             t = waiting(version(3))
         t.join(timeout=30)
         assert not t.is_alive() and commits == [2, 1]
+        with store.coming_write():  # a write that announced nothing (an edit) waits for no one
+            t = threading.Thread(target=lambda: done.append(store.append_local(version(4), 1)))
+            t.start()
+            t.join(timeout=10)
+            assert not t.is_alive() and commits == [2, 1, 1]
 
 
 

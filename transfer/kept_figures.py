@@ -12,17 +12,19 @@ new log entry touches is counted again from scratch, from what this site holds o
 
 What it counts for is a set of rows (`figure_rows`): for each figure whose step it took,
 each centre the figure counts it for, on the UTC day of the first version that took the
-step, with that version; the figure's breakdowns likewise; a firm served per centre and
-day. The job replaces the record's old rows with the new ones and adds the difference to
-`figure_counts` (figure, day, centre, breakdown: the rows added up), in the transaction
-that moves its cursor. A published offer's first publication, first step out of it and
+step, with that version; the figure's breakdowns likewise; a firm served, per centre and
+step that served it (a request filed, an interest sent, an introduction). The job replaces
+the record's old rows with the new ones and adds the difference to `figure_counts`
+(figure, day, centre, breakdown: the rows added up; firms served are counted distinct from
+the rows), in the transaction that moves its cursor. A published offer's first publication, first step out of it and
 lapse go to `figure_offers`; an interest's first create, introduction and agreement to
 `figure_interests`.
 
 A record's rows are a function of the versions held of it (and of the firm behind a
-request), whatever order they came in: a firm's record touches the records it owns (a
-request's home centre, an erasure's quarantine), and when the store's quarantine mark
-moves (a key revoked) every record holding a quarantined version is counted again. So
+request), whatever order they came in: a record counted again has the records it owns
+counted with it (a firm's requests: their home centre, an erasure's quarantine), and when
+the store's quarantine mark moves (a key revoked) every record holding a quarantined
+version is counted again, with what it owns (one pass: as large as the quarantine). So
 two sites that hold the same versions keep the same rows, and a report of a centre
 computed at HQ equals the one computed at the centre.
 
@@ -42,7 +44,7 @@ from typing import Any, cast
 
 import orjson
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, Table, delete, insert, select, text, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 
 from sync.jobs import start_job
 from sync.site import Site
@@ -228,8 +230,8 @@ def count_record(held: Held) -> Counted:
             served.append(("interests.sent", centre("from_centre")))
             served.extend(("interests.introduced", centre(f)) for f in ("to_owner", "from_centre"))
         for figure, where in served:
-            if figure in firsts:
-                add(FIRMS_SERVED, where, "firm", held.origin, firsts[figure])
+            if figure in firsts:  # one row per step that served it ("firm:interests.sent", ...)
+                add(FIRMS_SERVED, where, f"firm:{figure}", held.origin, firsts[figure])
     offer = None
     if held.kind == "listing":
         published = _first(s for s in held.steps if s.action == "publish")
@@ -250,7 +252,11 @@ def count_record(held: Held) -> Counted:
             return s.stamp_ms if s else None
 
         interest = (centre("to_owner"), at("create"), at("introduce"), at("agree"))
-    return Counted(tuple(dict.fromkeys(rows)), offer, interest)
+    # One row per figure, centre and breakdown: the first.
+    firsts_of: dict[tuple[str, str, str, str], FigureRow] = {}
+    for row in sorted(rows, key=lambda r: (r.stamp_ms, r.version_id)):
+        firsts_of.setdefault((row.figure, row.centre, row.by, row.value), row)
+    return Counted(tuple(firsts_of.values()), offer, interest)
 
 
 class FigureKeeper:
@@ -291,31 +297,37 @@ class FigureKeeper:
         store = self.store
         with store.write_transaction() as conn:
             after = _cursor(conn, JOB)
-            if after > head:  # a restored store's log is behind what was counted: count all again
+            top = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
+            if after > top:  # a store restored behind what was counted: count everything again
                 after = 0
                 _clear(conn)
+            mark = read_mark(conn, QUARANTINES)
+            quarantined = mark != _cursor(conn, QUARANTINE_SEEN)
+            if after >= head and not quarantined:  # another catch-up (the job, a report) got there first
+                return 0, after
             entries = conn.execute(
-                select(log_t.c.seq, versions_t.c.record_id, versions_t.c.kind)
+                select(log_t.c.seq, versions_t.c.record_id)
                 .join(versions_t, versions_t.c.version_id == log_t.c.version_id)
                 .where(log_t.c.seq > after, log_t.c.seq <= head)
                 .order_by(log_t.c.seq)
                 .limit(PASS_ENTRIES)
             ).all()
-            through = entries[-1].seq if len(entries) == PASS_ENTRIES else head
+            through = entries[-1].seq if len(entries) == PASS_ENTRIES else max(head, after)
             touched = {e.record_id for e in entries}
-            firms = sorted({e.record_id for e in entries if e.kind == store.kinds.key_kind})
-            for i in range(0, len(firms), IN_CHUNK):  # what a firm owns: its home centre, its erasure
-                touched.update(
-                    conn.execute(
-                        select(records_t.c.record_id).where(records_t.c.origin.in_(firms[i : i + IN_CHUNK]))
-                    ).scalars()
-                )
-            mark = read_mark(conn, QUARANTINES)
-            if mark != _cursor(conn, QUARANTINE_SEEN):
+            if quarantined:  # a quarantine: what it took out counts again
                 touched.update(
                     conn.execute(select(versions_t.c.record_id).where(versions_t.c.quarantined.is_(True))).scalars()
                 )
                 _set_cursor(conn, QUARANTINE_SEEN, mark)
+            # What a firm owns counts again with it (a request's home centre, an erasure): the
+            # records whose owner is a touched record.
+            owners = sorted(touched)
+            for i in range(0, len(owners), IN_CHUNK):
+                touched.update(
+                    conn.execute(
+                        select(records_t.c.record_id).where(records_t.c.origin.in_(owners[i : i + IN_CHUNK]))
+                    ).scalars()
+                )
             recount(conn, sorted(touched))
             _set_cursor(conn, JOB, through)
         if touched:

@@ -307,7 +307,7 @@ def _explained(conn: Connection, period: Period, figure: str, centres: Sequence[
         rows = conn.execute(
             select(rows_t.c.centre, rows_t.c.record_id, rows_t.c.value, rows_t.c.version_id, rows_t.c.stamp_ms).where(
                 rows_t.c.figure == figure,
-                rows_t.c.by == ("firm" if figure == FIRMS_SERVED else ""),
+                rows_t.c.by.startswith("firm:") if figure == FIRMS_SERVED else rows_t.c.by == "",
                 rows_t.c.day >= bindparam("d0"),
                 rows_t.c.day < bindparam("d1"),
                 rows_t.c.centre.in_(centres),
@@ -376,8 +376,11 @@ def report(site: Site, period: Period, centres: Sequence[str] = (), *, explain: 
     names = _centres(site, centres)
     figures = {c: CentreFigures(c, n, dict.fromkeys(FIGURES, 0)) for c, n in names.items()}
     FigureKeeper(site.store).catch_up()  # the kept figures count everything held by now
-    # One read transaction: every figure from the same snapshot, beside sync's writes.
-    with site.store.engine.connect() as conn, conn.begin():
+    # One read transaction: every figure from the same snapshot, beside sync's writes (on
+    # PostgreSQL repeatable read, so a keeper's pass committed meanwhile is not half seen).
+    engine = site.store.engine
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**snapshot) as conn, conn.begin():
         _kept_counts(conn, period, figures)
         _firms_served(conn, period, figures)
         _live_at_end(conn, period, figures)

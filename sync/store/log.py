@@ -215,9 +215,9 @@ class LogStore:
 
         Writes that arrive together share one transaction (group commit): each writer
         queues its version, and whichever takes the write lock first stores every
-        version queued by then, in the order queued, after waiting at most
-        GROUP_WAIT_S for the writes announced by `coming_write` and not queued yet
-        (`coming` is this write's announcement, if it made one). If that transaction
+        version queued by then, in the order queued; a write announced by
+        `coming_write` (`coming`) first waits at most GROUP_WAIT_S for the other writes
+        announced and not queued yet. If that transaction
         fails, each version is stored on its own, so a writer sees only its own error."""
         mine = QueuedWrite(version, now_ms)
         with self._queue_lock:
@@ -230,7 +230,9 @@ class LogStore:
             if mine.seq is None and mine.error is None:
                 with self._queue_lock:
                     deadline = time.monotonic() + GROUP_WAIT_S
-                    while self._coming > 0 and (left := deadline - time.monotonic()) > 0:
+                    # Only a create that announced itself waits for the others: a writer that
+                    # announced nothing (an edit, a step) may hold what they wait for.
+                    while coming is not None and self._coming > 0 and (left := deadline - time.monotonic()) > 0:
                         self._queue_changed.wait(left)
                     batch, self._queued = self._queued, []
                 self._store_queued(batch)

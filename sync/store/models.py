@@ -297,8 +297,9 @@ class StoreMarkModel(Base):
 class FigureRowModel(Base):
     """What one record counts for in the network's figures (transfer.kept_figures): the
     figure, the centre it counts for, a breakdown (`by`, `value`; both "" for the figure
-    itself, `by` "firm" for a firm served), the UTC day and the version whose signed stamp
-    counted it. Derived from the versions held by a job that follows the log."""
+    itself; `by` "firm:<the step's figure>" and the firm for a firm served), the UTC day and
+    the version whose signed stamp counted it. Derived from the versions held by a job that
+    follows the log."""
 
     __tablename__ = "figure_rows"
 
