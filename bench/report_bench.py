@@ -192,17 +192,25 @@ def register_centres(site: Site, root: SigningKey) -> None:
 
 
 def bench(base: Path, backend: str, offers: int) -> dict[str, Any]:
+    """Fill a new hub in `base` with `offers` (and the rest), or, on SQLite, time the hub a
+    run with `--store` left there (its load is not timed again)."""
     db_url = f"sqlite:///{base}/hq.db"
     drop = None
+    reused = backend == "sqlite" and (base / "hq" / "site.json").exists()
     if backend == "postgresql":
         db_url, drop = benchlib_pg(base)
-    init_hub(base / "hq", listen="127.0.0.1:0", db_url=db_url)
+    if not reused:
+        init_hub(base / "hq", listen="127.0.0.1:0", db_url=db_url)
     site = Site.open(DataDir(base / "hq"), KINDS)
     try:
-        register_centres(site, SigningKey.load(DataDir(base / "hq").root_key))
-        t = time.perf_counter()
-        sizes = fill(site, offers)
-        load_s = time.perf_counter() - t
+        load_s: float | None = None
+        if reused:
+            sizes = {"offers": offers, "reused": 1}
+        else:
+            register_centres(site, SigningKey.load(DataDir(base / "hq").root_key))
+            t = time.perf_counter()
+            sizes = fill(site, offers)
+            load_s = time.perf_counter() - t
         t = time.perf_counter()
         kept = FigureKeeper(site.store).catch_up()  # what the figures job does as versions arrive
         keep_s = time.perf_counter() - t
@@ -233,7 +241,7 @@ def bench(base: Path, backend: str, offers: int) -> dict[str, Any]:
         r, c = statistics.median(report_s), statistics.median(count_s)
         return {
             **sizes,
-            "load_s": round(load_s, 1),
+            "load_s": None if load_s is None else round(load_s, 1),
             "keep_s": round(keep_s, 1),
             "kept_records_per_s": round(kept / keep_s),
             "report_s": round(r, 3),
@@ -268,17 +276,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--offers", type=int, default=100_000)
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="SQLite: build the hub in this folder and leave it there, or time the one a run left there",
+    )
     a = ap.parse_args()
     figures: dict[str, Any] = {}
     for backend in ("sqlite", "postgresql") if a.backend == "both" else (a.backend,):
-        with tempfile.TemporaryDirectory() as tmp:
-            got = bench(Path(tmp), backend, a.offers)
+        if a.store is not None and backend == "sqlite":
+            a.store.mkdir(parents=True, exist_ok=True)
+            got = bench(a.store, backend, a.offers)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                got = bench(Path(tmp), backend, a.offers)
         figures[backend] = got
         print(f"{backend}: {json.dumps(got)}", flush=True)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"machine": benchlib.machine(), "figures": figures}
-    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    # Figures by backend and size, beside those of earlier runs of other sizes or backends.
+    path = out / "report.json"
+    earlier = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
+    runs = {**earlier, **{f"{backend}_{a.offers}": got for backend, got in figures.items()}}
+    doc = {"machine": benchlib.machine(), "figures": figures, "runs": runs}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
     latest = out / "latest.json"
     held = json.loads(latest.read_text()) if latest.exists() else {}
     for backend, got in figures.items():
