@@ -269,7 +269,10 @@ class ProjectionStore:
         return [self._record_row(r) for r in rows]
 
     def _record_row(self, r: Row[tuple[object, ...]]) -> RecordRow:
-        m = r._mapping
+        return self._row_of(r._mapping)
+
+    def _row_of(self, m: Mapping[Any, Any]) -> RecordRow:
+        """A record's row from its columns (and, when joined, its head's `verified`, `key_id`)."""
         return RecordRow(
             record_id=m["record_id"],
             kind=m["kind"],
@@ -296,22 +299,7 @@ class ProjectionStore:
             self.kinds,
         )
         m = _row_values(create.kind, create.origin, state, create.author, 1)
-        return RecordRow(
-            record_id=create.record_id,
-            kind=m["kind"],
-            origin=m["origin"],
-            title=m["title"],
-            status=m["status"],
-            updated_at_ms=m["head_wall_ms"],
-            head_version_id=m["head_version_id"],
-            version_count=1,
-            verified=True,
-            key_id=create.author_key_id,
-            deleted=m["deleted"],
-            open_conflicts=m["open_conflicts"],
-            state_json=m["state_json"],
-            kinds=self.kinds,
-        )
+        return self._row_of({**m, "record_id": create.record_id, "verified": True, "key_id": create.author_key_id})
 
     def record(self, record_id: str) -> RecordRow:
         with self.engine.connect() as conn:
