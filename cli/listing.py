@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections import deque
 
 import grpc
 
@@ -90,55 +89,27 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
         )
         for row in rows
     ]
-    stored: list[tuple[int, int]] = []  # (first row index, rows) of each call that stored
-    failed: list[tuple[int, grpc.RpcError]] = []
+    stored = 0
     with Admin(a.data) as s:
-        pending: deque[tuple[int, grpc.Future[admin_pb2.AddRecordsResponse]]] = deque()
-
-        def settle_oldest() -> None:
-            start, call = pending.popleft()
+        for start in range(0, len(requests), IMPORT_BATCH):
+            batch = requests[start : start + IMPORT_BATCH]
             try:
-                ids = call.result().ids
+                ids = s.admin.AddRecords(
+                    admin_pb2.AddRecordsRequest(records=batch), metadata=s.md, timeout=CALL_TIMEOUT_S
+                ).ids
             except grpc.RpcError as e:
-                failed.append((start, e))
-                return
+                lines = [_row_of(line, start, name) for line in rpc_error_lines(e)]
+                if stored:
+                    lines.append(f"error: {name}: rows 2-{stored + 1} were stored; none after")
+                raise CliError(*lines) from e
             for rid in ids:
                 sys.stdout.write(rid + "\n")
-            stored.append((start, len(ids)))
-
-        for start in range(0, len(requests), IMPORT_BATCH):
-            if failed:
-                break
-            batch = admin_pb2.AddRecordsRequest(records=requests[start : start + IMPORT_BATCH])
-            pending.append((start, s.admin.AddRecords.future(batch, metadata=s.md, timeout=CALL_TIMEOUT_S)))
-            if len(pending) >= IMPORT_IN_FLIGHT:
-                settle_oldest()
-        while pending:
-            settle_oldest()
-    if failed:
-        lines = [_row_of(line, start, name) for start, e in failed for line in rpc_error_lines(e)]
-        if stored:
-            lines.append(f"error: {name}: rows {_row_ranges(stored)} were stored; no other row")
-        raise CliError(*lines)
+            stored += len(ids)
     err.print(f"imported {len(rows)} offers from {name}", highlight=False)
 
 
-# Rows stored per call, each call one transaction; calls in flight at once (the next one
-# crosses the network and is decoded while the site stores the one before).
+# Rows stored per call, each call one transaction.
 IMPORT_BATCH = 500
-IMPORT_IN_FLIGHT = 2
-
-
-def _row_ranges(stored: list[tuple[int, int]]) -> str:
-    """The CSV rows (the header is row 1) of the calls that stored, as ranges: `2-501, 1002-1501`."""
-    spans: list[list[int]] = []
-    for start, n in sorted(stored):
-        first, last = start + 2, start + n + 1
-        if spans and spans[-1][1] + 1 == first:
-            spans[-1][1] = last
-        else:
-            spans.append([first, last])
-    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
 _RECORD_INDEX = re.compile(r"records\[(\d+)\]\.")
 
 
