@@ -36,21 +36,20 @@ from dataclasses import dataclass
 from typing import cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select
 
 from sync.errors import NotFound, TechbridgeError
-from sync.jobs import run_job_once, start_job
+from sync.jobs import job_cursor, run_job_once, set_job_cursor, start_job
 from sync.kinds import Action, FieldValue, make_content
 from sync.site import Site
 from sync.store import RecordRow
-from sync.store.models import JobCursorModel, SuggestedPairModel
+from sync.store.models import SuggestedPairModel
 from sync.store.tables import log_t, versions_t
 from transfer.matching import OPEN, PairScore, suggestions
 from transfer.records import SUGGESTION, SuggestionStatus
 
 log = logging.getLogger(__name__)
 
-cursors_t = cast(Table, JobCursorModel.__table__)
 pairs_t = cast(Table, SuggestedPairModel.__table__)
 JOB = "suggestions"
 PER_REQUEST = 5
@@ -141,14 +140,11 @@ class SuggestionJob:
 
     def _cursor(self) -> int:
         with self.site.store.engine.connect() as conn:
-            after = conn.execute(select(cursors_t.c.after_seq).where(cursors_t.c.job == JOB)).scalar()
-        return int(after or 0)
+            return job_cursor(conn, JOB)
 
     def _move_cursor(self, seq: int) -> None:
         with self.site.store.writing() as conn:
-            moved = conn.execute(update(cursors_t).where(cursors_t.c.job == JOB).values(after_seq=seq)).rowcount
-            if not moved:
-                conn.execute(insert(cursors_t).values(job=JOB, after_seq=seq))
+            set_job_cursor(conn, JOB, seq)
 
     def run(self) -> SuggestionPass:
         """Bring the suggestions up to date with what changed since the cursor (at most

@@ -8,16 +8,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import cast
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Connection, Table, insert, select, update
 
 from sync import metrics
 from sync.errors import TechbridgeError
 from sync.store import Store
+from sync.store.models import JobCursorModel
 
 log = logging.getLogger(__name__)
+
+
+_cursors_t = cast(Table, JobCursorModel.__table__)
+
+
+def job_cursor(conn: Connection, job: str) -> int:
+    """How far along the log the job `job` has read (0 before its first run)."""
+    return int(conn.execute(select(_cursors_t.c.after_seq).where(_cursors_t.c.job == job)).scalar() or 0)
+
+
+def set_job_cursor(conn: Connection, job: str, seq: int) -> None:
+    """Move the job `job`'s cursor to `seq`, in `conn`'s transaction."""
+    if not conn.execute(update(_cursors_t).where(_cursors_t.c.job == job).values(after_seq=seq)).rowcount:
+        conn.execute(insert(_cursors_t).values(job=job, after_seq=seq))
 
 
 def job_lock_name(job: str) -> str:

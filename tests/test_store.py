@@ -278,6 +278,19 @@ def _fail_after_first(real):  # type: ignore[no-untyped-def]
     return wrapper
 
 
+def count_commits(store: Store) -> list[int]:
+    """The sizes of the group commits `store` makes from now on, in order."""
+    commits: list[int] = []
+    original = store._append_locked
+
+    def counted(vs: list[Version], now_ms: int) -> list[int]:
+        commits.append(len(vs))
+        return original(vs, now_ms)
+
+    store._append_locked = counted  # type: ignore[method-assign,assignment]
+    return commits
+
+
 class TestGroupCommit:
     def test_local_writes_that_arrive_together_commit_together_and_fail_alone(self, store: Store) -> None:
         """Writers queue while another holds the write lock; the next one in stores all of
@@ -288,14 +301,7 @@ class TestGroupCommit:
         versions = [version(n) for n in range(6)]
         writes = [*versions, versions[2]]  # the last is a version already queued
         results: dict[int, object] = {}
-        commits: list[int] = []
-        original = store._append_locked
-
-        def counted(vs: list[Version], now_ms: int) -> list[int]:
-            commits.append(len(vs))
-            return original(vs, now_ms)
-
-        store._append_locked = counted  # type: ignore[method-assign,assignment]
+        commits = count_commits(store)
 
         def write(i: int) -> None:
             try:
@@ -334,14 +340,7 @@ class TestGroupCommit:
         import sync.store.log as log_module
 
         monkeypatch.setattr(log_module, "GROUP_WAIT_S", 60.0)  # only the announcements end a wait here
-        commits: list[int] = []
-        original = store._append_locked
-
-        def counted(vs: list[Version], now_ms: int) -> list[int]:
-            commits.append(len(vs))
-            return original(vs, now_ms)
-
-        store._append_locked = counted  # type: ignore[method-assign,assignment]
+        commits = count_commits(store)
         first, second = version(1), version(2)
         done: list[int] = []
 

@@ -44,9 +44,9 @@ from typing import Any, cast
 
 import orjson
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, text
 
-from sync.jobs import start_job
+from sync.jobs import job_cursor, set_job_cursor, start_job
 from sync.site import Site
 from sync.store import Store
 from sync.store.models import (
@@ -54,7 +54,6 @@ from sync.store.models import (
     FigureInterestModel,
     FigureOfferModel,
     FigureRowModel,
-    JobCursorModel,
 )
 from sync.store.tables import IN_CHUNK, docs_t, log_t, records_t, versions_t
 from sync.store.trust import QUARANTINES, read_mark
@@ -65,7 +64,6 @@ rows_t = cast(Table, FigureRowModel.__table__)
 counts_t = cast(Table, FigureCountModel.__table__)
 offers_t = cast(Table, FigureOfferModel.__table__)
 interests_t = cast(Table, FigureInterestModel.__table__)
-cursors_t = cast(Table, JobCursorModel.__table__)
 
 JOB = "figures"
 # The job's mark of the store's quarantines, as last counted (in `job_cursors`).
@@ -295,14 +293,14 @@ class FigureKeeper:
 
     def _pass(self, head: int) -> tuple[int, int]:
         store = self.store
-        with store.write_transaction() as conn:
-            after = _cursor(conn, JOB)
+        with store.writing() as conn:
+            after = job_cursor(conn, JOB)
             top = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
             if after > top:  # a store restored behind what was counted: count everything again
                 after = 0
                 _clear(conn)
             mark = read_mark(conn, QUARANTINES)
-            quarantined = mark != _cursor(conn, QUARANTINE_SEEN)
+            quarantined = mark != job_cursor(conn, QUARANTINE_SEEN)
             if after >= head and not quarantined:  # another catch-up (the job, a report) got there first
                 return 0, after
             entries = conn.execute(
@@ -318,7 +316,7 @@ class FigureKeeper:
                 touched.update(
                     conn.execute(select(versions_t.c.record_id).where(versions_t.c.quarantined.is_(True))).scalars()
                 )
-                _set_cursor(conn, QUARANTINE_SEEN, mark)
+                set_job_cursor(conn, QUARANTINE_SEEN, mark)
             # What a firm owns counts again with it (a request's home centre, an erasure): the
             # records whose owner is a touched record.
             owners = sorted(touched)
@@ -329,26 +327,17 @@ class FigureKeeper:
                     ).scalars()
                 )
             recount(conn, sorted(touched))
-            _set_cursor(conn, JOB, through)
+            set_job_cursor(conn, JOB, through)
         if touched:
             log.debug("counted the figures of %s records again, through log entry %s", len(touched), through)
         return len(touched), through
 
     def rebuild(self) -> int:
         """Count every record again from nothing (after a restore, or to check the kept rows)."""
-        with self.store.write_transaction() as conn:
+        with self.store.writing() as conn:
             _clear(conn)
-            _set_cursor(conn, JOB, 0)
+            set_job_cursor(conn, JOB, 0)
         return self.catch_up()
-
-
-def _cursor(conn: Connection, job: str) -> int:
-    return int(conn.execute(select(cursors_t.c.after_seq).where(cursors_t.c.job == job)).scalar() or 0)
-
-
-def _set_cursor(conn: Connection, job: str, value: int) -> None:
-    if not conn.execute(update(cursors_t).where(cursors_t.c.job == job).values(after_seq=value)).rowcount:
-        conn.execute(insert(cursors_t).values(job=job, after_seq=value))
 
 
 def _clear(conn: Connection) -> None:

@@ -217,8 +217,8 @@ class LogStore:
         queues its version, and whichever takes the write lock first stores every
         version queued by then, in the order queued; a write announced by
         `coming_write` (`coming`) first waits at most GROUP_WAIT_S for the other writes
-        announced and not queued yet. If that transaction
-        fails, each version is stored on its own, so a writer sees only its own error."""
+        announced and not queued yet. If that transaction fails, each version is stored on
+        its own, so a writer sees only its own error."""
         mine = QueuedWrite(version, now_ms)
         with self._queue_lock:
             self._queued.append(mine)

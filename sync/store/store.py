@@ -204,14 +204,6 @@ class Store(LogStore, PeersStore, TrustStore, ProjectionStore, SearchStore):
         self._listener.start()
         return True
 
-    @contextmanager
-    def write_transaction(self) -> Iterator[Connection]:
-        """A transaction for a job's own tables (derived from what is held), taken in turn
-        with every other write of this store (its write lock) and committed when the block
-        ends; nothing in it is a version or moves the log."""
-        with self._write_lock, self.engine.begin() as conn:
-            yield conn
-
     def exclusive(self, name: str) -> AbstractContextManager[bool]:
         """Whether this process has the turn for the job `name` while the block runs (one
         process at a time on a PostgreSQL store; always on SQLite)."""
