@@ -56,6 +56,7 @@ from sync.merge import state_from_json
 from sync.site import Site
 from sync.store.tables import records_t
 from transfer.kept_figures import (
+    DAY_MS,
     FIRMS_SERVED,
     STEP_FIGURES,
     FigureKeeper,
@@ -65,7 +66,6 @@ from transfer.kept_figures import (
     rows_t,
 )
 
-DAY_MS = 24 * 3600 * 1000
 _YEAR = re.compile(r"^([0-9]{4})$")
 _QUARTER = re.compile(r"^([0-9]{4})-[Qq]([1-4])$")
 _MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
