@@ -4,8 +4,9 @@ roadshows, delegations) and `target` (HQ's yearly targets for a centre).
 
 The figures are computed at the site from the signed versions it holds (transfer/report.py):
 at HQ every centre's, at a centre its own. `--explain FIGURE` lists the records and versions
-counted. `--csv FILE` writes one UTF-8 table with a header (a row per centre and figure, and per
-breakdown value); `--xlsx FILE` a workbook with one sheet per table.
+counted; `--recount` first counts every record's figures again from nothing. `--csv FILE`
+writes one UTF-8 table with a header (a row per centre and figure, and per breakdown value);
+`--xlsx FILE` a workbook with one sheet per table.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from techbridge.v1 import admin_pb2
 from transfer.records import EVENT, EVENT_TYPES, TARGET, TARGET_FIELDS
 from transfer.report_files import write_csv, write_xlsx
 
+# A recount reads every record held: minutes on a store of millions.
+RECOUNT_TIMEOUT_S = 3600.0
+
 
 def _fetch(a: argparse.Namespace) -> admin_pb2.GetReportResponse:
     if a.period and (a.date_from or a.date_to):
@@ -45,9 +49,10 @@ def _fetch(a: argparse.Namespace) -> admin_pb2.GetReportResponse:
                     to_date=a.date_to or "",
                     centres=a.centre or [],
                     explain=a.explain or "",
+                    recount=a.recount,
                 ),
                 metadata=s.md,
-                timeout=CALL_TIMEOUT_S,
+                timeout=RECOUNT_TIMEOUT_S if a.recount else CALL_TIMEOUT_S,
             )
         except grpc.RpcError as e:
             raise CliError(*rpc_error_lines(e)) from e
@@ -229,6 +234,11 @@ def add_parser(groups: Groups) -> None:
     sp.add_argument("--to", dest="date_to", default="", metavar="DATE", help="last day, YYYY-MM-DD")
     sp.add_argument("--centre", action="append", metavar="ID", help="only this centre (repeat; HQ)")
     sp.add_argument("--explain", default="", metavar="FIGURE", help="list the records counted, e.g. offers.published")
+    sp.add_argument(
+        "--recount",
+        action="store_true",
+        help="count every record's figures again from nothing first (after a restore, or to check the kept figures)",
+    )
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--csv", default="", metavar="FILE", help="write the figures as CSV (UTF-8, header)")
     sp.add_argument("--xlsx", default="", metavar="FILE", help="write a workbook, one sheet per table")

@@ -305,6 +305,19 @@ def test_the_report_command_at_hq_and_at_a_centre_and_its_exports(hub: Hub, tmp_
         assert "tel-aviv (מרכז תל אביב)" in header
         r = cli("report", "--data", str(hub.path), "--period", year)
         assert r.returncode == 0 and "offers.published" in r.stdout, r.stderr
+        # Kept counts gone wrong (a hand edit, a restore) are what a report sums until a recount.
+        assert hub.running is not None
+        with hub.running.site.store.writing() as conn:
+            conn.exec_driver_sql("UPDATE figure_counts SET n = n + 5 WHERE figure = 'offers.published'")
+
+        def published(*extra: str) -> int:
+            r = cli("report", "--data", str(hub.path), "--period", year, "--json", "--centre", "daejeon", *extra)
+            assert r.returncode == 0, r.stderr
+            return int(json.loads(r.stdout)["centres"][0]["figures"]["offers.published"]["count"])
+
+        assert published() == 6
+        assert published("--recount") == 1
+        assert published() == 1
     finally:
         dj.stop()
         ta.stop()

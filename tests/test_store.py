@@ -374,7 +374,6 @@ class TestGroupCommit:
             assert not t.is_alive() and commits == [2, 1, 1]
 
 
-
 def _bulky(n: int) -> Version:
     text = f"offer {n} " + "membrane desalination solar storage " * 60
     return make_version(

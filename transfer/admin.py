@@ -287,7 +287,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             period = period_between(request.from_date, request.to_date)
         else:
             period = parse_period(request.period or str(datetime.fromtimestamp(self._site.now_ms() / 1000, UTC).year))
-        return report_to_pb(report(self._site, period, tuple(request.centres), explain=request.explain))
+        return report_to_pb(
+            report(self._site, period, tuple(request.centres), explain=request.explain, recount=request.recount)
+        )
 
     def _view(self, record_id: str) -> admin_pb2.RecordView:
         return with_names(self._site, detail_view(self._site.record_detail(record_id), self._site.now_ms()))

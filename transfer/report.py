@@ -298,8 +298,9 @@ def _explained(conn: Connection, period: Period, figure: str, centres: Sequence[
         found = [
             Counted(r.origin, r.record_id, r.publish_version_id, int(r.published_ms))
             for r in conn.execute(
-                select(offers_t.c.origin, offers_t.c.record_id, offers_t.c.publish_version_id, offers_t.c.published_ms)
-                .where(_live_where(), offers_t.c.origin.in_(centres)),
+                select(
+                    offers_t.c.origin, offers_t.c.record_id, offers_t.c.publish_version_id, offers_t.c.published_ms
+                ).where(_live_where(), offers_t.c.origin.in_(centres)),
                 days,
             )
         ]
@@ -371,15 +372,22 @@ def _targets(conn: Connection, kinds: KindSet, year: int) -> dict[str, dict[str,
     return {c: t for c, (_, t) in best.items()}
 
 
-def report(site: Site, period: Period, centres: Sequence[str] = (), *, explain: str = "") -> Report:
+def report(
+    site: Site, period: Period, centres: Sequence[str] = (), *, explain: str = "", recount: bool = False
+) -> Report:
     """Each centre's figures for `period` (every centre of the registry at HQ, or those
     named; at a centre, its own), from the versions this site holds; with `explain`, the
-    records and versions behind that figure."""
+    records and versions behind that figure. With `recount`, every record's kept figures
+    are first counted again from nothing (`FigureKeeper.rebuild`)."""
     if explain and explain not in FIGURES:
         raise InvalidInput([FieldViolation("explain", f"{explain!r} is not a figure: {', '.join(FIGURES)}")])
     names = _centres(site, centres)
     figures = {c: CentreFigures(c, n, dict.fromkeys(FIGURES, 0)) for c, n in names.items()}
-    FigureKeeper(site.store).catch_up()  # the kept figures count everything held by now
+    keeper = FigureKeeper(site.store)
+    if recount:
+        keeper.rebuild()
+    else:
+        keeper.catch_up()  # the kept figures count everything held by now
     # One read transaction: every figure from the same snapshot, beside sync's writes (on
     # PostgreSQL repeatable read, so a keeper's pass committed meanwhile is not half seen).
     engine = site.store.engine

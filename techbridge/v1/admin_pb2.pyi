@@ -75,12 +75,17 @@ class GetReportRequest(_message.Message):
     TO_DATE_FIELD_NUMBER: _builtins.int
     CENTRES_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
+    RECOUNT_FIELD_NUMBER: _builtins.int
     period: _builtins.str
     """"2026", "2026-Q4" or "2026-11"; or from_date and to_date (YYYY-MM-DD, both days in), UTC."""
     from_date: _builtins.str
     to_date: _builtins.str
     explain: _builtins.str
     """A figure ("offers.published") whose counted records and versions to list."""
+    recount: _builtins.bool
+    """Count every record's figures again from nothing before reporting (after a restore, or
+    to check the figures kept as versions arrive): minutes on a large store.
+    """
     @_builtins.property
     def centres(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only these centres (HQ); empty: every centre."""
@@ -93,10 +98,11 @@ class GetReportRequest(_message.Message):
         to_date: _builtins.str = ...,
         centres: _abc.Iterable[_builtins.str] | None = ...,
         explain: _builtins.str = ...,
+        recount: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["centres", b"centres", "explain", b"explain", "from_date", b"from_date", "period", b"period", "to_date", b"to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["centres", b"centres", "explain", b"explain", "from_date", b"from_date", "period", b"period", "recount", b"recount", "to_date", b"to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
