@@ -184,3 +184,15 @@ def test_verify_many_matches_verify_one_by_one_in_order() -> None:
     assert verify_many(VERSION_DOMAIN, items) == expected
     assert verify_many(VERSION_DOMAIN, items[:5]) == expected[:5]  # below the threshold: in the caller's thread
     assert verify_many(VERSION_DOMAIN, []) == []
+
+
+def test_libsodium_signs_the_bytes_openssl_does() -> None:
+    """`SigningKey.sign` signs with libsodium; Ed25519 is deterministic, so OpenSSL's
+    signature over the same bytes is the same, and either library verifies it."""
+    for i in range(20):
+        key = SigningKey.generate()
+        data = bytes(range(256)) * i + b"techbridge"
+        signature = key.sign(data)
+        assert signature == key.private.sign(data)
+        key.private.public_key().verify(signature, data)
+        assert verify(key.public_bytes, b"", data, signature)
