@@ -9,8 +9,8 @@ Verification uses libsodium (PyNaCl), which checks the same signatures about
 twice as fast as OpenSSL here (see DESIGN.md's numbers; verification bounds
 the sync pipeline). Every site runs this same verifier, so no crafted edge-case
 signature can be accepted at one site and refused at another; the test vectors
-are checked with both libraries. Keys, signing, certificates and TLS stay with
-`cryptography`.
+are checked with both libraries. Signing is libsodium's too (`SigningKey.sign`);
+keys, certificates and TLS stay with `cryptography`.
 
 A batch of signatures is verified on every core (`verify_many`): libsodium
 releases the GIL while it works, so a small pool of threads (never processes:
