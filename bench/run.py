@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -161,6 +162,76 @@ def bench_index(n: int) -> dict[str, float]:
                 store.close()
         put_runs(out, name, runs)
     out["search_index_us_per_offer"] = 1e6 / out["store_apply_indexed_per_s"] - 1e6 / out["store_apply_unindexed_per_s"]
+    return out
+
+
+def bench_store_sql(n: int) -> dict[str, float]:
+    """What the database itself does for an apply, apart from the Python around it: `n`
+    offers applied to a SQLite store (batches of 500, after 500 already held) with every
+    statement, its parameters and each commit recorded; then the same statements replayed
+    through the bare driver, in the same transactions, on a copy of the store taken before
+    the apply. The replay is the floor the store's writer cannot go under with these tables
+    (the signed body, the merged state, the log, the search index), however little Python
+    ran around it. Median of 3 each; per-statement shares in microseconds an offer."""
+    import shutil
+    import sqlite3
+
+    from sqlalchemy import event
+
+    key = SigningKey.generate()
+    versions = benchlib.signed_offers(key, "b", n + 500)
+    applied, replayed = [], []
+    shares: dict[str, list[float]] = {}
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as d:
+            store = Store.open(f"sqlite:///{d}/s.db", KINDS)
+            benchlib.write_versions(store, versions[:500], local=False, batch=500)
+            store.close()
+            shutil.copy(f"{d}/s.db", f"{d}/copy.db")
+            store = Store.open(f"sqlite:///{d}/s.db", KINDS)
+            said: list[tuple[str, Any, bool]] = []
+
+            def statement(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+                said.append((sql, params, many))
+
+            event.listen(store.engine, "before_cursor_execute", statement)
+            event.listen(store.engine, "commit", lambda _c: said.append(("COMMIT", None, False)))
+            t = time.perf_counter()
+            for i in range(500, n + 500, 500):
+                store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
+            applied.append(rate(n, time.perf_counter() - t))
+            store.close()
+            conn = sqlite3.connect(f"{d}/copy.db", isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # as the store opens its connections
+            took: dict[str, float] = {}
+            t = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, params, many in said:
+                if sql.lstrip().upper().startswith("PRAGMA"):
+                    continue  # the checkpointer's, on its own connection outside the apply
+                t0 = time.perf_counter()
+                if sql == "COMMIT":
+                    conn.execute("COMMIT")
+                    conn.execute("BEGIN IMMEDIATE")
+                elif many:
+                    conn.executemany(sql, params)
+                else:
+                    conn.execute(sql, params if params is not None else ()).fetchall()
+                what = "commit" if sql == "COMMIT" else " ".join(sql.split()[:3]).lower()
+                took[what] = took.get(what, 0.0) + time.perf_counter() - t0
+            conn.execute("COMMIT")
+            replayed.append(rate(n, time.perf_counter() - t))
+            conn.close()
+            for what, secs in took.items():
+                shares.setdefault(what, []).append(secs / n * 1e6)
+    out: dict[str, float] = {}
+    put_runs(out, "store_apply_replayed_per_s", applied)
+    put_runs(out, "store_sql_only_per_s", replayed)
+    out["store_sql_share_of_apply"] = out["store_apply_replayed_per_s"] / out["store_sql_only_per_s"]
+    top = sorted(shares.items(), key=lambda kv: -statistics.median(kv[1]))[:6]
+    for what, us in top:
+        out["store_sql_us_" + "_".join(w.strip("(\"") for w in what.split())] = statistics.median(us)
     return out
 
 
@@ -387,6 +458,7 @@ def main() -> None:
             **bench_crypto(a.n, Path(d)),
             **bench_merge(a.n),
             **bench_index(a.n),
+            **bench_store_sql(max(a.n, 2000)),
             **bench_sync(a.n, Path(d)),
             **bench_noop(sizes, Path(d)),
             **bench_push(sizes[-1] if a.full or a.n >= 2000 else 2_000, Path(d)),
