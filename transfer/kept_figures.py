@@ -44,7 +44,7 @@ from typing import Any, cast
 
 import orjson
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, Table, delete, func, select, text
+from sqlalchemy import Connection, Table, delete, func, select
 
 from sync.jobs import job_cursor, set_job_cursor, start_job
 from sync.site import Site
@@ -55,7 +55,7 @@ from sync.store.models import (
     FigureOfferModel,
     FigureRowModel,
 )
-from sync.store.tables import IN_CHUNK, docs_t, log_t, records_t, versions_t
+from sync.store.tables import IN_CHUNK, docs_t, insert_rows, log_t, records_t, versions_t
 from sync.store.trust import QUARANTINES, read_mark
 
 log = logging.getLogger(__name__)
@@ -458,41 +458,18 @@ def recount(conn: Connection, ids: Sequence[str]) -> None:
                 }
             )
     for table, values in ((rows_t, new_rows), (offers_t, offers), (interests_t, interests)):
-        insert_many(conn, table, values)
+        insert_rows(conn, table, values)
     moves = [
         {"figure": f, "day": d, "centre": c, "by": b, "value": v, "n": n}
         for (f, d, c, b, v), n in sorted(delta.items())
         if n
     ]
-    insert_many(
+    insert_rows(
         conn,
         counts_t,
         moves,
         on_conflict="ON CONFLICT (figure, day, centre, by, value) DO UPDATE SET n = figure_counts.n + excluded.n",
     )
-
-
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], on_conflict: str = "") -> None:
-    """Insert `rows` (each naming every column of `table`) in one statement on PostgreSQL,
-    the columns sent as arrays and unnested; on SQLite straight to the driver as tuples.
-    Either is several times faster than a statement per row (psycopg's executemany)."""
-    if not rows:
-        return
-    cols = [c.name for c in table.columns]
-    names = ", ".join(cols)
-    if conn.dialect.name == "postgresql":
-        arrays = ", ".join(f"CAST(:{c} AS {_PG_ARRAY[type(table.c[c].type).__name__]})" for c in cols)
-        params = {c: [r[c] for r in rows] for c in cols}
-        conn.execute(text(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}"), params)
-        return
-    marks = ", ".join("?" for _ in cols)
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {on_conflict}", [tuple(r[c] for c in cols) for r in rows]
-    )
-
-
-# The PostgreSQL array type a column of each SQLAlchemy type is sent as (`insert_many`).
-_PG_ARRAY = {"String": "text[]", "Integer": "integer[]", "BigInteger": "bigint[]"}
 
 
 def start_figure_job(site: Site, every_s: float) -> BackgroundScheduler:

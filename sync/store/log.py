@@ -41,7 +41,16 @@ from sync.errors import NotFound
 from sync.kinds import NETWORK, Action, KindSet, audience_key
 from sync.store.projection import HeadVersion, RecordRow
 from sync.store.replicas import LOG_CHANNEL, WriteLock, notify_in
-from sync.store.tables import IN_CHUNK, log_t, notes_t, records_t, rejections_t, txns_t, versions_t
+from sync.store.tables import (
+    IN_CHUNK,
+    insert_rows,
+    log_t,
+    notes_t,
+    records_t,
+    rejections_t,
+    txns_t,
+    versions_t,
+)
 from techbridge.v1.records_pb2 import LIFECYCLE_ACTION_CREATE as CREATE_PB
 
 # Bodies per sync batch, well under the 8 MiB message limit.
@@ -355,8 +364,9 @@ class LogStore:
         if not fresh:
             return []
         head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
-        conn.execute(
-            insert(versions_t),
+        insert_rows(
+            conn,
+            versions_t,
             [
                 {
                     "version_id": v.version_id,
@@ -380,8 +390,9 @@ class LogStore:
         )
         seqs = list(range(head + 1, head + 1 + len(fresh)))
         audiences = self._audiences(conn, fresh)
-        conn.execute(
-            insert(log_t),
+        insert_rows(
+            conn,
+            log_t,
             [
                 {"seq": s, "version_id": v.version_id, "received_from": peer, "audience": audiences[v.version_id]}
                 for s, v in zip(seqs, fresh, strict=True)

@@ -24,7 +24,7 @@ from sync.errors import NotFound
 from sync.kinds import Action, Content, KindSet, audience_key
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
 from sync.store.replicas import WriteLock
-from sync.store.tables import IN_CHUNK, notes_t, records_t, versions_t
+from sync.store.tables import IN_CHUNK, insert_rows, notes_t, records_t, versions_t
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class ProjectionStore:
                 indexed.append((rid, state.updated.wall_ms, owner, state.content))
         # One statement per kind of change, executed for many rows.
         if inserts:
-            conn.execute(insert(records_t), inserts)
+            insert_rows(conn, records_t, inserts)
         self.reindex(conn, ids, indexed)  # search follows the new states (sync.store.search); `lone` has no old rows
         if updates:
             cols = [k for k in updates[0] if k != "rid"]

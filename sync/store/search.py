@@ -35,7 +35,7 @@ from sync.kinds import Content, KindSet
 from sync.merge import state_from_json
 from sync.store.projection import RecordRow
 from sync.store.replicas import WriteLock, exclusive
-from sync.store.tables import IN_CHUNK, docs_t, facet_counts_t, records_t, versions_t
+from sync.store.tables import IN_CHUNK, docs_t, facet_counts_t, insert_rows, records_t, versions_t
 
 log = logging.getLogger(__name__)
 
@@ -213,15 +213,15 @@ class SearchStore:
             tags = [fulltext.tag_token(f, v) for f, v in doc.facets]
             tsv = fulltext.tsvector((("A", a.split()), ("B", b.split()), ("C", c.split()), ("D", tags)))
             rows.append(
-                {"rid": rid, "wall": wall, "lapses": doc.lapses_at_ms, "facets": self._facets_json(doc), "tsv": tsv}
+                {
+                    "record_id": rid,
+                    "head_wall_ms": wall,
+                    "lapses_at_ms": doc.lapses_at_ms,
+                    "facets": self._facets_json(doc),
+                    "tsv": tsv,
+                }
             )
-        conn.execute(
-            text(
-                "INSERT INTO search_docs (record_id, head_wall_ms, lapses_at_ms, facets, tsv) "
-                "VALUES (:rid, :wall, :lapses, :facets, CAST(:tsv AS tsvector))"
-            ),
-            rows,
-        )
+        insert_rows(conn, docs_t, rows)
 
     def build_search_index(self) -> int:
         """Index every searchable record held that is not deleted, if the index holds

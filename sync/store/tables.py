@@ -1,15 +1,16 @@
 """The store's table handles, shared by its per-concern stores.
 
 The Core `Table` of each model in `sync.store.models` that a site's store reads or
-writes, and the one limit they all keep on IN lists. The hub's invites table is handled
-in `hub.invites`.
+writes, the one limit they all keep on IN lists, and the one way many rows go in
+(`insert_rows`). The hub's invites table is handled in `hub.invites`.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 
 from sync.store.models import (
     LogEntryModel,
@@ -39,3 +40,28 @@ marks_t = cast(Table, StoreMarkModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 IN_CHUNK = 500
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], on_conflict: str = "") -> None:
+    """Insert `rows` (each naming the same columns, with values as the driver takes them:
+    str, int, bytes, bool, None) in `conn`'s transaction, as one statement on PostgreSQL
+    (each column sent as one array, unnested) and straight to the driver as tuples on
+    SQLite. Both are several times faster than SQLAlchemy's executemany, which builds a
+    parameter set a row and, on psycopg, sends a statement a row. `on_conflict` is appended
+    as written (an `ON CONFLICT ...` clause)."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    names = ", ".join(cols)
+    if conn.dialect.name == "postgresql":
+        # Sent in binary (`%(name)b`): a text array in text form is escaped element by element.
+        arrays = ", ".join(f"CAST(%({c})b AS {table.c[c].type.compile(dialect=conn.dialect)}[])" for c in cols)
+        conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) {on_conflict}",
+            {c: [r[c] for r in rows] for c in cols},
+        )
+        return
+    marks = ", ".join("?" for _ in cols)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {on_conflict}", [tuple(r[c] for c in cols) for r in rows]
+    )
