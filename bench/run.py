@@ -46,7 +46,7 @@ from node.site import init_node, start_node  # noqa: E402
 from sync import auth  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
-from sync.envelope import make_version  # noqa: E402
+from sync.envelope import make_version, read_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
 from sync.kinds import Change, Content, create_change  # noqa: E402
 from sync.server import channel  # noqa: E402
@@ -172,7 +172,8 @@ def bench_store_sql(n: int) -> dict[str, float]:
     through the bare driver, in the same transactions, on a copy of the store taken before
     the apply. The replay is the floor the store's writer cannot go under with these tables
     (the signed body, the merged state, the log, the search index), however little Python
-    ran around it. Median of 3 each; per-statement shares in microseconds an offer."""
+    ran around it. Median of 3 each; per-statement shares in microseconds an offer. Beside
+    it, reading the same bodies (`read_version`: decode and the kind's shape, no verify)."""
     import shutil
     import sqlite3
 
@@ -191,11 +192,16 @@ def bench_store_sql(n: int) -> dict[str, float]:
             store = Store.open(f"sqlite:///{d}/s.db", KINDS)
             said: list[tuple[str, Any, bool]] = []
 
-            def statement(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+            def statement(
+                _c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool, said: list[Any] = said
+            ) -> None:
                 said.append((sql, params, many))
 
+            def committed(_c: Any, said: list[Any] = said) -> None:
+                said.append(("COMMIT", None, False))
+
             event.listen(store.engine, "before_cursor_execute", statement)
-            event.listen(store.engine, "commit", lambda _c: said.append(("COMMIT", None, False)))
+            event.listen(store.engine, "commit", committed)
             t = time.perf_counter()
             for i in range(500, n + 500, 500):
                 store.apply_batch("b", versions[i : i + 500], [], through_seq=i + 500, now_ms=1)
@@ -226,12 +232,19 @@ def bench_store_sql(n: int) -> dict[str, float]:
             for what, secs in took.items():
                 shares.setdefault(what, []).append(secs / n * 1e6)
     out: dict[str, float] = {}
+    decoded = []
+    for _ in range(3):  # what every received version costs before the store: its body read (no verify)
+        t = time.perf_counter()
+        for v in versions:
+            read_version(v.body, v.signatures, KINDS)
+        decoded.append(rate(len(versions), time.perf_counter() - t))
+    put_runs(out, "decode_per_s", decoded)
     put_runs(out, "store_apply_replayed_per_s", applied)
     put_runs(out, "store_sql_only_per_s", replayed)
     out["store_sql_share_of_apply"] = out["store_apply_replayed_per_s"] / out["store_sql_only_per_s"]
     top = sorted(shares.items(), key=lambda kv: -statistics.median(kv[1]))[:6]
     for what, us in top:
-        out["store_sql_us_" + "_".join(w.strip("(\"") for w in what.split())] = statistics.median(us)
+        out["store_sql_us_" + "_".join(w.strip('("') for w in what.split())] = statistics.median(us)
     return out
 
 
