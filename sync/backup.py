@@ -22,12 +22,14 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
+from typing import TYPE_CHECKING
 
 from sync.clock import system_now_ms
 from sync.config import CONFIG_NAME, DataDir
 from sync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,16 @@ class BackupMade:
     database: str  # the PostgreSQL database, password hidden; "" for SQLite
 
 
+def _make_url(db_url: str) -> URL:
+    # Imported here: the CLI loads this module for every command, and SQLAlchemy takes a
+    # good part of a second to import, which only a backup or a restore needs.
+    from sqlalchemy.engine import make_url
+
+    return make_url(db_url)
+
+
 def _sqlite_path(db_url: str) -> Path | None:
-    url = make_url(db_url)
+    url = _make_url(db_url)
     if url.get_backend_name() != "sqlite":
         return None
     if not url.database or url.database == ":memory:":
@@ -102,7 +112,7 @@ def make_backup(data: DataDir, out: Path) -> BackupMade:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    database = "" if db_file else make_url(config.db_url).render_as_string(hide_password=True)
+    database = "" if db_file else _make_url(config.db_url).render_as_string(hide_password=True)
     log.info("backup of %s written to %s", config.site_id, out)
     return BackupMade(out, config.site_id, str(manifest["store"]), database)
 

@@ -36,7 +36,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import Stemmer
 
@@ -436,3 +436,26 @@ def snippet(doc: SearchDoc, query: TextQuery, width: int = SNIPPET_CHARS) -> Sni
         return None
     name, _weight, text = rest[0]
     return Snippet(name, ((text[:width], False),) + ((("…", False),) if len(text) > width else ()))
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A search: text (all groups must match), facet filters (each `(facet, values)` must
+    match one of its values), only records not lapsed by `live_at_ms` when given, in order
+    of `sort` ("relevance" or "newest"), a page of `limit` from `offset`."""
+
+    text: TextQuery = field(default_factory=TextQuery)
+    facets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    live_at_ms: int | None = None
+    sort: str = "relevance"
+    limit: int = 20
+    offset: int = 0
+    # Whether each hit gets its snippet (made in Python from the record's text).
+    snippets: bool = True
+    # The weights the text is looked for in: "ABC" (everything), "A" (titles only), ...
+    weights: str = "ABC"
+    # Only these records, when given.
+    record_ids: tuple[str, ...] | None = None
+    # Whether every match is counted (`SearchResult.total`); without, total is only what
+    # this page saw (`offset` plus its hits), and the engine is spared a second pass.
+    count: bool = True

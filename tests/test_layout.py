@@ -97,3 +97,17 @@ def test_the_import_scan_sees_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import json\nfrom transfer.records import KINDS\nfrom . import sibling\nimport hub.site\n")
     assert imported_rooms(sample) == {"transfer", "hub"}
+
+
+def test_the_cli_starts_without_the_database_layer() -> None:
+    """Every CLI command loads `cli.main`; SQLAlchemy and alembic take half a second to
+    import and only the commands that open a store need them (they import it themselves)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, cli.main; print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -22,9 +22,8 @@ import re
 from collections.abc import Iterable
 
 from sync.errors import FieldViolation, InvalidInput
-from sync.fulltext import SearchDoc, parse_query
+from sync.fulltext import SearchDoc, SearchQuery, parse_query
 from sync.kinds import Content, FieldValue
-from sync.store import SearchQuery
 from transfer import taxonomy
 
 SEARCHABLE = frozenset({"listing", "request"})

@@ -1,9 +1,10 @@
 """The record store: versions, the log, derived record state, cursors."""
 
+from sync.fulltext import SearchQuery
 from sync.store.log import ApplyResult, LogRow, Rejected, StoredVersion
 from sync.store.peers import PeerState
 from sync.store.projection import HeadVersion, RecordRow
-from sync.store.search import SearchHit, SearchQuery, SearchResult
+from sync.store.search import SearchHit, SearchResult
 from sync.store.store import Store
 
 __all__ = [

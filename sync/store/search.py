@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, text
 from sqlalchemy.engine import Row
 
 from sync import fulltext
-from sync.fulltext import SearchDoc, Snippet, TextQuery
+from sync.fulltext import SearchDoc, SearchQuery, Snippet, TextQuery
 from sync.kinds import Content, KindSet
 from sync.merge import state_from_json
 from sync.store.projection import RecordRow
@@ -46,29 +46,6 @@ TS_RANK_WEIGHTS = "{0, 0.2, 0.4, 1.0}"  # D (facets), C, B, A
 # The facets every searchable record has, beside the ones its kind's search doc gives.
 CORE_FACETS = ("kind", "status", "origin")
 REBUILD_CHUNK = 1_000
-
-
-@dataclass(frozen=True)
-class SearchQuery:
-    """A search: text (all groups must match), facet filters (each `(facet, values)` must
-    match one of its values), only records not lapsed by `live_at_ms` when given, in order
-    of `sort` ("relevance" or "newest"), a page of `limit` from `offset`."""
-
-    text: TextQuery = field(default_factory=TextQuery)
-    facets: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    live_at_ms: int | None = None
-    sort: str = "relevance"
-    limit: int = 20
-    offset: int = 0
-    # Whether each hit gets its snippet (made in Python from the record's text).
-    snippets: bool = True
-    # The weights the text is looked for in: "ABC" (everything), "A" (titles only), ...
-    weights: str = "ABC"
-    # Only these records, when given.
-    record_ids: tuple[str, ...] | None = None
-    # Whether every match is counted (`SearchResult.total`); without, total is only what
-    # this page saw (`offset` plus its hits), and the engine is spared a second pass.
-    count: bool = True
 
 
 @dataclass(frozen=True)
