@@ -24,7 +24,8 @@ A record's rows are a function of the versions held of it (and of the firm behin
 request), whatever order they came in: a record counted again has the records it owns
 counted with it (a firm's requests: their home centre, an erasure's quarantine), and when
 the store's quarantine mark moves (a key revoked) every record holding a quarantined
-version is counted again, with what it owns (one pass: as large as the quarantine). So
+version is counted again, with what it owns (`PASS_ENTRIES` quarantined versions a pass, in
+log order, beside the pass's new entries). So
 two sites that hold the same versions keep the same rows, and a report of a centre
 computed at HQ equals the one computed at the centre.
 
@@ -68,6 +69,9 @@ interests_t = cast(Table, FigureInterestModel.__table__)
 JOB = "figures"
 # The job's mark of the store's quarantines, as last counted (in `job_cursors`).
 QUARANTINE_SEEN = "figures:quarantines"
+# The quarantine mark being counted, and the log entry its count has reached.
+QUARANTINE_COUNTING = "figures:quarantines-counting"
+QUARANTINE_AT = "figures:quarantines-at"
 PASS_ENTRIES = 500
 # Records counted again in one catch-up before the figure tables are first analysed on
 # PostgreSQL (and again each time the count doubles).
@@ -268,18 +272,18 @@ class FigureKeeper:
         return self.catch_up()
 
     def catch_up(self) -> int:
-        """Passes until the cursor reaches the log's head as it stood at the start; returns
-        the records counted again."""
+        """Passes until the cursor reaches the log's head as it stood at the start and no
+        quarantine is left to count; returns the records counted again."""
         head = self.store.log_head()
         done = 0
         analyse_at = ANALYSE_FIRST
         while True:
-            counted, through = self._pass(head)
+            counted, through, quarantine_left = self._pass(head)
             done += counted
             if done >= analyse_at:  # the tables have grown by half since: plan their lookups anew
                 self._analyse()
                 analyse_at = 2 * done
-            if through >= head:
+            if through >= head and not quarantine_left:
                 return done
 
     def _analyse(self) -> None:
@@ -291,7 +295,10 @@ class FigureKeeper:
         with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE figure_rows, figure_counts, figure_offers, figure_interests")
 
-    def _pass(self, head: int) -> tuple[int, int]:
+    def _pass(self, head: int) -> tuple[int, int, bool]:
+        """Count again the records of at most `PASS_ENTRIES` new log entries and, while a
+        quarantine is being counted, of at most as many quarantined versions; returns the
+        records counted, the cursor, and whether quarantined versions are left to count."""
         store = self.store
         with store.writing() as conn:
             after = job_cursor(conn, JOB)
@@ -302,7 +309,7 @@ class FigureKeeper:
             mark = read_mark(conn, QUARANTINES)
             quarantined = mark != job_cursor(conn, QUARANTINE_SEEN)
             if after >= head and not quarantined:  # another catch-up (the job, a report) got there first
-                return 0, after
+                return 0, after, False
             entries = conn.execute(
                 select(log_t.c.seq, versions_t.c.record_id)
                 .join(versions_t, versions_t.c.version_id == log_t.c.version_id)
@@ -312,11 +319,9 @@ class FigureKeeper:
             ).all()
             through = entries[-1].seq if len(entries) == PASS_ENTRIES else max(head, after)
             touched = {e.record_id for e in entries}
-            if quarantined:  # a quarantine: what it took out counts again
-                touched.update(
-                    conn.execute(select(versions_t.c.record_id).where(versions_t.c.quarantined.is_(True))).scalars()
-                )
-                set_job_cursor(conn, QUARANTINE_SEEN, mark)
+            quarantine_left = False
+            if quarantined:  # a quarantine: what it took out counts again, a part a pass
+                quarantine_left = self._quarantined_part(conn, mark, touched)
             # What a firm owns counts again with it (a request's home centre, an erasure): the
             # records whose owner is a touched record.
             owners = sorted(touched)
@@ -330,7 +335,31 @@ class FigureKeeper:
             set_job_cursor(conn, JOB, through)
         if touched:
             log.debug("counted the figures of %s records again, through log entry %s", len(touched), through)
-        return len(touched), through
+        return len(touched), through, quarantine_left
+
+    @staticmethod
+    def _quarantined_part(conn: Connection, mark: int, touched: set[str]) -> bool:
+        """Add to `touched` the records of the next `PASS_ENTRIES` quarantined versions (in
+        log order, after where the count of this quarantine mark stands); when none are
+        left, note the mark as counted. A mark that moved meanwhile starts the count over.
+        Returns whether any are left."""
+        if job_cursor(conn, QUARANTINE_COUNTING) != mark:
+            set_job_cursor(conn, QUARANTINE_COUNTING, mark)
+            set_job_cursor(conn, QUARANTINE_AT, 0)
+        at = job_cursor(conn, QUARANTINE_AT)
+        part = conn.execute(
+            select(log_t.c.seq, versions_t.c.record_id)
+            .join(versions_t, versions_t.c.version_id == log_t.c.version_id)
+            .where(versions_t.c.quarantined.is_(True), log_t.c.seq > at)
+            .order_by(log_t.c.seq)
+            .limit(PASS_ENTRIES)
+        ).all()
+        touched.update(p.record_id for p in part)
+        if len(part) == PASS_ENTRIES:
+            set_job_cursor(conn, QUARANTINE_AT, part[-1].seq)
+            return True
+        set_job_cursor(conn, QUARANTINE_SEEN, mark)
+        return False
 
     def rebuild(self) -> int:
         """Count every record again from nothing (after a restore, or to check the kept rows)."""
