@@ -514,6 +514,13 @@ def main() -> None:
     doc["figures"]["bulk_import_vs_initial_push"] = figures["bulk_import_vs_initial_push"]
     doc["figures"]["intake_per_s_8_clients"] = figures["intake_per_s_8_clients"]
     doc["figures"]["echo_rpc_per_s_8_clients"] = figures["echo_rpc_per_s_8_clients"]
+    # The initial sync between real processes (a hub and a node each with its own interpreter,
+    # as deployed), against the verify ceiling measured here: beside bench/run.py's in-process ones.
+    for way in ("push", "pull"):
+        doc["figures"][f"initial_{way}_vs_verify_processes"] = (
+            figures[f"initial_{way}_per_s"] / figures["verify_libsodium_per_s"]
+        )
+    doc["figures"]["initial_sync_processes_offers"] = a.n
     doc["processes_machine"] = info
     latest.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"intake vs trivial RPC {figures['intake_vs_trivial_rpc']:.3f}, written to {latest}")
