@@ -27,7 +27,8 @@ exclude. Anything else is text: an item of several tokens (`e-mobility`, `1/44`,
 an empty query asks for nothing. Parsing never fails.
 
 `fts5_match` and `tsquery` render a parsed query for each engine. Tokens are letters and
-digits only, so each is quoted as it is.
+digits only, so each is quoted as it is. A whole search (`SearchQuery`: the parsed text,
+facet filters, order, page) is a plain value here too, which the store's search runs.
 """
 
 from __future__ import annotations

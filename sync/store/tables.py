@@ -46,9 +46,10 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     """Insert `rows` (each naming the same columns, with values as the driver takes them:
     str, int, bytes, bool, None) in `conn`'s transaction, as one statement on PostgreSQL
     (each column sent as one array, unnested) and straight to the driver as tuples on
-    SQLite. Both are several times faster than SQLAlchemy's executemany, which builds a
-    parameter set a row and, on psycopg, sends a statement a row. `on_conflict` is appended
-    as written (an `ON CONFLICT ...` clause)."""
+    SQLite. SQLAlchemy's executemany builds a parameter set a row and, on psycopg, sends a
+    statement a row: on PostgreSQL this is several times faster for a narrow table (log
+    entries 45 -> 16 us an offer); on SQLite it spares the per-row Python. `on_conflict` is
+    appended as written (an `ON CONFLICT ...` clause)."""
     if not rows:
         return
     cols = list(rows[0])
