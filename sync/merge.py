@@ -356,30 +356,25 @@ def _lone_create(v: MergeInput, kind: Kind) -> RecordState:
     )
 
 
-def _jsonable(value: FieldValue) -> object:
-    if isinstance(value, tuple):
-        return [list(v) if isinstance(v, tuple) else v for v in value]
-    return value
-
-
 def _candidate_json(c: Candidate) -> dict[str, object]:
     return {
         "version_id": c.version_id,
         "author": c.author,
         "hlc": [c.hlc.wall_ms, c.hlc.counter],
-        "value": _jsonable(c.value),
+        "value": c.value,
     }
 
 
 def state_to_json(state: RecordState) -> str:
     """Canonical JSON of a state: the same state gives the same bytes at every site."""
     c = state.content
+    # orjson writes a tuple as an array, nested ones too: field values go in as they are.
     doc = {
         "kind": c.kind,
-        "fields": {name: _jsonable(v) for name, v in c.fields},
+        "fields": dict(c.fields),
         "status": c.status,
         "deleted": state.deleted,
-        "heads": list(state.heads),
+        "heads": state.heads,
         "conflicts": [
             {
                 "field": x.field,
@@ -389,12 +384,12 @@ def state_to_json(state: RecordState) -> str:
             }
             for x in state.conflicts
         ],
-        "waiting": list(state.waiting),
+        "waiting": state.waiting,
         "applied": state.applied,
-        "updated": [state.updated.wall_ms, state.updated.counter],
+        "updated": (state.updated.wall_ms, state.updated.counter),
         "newest_head": state.newest_head,
-        "ignored": list(state.ignored),
-        "audience": list(state.audience),
+        "ignored": state.ignored,
+        "audience": state.audience,
         "extended": state.extended,
         "erased_at_ms": state.erased_at_ms,
     }
