@@ -5,6 +5,8 @@ everything again from nothing, on every backend."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,62 +109,63 @@ def test_a_catch_up_behind_another_leaves_the_figures_as_they_are(tmp_path: Path
         store.close()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_quarantined_firm_leaves_its_requests_without_a_home_centre(backend: str, tmp_path: Path) -> None:
+@contextmanager
+def kept_history(backend: str, folder: Path) -> Iterator[tuple[Writer, Store, FigureKeeper]]:
+    """The report tests' network history held by a new store, its figures kept."""
     w = Writer()
     network_history(w, SigningKey.generate())
-    with database_url(backend, tmp_path) as url:
+    with database_url(backend, folder) as url:
         store = Store.open(url, KINDS)
         try:
             keeper = FigureKeeper(store)
             store.apply_batch("hq", w.versions, [], through_seq=len(w.versions), now_ms=at("2026-12-25"))
             keeper.catch_up()
-            store.quarantine(w.keys["brussels"].key_id, 0, "Brussels' key was stolen")  # it registered the firm
-            keeper.catch_up()
-            homes = {r[4] for r in kept(store)[0] if r[1:4] == ("requests.received", "brussels", "home_centre")}
-            assert homes == {"(unknown)"}
-            counted = kept(store)
-            keeper.rebuild()
-            assert kept(store) == counted
+            yield w, store, keeper
         finally:
             store.close()
+
+
+def brussels_request_homes(store: Store) -> set[str]:
+    """The home centres the requests received through Brussels are counted under."""
+    return {r[4] for r in kept(store)[0] if r[1:4] == ("requests.received", "brussels", "home_centre")}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_quarantined_firm_leaves_its_requests_without_a_home_centre(backend: str, tmp_path: Path) -> None:
+    with kept_history(backend, tmp_path) as (w, store, keeper):
+        store.quarantine(w.keys["brussels"].key_id, 0, "Brussels' key was stolen")  # it registered the firm
+        keeper.catch_up()
+        assert brussels_request_homes(store) == {"(unknown)"}
+        counted = kept(store)
+        keeper.rebuild()
+        assert kept(store) == counted
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_quarantine_is_counted_a_part_a_pass(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A quarantine's records are counted again a few a pass (each pass one short write
     transaction), and a second quarantine arriving mid-count starts the count over."""
-    w = Writer()
-    network_history(w, SigningKey.generate())
-    with database_url(backend, tmp_path) as url:
-        store = Store.open(url, KINDS)
-        try:
-            keeper = FigureKeeper(store)
-            store.apply_batch("hq", w.versions, [], through_seq=len(w.versions), now_ms=at("2026-12-25"))
-            keeper.catch_up()
-            monkeypatch.setattr(kept_figures, "PASS_ENTRIES", 2)
-            store.quarantine(w.keys["brussels"].key_id, 0, "Brussels' key was stolen")
-            head = store.log_head()
-            counted, through, left = keeper._pass(head)
-            assert left and through == head and counted > 0  # a part of the quarantine, more to come
-            # Count on past the log entries the second quarantine will take out, then quarantine.
-            thief = [i + 1 for i, v in enumerate(w.versions) if v.author_key_id == w.keys["thief"].key_id]
-            assert thief
-            with store.engine.connect() as conn:
-                while job_cursor(conn, kept_figures.QUARANTINE_AT) < max(thief):
-                    assert left
-                    _, _, left = keeper._pass(head)
-                    conn.rollback()
-            store.quarantine(w.keys["thief"].key_id, 0, "the key was stolen")  # the mark moves mid-count
-            passes = 0
-            while left:
+    with kept_history(backend, tmp_path) as (w, store, keeper):
+        monkeypatch.setattr(kept_figures, "PASS_ENTRIES", 2)
+        store.quarantine(w.keys["brussels"].key_id, 0, "Brussels' key was stolen")
+        head = store.log_head()
+        counted, through, left = keeper._pass(head)
+        assert left and through == head and counted > 0  # a part of the quarantine, more to come
+        # Count on past the log entries the second quarantine will take out, then quarantine.
+        thief = [i + 1 for i, v in enumerate(w.versions) if v.author_key_id == w.keys["thief"].key_id]
+        assert thief
+        with store.engine.connect() as conn:
+            while job_cursor(conn, kept_figures.QUARANTINE_AT) < max(thief):
+                assert left
                 _, _, left = keeper._pass(head)
-                passes += 1
-            assert passes > 1
-            counted_in_parts = kept(store)
-            keeper.rebuild()
-            assert kept(store) == counted_in_parts
-            homes = {r[4] for r in counted_in_parts[0] if r[1:4] == ("requests.received", "brussels", "home_centre")}
-            assert homes == {"(unknown)"}
-        finally:
-            store.close()
+                conn.rollback()
+        store.quarantine(w.keys["thief"].key_id, 0, "the key was stolen")  # the mark moves mid-count
+        passes = 0
+        while left:
+            _, _, left = keeper._pass(head)
+            passes += 1
+        assert passes > 1
+        counted_in_parts = kept(store)
+        keeper.rebuild()
+        assert kept(store) == counted_in_parts
+        assert brussels_request_homes(store) == {"(unknown)"}
