@@ -7,17 +7,20 @@ node, beside the limits of the stack measured in the same run.
   it; median of 3), and the raw gRPC streaming rate of the same envelopes in
   messages of 500 over the project's server, channel and mutual TLS, without
   verifying or storing (bench/benchlib.py; median of 3);
-* the store's apply and the merge (one version per record; 20 concurrent ones);
+* the store's apply and the merge (one version per record; 20 concurrent ones), and the
+  store's own SQL for an apply replayed through the bare driver (its floor) beside
+  decoding the same bodies;
 * local adds, the initial push of N to an empty hub and the initial pull of N by
   a new node (median of 3 runs, each with a new hub and nodes);
 * the initial pull and a round with nothing new on stores of 1k and 10k offers
   (100k with --full), and the initial push of 10k offers (100k with --full; 2k
-  below --n 2000) from a node whose store was filled directly.
+  below --n 2000) from a node whose store was filled directly, to a hub on SQLite and,
+  when a server answers on 127.0.0.1:5432, to one on PostgreSQL.
 
 Prints a table and writes the figures to bench/results/latest.json with the
 machine and package versions. Figures only: nothing here passes or fails on
 time. The hub and nodes run in this process on 127.0.0.1 with real gRPC, real
-SQLite files and real signatures.
+SQLite files (or a real PostgreSQL database) and real signatures.
 """
 
 from __future__ import annotations
@@ -427,10 +430,46 @@ def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
 
 
 def bench_push(size: int, base: Path) -> dict[str, float]:
+    """The initial push from a node holding `size` signed offers to an empty hub (SQLite),
+    and beside it to an empty hub on PostgreSQL when a server answers on 127.0.0.1:5432 (a
+    new database, dropped after)."""
+    out = _push_to(size, base / f"push-{size}", "sqlite")
+    pg = _pg_database()
+    if pg is not None:
+        url, drop = pg
+        try:
+            out.update(_push_to(size, base / f"push-{size}-pg", url))
+        finally:
+            drop()
+    return out
+
+
+def _pg_database() -> tuple[str, Any] | None:
+    """A new PostgreSQL database for a hub, and how to drop it; None if no server answers."""
+    import uuid
+
+    try:
+        import psycopg
+
+        admin = psycopg.connect("postgresql://root@127.0.0.1:5432/test", autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        print(f"postgresql at 127.0.0.1:5432 not reachable ({exc.__class__.__name__}): the PostgreSQL push is skipped")
+        return None
+    name = f"bench_push_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+    return f"postgresql+psycopg://root@127.0.0.1:5432/{name}", drop
+
+
+def _push_to(size: int, root: Path, db: str) -> dict[str, float]:
     """The initial push from a node holding `size` signed offers (benchlib: about 3.8 KB,
-    written straight into its store as its own) to an empty hub, through a real round."""
-    root = base / f"push-{size}"
-    hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0")
+    written straight into its store as its own) to an empty hub on `db` ("sqlite", or a
+    PostgreSQL URL), through a real round."""
+    hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0", db_url=None if db == "sqlite" else db)
     hub = start_hub(root / "hq")
     try:
         hub_admin = admin_pb2_grpc.HubAdminServiceStub(
@@ -449,7 +488,8 @@ def bench_push(size: int, base: Path) -> dict[str, float]:
                 benchlib.write_versions(site.store, chunk, local=True)
             t = time.perf_counter()
             assert node.client.run_round().pushed == size
-            return {f"initial_push_{size}_per_s": rate(size, time.perf_counter() - t)}
+            backend = "" if db == "sqlite" else "postgresql_"
+            return {f"initial_push_{size}_{backend}per_s": rate(size, time.perf_counter() - t)}
         finally:
             node.stop()
     finally:
@@ -490,7 +530,10 @@ def main() -> None:
         largest = max(sized, key=lambda k: int(k[13:-6]))
         figures[f"initial_{way}_vs_verify"] = figures[largest] / verify_rate
         figures[f"initial_{way}_vs_verify_offers"] = int(largest[13:-6])
-    info = benchlib.machine("sqlite")
+    on_pg = [k for k in figures if k.startswith("initial_push_") and k.endswith("_postgresql_per_s")]
+    if on_pg:  # the same push to a hub on PostgreSQL, beside it
+        figures["initial_push_postgresql_vs_verify"] = figures[on_pg[0]] / verify_rate
+    info = benchlib.machine("sqlite" if not on_pg else "sqlite; postgresql hub for initial_push_*_postgresql")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ceiling = figures["verify_libsodium_per_s"]
     stream = figures["grpc_stream_per_s"]
