@@ -11,7 +11,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +253,26 @@ def machine(database: str = "sqlite") -> dict[str, str]:
         except Exception:
             out[pkg] = "?"
     return out
+
+
+def new_pg_database(prefix: str) -> tuple[str, Callable[[], None]] | None:
+    """A new PostgreSQL database on the test server (127.0.0.1:5432, as the current user)
+    named `prefix` and a random suffix, and how to drop it; None, said once, if no server
+    answers."""
+    import uuid
+
+    try:
+        import psycopg
+
+        admin = psycopg.connect("postgresql://root@127.0.0.1:5432/test", autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        print(f"postgresql at 127.0.0.1:5432 not reachable ({exc.__class__.__name__}): its figures are skipped")
+        return None
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+    return f"postgresql+psycopg://root@127.0.0.1:5432/{name}", drop

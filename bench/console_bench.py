@@ -57,7 +57,7 @@ def bench(base: Path, backend: str, offers: int, samples: int) -> dict[str, Any]
     drop = None
     reuse = (base / "hq" / "site.json").exists() and backend == "sqlite"
     if backend == "postgresql":
-        db_url, drop = report_bench.benchlib_pg(base)
+        db_url, drop = report_bench.pg_hub_database()
     if not reuse:
         init_hub(base / "hq", listen="127.0.0.1:0", db_url=db_url)
     site = Site.open(DataDir(base / "hq"), KINDS, now_ms=lambda: report_bench.START + report_bench.YEAR_MS - 1)

@@ -198,7 +198,7 @@ def bench(base: Path, backend: str, offers: int) -> dict[str, Any]:
     drop = None
     reused = backend == "sqlite" and (base / "hq" / "site.json").exists()
     if backend == "postgresql":
-        db_url, drop = benchlib_pg(base)
+        db_url, drop = pg_hub_database()
     if not reused:
         init_hub(base / "hq", listen="127.0.0.1:0", db_url=db_url)
     site = Site.open(DataDir(base / "hq"), KINDS)
@@ -257,22 +257,13 @@ def bench(base: Path, backend: str, offers: int) -> dict[str, Any]:
             drop()
 
 
-def benchlib_pg(base: Path) -> tuple[str, Any]:
-    import uuid
-
-    import sqlalchemy as sa
-
-    admin = sa.create_engine("postgresql+psycopg://root@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT")
-    name = f"bench_report_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-    return f"postgresql+psycopg://root@127.0.0.1:5432/{name}", drop
+def pg_hub_database() -> tuple[str, Any]:
+    """A new PostgreSQL database for the hub (`benchlib.new_pg_database`); this bench has no
+    figure without one."""
+    made = benchlib.new_pg_database("bench_report")
+    if made is None:
+        raise SystemExit("the PostgreSQL figures need a server on 127.0.0.1:5432")
+    return made
 
 
 def main() -> None:

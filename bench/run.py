@@ -434,7 +434,7 @@ def bench_push(size: int, base: Path) -> dict[str, float]:
     and beside it to an empty hub on PostgreSQL when a server answers on 127.0.0.1:5432 (a
     new database, dropped after)."""
     out = _push_to(size, base / f"push-{size}", "sqlite")
-    pg = _pg_database()
+    pg = benchlib.new_pg_database("bench_push")
     if pg is not None:
         url, drop = pg
         try:
@@ -442,27 +442,6 @@ def bench_push(size: int, base: Path) -> dict[str, float]:
         finally:
             drop()
     return out
-
-
-def _pg_database() -> tuple[str, Any] | None:
-    """A new PostgreSQL database for a hub, and how to drop it; None if no server answers."""
-    import uuid
-
-    try:
-        import psycopg
-
-        admin = psycopg.connect("postgresql://root@127.0.0.1:5432/test", autocommit=True, connect_timeout=3)
-    except Exception as exc:
-        print(f"postgresql at 127.0.0.1:5432 not reachable ({exc.__class__.__name__}): the PostgreSQL push is skipped")
-        return None
-    name = f"bench_push_{uuid.uuid4().hex[:8]}"
-    admin.execute(f"CREATE DATABASE {name}")
-
-    def drop() -> None:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
-
-    return f"postgresql+psycopg://root@127.0.0.1:5432/{name}", drop
 
 
 def _push_to(size: int, root: Path, db: str) -> dict[str, float]:

@@ -135,14 +135,12 @@ class SearchStore:
     def _count_facets(conn: Connection, counted: Counter[str]) -> None:
         """Add the change of each facet value's count (one statement for the batch)."""
         changes = [{"value": v, "docs": n} for v, n in sorted(counted.items()) if n]
-        if changes:
-            conn.execute(
-                text(
-                    "INSERT INTO search_facet_counts (value, docs) VALUES (:value, :docs) "
-                    "ON CONFLICT (value) DO UPDATE SET docs = search_facet_counts.docs + excluded.docs"
-                ),
-                changes,
-            )
+        insert_rows(
+            conn,
+            facet_counts_t,
+            changes,
+            on_conflict="ON CONFLICT (value) DO UPDATE SET docs = search_facet_counts.docs + excluded.docs",
+        )
 
     @staticmethod
     def _columns(doc: SearchDoc) -> tuple[str, str, str]:
