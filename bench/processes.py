@@ -174,6 +174,15 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+CORES = len(os.sched_getaffinity(0))
+
+
+def cpu_seconds(pid: int) -> float:
+    """The processor time (user and system, every thread) process `pid` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(len(s) * q))]
@@ -369,6 +378,7 @@ def main() -> None:
             for name in ("hq", "brussels"):
                 shutil.copytree(base / name, base / f"{name}.snapshot")
             pushes = []
+            cpu_used: dict[str, list[tuple[float, float]]] = {"push": [], "pull": []}
             for run in range(3):
                 if run:
                     procs.stop("hq", "brussels")
@@ -376,11 +386,13 @@ def main() -> None:
                         shutil.rmtree(base / name)
                         shutil.copytree(base / f"{name}.snapshot", base / name)
                 hub = procs.restart("hq")
-                procs.restart("brussels")
+                pa = procs.restart("brussels")
                 a_admin = Admin(base / "brussels")
+                cpu_before = (cpu_seconds(hub.pid), cpu_seconds(pa.pid))
                 t = time.perf_counter()
                 a_admin.sync_now()
                 pushes.append(a.n / (time.perf_counter() - t))
+                cpu_used["push"].append((cpu_seconds(hub.pid) - cpu_before[0], cpu_seconds(pa.pid) - cpu_before[1]))
                 if run < 2:
                     a_admin.close()
             put_runs(figures, "initial_push_per_s", pushes)
@@ -388,14 +400,24 @@ def main() -> None:
             pulls = []
             pb, b_admin = node("daejeon", *quiet)
             for run in range(3):
-                who = b_admin if run == 0 else node(f"pull-{run}", *quiet)[1]
+                puller, who = (pb, b_admin) if run == 0 else node(f"pull-{run}", *quiet)
+                cpu_before = (cpu_seconds(hub.pid), cpu_seconds(puller.pid))
                 t = time.perf_counter()
                 who.sync_now()
                 pulls.append(a.n / (time.perf_counter() - t))
+                cpu_used["pull"].append((cpu_seconds(hub.pid) - cpu_before[0], cpu_seconds(puller.pid) - cpu_before[1]))
                 if run:
                     who.close()
                     procs.stop(f"pull-{run}")
             put_runs(figures, "initial_pull_per_s", pulls)
+            # What bounds them: the processor time each side spent an offer (user and system,
+            # every thread), and the rate that time allows were it spread over every core.
+            for way, used in cpu_used.items():
+                hub_us = statistics.median(h for h, _ in used) / a.n * 1e6
+                node_us = statistics.median(n for _, n in used) / a.n * 1e6
+                figures[f"initial_{way}_cpu_us_per_offer_hub"] = hub_us
+                figures[f"initial_{way}_cpu_us_per_offer_node"] = node_us
+                figures[f"initial_{way}_cpu_bound_per_s"] = CORES * 1e6 / (hub_us + node_us)
 
             # Bulk import: the same offers from a CSV file into a new node (`listing import`).
             sheet = base / "offers.csv"
@@ -520,6 +542,13 @@ def main() -> None:
         doc["figures"][f"initial_{way}_vs_verify_processes"] = (
             figures[f"initial_{way}_per_s"] / figures["verify_libsodium_per_s"]
         )
+        # The same rate were the processor time both sides spend an offer spread over every core.
+        doc["figures"][f"initial_{way}_cpu_bound_vs_verify"] = (
+            figures[f"initial_{way}_cpu_bound_per_s"] / figures["verify_libsodium_per_s"]
+        )
+        for side in ("hub", "node"):
+            key = f"initial_{way}_cpu_us_per_offer_{side}"
+            doc["figures"][key] = figures[key]
     doc["figures"]["initial_sync_processes_offers"] = a.n
     doc["processes_machine"] = info
     latest.write_text(json.dumps(doc, indent=2) + "\n")
@@ -628,6 +657,13 @@ def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
         f"initial push vs verify {push / verify_:.2f}, vs gRPC stream {push / stream:.2f}; "
         f"pull vs verify {pull / verify_:.2f}, vs gRPC stream {pull / stream:.2f}"
     )
+    for way in ("push", "pull"):
+        hub_us, node_us = f[f"initial_{way}_cpu_us_per_offer_hub"], f[f"initial_{way}_cpu_us_per_offer_node"]
+        print(
+            f"initial {way}: processor time an offer, hub {hub_us:.0f} µs + node {node_us:.0f} µs "
+            f"(verify {1e6 / verify_:.0f} µs): on {CORES} cores at most {f[f'initial_{way}_cpu_bound_per_s']:.0f} /s, "
+            f"{f[f'initial_{way}_cpu_bound_per_s'] / verify_:.2f} of verify"
+        )
     for k, v in f.items():
         print(f"  {k:40} {v:12.2f}" if isinstance(v, float) else f"  {k:40} {v:>12}")
 

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -674,30 +674,52 @@ class Site:
 
     # ---- receiving ------------------------------------------------------------
 
-    def check_entries(self, entries: Sequence[tuple[int, bytes, tuple[SignatureValue, ...]]]) -> list[Received]:
+    def check_entries(
+        self,
+        entries: Sequence[tuple[int, bytes, tuple[SignatureValue, ...]]],
+        known_firms: Mapping[str, FirmKey] | None = None,
+    ) -> list[Received]:
         """Decode and verify received envelopes; refusals carry their reason.
 
         Firms registered in the same batch are known to the versions after
-        them (a firm's record always precedes its requests in a site's log).
+        them (a firm's record always precedes its requests in a site's log),
+        as are `known_firms` (those an earlier batch of the same stream
+        registered, checked but perhaps not stored yet: `firms_registered`).
         Every check but the signatures runs first, version by version; then
         the batch's signatures are verified at once on every core. Should any
         signature fail, the batch is checked again one version at a time, so
         that nothing after a forged firm record leans on its key."""
         registry = self.registry()
-        checked, forged = self._check(entries, registry, at_once=True)
+        checked, forged = self._check(entries, registry, known_firms or {}, at_once=True)
         if forged:
-            checked, _ = self._check(entries, registry, at_once=False)
+            checked, _ = self._check(entries, registry, known_firms or {}, at_once=False)
         return checked
+
+    def firms_registered(self, checked: Sequence[Received]) -> dict[str, FirmKey]:
+        """The firms whose registration is among the accepted versions of `checked`."""
+        found: dict[str, FirmKey] = {}
+        for c in checked:
+            if c.version is not None and (firm := self._registered_firm(c.version)) is not None:
+                found[firm.firm_id] = firm
+        return found
+
+    def _registered_firm(self, version: Version) -> FirmKey | None:
+        if version.kind == self.kinds.key_kind and version.change.action == Action.CREATE:
+            key = version.change.get(self.kinds.key_field)
+            if isinstance(key, str):
+                return FirmKey(version.record_id, version.origin, bytes.fromhex(key))
+        return None
 
     def _check(
         self,
         entries: Sequence[tuple[int, bytes, tuple[SignatureValue, ...]]],
         registry: Registry,
+        known_firms: Mapping[str, FirmKey],
         *,
         at_once: bool,
     ) -> tuple[list[Received], bool]:
         """The checked batch, and whether `at_once` found a signature that fails."""
-        batch_firms: dict[str, FirmKey | None] = {}
+        batch_firms: dict[str, FirmKey | None] = dict(known_firms)
 
         def firms(firm_id: str) -> FirmKey | None:
             # Looked up once per batch: a firm's requests and interests come many at a time.
@@ -721,10 +743,8 @@ class Site:
                 rejected = Rejected(version_id_of(body), str(exc), body, code=reason_code(exc))
                 out.append(Received(seq, None, rejected, isinstance(exc, UnknownKey), isinstance(exc, StampAhead)))
                 continue
-            if version.kind == self.kinds.key_kind and version.change.action == Action.CREATE:
-                key = version.change.get(self.kinds.key_field)
-                if isinstance(key, str):
-                    batch_firms[version.record_id] = FirmKey(version.record_id, version.origin, bytes.fromhex(key))
+            if (firm := self._registered_firm(version)) is not None:
+                batch_firms[firm.firm_id] = firm
             pending.append((len(out), version, checks))
             out.append(Received(seq, version, None))
         if at_once:

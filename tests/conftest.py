@@ -20,7 +20,7 @@ LAYERS: dict[str, str] = {
     "test_interest_properties": "unit",
     "test_records": "unit",
     "test_signing": "unit",
-    "test_prefetch": "unit",
+    "test_check_ahead": "store",
     "test_proto_drift": "unit",
     "test_layout": "unit",
     "test_fulltext": "unit",

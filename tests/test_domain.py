@@ -20,6 +20,7 @@ from sync.envelope import SignatureValue, Version, countersign, envelope_to_pb, 
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, FieldValue, create_change, make_content, next_status, pins_of
+from sync.protocol.receive import checked_ahead
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, Site, cli, make_node, open_port, push_raw, register_firm
@@ -552,3 +553,57 @@ def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_on
     reasons = [c.rejection.reason for c in checked if c.rejection is not None]
     assert sorted(accepted) == sorted(v.record_id for v in listings)
     assert len(reasons) == 41 and reasons[0] == "signature does not verify over the body bytes"
+
+
+def test_a_firm_registered_in_one_batch_is_known_to_the_next_checked_ahead_of_the_store(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    """Batches are checked ahead of the store (`checked_ahead`): a firm registered in one
+    batch signs requests in the next, which is checked before the first is stored. The
+    requests are accepted; the same batch checked alone is refused (the firm is unknown
+    to the store); and a forged firm lends its key to nothing in the batches after it."""
+    hub, br, _, _ = network
+    assert hub.running is not None
+    site = hub.running.site
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+
+    def firm_and_requests(name: str) -> tuple[Version, list[Version]]:
+        firm_key = SigningKey.generate()
+        fields = {"name": name, "country": "BE", "public_key": firm_key.public_bytes.hex()}
+        change = create_change(make_content(FIRM, fields, "active"))
+        firm_id, nonce = new_record_id("brussels", now_ms(), pins_of(FIRM, change))
+        firm = make_version(
+            br_key,
+            site="brussels",
+            record_id=firm_id,
+            hlc=Stamp(now_ms(), 0),
+            change=change,
+            record_nonce=nonce,
+            kind=FIRM,
+        )
+        requests = []
+        for i in range(3):
+            ch = request_change("brussels", (), title=f"{name} request {i}")
+            rid, n = new_record_id(firm_id, now_ms(), pins_of(REQUEST, ch))
+            v = make_version(
+                firm_key, site=firm_id, record_id=rid, hlc=Stamp(now_ms(), i), change=ch, record_nonce=n, kind=REQUEST
+            )
+            requests.append(countersign(v, br_key))
+        return firm, requests
+
+    def entries(vs: list[Version]) -> list[tuple[int, bytes, tuple[SignatureValue, ...]]]:
+        return [(i, v.body, v.signatures) for i, v in enumerate(vs, 1)]
+
+    firm, requests = firm_and_requests("Registered Ltd")
+    alone = site.check_entries(entries(requests))
+    assert all(c.rejection is not None for c in alone)
+    got = [checked for _, _, checked in checked_ahead(site, iter([[firm], requests]), entries)]
+    assert [c.version is not None for c in got[0]] == [True]
+    assert [c.version is not None for c in got[1]] == [True, True, True]
+
+    forged, leaning = firm_and_requests("Forged Ltd")
+    bad = bytes([forged.signatures[0].signature[0] ^ 1]) + forged.signatures[0].signature[1:]
+    forged = dataclasses.replace(forged, signatures=(dataclasses.replace(forged.signatures[0], signature=bad),))
+    got = [checked for _, _, checked in checked_ahead(site, iter([[forged], leaning]), entries)]
+    assert got[0][0].rejection is not None
+    assert all(c.rejection is not None for c in got[1])

@@ -13,14 +13,16 @@ from pathlib import Path
 import grpc
 import pytest
 
+from sync import auth
 from sync.clock import Stamp
 from sync.config import DataDir
 from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, version_id_of
 from sync.errors import Unavailable
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, create_change
+from sync.server import channel
 from sync.tls import TlsFiles
-from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2
+from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
 from tests.harness import Hub, Node, make_node, push_raw, signed_version, start_existing_node
 from transfer.records import ListingStatus, listing_content
 
@@ -240,6 +242,32 @@ def test_a_version_stamped_ahead_is_deferred_not_lost(hub: Hub, tmp_path: Path) 
     resp = push(hub, key, "tel-aviv", "tel-aviv:1-3:x", [envelope_to_pb(v) for v in (first, future, after)])
     # The hub stops before the early version and acknowledges only what came before it.
     assert resp.acked_seq == 1 and resp.stored == 1 and not resp.rejected
+    assert [v.id for v in hub.listings()] == [first.record_id]
+    node.stop()
+
+
+def test_a_batch_sent_behind_a_cut_one_is_not_taken(hub: Hub, tmp_path: Path) -> None:
+    """A node sends its next batch before the first is acknowledged (`PUSH_WINDOW`). If the
+    hub cuts the first before a version stamped ahead, it answers that one and takes
+    nothing behind it (the second starts past what the hub holds), and the stream ends
+    cleanly: the node sends both again in a later round."""
+    node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
+    key = key_of(node)
+    now = now_ms()
+    first = signed_version(key, "tel-aviv", create_change(listing_content(title="Now")))
+    future = signed_version(
+        key, "tel-aviv", create_change(listing_content(title="Later")), hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0)
+    )
+    behind = signed_version(key, "tel-aviv", create_change(listing_content(title="Behind")))
+    one = sync_pb2.PushRequest(txn_id="tel-aviv:1-2:a", through_seq=2, after_seq=0, remaining=1)
+    for seq, v in enumerate((first, future), 1):
+        one.entries.add(seq=seq).envelope.CopyFrom(envelope_to_pb(v))
+    two = sync_pb2.PushRequest(txn_id="tel-aviv:3-3:b", through_seq=3, after_seq=2)
+    two.entries.add(seq=3).envelope.CopyFrom(envelope_to_pb(behind))
+    with channel(hub.address, DataDir(node.path).tls.load()) as ch:
+        md = auth.site_metadata(key, "tel-aviv", "Push", now_ms())
+        responses = list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter([one, two]), metadata=md, timeout=10))
+    assert [(r.txn_id, r.acked_seq, r.stored) for r in responses] == [("tel-aviv:1-2:a", 1, 1)]
     assert [v.id for v in hub.listings()] == [first.record_id]
     node.stop()
 

@@ -37,9 +37,12 @@ A round (`SyncClient.run_round`; rounds at one node never overlap)
        verify it against the root key learned at enrolment; refuse a rollback.
     2. **Push.** Send the versions written here (or relayed here) that the
        hub has not acknowledged, oldest first, in batches of at most
-       `push_batch` entries, one in flight at a time over a bidirectional
-       stream (the next batch is read and encoded while the hub stores this
-       one). Each batch carries a transaction id ("<site>:<first>-<through>:
+       `push_batch` entries, up to PUSH_WINDOW (2) in flight over a
+       bidirectional stream: the hub checks the next batch while it stores
+       one, and the node reads and encodes the one after. The hub answers
+       each batch in order; after one it cut (a version stamped ahead) it
+       takes nothing more from the stream, so a batch sent behind it is sent
+       again in a later round. Each batch carries a transaction id ("<site>:<first>-<through>:
        <digest of its version ids>") so a batch retried after a lost
        acknowledgement is a no-op at the hub, and one at the same positions
        with other content (a restored node that wrote anew) is not. The hub
@@ -47,8 +50,8 @@ A round (`SyncClient.run_round`; rounds at one node never overlap)
        node records it as `push_acked`.
     3. **Pull.** Ask for the hub's log after `pull_cursor`. The hub streams
        bounded batches (at most BATCH_MAX entries) up to its head as it stood
-       when the pull began; the node reads up to PULL_PREFETCH batches ahead
-       while it stores one, and runs the receive step on each.
+       when the pull began; the node reads and checks up to PULL_PREFETCH
+       batches ahead while it stores one, and runs the receive step on each.
 
 The receive step (`receive.receive`), the same at both ends
     Check every envelope against the registry (refusals are stored with

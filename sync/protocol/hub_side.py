@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from sync import metrics
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import CheckpointMismatch, FieldViolation, InvalidInput, ResourceExhausted
-from sync.protocol.receive import receive
+from sync.protocol.receive import Entry, checked_ahead, receive
 from sync.registry import SiteRole
 from sync.site import Site
 from techbridge.v1 import admin_pb2, sync_pb2
@@ -49,8 +49,14 @@ class HubSide:
         restored: its own entries will be sent back on its next pulls."""
         site = self._site
         store = site.store
-        for req in requests:
+
+        def entries_of(req: sync_pb2.PushRequest) -> list[Entry]:
             self._check_push(peer, req)
+            return [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries]
+
+        # The next batch (a node sends up to PUSH_WINDOW before the first is acknowledged)
+        # is checked while this one is stored.
+        for req, entries, checked in checked_ahead(site, requests, entries_of):
             held = store.peer_state(peer).pull_cursor
             if req.after_seq > held:
                 raise CheckpointMismatch(
@@ -66,10 +72,11 @@ class HubSide:
             batch = receive(
                 site,
                 peer,
-                [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries],
+                entries,
                 through_seq=req.through_seq,
                 head_seq=req.through_seq + req.remaining,
                 txn_id=req.txn_id,
+                checked=checked,
             )
             yield sync_pb2.PushResponse(
                 txn_id=req.txn_id,
@@ -78,6 +85,11 @@ class HubSide:
                 duplicates=batch.applied.duplicates,
                 rejected=[sync_pb2.Rejection(version_id=r.version_id, reason=r.reason) for r in batch.rejected],
             )
+            if batch.deferred is not None:
+                # Cut before an entry stamped ahead of this clock: a batch the node sent
+                # behind this one starts past what is held, and the node sends it again
+                # in a later round.
+                break
         store.record_attempt(peer, site.now_ms(), None)
 
     @staticmethod

@@ -13,7 +13,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -23,11 +24,11 @@ from sync.codec import decode_registry
 from sync.envelope import signatures_from_pb, stored_envelope_to_pb
 from sync.errors import Reason, TechbridgeError, Unavailable, VerificationFailed
 from sync.keys import SigningKey
-from sync.protocol.receive import receive
+from sync.protocol.receive import Entry, checked_ahead, receive
 from sync.registry import Registry
 from sync.server import channel, reason_of
 from sync.signing import ROTATE_DOMAIN, sign
-from sync.site import Site
+from sync.site import Received, Site
 from sync.store import PeerState
 from sync.tls import TlsFiles
 from techbridge.v1 import sync_pb2, sync_pb2_grpc
@@ -64,57 +65,7 @@ class SyncError(Unavailable):
 
 
 PULL_PREFETCH = 2  # pull batches read off the stream ahead of the one being stored
-
-
-def prefetched(
-    stream: Iterable[sync_pb2.PullResponse], depth: int, cancel: Callable[[], object]
-) -> Generator[sync_pb2.PullResponse, None, None]:
-    """The messages of a server stream, read up to `depth` ahead by a thread.
-
-    While this site verifies and stores one batch, the next ones are already
-    crossing the network, so the hub keeps producing (memory stays bounded:
-    `depth` batches queued, one in the reader's hands, one being stored, and
-    gRPC's own window). Errors of the stream reach the consumer in
-    order; a consumer that stops early (closing this generator) cancels the
-    stream and stops the reader."""
-    box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: tuple[str, object]) -> bool:
-        while not stop.is_set():
-            try:
-                box.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def reader() -> None:
-        try:
-            for msg in stream:
-                if not put(("msg", msg)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # handed to the consumer, raised there (never a silent hang)
-            put(("error", exc))
-
-    thread = threading.Thread(target=reader, name="pull-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            tag, value = box.get()
-            if tag == "end":
-                return
-            if tag == "error":
-                assert isinstance(value, BaseException)
-                raise value
-            assert isinstance(value, sync_pb2.PullResponse)
-            yield value
-    finally:
-        stop.set()
-        if thread.is_alive():
-            cancel()  # a reader waiting on the network returns at once
-        thread.join(timeout=5)
+PUSH_WINDOW = 2  # push batches sent before the first of them is acknowledged
 
 
 def hub_addresses(text: str) -> list[str]:
@@ -352,7 +303,7 @@ class SyncClient:
         progress(Progress("push", 0, total))
         if total == 0:
             return
-        outbox: queue.Queue[sync_pb2.PushRequest | None] = queue.Queue(maxsize=1)
+        outbox: queue.Queue[sync_pb2.PushRequest | None] = queue.Queue(maxsize=PUSH_WINDOW)
 
         def requests() -> Iterator[sync_pb2.PushRequest]:
             while True:
@@ -378,17 +329,30 @@ class SyncClient:
                 req.entries.add(seq=r.seq).envelope.CopyFrom(stored_envelope_to_pb(r.body, r.signatures))
             return req, len(rows), through, head
 
-        try:
-            ahead = batch(acked)
-            while ahead is not None:
+        # Up to PUSH_WINDOW batches in flight: the hub checks the next while it stores one,
+        # and this site reads and encodes the one after while both are on their way.
+        in_flight: deque[tuple[sync_pb2.PushRequest, int, int]] = deque()
+        next_after: int | None = acked
+
+        def send_more() -> None:
+            nonlocal next_after
+            while next_after is not None and len(in_flight) < PUSH_WINDOW:
+                ahead = batch(next_after)
+                if ahead is None:
+                    next_after = None
+                    return
                 req, count, through, head = ahead
                 try:
                     outbox.put(req, timeout=ACK_WAIT_S)
                 except queue.Full as exc:
                     raise SyncError("the push stream stopped taking batches") from exc
-                # The next batch is read and encoded while the hub stores this one; it is
-                # sent only once this one is acknowledged where it ends (one in flight).
-                ahead = batch(through) if through < head else None
+                in_flight.append((req, count, through))
+                next_after = through if through < head else None
+
+        try:
+            send_more()
+            while in_flight:
+                req, count, through = in_flight.popleft()
                 resp = next(iter(responses))
                 if resp.txn_id != req.txn_id:
                     raise SyncError(f"hub acknowledged {resp.txn_id!r} while {req.txn_id!r} was in flight")
@@ -404,6 +368,7 @@ class SyncClient:
                 result.push_rejected += len(resp.rejected)
                 result.rejections.extend((r.version_id, r.reason) for r in resp.rejected)
                 progress(Progress("push", done, total, result.pushed, result.push_rejected))
+                send_more()
         finally:
             try:
                 outbox.put_nowait(None)
@@ -429,7 +394,14 @@ class SyncClient:
             timeout=self._site.config.stream_deadline_s,
             metadata=self._md("Pull"),
         )
-        messages = prefetched(stream, PULL_PREFETCH, stream.cancel)
+        # Read off the stream and checked up to PULL_PREFETCH batches ahead of the one being stored.
+        messages = checked_ahead(
+            self._site,
+            stream,
+            lambda msg: [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries],
+            depth=PULL_PREFETCH,
+            cancel=stream.cancel,
+        )
         try:
             self._pull_from(messages, after, result, progress, stub)
         finally:
@@ -437,7 +409,7 @@ class SyncClient:
 
     def _pull_from(
         self,
-        messages: Iterator[sync_pb2.PullResponse],
+        messages: Iterator[tuple[sync_pb2.PullResponse, list[Entry], list[Received]]],
         after: int,
         result: RoundResult,
         progress: Callable[[Progress], None],
@@ -445,13 +417,14 @@ class SyncClient:
     ) -> None:
         done = 0
         total = -1
-        for msg in messages:
+        for msg, entries, checked in messages:
             if total < 0:
                 total = max(0, msg.head_seq - after)
             batch = receive(
                 self._site,
                 self._hub,
-                [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries],
+                entries,
+                checked=checked,
                 through_seq=msg.through_seq,
                 head_seq=msg.head_seq,
                 through_version=msg.through_version_id,
