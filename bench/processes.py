@@ -547,8 +547,8 @@ def main() -> None:
             figures[f"initial_{way}_cpu_bound_per_s"] / figures["verify_libsodium_per_s"]
         )
         for side in ("hub", "node"):
-            key = f"initial_{way}_cpu_us_per_offer_{side}"
-            doc["figures"][key] = figures[key]
+            spent = f"initial_{way}_cpu_us_per_offer_{side}"
+            doc["figures"][spent] = figures[spent]
     doc["figures"]["initial_sync_processes_offers"] = a.n
     doc["processes_machine"] = info
     latest.write_text(json.dumps(doc, indent=2) + "\n")

@@ -500,18 +500,13 @@ def test_hq_may_extend_an_offer(network: tuple[Hub, Node, Node, Node]) -> None:
     assert extended.extended and extended.status == "published"
 
 
-def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_once(
-    network: tuple[Hub, Node, Node, Node],
-) -> None:
-    """A batch large enough to be verified on the pool: a firm record whose signature is
-    forged comes first, then requests signed with the key it carries. The signatures are
-    checked after the firm was taken as known, so the batch is checked again one by one:
-    the firm record and every request leaning on it are refused, the rest stored."""
-    hub, br, _, _ = network
-    assert hub.running is not None
-    br_key = SigningKey.load(DataDir(br.path).signing_key)
+def firm_registered_at_brussels(
+    br_key: SigningKey, name: str, requests: int, title: str
+) -> tuple[Version, list[Version]]:
+    """A firm's record as Brussels registers it (signed by Brussels), and `requests` requests
+    the firm signs with the key the record carries, relayed by Brussels."""
     firm_key = SigningKey.generate()
-    fields = {"name": "Forged Ltd", "country": "BE", "public_key": firm_key.public_bytes.hex()}
+    fields = {"name": name, "country": "BE", "public_key": firm_key.public_bytes.hex()}
     firm_change = create_change(make_content(FIRM, fields, "active"))
     firm_id, firm_nonce = new_record_id("brussels", now_ms(), pins_of(FIRM, firm_change))
     firm = make_version(
@@ -523,11 +518,9 @@ def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_on
         record_nonce=firm_nonce,
         kind=FIRM,
     )
-    bad = bytes([firm.signatures[0].signature[0] ^ 1]) + firm.signatures[0].signature[1:]
-    firm = dataclasses.replace(firm, signatures=(dataclasses.replace(firm.signatures[0], signature=bad),))
-    requests = []
-    for i in range(40):
-        change = request_change("brussels", (), title=f"Leaning on a forged firm {i}")
+    leaning = []
+    for i in range(requests):
+        change = request_change("brussels", (), title=f"{title} {i}")
         rid, nonce = new_record_id(firm_id, now_ms(), pins_of(REQUEST, change))
         v = make_version(
             firm_key,
@@ -538,7 +531,29 @@ def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_on
             record_nonce=nonce,
             kind=REQUEST,
         )
-        requests.append(countersign(v, br_key))
+        leaning.append(countersign(v, br_key))
+    return firm, leaning
+
+
+def forged(version: Version) -> Version:
+    """`version` with its first signature's first byte flipped."""
+    sig = version.signatures[0]
+    bad = bytes([sig.signature[0] ^ 1]) + sig.signature[1:]
+    return dataclasses.replace(version, signatures=(dataclasses.replace(sig, signature=bad), *version.signatures[1:]))
+
+
+def test_a_forged_firm_record_lends_its_key_to_nothing_in_a_batch_verified_at_once(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    """A batch large enough to be verified on the pool: a firm record whose signature is
+    forged comes first, then requests signed with the key it carries. The signatures are
+    checked after the firm was taken as known, so the batch is checked again one by one:
+    the firm record and every request leaning on it are refused, the rest stored."""
+    hub, br, _, _ = network
+    assert hub.running is not None
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    firm, requests = firm_registered_at_brussels(br_key, "Forged Ltd", 40, "Leaning on a forged firm")
+    firm = forged(firm)
     listings = [
         make_version(
             br_key, site="brussels", record_id=rid, hlc=Stamp(now_ms(), 0), change=ch, record_nonce=n, kind=LISTING
@@ -567,43 +582,17 @@ def test_a_firm_registered_in_one_batch_is_known_to_the_next_checked_ahead_of_th
     site = hub.running.site
     br_key = SigningKey.load(DataDir(br.path).signing_key)
 
-    def firm_and_requests(name: str) -> tuple[Version, list[Version]]:
-        firm_key = SigningKey.generate()
-        fields = {"name": name, "country": "BE", "public_key": firm_key.public_bytes.hex()}
-        change = create_change(make_content(FIRM, fields, "active"))
-        firm_id, nonce = new_record_id("brussels", now_ms(), pins_of(FIRM, change))
-        firm = make_version(
-            br_key,
-            site="brussels",
-            record_id=firm_id,
-            hlc=Stamp(now_ms(), 0),
-            change=change,
-            record_nonce=nonce,
-            kind=FIRM,
-        )
-        requests = []
-        for i in range(3):
-            ch = request_change("brussels", (), title=f"{name} request {i}")
-            rid, n = new_record_id(firm_id, now_ms(), pins_of(REQUEST, ch))
-            v = make_version(
-                firm_key, site=firm_id, record_id=rid, hlc=Stamp(now_ms(), i), change=ch, record_nonce=n, kind=REQUEST
-            )
-            requests.append(countersign(v, br_key))
-        return firm, requests
-
     def entries(vs: list[Version]) -> list[tuple[int, bytes, tuple[SignatureValue, ...]]]:
         return [(i, v.body, v.signatures) for i, v in enumerate(vs, 1)]
 
-    firm, requests = firm_and_requests("Registered Ltd")
+    firm, requests = firm_registered_at_brussels(br_key, "Registered Ltd", 3, "Registered Ltd request")
     alone = site.check_entries(entries(requests))
     assert all(c.rejection is not None for c in alone)
     got = [checked for _, _, checked in checked_ahead(site, iter([[firm], requests]), entries)]
     assert [c.version is not None for c in got[0]] == [True]
     assert [c.version is not None for c in got[1]] == [True, True, True]
 
-    forged, leaning = firm_and_requests("Forged Ltd")
-    bad = bytes([forged.signatures[0].signature[0] ^ 1]) + forged.signatures[0].signature[1:]
-    forged = dataclasses.replace(forged, signatures=(dataclasses.replace(forged.signatures[0], signature=bad),))
-    got = [checked for _, _, checked in checked_ahead(site, iter([[forged], leaning]), entries)]
+    bad_firm, leaning = firm_registered_at_brussels(br_key, "Forged Ltd", 3, "Forged Ltd request")
+    got = [checked for _, _, checked in checked_ahead(site, iter([[forged(bad_firm)], leaning]), entries)]
     assert got[0][0].rejection is not None
     assert all(c.rejection is not None for c in got[1])

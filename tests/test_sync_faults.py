@@ -16,7 +16,7 @@ import pytest
 from sync import auth
 from sync.clock import Stamp
 from sync.config import DataDir
-from sync.envelope import MAX_FUTURE_MS, envelope_to_pb, version_id_of
+from sync.envelope import MAX_FUTURE_MS, Version, envelope_to_pb, version_id_of
 from sync.errors import Unavailable
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, create_change
@@ -230,14 +230,17 @@ def test_a_site_whose_clock_runs_an_hour_fast_is_refused_with_the_reason(hub: Hu
     slightly.stop()
 
 
+def now_and_later(key: SigningKey) -> tuple[Version, Version]:
+    """Two new listings of Tel Aviv's: one stamped now, one stamped past the hub's limit."""
+    first = signed_version(key, "tel-aviv", create_change(listing_content(title="Now")))
+    later = Stamp(now_ms() + MAX_FUTURE_MS + 60_000, 0)
+    return first, signed_version(key, "tel-aviv", create_change(listing_content(title="Later")), hlc=later)
+
+
 def test_a_version_stamped_ahead_is_deferred_not_lost(hub: Hub, tmp_path: Path) -> None:
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     key = key_of(node)
-    now = now_ms()
-    first = signed_version(key, "tel-aviv", create_change(listing_content(title="Now")))
-    future = signed_version(
-        key, "tel-aviv", create_change(listing_content(title="Later")), hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0)
-    )
+    first, future = now_and_later(key)
     after = signed_version(key, "tel-aviv", create_change(listing_content(title="After")))
     resp = push(hub, key, "tel-aviv", "tel-aviv:1-3:x", [envelope_to_pb(v) for v in (first, future, after)])
     # The hub stops before the early version and acknowledges only what came before it.
@@ -253,11 +256,7 @@ def test_a_batch_sent_behind_a_cut_one_is_not_taken(hub: Hub, tmp_path: Path) ->
     cleanly: the node sends both again in a later round."""
     node = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     key = key_of(node)
-    now = now_ms()
-    first = signed_version(key, "tel-aviv", create_change(listing_content(title="Now")))
-    future = signed_version(
-        key, "tel-aviv", create_change(listing_content(title="Later")), hlc=Stamp(now + MAX_FUTURE_MS + 60_000, 0)
-    )
+    first, future = now_and_later(key)
     behind = signed_version(key, "tel-aviv", create_change(listing_content(title="Behind")))
     one = sync_pb2.PushRequest(txn_id="tel-aviv:1-2:a", through_seq=2, after_seq=0, remaining=1)
     for seq, v in enumerate((first, future), 1):
