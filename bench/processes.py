@@ -243,16 +243,14 @@ def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str,
     versions before it starts, then queried through its admin API."""
     out: dict[str, Any] = {}
     name = f"search-{backend}"
-    db = ""
-    conn = None
+    db_url, drop = "", None
     init = ["hub", "init", "--data", str(base / name), "--listen", "127.0.0.1:0"]
     if backend == "postgresql":
-        conn = pg_admin()
-        if conn is None:
+        made = benchlib.new_pg_database("techbridge_bench")
+        if made is None:
             return out
-        db = f"techbridge_bench_{os.getpid()}_{int(time.time())}"
-        conn.execute(f'CREATE DATABASE "{db}"')
-        init += ["--db", PG_HUB_URL.format(db=db)]
+        db_url, drop = made
+        init += ["--db", db_url]
     procs = Procs(base)
     try:
         cli(*init)
@@ -273,7 +271,7 @@ def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str,
             # visibility map (index-only scans). Measured: the store as it runs, not mid-load.
             import psycopg
 
-            with psycopg.connect(PG_HUB_URL.format(db=db).replace("+psycopg", ""), autocommit=True) as vac:
+            with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as vac:
                 vac.execute("VACUUM ANALYZE")
         hub = procs.serve("hub", name)
         hq = Admin(base / name)
@@ -313,9 +311,8 @@ def bench_search(base: Path, backend: str, size: int, samples: int) -> dict[str,
         hq.close()
     finally:
         procs.stop_all()
-        if conn is not None:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            conn.close()
+        if drop is not None:
+            drop()
     return out
 
 

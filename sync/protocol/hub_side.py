@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 from sync import metrics
-from sync.envelope import signatures_from_pb, stored_envelope_to_pb
+from sync.envelope import stored_envelope_to_pb
 from sync.errors import CheckpointMismatch, FieldViolation, InvalidInput, ResourceExhausted
-from sync.protocol.receive import Entry, checked_ahead, receive
+from sync.protocol.receive import Entry, checked_ahead, entries_from_pb, receive
 from sync.registry import SiteRole
 from sync.site import Site
 from techbridge.v1 import admin_pb2, sync_pb2
@@ -52,7 +52,7 @@ class HubSide:
 
         def entries_of(req: sync_pb2.PushRequest) -> list[Entry]:
             self._check_push(peer, req)
-            return [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in req.entries]
+            return entries_from_pb(req.entries)
 
         # The next batch (a node sends up to PUSH_WINDOW before the first is acknowledged)
         # is checked while this one is stored.

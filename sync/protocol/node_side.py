@@ -21,10 +21,10 @@ import grpc
 
 from sync import auth, logs, metrics
 from sync.codec import decode_registry
-from sync.envelope import signatures_from_pb, stored_envelope_to_pb
+from sync.envelope import stored_envelope_to_pb
 from sync.errors import Reason, TechbridgeError, Unavailable, VerificationFailed
 from sync.keys import SigningKey
-from sync.protocol.receive import Entry, checked_ahead, receive
+from sync.protocol.receive import Entry, checked_ahead, entries_from_pb, receive
 from sync.registry import Registry
 from sync.server import channel, reason_of
 from sync.signing import ROTATE_DOMAIN, sign
@@ -398,7 +398,7 @@ class SyncClient:
         messages = checked_ahead(
             self._site,
             stream,
-            lambda msg: [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in msg.entries],
+            lambda msg: entries_from_pb(msg.entries),
             depth=PULL_PREFETCH,
             cancel=stream.cancel,
         )

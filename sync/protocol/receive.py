@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sync import metrics
-from sync.envelope import FirmKey, SignatureValue, Version
+from sync.envelope import FirmKey, SignatureValue, Version, signatures_from_pb
 from sync.site import Received, Site
 from sync.store import ApplyResult, Rejected
+from techbridge.v1 import sync_pb2
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,11 @@ def receive(
     for r in rejected:
         metrics.VERSIONS_REFUSED.labels(peer=peer, reason=r.code).inc()
     return ReceivedBatch(tuple(taken), through, deferred, applied)
+
+
+def entries_from_pb(entries: Iterable[sync_pb2.LogEntry]) -> list[Entry]:
+    """A received batch's entries as the receive step takes them."""
+    return [(e.seq, e.envelope.body, signatures_from_pb(e.envelope)) for e in entries]
 
 
 def checked_ahead(
