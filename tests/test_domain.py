@@ -20,7 +20,7 @@ from sync.envelope import SignatureValue, Version, countersign, envelope_to_pb, 
 from sync.ids import new_record_id
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, FieldValue, create_change, make_content, next_status, pins_of
-from sync.protocol.receive import checked_ahead
+from sync.protocol.receive import checked_ahead, receive
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2, records_pb2, sync_pb2
 from tests.harness import Hub, Node, Site, cli, make_node, open_port, push_raw, register_firm
@@ -596,3 +596,23 @@ def test_a_firm_registered_in_one_batch_is_known_to_the_next_checked_ahead_of_th
     got = [checked for _, _, checked in checked_ahead(site, iter([[forged(bad_firm)], leaning]), entries)]
     assert got[0][0].rejection is not None
     assert all(c.rejection is not None for c in got[1])
+
+
+def test_requests_checked_ahead_of_their_firm_are_checked_again_once_it_is_stored(
+    network: tuple[Hub, Node, Node, Node],
+) -> None:
+    """A batch checked ahead before the batch registering its firm was accepted (as when
+    that firm's centre enrolled mid-round and the firm was taken only after the newer
+    registry came): when it is stored, the firm is held, and the requests refused ahead for
+    an unknown firm are checked again and accepted."""
+    hub, br, _, _ = network
+    assert hub.running is not None
+    site = hub.running.site
+    br_key = SigningKey.load(DataDir(br.path).signing_key)
+    firm, requests = firm_registered_at_brussels(br_key, "Late Ltd", 3, "Late Ltd request")
+    entries = [(i, v.body, v.signatures) for i, v in enumerate(requests, 2)]
+    ahead = site.check_entries(entries)
+    assert all(c.unknown_key for c in ahead)
+    receive(site, "brussels", [(1, firm.body, firm.signatures)], through_seq=1, head_seq=4)
+    batch = receive(site, "brussels", entries, through_seq=4, head_seq=4, checked=ahead)
+    assert len(batch.accepted) == 3 and not batch.rejected

@@ -19,7 +19,9 @@ the checks of the batches after it, as it is to the entries after it in one
 batch; everything else a check reads (the registry, the keys of firms
 stored before) is what the store held when the check ran, and a revocation
 that lands in between is caught by the requarantine after the store, as
-within one batch.
+within one batch. A batch checked ahead with entries refused for an unknown
+key or firm is checked again when its turn to be stored comes, against what
+the batches before it stored.
 """
 
 from __future__ import annotations
@@ -82,7 +84,10 @@ def receive(
     `through_seq` (a pull's checkpoint). `newer_registry`, when given, is asked
     for a newer registry if a key is unknown, and the batch is checked again if
     it brought one. `checked`: the entries as `checked_ahead` checked them."""
-    if checked is None:
+    if checked is None or any(c.unknown_key for c in checked):
+        # Checked ahead, before the batches in front of it were stored: a firm one of them
+        # registered may be known now (a centre enrolled mid-round: its firm was refused
+        # ahead, then accepted once the newer registry came).
         checked = site.check_entries(entries)
     if newer_registry is not None and any(c.unknown_key for c in checked) and newer_registry():
         # A centre enrolled after this round's registry check: check with the newer registry.
