@@ -52,6 +52,7 @@ from sync.config import DataDir  # noqa: E402
 from sync.envelope import make_version, read_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
 from sync.kinds import Change, Content, create_change  # noqa: E402
+from sync.runtime import settle_heap  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
@@ -485,6 +486,7 @@ def main() -> None:
         help="no-op round, initial pull at 1k and 100k; initial push at 100k (default: 10k)",
     )
     a = ap.parse_args()
+    settle_heap()  # the sites below run in this process: collect as a served one does
     with tempfile.TemporaryDirectory() as d:
         sizes = [1_000, 100_000 if a.full else 10_000]
         figures = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -154,8 +155,28 @@ def host_of(listen: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
 
 
+# The youngest generation's threshold once a process serves (the interpreter's is 700).
+YOUNG_GC_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Tell the cyclic garbage collector this process has started: what it holds now
+    (modules, protobuf descriptors, table metadata, the site) lives as long as the
+    process, so it is frozen out of every later collection (`gc.freeze`), and the
+    youngest generation is collected every YOUNG_GC_THRESHOLD allocations instead of
+    700. A received batch allocates hundreds of thousands of objects that reference
+    counting frees; with the defaults the collector walked them, and the start-up heap,
+    for about a tenth of the hub's time per offer. Collections still run: a cycle made
+    later is freed."""
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
+
+
 def wait_for_signal(running: RunningServer) -> None:
-    """Block until SIGINT/SIGTERM, then stop gracefully."""
+    """Settle the heap (`settle_heap`), block until SIGINT/SIGTERM, then stop gracefully."""
+    settle_heap()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signum)

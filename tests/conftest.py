@@ -64,6 +64,7 @@ LAYERS: dict[str, str] = {
     "test_console": "integration",
     "test_console_browser": "integration",
     "test_console_messages": "unit",
+    "test_runtime": "unit",
     "test_operations": "integration",
     "test_store_replicas": "store",
     "test_replicas": "faults",
