@@ -7,7 +7,7 @@ re-serialised to be verified or stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import DecodeError, Message
 
@@ -82,6 +82,10 @@ def values_from_pb(kind: Kind, msg: Message, names: Iterable[str] | None = None)
     """The named fields of a values message (all of them when `names` is None);
     names the kind does not have are refused, each named."""
     wanted = kind.field_names() if names is None else tuple(sorted(set(names)))
+    return _read_values(kind, msg, wanted)
+
+
+def _read_values(kind: Kind, msg: Message, wanted: Sequence[str]) -> tuple[tuple[str, FieldValue], ...]:
     readers = kind.wire_readers
     unknown = [n for n in wanted if n not in readers]
     if unknown:
@@ -109,14 +113,15 @@ def change_to_pb(kind: Kind, change: Change) -> records_pb2.Change:
 
 
 def change_from_pb(kind: Kind, msg: records_pb2.Change) -> Change:
-    if len(set(msg.fields)) != len(msg.fields) or list(msg.fields) != sorted(msg.fields):
+    names = list(msg.fields)
+    if names != sorted(set(names)):
         raise VerificationFailed("change fields must be sorted and distinct")
     slot = msg.WhichOneof("values")
     if slot is not None and slot != kind.name:
         raise VerificationFailed(f"a {kind.name} version carries {slot} values")
     values = getattr(msg, kind.name)
     try:
-        fields = values_from_pb(kind, values, msg.fields)
+        fields = _read_values(kind, values, names)
     except InvalidInput as exc:
         raise VerificationFailed(str(exc)) from exc
     action = _ACTION_FROM_PB.get(msg.action)

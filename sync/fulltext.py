@@ -199,9 +199,28 @@ def tokens(text: str) -> list[str]:
     return analysed(text).split()
 
 
+class _TagTokens(dict[tuple[str, str], str]):
+    """Facet values to their tokens, remembered (a network's facet values are few and
+    come again with every record: kinds, statuses, centres, keywords, countries)."""
+
+    def __missing__(self, tag: tuple[str, str]) -> str:
+        if len(self) > 100_000:
+            self.clear()
+        token = self[tag] = "z" + hashlib.blake2b(f"{tag[0]}={tag[1]}".encode(), digest_size=10).hexdigest()
+        return token
+
+
+_TAG_TOKENS = _TagTokens()
+
+
 def tag_token(facet: str, value: str) -> str:
     """The token a facet's value is indexed by: letters and digits only, never a word's."""
-    return "z" + hashlib.blake2b(f"{facet}={value}".encode(), digest_size=10).hexdigest()
+    return _TAG_TOKENS[facet, value]
+
+
+def tag_tokens(facets: Iterable[tuple[str, str]]) -> list[str]:
+    """`tag_token` of each (facet, value)."""
+    return list(map(_TAG_TOKENS.__getitem__, facets))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 
 _DOMAIN = b"techbridge/v1/record\x00"
 
@@ -29,7 +28,8 @@ def owned_record_id(origin: str, unix_ms: int, nonce: bytes) -> str:
     raw = bytearray(unix_ms.to_bytes(6, "big") + digest[:10])
     raw[6] = 0x70 | (raw[6] & 0x0F)  # version 7
     raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
-    return str(uuid.UUID(bytes=bytes(raw)))
+    h = raw.hex()  # str(uuid.UUID(bytes=raw)), without building the UUID
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 PINS_BYTES = 8
@@ -45,8 +45,12 @@ def new_record_id(origin: str, now_ms: int, pins: bytes) -> tuple[str, bytes]:
 
 
 def belongs_to(record_id: str, origin: str, nonce: bytes) -> bool:
-    try:
-        raw = uuid.UUID(record_id).bytes
-    except ValueError:
+    """Whether `record_id`, written as `owned_record_id` writes it, is the id `origin`
+    made with `nonce` at the milliseconds it carries."""
+    if len(record_id) != 36 or len(nonce) != NONCE_BYTES:
         return False
-    return len(nonce) == NONCE_BYTES and owned_record_id(origin, int.from_bytes(raw[:6], "big"), nonce) == record_id
+    try:
+        unix_ms = int(record_id[:8] + record_id[9:13], 16)
+        return owned_record_id(origin, unix_ms, nonce) == record_id
+    except (ValueError, OverflowError):  # not hex, or a sign: no id of ours
+        return False

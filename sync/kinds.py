@@ -23,13 +23,13 @@ naming every field.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+import orjson
 from google.protobuf.message import Message
 
 from sync.errors import FailedPrecondition, FieldViolation, InvalidInput
@@ -272,11 +272,14 @@ class Content:
 
 
 def make_content(kind: Kind, values: Mapping[str, FieldValue], status: str) -> Content:
-    unknown = set(values) - set(kind.defaults)
+    """The content of `values` (each field of the kind not among them at its default),
+    its fields in the order of their names."""
+    unknown = values.keys() - kind.defaults.keys()
     if unknown:
         raise InvalidInput([FieldViolation(n, f"not a {kind.name} field") for n in sorted(unknown)])
     merged = {**kind.defaults, **values}
-    return Content(kind.name, tuple(sorted(merged.items())), status, kind)
+    names = kind.field_names()
+    return Content(kind.name, tuple(zip(names, map(merged.__getitem__, names), strict=True)), status, kind)
 
 
 def with_companions(kind: Kind, fields: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
@@ -362,7 +365,8 @@ def pins_of(kind: Kind, change: Change) -> bytes:
     """The 8 bytes a record id's nonce ends with: a digest of the kind and of the fixed
     fields its create sets (sync/ids.py), so no second create can change them."""
     fixed = [[n, _canonical(change.get(n) if n in change.names else kind.defaults[n])] for n in sorted(kind.fixed)]
-    data = json.dumps([kind.name, fixed], separators=(",", ":"), ensure_ascii=False).encode()
+    # The bytes json.dumps(separators=(",", ":"), ensure_ascii=False) gives, made faster.
+    data = orjson.dumps([kind.name, fixed])
     return hashlib.sha256(b"techbridge/v1/pins\x00" + data).digest()[:8]
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sync.errors import InvalidInput
+from sync.kinds import Action, Change, pins_of
 from transfer.records import KINDS, LISTING, content_from_json, listing_content
 
 
@@ -84,3 +90,29 @@ def test_translations_travel_whole_through_the_wire_codec() -> None:
     body = envelope_pb2.VersionBody.FromString(v.body)
     assert [(t.language, t.title) for t in body.change.listing.translations] == [("es", "Membrana"), ("he", "ממברנה")]
     assert read_version(v.body, v.signatures, KINDS).change.get("translations") == content.value("translations")
+
+
+# Pins were first the digest of json.dumps(separators=(",", ":"), ensure_ascii=False); ids made
+# that way must keep their pins whatever encoder computes them now.
+def _pins_by_the_standard_library(kind_name: str, change: Change) -> bytes:
+    kind = KINDS[kind_name]
+    fixed = [[n, change.get(n) if n in change.names else kind.defaults[n]] for n in sorted(kind.fixed)]
+    data = json.dumps([kind.name, fixed], separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(b"techbridge/v1/pins\x00" + data).digest()[:8]
+
+
+@given(
+    to_record=st.text(),
+    to_owner=st.text(alphabet=st.characters(codec="utf-8")),
+    from_centre=st.sampled_from(["brussels", 'a"b\\c', "\x00\x1f\x7f", "\u2028\u2029", "שלום", "대전", "😀"]),
+    until=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+def test_pins_are_the_digest_of_the_standard_librarys_compact_json(
+    to_record: str, to_owner: str, from_centre: str, until: int
+) -> None:
+    interest = Change(
+        (("from_centre", from_centre), ("to_owner", to_owner), ("to_record", to_record)), Action.CREATE, "sent"
+    )
+    assert pins_of(KINDS["interest"], interest) == _pins_by_the_standard_library("interest", interest)
+    listing = Change((("title", "x"), ("valid_until_ms", until)), Action.CREATE, "draft")
+    assert pins_of(LISTING, listing) == _pins_by_the_standard_library("listing", listing)

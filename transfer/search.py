@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from sync.errors import FieldViolation, InvalidInput
 from sync.fulltext import SearchDoc, SearchQuery, parse_query
-from sync.kinds import Content, FieldValue
+from sync.kinds import Content
 from transfer import taxonomy
 
 SEARCHABLE = frozenset({"listing", "request"})
@@ -67,15 +67,6 @@ def patent_refs(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for p in refs if isinstance(p, str) if (r := _NOT_ALNUM.sub("", p).upper())))
 
 
-def _texts(value: FieldValue) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, tuple):
-        for item in value:
-            if isinstance(item, str):
-                yield item.replace("-", " ")
-
-
 def search_doc(content: Content) -> SearchDoc | None:
     """What a record is found by (None for kinds that are not searched)."""
     if content.kind not in SEARCHABLE:
@@ -83,16 +74,24 @@ def search_doc(content: Content) -> SearchDoc | None:
     values = content.as_dict()
     text: list[tuple[str, str, str]] = []
     for name, weight in _WEIGHTED.items():
-        for piece in _texts(values.get(name, "")):
-            if piece:
-                text.append((name, weight, piece))
+        value = values.get(name)
+        if not value:
+            continue
+        if isinstance(value, str):
+            text.append((name, weight, value))
+        elif isinstance(value, tuple):  # a list's items, "e-mobility" as two words
+            text.extend((name, weight, item.replace("-", " ")) for item in value if isinstance(item, str) and item)
     for patent in patent_refs(values.get("patents")):  # "EP 3 100 000 B1" is found as EP3100000B1 too
         text.append(("patents", "C", patent))
     facets: list[tuple[str, str]] = []
     for name, facet in _FACET_OF.items():
         value = values.get(name)
-        items = value if isinstance(value, tuple) else (value,)
-        facets.extend((facet, item) for item in items if isinstance(item, str) and item)
+        if not value:
+            continue
+        if isinstance(value, str):
+            facets.append((facet, value))
+        elif isinstance(value, tuple):
+            facets.extend((facet, item) for item in value if isinstance(item, str) and item)
     trl = values.get("trl")
     if isinstance(trl, int) and trl > 0:
         facets.append(("trl", str(trl)))

@@ -22,7 +22,6 @@ digest). Committing a new head wakes whoever waits for it (`wait_for_head`).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.elements import ColumnElement
@@ -133,11 +133,11 @@ class LogRow:
 
 
 def _sigs_to_json(sigs: Iterable[SignatureValue]) -> str:
-    return json.dumps([{"key_id": s.key_id, "signature": s.signature.hex(), "role": s.role} for s in sigs])
+    return orjson.dumps([{"key_id": s.key_id, "signature": s.signature.hex(), "role": s.role} for s in sigs]).decode()
 
 
 def _sigs_from_json(text: str) -> tuple[SignatureValue, ...]:
-    return tuple(SignatureValue(d["key_id"], bytes.fromhex(d["signature"]), d["role"]) for d in json.loads(text))
+    return tuple(SignatureValue(d["key_id"], bytes.fromhex(d["signature"]), d["role"]) for d in orjson.loads(text))
 
 
 def _log_filter(

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, select, text
 from sqlalchemy.engine import Row
 
@@ -152,7 +153,8 @@ class SearchStore:
 
     @staticmethod
     def _facets_json(doc: SearchDoc) -> str:
-        return json.dumps([f"{f}={v}" for f, v in doc.facets], ensure_ascii=False, separators=(",", ":"))
+        # The bytes json.dumps(ensure_ascii=False, separators=(",", ":")) gives, made faster.
+        return orjson.dumps([f"{f}={v}" for f, v in doc.facets]).decode()
 
     def _write_sqlite(self, conn: Connection, docs: list[tuple[str, int, SearchDoc]], old: dict[str, int]) -> None:
         """Straight to the driver as tuples: SQLAlchemy's per-row parameter handling costs
@@ -171,7 +173,7 @@ class SearchStore:
                 doc_id = top
             doc_rows.append((doc_id, rid, wall, doc.lapses_at_ms, self._facets_json(doc)))
             a, b, c = self._columns(doc)
-            tags = " ".join(fulltext.tag_token(f, v) for f, v in doc.facets)
+            tags = " ".join(fulltext.tag_tokens(doc.facets))
             fts_rows.append((doc_id, a, b, c, tags))
         conn.exec_driver_sql(
             "INSERT INTO search_docs (doc_id, record_id, head_wall_ms, lapses_at_ms, facets) VALUES (?, ?, ?, ?, ?)",
@@ -185,7 +187,7 @@ class SearchStore:
         rows = []
         for rid, wall, doc in docs:
             a, b, c = self._columns(doc)
-            tags = [fulltext.tag_token(f, v) for f, v in doc.facets]
+            tags = fulltext.tag_tokens(doc.facets)
             tsv = fulltext.tsvector((("A", a.split()), ("B", b.split()), ("C", c.split()), ("D", tags)))
             rows.append(
                 {
