@@ -8,6 +8,7 @@ writes, the one limit they all keep on IN lists, and the one way many rows go in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table
@@ -63,6 +64,5 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         )
         return
     marks = ", ".join("?" for _ in cols)
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {on_conflict}", [tuple(r[c] for c in cols) for r in rows]
-    )
+    row_of = itemgetter(*cols) if len(cols) > 1 else lambda r: (r[cols[0]],)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {on_conflict}", list(map(row_of, rows)))
