@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 
 import grpc
 
@@ -18,7 +19,7 @@ from cli.connect import CALL_TIMEOUT_S, Admin, kind_at, rpc_error_lines
 from cli.records import add_record_from_file, cmd_record_step, list_records, step_record
 from cli.render import err, print_listing
 from techbridge.v1 import admin_pb2
-from transfer.bulk import read_offers_csv
+from transfer.bulk import ImportRow, read_offers_csv
 from transfer.records import LISTING
 
 
@@ -80,32 +81,42 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
                 for p in problems
             )
         )
-    requests = [
-        admin_pb2.AddRecordRequest(
-            values=values_message(LISTING, row.content.as_dict()),
-            audience=list(row.audience),
-            status=row.content.status,
-            private_note=row.private_note,
-        )
-        for row in rows
-    ]
     stored = 0
     with Admin(a.data) as s:
-        for start in range(0, len(requests), IMPORT_BATCH):
-            batch = requests[start : start + IMPORT_BATCH]
+        # One call at a time, each one transaction; the next call's message is built while
+        # the node stores the one before.
+        starts = range(0, len(rows), IMPORT_BATCH)
+        call = s.admin.AddRecords.future(_import_batch(rows[:IMPORT_BATCH]), metadata=s.md, timeout=CALL_TIMEOUT_S)
+        for start in starts:
+            following = start + IMPORT_BATCH
+            upcoming = _import_batch(rows[following : following + IMPORT_BATCH]) if following < len(rows) else None
             try:
-                ids = s.admin.AddRecords(
-                    admin_pb2.AddRecordsRequest(records=batch), metadata=s.md, timeout=CALL_TIMEOUT_S
-                ).ids
+                ids = call.result().ids
             except grpc.RpcError as e:
                 lines = [_row_of(line, start, name) for line in rpc_error_lines(e)]
                 if stored:
                     lines.append(f"error: {name}: rows 2-{stored + 1} were stored; none after")
                 raise CliError(*lines) from e
+            if upcoming is not None:
+                call = s.admin.AddRecords.future(upcoming, metadata=s.md, timeout=CALL_TIMEOUT_S)
             for rid in ids:
                 sys.stdout.write(rid + "\n")
             stored += len(ids)
     err.print(f"imported {len(rows)} offers from {name}", highlight=False)
+
+
+def _import_batch(rows: Sequence[ImportRow]) -> admin_pb2.AddRecordsRequest:
+    return admin_pb2.AddRecordsRequest(
+        records=[
+            admin_pb2.AddRecordRequest(
+                values=values_message(LISTING, row.content.as_dict()),
+                audience=list(row.audience),
+                status=row.content.status,
+                private_note=row.private_note,
+            )
+            for row in rows
+        ]
+    )
 
 
 # Rows stored per call, each call one transaction.
