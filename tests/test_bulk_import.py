@@ -53,3 +53,19 @@ def test_listing_import_sends_batches_and_names_the_row(hub: Hub, tmp_path: Path
     assert r.returncode == 1
     assert "row 3: status" in r.stderr, r.stderr
     assert len(hub.listings()) == 1_205  # the bad file stored nothing
+
+
+def test_listing_import_names_every_bad_row_of_every_batch_in_order(hub: Hub, tmp_path: Path) -> None:
+    f = tmp_path / "offers.csv"
+    with f.open("w", newline="", encoding="utf-8") as out:
+        w = csv.writer(out)
+        w.writerow(["title", "status", "trl"])
+        for i in range(1_100):  # three batches; bad rows in the first and the last
+            w.writerow(
+                [f"Imported offer {i}", "published" if i == 1 else "submitted", "12" if i in (600, 1_050) else "4"]
+            )
+    r = cli("listing", "import", "--data", str(hub.path), "--file", str(f), timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    named = [line.split(": ")[2] for line in r.stderr.splitlines()]
+    assert named == ["row 3", "row 602", "row 1052"], r.stderr
+    assert hub.listings() == []  # nothing stored
