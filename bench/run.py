@@ -10,6 +10,9 @@ node, beside the limits of the stack measured in the same run.
 * the store's apply and the merge (one version per record; 20 concurrent ones), and the
   store's own SQL for an apply replayed through the bare driver (its floor) beside
   decoding the same bodies;
+* the receiving site's processor time an offer (checking, then storing, one batch after
+  the other on one thread; the garbage collector's share beside it), against one-core
+  verify;
 * local adds, the initial push of N to an empty hub and the initial pull of N by
   a new node (median of 3 runs, each with a new hub and nodes);
 * the initial pull and a round with nothing new on stores of 1k and 10k offers
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import platform
 import statistics
@@ -52,6 +56,7 @@ from sync.config import DataDir  # noqa: E402
 from sync.envelope import make_version, read_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
 from sync.kinds import Change, Content, create_change  # noqa: E402
+from sync.protocol.receive import receive  # noqa: E402
 from sync.runtime import settle_heap  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
@@ -251,6 +256,78 @@ def bench_store_sql(n: int) -> dict[str, float]:
     for what, us in top:
         out["store_sql_us_" + "_".join(w.strip('("') for w in what.split())] = statistics.median(us)
     return out
+
+
+def bench_receive(n: int, base: Path, runs: int = 3) -> dict[str, float]:
+    """What the receiving site's work costs an offer in processor time, apart from the
+    sender, the network and any other thread: a hub in this process takes `n` offers
+    signed by an enrolled centre, in batches of 500, each checked (`Site.check_entries`:
+    decoding, the rules, the signatures on the verifier pool) and then stored
+    (`receive`), one after the other on this thread. CPU time of the whole process (the
+    pool included), median of `runs` runs, each on a new hub; the garbage collector's
+    time is measured around each of its collections."""
+    samples: dict[str, list[float]] = {}
+    for run in range(runs):
+        for k, v in _receive_once(n, base / f"receive-{run}").items():
+            samples.setdefault(k, []).append(v)
+    out: dict[str, float] = {}
+    for k, values in samples.items():
+        put_runs(out, k, values)
+    return out
+
+
+def _receive_once(n: int, base: Path) -> dict[str, float]:
+    hub_cfg = init_hub(base / "hq", listen="127.0.0.1:0")
+    hub = start_hub(base / "hq")
+    try:
+        hub_admin = admin_pb2_grpc.HubAdminServiceStub(
+            channel(hub.address, DataDir(base / "hq").tls.load(), expect="hq")
+        )
+        token = hub_admin.Invite(
+            admin_pb2.InviteRequest(centre_id="brussels", name="B", country="BE"),
+            metadata=auth.admin_metadata(hub_cfg.admin_token),
+        ).token
+        init_node(base / "brussels", hub=hub.address, token=token)
+        node = start_node(base / "brussels", sync_every_s=0, live=False)
+        try:
+            node.client.run_round()  # the hub learns the centre's key
+            key, site_id = node.running.site.key, node.running.site.site_id
+        finally:
+            node.stop()
+        entries = [
+            (i + 1, v.body, v.signatures)
+            for i, v in enumerate(benchlib.signed_offers(key, site_id, n, title="Benchmark listing"))
+        ]
+        site = hub.site
+        collecting = [0.0, 0.0]  # time in collections; when the one under way began
+
+        def timed(phase: str, _info: dict[str, int]) -> None:
+            if phase == "start":
+                collecting[1] = time.perf_counter()
+            else:
+                collecting[0] += time.perf_counter() - collecting[1]
+
+        check_s = store_s = 0.0
+        gc.callbacks.append(timed)
+        try:
+            for i in range(0, n, 500):
+                batch = entries[i : i + 500]
+                t = time.process_time()
+                checked = site.check_entries(batch)
+                u = time.process_time()
+                receive(site, site_id, batch, through_seq=i + len(batch), head_seq=n, txn_id=f"b{i}", checked=checked)
+                check_s += u - t
+                store_s += time.process_time() - u
+        finally:
+            gc.callbacks.remove(timed)
+    finally:
+        hub.stop()
+    return {
+        "receive_cpu_us_per_offer": (check_s + store_s) / n * 1e6,
+        "receive_check_cpu_us_per_offer": check_s / n * 1e6,
+        "receive_store_cpu_us_per_offer": store_s / n * 1e6,
+        "receive_gc_us_per_offer": collecting[0] / n * 1e6,
+    }
 
 
 def bench_sync(n: int, base: Path, runs: int = 3) -> dict[str, float]:
@@ -494,6 +571,7 @@ def main() -> None:
             **bench_merge(a.n),
             **bench_index(a.n),
             **bench_store_sql(max(a.n, 2000)),
+            **bench_receive(max(a.n, 2000), Path(d)),
             **bench_sync(a.n, Path(d)),
             **bench_noop(sizes, Path(d)),
             **bench_push(sizes[-1] if a.full or a.n >= 2000 else 2_000, Path(d)),
@@ -512,6 +590,8 @@ def main() -> None:
         largest = max(sized, key=lambda k: int(k[13:-6]))
         figures[f"initial_{way}_vs_verify"] = figures[largest] / verify_rate
         figures[f"initial_{way}_vs_verify_offers"] = int(largest[13:-6])
+    # What the receiver's own processor time allows on one core, against verifying alone.
+    figures["receive_cpu_bound_vs_verify"] = 1e6 / figures["receive_cpu_us_per_offer"] / verify_rate
     on_pg = [k for k in figures if k.startswith("initial_push_") and k.endswith("_postgresql_per_s")]
     if on_pg:  # the same push to a hub on PostgreSQL, beside it
         figures["initial_push_postgresql_vs_verify"] = figures[on_pg[0]] / verify_rate
