@@ -37,6 +37,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,7 @@ from sync.envelope import make_version, read_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
 from sync.kinds import Change, Content, create_change  # noqa: E402
 from sync.protocol.receive import receive  # noqa: E402
-from sync.runtime import settle_heap  # noqa: E402
+from sync.runtime import RunningServer, settle_heap  # noqa: E402
 from sync.server import channel  # noqa: E402
 from sync.signing import VERSION_DOMAIN, verify  # noqa: E402
 from sync.store import Store  # noqa: E402
@@ -266,9 +268,15 @@ def bench_receive(n: int, base: Path, runs: int = 3) -> dict[str, float]:
     (`receive`), one after the other on this thread. CPU time of the whole process (the
     pool included), median of `runs` runs, each on a new hub; the garbage collector's
     time is measured around each of its collections."""
+    return _median_of_runs(lambda d: _receive_once(n, d), base / "receive", runs)
+
+
+def _median_of_runs(once: Callable[[Path], dict[str, float]], base: Path, runs: int) -> dict[str, float]:
+    """Each figure of `once` (run in a new folder under `base` each time) as the median of
+    `runs` runs, with its spread (`put_runs`)."""
     samples: dict[str, list[float]] = {}
     for run in range(runs):
-        for k, v in _receive_once(n, base / f"receive-{run}").items():
+        for k, v in once(base / str(run)).items():
             samples.setdefault(k, []).append(v)
     out: dict[str, float] = {}
     for k, values in samples.items():
@@ -276,18 +284,28 @@ def bench_receive(n: int, base: Path, runs: int = 3) -> dict[str, float]:
     return out
 
 
-def _receive_once(n: int, base: Path) -> dict[str, float]:
-    hub_cfg = init_hub(base / "hq", listen="127.0.0.1:0")
-    hub = start_hub(base / "hq")
+@contextmanager
+def _hub_inviting_brussels(root: Path, db_url: str | None = None) -> Iterator[RunningServer]:
+    """A hub started in this process under `root` (on SQLite, or `db_url`), and the data
+    folder of a centre it invited, `root/brussels`, made; the hub stops on leaving."""
+    hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0", db_url=db_url)
+    hub = start_hub(root / "hq")
     try:
         hub_admin = admin_pb2_grpc.HubAdminServiceStub(
-            channel(hub.address, DataDir(base / "hq").tls.load(), expect="hq")
+            channel(hub.address, DataDir(root / "hq").tls.load(), expect="hq")
         )
         token = hub_admin.Invite(
             admin_pb2.InviteRequest(centre_id="brussels", name="B", country="BE"),
             metadata=auth.admin_metadata(hub_cfg.admin_token),
         ).token
-        init_node(base / "brussels", hub=hub.address, token=token)
+        init_node(root / "brussels", hub=hub.address, token=token)
+        yield hub
+    finally:
+        hub.stop()
+
+
+def _receive_once(n: int, base: Path) -> dict[str, float]:
+    with _hub_inviting_brussels(base) as hub:
         node = start_node(base / "brussels", sync_every_s=0, live=False)
         try:
             node.client.run_round()  # the hub learns the centre's key
@@ -320,8 +338,6 @@ def _receive_once(n: int, base: Path) -> dict[str, float]:
                 store_s += time.process_time() - u
         finally:
             gc.callbacks.remove(timed)
-    finally:
-        hub.stop()
     return {
         "receive_cpu_us_per_offer": (check_s + store_s) / n * 1e6,
         "receive_check_cpu_us_per_offer": check_s / n * 1e6,
@@ -333,14 +349,7 @@ def _receive_once(n: int, base: Path) -> dict[str, float]:
 def bench_sync(n: int, base: Path, runs: int = 3) -> dict[str, float]:
     """Local adds, the initial push to an empty hub, the initial pull by a new node and an
     idle round: each the median of `runs` runs, each run with a new hub and new nodes."""
-    samples: dict[str, list[float]] = {}
-    for run in range(runs):
-        for k, v in _sync_once(n, base / f"sync-{run}").items():
-            samples.setdefault(k, []).append(v)
-    out: dict[str, float] = {}
-    for k, values in samples.items():
-        put_runs(out, k, values)
-    return out
+    return _median_of_runs(lambda d: _sync_once(n, d), base / "sync", runs)
 
 
 def _sync_once(n: int, base: Path) -> dict[str, float]:
@@ -527,17 +536,7 @@ def _push_to(size: int, root: Path, db: str) -> dict[str, float]:
     """The initial push from a node holding `size` signed offers (benchlib: about 3.8 KB,
     written straight into its store as its own) to an empty hub on `db` ("sqlite", or a
     PostgreSQL URL), through a real round."""
-    hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0", db_url=None if db == "sqlite" else db)
-    hub = start_hub(root / "hq")
-    try:
-        hub_admin = admin_pb2_grpc.HubAdminServiceStub(
-            channel(hub.address, DataDir(root / "hq").tls.load(), expect="hq")
-        )
-        token = hub_admin.Invite(
-            admin_pb2.InviteRequest(centre_id="brussels", name="B", country="BE"),
-            metadata=auth.admin_metadata(hub_cfg.admin_token),
-        ).token
-        init_node(root / "brussels", hub=hub.address, token=token)
+    with _hub_inviting_brussels(root, None if db == "sqlite" else db):
         node = start_node(root / "brussels", sync_every_s=0, live=False)
         try:
             site = node.running.site
@@ -550,8 +549,6 @@ def _push_to(size: int, root: Path, db: str) -> dict[str, float]:
             return {f"initial_push_{size}_{backend}per_s": rate(size, time.perf_counter() - t)}
         finally:
             node.stop()
-    finally:
-        hub.stop()
 
 
 def main() -> None:
