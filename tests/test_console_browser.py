@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -24,6 +25,8 @@ from hub.site import init_hub, start_hub
 from sync.config import DataDir
 from tests.console_client import PASSWORD, staff_member
 from tests.harness import Hub, Node, make_node
+
+T = TypeVar("T")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -55,9 +58,28 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     driver.quit()
 
 
-def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
-    """Wait for a condition, looking again when the page changed under the look."""
-    return WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+class Waiting:
+    """Waits for a condition, looking again when the page changed under the look: an element
+    gone stale, or chromedriver's inspector error for a node no longer in the document (what
+    it sometimes says instead when a page is replaced while an element is read)."""
+
+    def __init__(self, driver: WebDriver) -> None:
+        self._wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+
+    def until(self, condition: Callable[[WebDriver], T]) -> T:
+        def look(driver: WebDriver) -> T:
+            try:
+                return condition(driver)
+            except WebDriverException as exc:
+                if "does not belong to the document" in (exc.msg or ""):
+                    raise StaleElementReferenceException(exc.msg) from exc
+                raise
+
+        return self._wait.until(look)
+
+
+def wait(driver: WebDriver) -> Waiting:
+    return Waiting(driver)
 
 
 def shot(driver: WebDriver, tmp_path: Path, name: str) -> None:
