@@ -69,7 +69,6 @@ from transfer.records import KINDS  # noqa: E402
 
 TB = [sys.executable, "-m", "cli.main"]
 PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/test"
-PG_HUB_URL = "postgresql+psycopg://root@127.0.0.1:5432/{db}"
 
 
 def cli(*args: str) -> str:

@@ -25,7 +25,6 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import benchlib  # noqa: E402
-from processes import PG_ADMIN_URL, PG_HUB_URL, Admin, Procs, cli, free_port, percentile, propagation  # noqa: E402
+from processes import Admin, Procs, cli, free_port, percentile, propagation  # noqa: E402
 
 from sync.config import DataDir  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
@@ -119,23 +118,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--samples", type=int, default=50)
     a = ap.parse_args()
-    import psycopg
-
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except Exception as exc:
-        raise SystemExit(f"replicas need PostgreSQL at 127.0.0.1:5432 ({exc.__class__.__name__})") from None
     key = SigningKey.generate()
     verify = benchlib.median_spread(benchlib.verify_rate(benchlib.signed_offers(key, "x", 2000), key.public_bytes))[0]
     got: dict[str, Any] = {"verify_per_s_one_core": verify}
     for name, two in (("one_replica", False), ("two_replicas", True)):
-        db = f"tb_bench_{uuid.uuid4().hex[:12]}"
-        admin.execute(f'CREATE DATABASE "{db}"')
+        made = benchlib.new_pg_database("tb_bench")
+        if made is None:
+            raise SystemExit("replicas need PostgreSQL at 127.0.0.1:5432")
+        db_url, drop = made
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                got[name] = layout(Path(tmp), PG_HUB_URL.format(db=db), two, a.n, a.samples)
+                got[name] = layout(Path(tmp), db_url, two, a.n, a.samples)
         finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            drop()
         print(f"{name}: {json.dumps(got[name])}", flush=True)
     one, two_ = got["one_replica"], got["two_replicas"]
     got["push_two_vs_one"] = two_["initial_push_per_s"] / one["initial_push_per_s"]

@@ -281,10 +281,18 @@ def push_raw(
     req = sync_pb2.PushRequest(txn_id=txn, through_seq=len(envelopes))
     for i, env in enumerate(envelopes, 1):
         req.entries.add(seq=i).envelope.CopyFrom(env)
+    (resp,) = push_stream(hub, tls, key, site, [req])
+    return resp
+
+
+def push_stream(
+    hub: Hub, tls: TlsFiles, key: SigningKey, site: str, requests: list[sync_pb2.PushRequest]
+) -> list[sync_pb2.PushResponse]:
+    """Push batches sent by hand on one stream, as `site` over `tls`, the call signed with
+    `key`; every answer the hub gives before it ends the stream."""
     with channel(hub.address, tls) as ch:
         md = auth.site_metadata(key, site, "Push", system_now_ms())
-        (resp,) = list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter([req]), metadata=md, timeout=10))
-    return resp
+        return list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter(requests), metadata=md, timeout=10))
 
 
 def register_firm(site: Site, name: str, country: str = "CN") -> FirmKeyFile:

@@ -14,8 +14,8 @@ import gc, weakref
 from sync.runtime import YOUNG_GC_THRESHOLD, settle_heap
 import sync.site  # the start-up heap: modules, descriptors, table metadata
 
-class Node:
-    pass
+class Node:  # an object that can take part in a reference cycle
+    me = None
 
 old = Node(); old.me = old; held = weakref.ref(old); del old  # garbage before the settle
 settle_heap()

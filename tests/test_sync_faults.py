@@ -23,7 +23,7 @@ from sync.kinds import Action, Change, create_change
 from sync.server import channel
 from sync.tls import TlsFiles
 from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2, sync_pb2, sync_pb2_grpc
-from tests.harness import Hub, Node, make_node, push_raw, signed_version, start_existing_node
+from tests.harness import Hub, Node, make_node, push_raw, push_stream, signed_version, start_existing_node
 from transfer.records import ListingStatus, listing_content
 
 
@@ -105,10 +105,7 @@ def test_a_restored_node_gets_its_own_entries_until_it_confirms_it_stored_them(h
     """The hub sends a restored node's own entries back until the node pulls from past the
     end of the first resend it was sent in full: a node that read the last batches ahead
     and then stopped before storing them (killed, a deferral) still gets them."""
-    from sync import auth
     from sync.clock import system_now_ms
-    from sync.server import channel
-    from techbridge.v1 import sync_pb2_grpc
 
     ta = make_node(hub, tmp_path / "tel-aviv", "tel-aviv")
     for i in range(3):
@@ -263,9 +260,7 @@ def test_a_batch_sent_behind_a_cut_one_is_not_taken(hub: Hub, tmp_path: Path) ->
         one.entries.add(seq=seq).envelope.CopyFrom(envelope_to_pb(v))
     two = sync_pb2.PushRequest(txn_id="tel-aviv:3-3:b", through_seq=3, after_seq=2)
     two.entries.add(seq=3).envelope.CopyFrom(envelope_to_pb(behind))
-    with channel(hub.address, DataDir(node.path).tls.load()) as ch:
-        md = auth.site_metadata(key, "tel-aviv", "Push", now_ms())
-        responses = list(sync_pb2_grpc.SyncServiceStub(ch).Push(iter([one, two]), metadata=md, timeout=10))
+    responses = push_stream(hub, DataDir(node.path).tls.load(), key, "tel-aviv", [one, two])
     assert [(r.txn_id, r.acked_seq, r.stored) for r in responses] == [("tel-aviv:1-2:a", 1, 1)]
     assert [v.id for v in hub.listings()] == [first.record_id]
     node.stop()
