@@ -12,7 +12,8 @@ node, beside the limits of the stack measured in the same run.
   decoding the same bodies;
 * the receiving site's processor time an offer (checking, then storing, one batch after
   the other on one thread; the garbage collector's share beside it), against one-core
-  verify;
+  verify; beside it the floor: the least a sender and a receiver of this design do for
+  an offer in Python on SQLite, without the sync's code (`bench_floor`);
 * local adds, the initial push of N to an empty hub and the initial pull of N by
   a new node (median of 3 runs, each with a new hub and nodes);
 * the initial pull and a round with nothing new on stores of 1k and 10k offers
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import hashlib
 import json
 import platform
 import statistics
@@ -258,6 +260,120 @@ def bench_store_sql(n: int) -> dict[str, float]:
     for what, us in top:
         out["store_sql_us_" + "_".join(w.strip('("') for w in what.split())] = statistics.median(us)
     return out
+
+
+def bench_floor(n: int, base: Path, runs: int = 3) -> dict[str, float]:
+    """The least any sender and receiver of this design must do for an offer, in Python on
+    SQLite with none of the sync's own code around it: the floor an initial sync cannot go
+    under on this machine, whatever the sync's code does.
+
+    Receiving, a batch of 500 at a time, one transaction each: the push message parsed
+    (`PushRequest`, as sent), each body parsed (`VersionBody`), its author signature
+    verified (libsodium, this thread), its id hashed, its listing's values read into a
+    dict and written as the record's state JSON (orjson), its title, summary and
+    description analysed for the index (`fulltext.analysed`, the analyser every store
+    indexes with), then three inserts: the signed body with its signature, the state, the
+    full-text row (a contentless FTS5 table, cheaper than the store's, which keeps the
+    analysed text). No rules, no merge, no facets, no cursor, no log of the receiver's own.
+    Beside it, the same with the analysis left to FTS5's own C tokenizer (porter over
+    unicode61: no CJK bigrams, so not what the index needs; the store's absolute floor).
+    Sending: the stored bodies and signatures read back 500 at a time, each made an entry
+    of a `PushRequest`, serialised. Processor time of this thread; median of `runs`."""
+    import sqlite3
+
+    import orjson
+
+    from sync.fulltext import analysed
+    from techbridge.v1 import envelope_pb2, sync_pb2
+
+    key = SigningKey.generate()
+    versions = benchlib.signed_offers(key, "brussels", n, title="Benchmark listing")
+    public = key.public_bytes
+    batches = []
+    for i in range(0, n, 500):
+        msg = sync_pb2.PushRequest(txn_id=f"b{i}", through_seq=i + 500)
+        for seq, v in enumerate(versions[i : i + 500], start=i + 1):
+            s = v.signatures[0]
+            msg.entries.add(seq=seq).envelope.CopyFrom(
+                envelope_pb2.Envelope(
+                    body=v.body, signatures=[envelope_pb2.Signature(key_id=s.key_id, signature=s.signature)]
+                )
+            )
+        batches.append(msg.SerializeToString())
+
+    def receive_all(path: Path, python_analyser: bool) -> float:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "CREATE TABLE versions (seq INTEGER PRIMARY KEY, version_id TEXT UNIQUE NOT NULL, "
+            "record_id TEXT NOT NULL, body BLOB NOT NULL, key_id TEXT NOT NULL, signature BLOB NOT NULL)"
+        )
+        conn.execute("CREATE TABLE records (record_id TEXT PRIMARY KEY, head TEXT NOT NULL, state TEXT NOT NULL)")
+        # Contentless (the text is not kept twice), tokens split as the store's table splits them.
+        tokenizer = "ascii" if python_analyser else "porter unicode61 remove_diacritics 2"
+        conn.execute(
+            f"CREATE VIRTUAL TABLE fts USING fts5(title, summary, body, tokenize = '{tokenizer}', content = '')"
+        )
+        t = time.process_time()
+        for wire in batches:
+            push = sync_pb2.PushRequest.FromString(wire)
+            vrows, rrows, frows = [], [], []
+            for entry in push.entries:
+                env = entry.envelope
+                body, sig = env.body, env.signatures[0]
+                msg = envelope_pb2.VersionBody.FromString(body)
+                if not verify(public, VERSION_DOMAIN, body, sig.signature):
+                    raise SystemExit("a benchmark signature did not verify")
+                vid = hashlib.sha256(body).hexdigest()
+                values = {
+                    f.name: (v if isinstance(v, (str, int)) else list(v))
+                    for f, v in msg.change.listing.ListFields()
+                    if f.message_type is None
+                }
+                vrows.append((entry.seq, vid, msg.record_id, body, sig.key_id, sig.signature))
+                rrows.append((msg.record_id, vid, orjson.dumps(values)))
+                texts = [str(values[name]) for name in ("title", "summary", "description")]
+                frows.append((entry.seq, *(map(analysed, texts) if python_analyser else texts)))
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", vrows)
+            conn.executemany("INSERT INTO records VALUES (?, ?, ?)", rrows)
+            conn.executemany("INSERT INTO fts (rowid, title, summary, body) VALUES (?, ?, ?, ?)", frows)
+            conn.execute("COMMIT")
+        took = time.process_time() - t
+        conn.close()
+        return took / n * 1e6
+
+    def send_all(path: Path) -> float:
+        conn = sqlite3.connect(path, isolation_level=None)
+        t = time.process_time()
+        after = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, body, key_id, signature FROM versions WHERE seq > ? ORDER BY seq LIMIT 500", (after,)
+            ).fetchall()
+            if not rows:
+                break
+            msg = sync_pb2.PushRequest(txn_id=f"b{after}", through_seq=rows[-1][0])
+            for seq, body, key_id, signature in rows:
+                env = msg.entries.add(seq=seq).envelope
+                env.body = body
+                env.signatures.add(key_id=key_id, signature=signature)
+            msg.SerializeToString()
+            after = rows[-1][0]
+        took = time.process_time() - t
+        conn.close()
+        return took / n * 1e6
+
+    def once(d: Path) -> dict[str, float]:
+        d.mkdir(parents=True, exist_ok=True)
+        return {
+            "floor_receive_cpu_us_per_offer": receive_all(d / "analysed.db", True),
+            "floor_receive_fts5_tokenizer_cpu_us_per_offer": receive_all(d / "tokenized.db", False),
+            "floor_send_cpu_us_per_offer": send_all(d / "analysed.db"),
+        }
+
+    return _median_of_runs(once, base / "floor", runs)
 
 
 def bench_receive(n: int, base: Path, runs: int = 3) -> dict[str, float]:
@@ -569,6 +685,7 @@ def main() -> None:
             **bench_index(a.n),
             **bench_store_sql(max(a.n, 2000)),
             **bench_receive(max(a.n, 2000), Path(d)),
+            **bench_floor(max(a.n, 2000), Path(d)),
             **bench_sync(a.n, Path(d)),
             **bench_noop(sizes, Path(d)),
             **bench_push(sizes[-1] if a.full or a.n >= 2000 else 2_000, Path(d)),
@@ -589,6 +706,10 @@ def main() -> None:
         figures[f"initial_{way}_vs_verify_offers"] = int(largest[13:-6])
     # What the receiver's own processor time allows on one core, against verifying alone.
     figures["receive_cpu_bound_vs_verify"] = 1e6 / figures["receive_cpu_us_per_offer"] / verify_rate
+    # The same for the floor: its receiver on one core, and both of its ends sharing two cores perfectly.
+    floor_receive, floor_send = figures["floor_receive_cpu_us_per_offer"], figures["floor_send_cpu_us_per_offer"]
+    figures["floor_receive_bound_vs_verify"] = 1e6 / floor_receive / verify_rate
+    figures["floor_sync_two_cores_vs_verify"] = 2e6 / (floor_receive + floor_send) / verify_rate
     on_pg = [k for k in figures if k.startswith("initial_push_") and k.endswith("_postgresql_per_s")]
     if on_pg:  # the same push to a hub on PostgreSQL, beside it
         figures["initial_push_postgresql_vs_verify"] = figures[on_pg[0]] / verify_rate
@@ -604,7 +725,8 @@ def main() -> None:
         spread = f"±{figures[k + '_spread'] / 2:.1f}" if k + "_spread" in figures else ""
         ratio = f"{v / ceiling:.2f}" if k.endswith("_per_s") else ""
         vs_stream = f"{v / stream:.2f}" if k.endswith("_per_s") else ""
-        print(f"{k:36} {v:12.1f} {spread:>9}  {ratio:>9}  {vs_stream:>14}")
+        shown = f"{v:12.3f}" if "_vs_" in k or "ratio" in k or "share" in k else f"{v:12.1f}"
+        print(f"{k:36} {shown} {spread:>9}  {ratio:>9}  {vs_stream:>14}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps({"n": a.n, "machine": info, "figures": figures}, indent=2) + "\n")
