@@ -5,7 +5,8 @@ beside the limit it is measured against in the same run.
     .venv/bin/python bench/processes.py [--n 2000] [--samples 50] [--full]
 
 * intake: listings/s through a node's API with 8 concurrent clients, against a
-  trivial RPC (the standard health check) on the same server and clients;
+  trivial RPC (the standard health check) on the same server and clients; the node's
+  processor time a create and a health check;
 * bulk import: the same N offers from a CSV file into a new node (`listing import`),
   against the initial push;
 * initial sync: the push of N listings from a node to an empty hub (median of 3
@@ -349,18 +350,26 @@ def main() -> None:
                 return p, Admin(base / name)
 
             quiet = ("--sync-every", "0", "--no-live")
-            _, a_admin = node("brussels", *quiet)
+            intake_node, a_admin = node("brussels", *quiet)
+            intake_cpu_before = cpu_seconds(intake_node.pid)
             t = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
                 added = list(pool.map(lambda i: a_admin.add(f"Benchmark listing {i}", i), range(a.n)))
             figures["intake_per_s_8_clients"] = a.n / (time.perf_counter() - t)
+            figures["intake_node_cpu_ms_per_create"] = (cpu_seconds(intake_node.pid) - intake_cpu_before) / a.n * 1e3
             # The limit: a trivial RPC (the standard health check) on the same server stack, same clients.
             health = health_pb2_grpc.HealthStub(a_admin.ch)
             echoes = max(a.n, 500)
+            intake_cpu_before = cpu_seconds(intake_node.pid)
             t = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda _: health.Check(health_pb2.HealthCheckRequest(), timeout=10), range(echoes)))
             figures["echo_rpc_per_s_8_clients"] = echoes / (time.perf_counter() - t)
+            figures["echo_rpc_node_cpu_ms"] = (cpu_seconds(intake_node.pid) - intake_cpu_before) / echoes * 1e3
+            # What the node's processor time alone allows: a create's against a health check's.
+            figures["intake_cpu_bound_vs_trivial_rpc"] = (
+                figures["echo_rpc_node_cpu_ms"] / figures["intake_node_cpu_ms_per_create"]
+            )
             rtt = []
             for _ in range(50):
                 t = time.perf_counter()
@@ -532,6 +541,8 @@ def main() -> None:
     doc["figures"]["bulk_import_vs_initial_push"] = figures["bulk_import_vs_initial_push"]
     doc["figures"]["intake_per_s_8_clients"] = figures["intake_per_s_8_clients"]
     doc["figures"]["echo_rpc_per_s_8_clients"] = figures["echo_rpc_per_s_8_clients"]
+    for name in ("intake_node_cpu_ms_per_create", "echo_rpc_node_cpu_ms", "intake_cpu_bound_vs_trivial_rpc"):
+        doc["figures"][name] = figures[name]
     # The initial sync between real processes (a hub and a node each with its own interpreter,
     # as deployed), against the verify ceiling measured here: beside bench/run.py's in-process ones.
     for way in ("push", "pull"):
@@ -591,6 +602,11 @@ def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
             "intake, 8 clients /s",
             f"{f['intake_per_s_8_clients']:10.1f}",
             f"echo RPC {f['echo_rpc_per_s_8_clients']:.0f}/s",
+        ),
+        (
+            "  node CPU ms a create / a check",
+            f"{f['intake_node_cpu_ms_per_create']:10.2f} / {f['echo_rpc_node_cpu_ms']:.2f}",
+            f"CPU bound vs echo {f['intake_cpu_bound_vs_trivial_rpc']:.2f}",
         ),
         ("initial push /s", runs("initial_push_per_s"), ""),
         ("initial pull /s", runs("initial_pull_per_s"), ""),
