@@ -57,7 +57,7 @@ from node.site import init_node, start_node  # noqa: E402
 from sync import auth  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.config import DataDir  # noqa: E402
-from sync.envelope import make_version, read_version  # noqa: E402
+from sync.envelope import envelope_to_pb, make_version, read_version  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
 from sync.kinds import Change, Content, create_change  # noqa: E402
 from sync.protocol.receive import receive  # noqa: E402
@@ -294,12 +294,7 @@ def bench_floor(n: int, base: Path, runs: int = 3) -> dict[str, float]:
     for i in range(0, n, 500):
         msg = sync_pb2.PushRequest(txn_id=f"b{i}", through_seq=i + 500)
         for seq, v in enumerate(versions[i : i + 500], start=i + 1):
-            s = v.signatures[0]
-            msg.entries.add(seq=seq).envelope.CopyFrom(
-                envelope_pb2.Envelope(
-                    body=v.body, signatures=[envelope_pb2.Signature(key_id=s.key_id, signature=s.signature)]
-                )
-            )
+            msg.entries.add(seq=seq).envelope.CopyFrom(envelope_to_pb(v))
         batches.append(msg.SerializeToString())
 
     def receive_all(path: Path, python_analyser: bool) -> float:

@@ -36,8 +36,9 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import Stemmer
 
@@ -109,17 +110,26 @@ def _stem_word(word: str) -> str:
     return word[:MAX_TOKEN]
 
 
-class _Stems(dict[str, str]):
-    """Words to their tokens, remembered (a few hundred thousand at most)."""
+_K = TypeVar("_K")
 
-    def __missing__(self, word: str) -> str:
-        if len(self) > 200_000:
+
+class _Remembered(dict[_K, str]):
+    """What `make` gives for each key, remembered; all forgotten at once past `limit` keys."""
+
+    def __init__(self, make: Callable[[_K], str], limit: int) -> None:
+        super().__init__()
+        self._make = make
+        self._limit = limit
+
+    def __missing__(self, key: _K) -> str:
+        if len(self) > self._limit:
             self.clear()
-        token = self[word] = _stem_word(word)
-        return token
+        made = self[key] = self._make(key)
+        return made
 
 
-_STEMS = _Stems()
+# Words to their tokens (a few hundred thousand at most).
+_STEMS: _Remembered[str] = _Remembered(_stem_word, 200_000)
 
 
 def stem(word: str) -> str:
@@ -162,21 +172,14 @@ _WORD_BYTES = bytes(
 )
 
 
-class _WordTokens(dict[bytes, str]):
-    """A word's tokens, joined by spaces (its UTF-8 bytes, ASCII letters lowered, as the
-    key), remembered: an ASCII word is stemmed, any other goes through the whole
-    analyser (`spans(fold(word))`)."""
-
-    def __missing__(self, word: bytes) -> str:
-        if len(self) > 200_000:
-            self.clear()
-        text = word.decode()
-        found = stem(text) if word.isascii() else " ".join(t.text for t in spans(fold(text)))
-        self[word] = found
-        return found
+def _word_tokens(word: bytes) -> str:
+    """A word's tokens, joined by spaces, from its UTF-8 bytes (ASCII letters lowered): an
+    ASCII word is stemmed, any other goes through the whole analyser (`spans(fold(word))`)."""
+    text = word.decode()
+    return stem(text) if word.isascii() else " ".join(t.text for t in spans(fold(text)))
 
 
-_WORD_TOKENS = _WordTokens()
+_WORD_TOKENS: _Remembered[bytes] = _Remembered(_word_tokens, 200_000)
 
 
 def analysed(text: str) -> str:
@@ -199,18 +202,13 @@ def tokens(text: str) -> list[str]:
     return analysed(text).split()
 
 
-class _TagTokens(dict[tuple[str, str], str]):
-    """Facet values to their tokens, remembered (a network's facet values are few and
-    come again with every record: kinds, statuses, centres, keywords, countries)."""
-
-    def __missing__(self, tag: tuple[str, str]) -> str:
-        if len(self) > 100_000:
-            self.clear()
-        token = self[tag] = "z" + hashlib.blake2b(f"{tag[0]}={tag[1]}".encode(), digest_size=10).hexdigest()
-        return token
+def _tag_token_of(tag: tuple[str, str]) -> str:
+    return "z" + hashlib.blake2b(f"{tag[0]}={tag[1]}".encode(), digest_size=10).hexdigest()
 
 
-_TAG_TOKENS = _TagTokens()
+# Facet values to their tokens (a network's facet values are few and come again with every
+# record: kinds, statuses, centres, keywords, countries).
+_TAG_TOKENS: _Remembered[tuple[str, str]] = _Remembered(_tag_token_of, 100_000)
 
 
 def tag_token(facet: str, value: str) -> str:
