@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select
 from sqlalchemy.engine import Row
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from sync.clock import Stamp
 from sync.codec import decode_version_body
@@ -59,6 +59,14 @@ BATCH_BYTES = 4 * 1024 * 1024
 # for eight clients' creates, checked and signed while the interpreter serves the others, to
 # join it (bench/processes.py's intake: 3.5 creates a commit at 2 ms, 3.9 at 6 or 10 ms).
 GROUP_WAIT_S = 0.006
+
+# The statements every batch runs, built once (building a Core statement and its cache
+# key costs more than executing it); each takes its id list as `ids`.
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_LOG_HEAD = select(func.coalesce(func.max(log_t.c.seq), 0))
+_VERSIONS_HELD = select(versions_t.c.version_id).where(versions_t.c.version_id.in_(_IDS))
+_AUDIENCES_HELD = select(records_t.c.record_id, records_t.c.audience).where(records_t.c.record_id.in_(_IDS))
+_BODIES_OF_RECORDS = select(versions_t.c.record_id, versions_t.c.body).where(versions_t.c.record_id.in_(_IDS))
 
 
 @dataclass
@@ -357,15 +365,13 @@ class LogStore:
         held: set[str] = set()
         for i in range(0, len(ids), IN_CHUNK):
             chunk = ids[i : i + IN_CHUNK]
-            held.update(
-                conn.execute(select(versions_t.c.version_id).where(versions_t.c.version_id.in_(chunk))).scalars()
-            )
+            held.update(conn.execute(_VERSIONS_HELD, {"ids": chunk}).scalars())
         return held
 
     def _insert_versions(self, conn: Connection, fresh: Sequence[Version], peer: str | None, now_ms: int) -> list[int]:
         if not fresh:
             return []
-        head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
+        head = conn.execute(_LOG_HEAD).scalar_one()
         insert_rows(
             conn,
             versions_t,
@@ -417,19 +423,11 @@ class LogStore:
                 known.setdefault(v.record_id, audience_key(v.origin, v.change.audience))
         ids = sorted({v.record_id for v in fresh} - set(known))
         for i in range(0, len(ids), IN_CHUNK):
-            for row in conn.execute(
-                select(records_t.c.record_id, records_t.c.audience).where(
-                    records_t.c.record_id.in_(ids[i : i + IN_CHUNK])
-                )
-            ):
+            for row in conn.execute(_AUDIENCES_HELD, {"ids": ids[i : i + IN_CHUNK]}):
                 known[row.record_id] = row.audience
         missing = sorted(set(ids) - set(known))
         for i in range(0, len(missing), IN_CHUNK):
-            for row in conn.execute(
-                select(versions_t.c.record_id, versions_t.c.body).where(
-                    versions_t.c.record_id.in_(missing[i : i + IN_CHUNK])
-                )
-            ):
+            for row in conn.execute(_BODIES_OF_RECORDS, {"ids": missing[i : i + IN_CHUNK]}):
                 msg = decode_version_body(row.body)
                 if msg.change.action == CREATE_PB and not msg.parents:
                     known[row.record_id] = audience_key(msg.origin, tuple(msg.change.audience))
@@ -462,7 +460,7 @@ class LogStore:
         """
         cond = _log_filter(after_seq, only_local, exclude_from, audience_of)
         with self.engine.connect() as conn, conn.begin():
-            head = conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one()
+            head = conn.execute(_LOG_HEAD).scalar_one()
             rows = conn.execute(
                 select(
                     log_t.c.seq, log_t.c.version_id, log_t.c.received_from, versions_t.c.body, versions_t.c.signatures
@@ -493,7 +491,7 @@ class LogStore:
 
     def log_head(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(log_t.c.seq), 0))).scalar_one())
+            return int(conn.execute(_LOG_HEAD).scalar_one())
 
     def count_pending(
         self,
