@@ -841,10 +841,11 @@ class Site:
         again. A new record's row is made from its create as the store's merge makes it;
         only a change to a record held reads the merged record."""
         if version.change.action == Action.CREATE and not version.parents:
-            row = self.store.created_row(version)
+            row, state = self.store.created_row(version)
         else:
             row = self.store.record(version.record_id)
             row = dataclasses.replace(row, verified=True, key_id=version.author_key_id)
+            state = row.state
         head = HeadVersion(
             record=row,
             body=version.body,
@@ -855,7 +856,7 @@ class Site:
             received_at_ms=self.now_ms(),
             verified=True,
         )
-        return RecordDetail(head, row.state, version, True, "", "", private_note)
+        return RecordDetail(head, state, version, True, "", "", private_note)
 
     def history(self, record_id: str, limit: int = 200) -> list[HistoryEntry]:
         """The versions of a record held here, oldest first (the newest `limit`)."""

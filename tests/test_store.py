@@ -227,8 +227,9 @@ class TestStoreContract:
         store.append_local_batch(creates, 1)
         stored = {r.record_id: r for r in store.records_by_id(["n1", "n2"])}
         for v in creates:
-            made = store.created_row(v)
+            made, state = store.created_row(v)
             assert made == stored[v.record_id] and made.state_json == stored[v.record_id].state_json
+            assert state == stored[v.record_id].state  # the state answered is the state stored, read back
             assert len(made.title) == 256 and made.key_id == KEY.key_id
 
     def test_a_create_arriving_after_its_edit_is_merged_with_it(self, store: Store) -> None:

@@ -286,16 +286,18 @@ class ProjectionStore:
             kinds=self.kinds,
         )
 
-    def created_row(self, create: Version) -> RecordRow:
+    def created_row(self, create: Version) -> tuple[RecordRow, RecordState]:
         """The row a record holding only `create` (a parentless create, just stored) has
-        in `records`, made as the merge makes it, without reading it back."""
+        in `records`, and its merged state, made as the merge makes them, without reading
+        them back."""
         assert create.change.action == Action.CREATE and not create.parents, "a record's first create"
         state = merge(
             [MergeInput(create.version_id, (), create.hlc, create.author, create.change, create.kind, create.origin)],
             self.kinds,
         )
         m = _row_values(create.kind, create.origin, state, create.author, 1)
-        return self._row_of({**m, "record_id": create.record_id, "verified": True, "key_id": create.author_key_id})
+        row = self._row_of({**m, "record_id": create.record_id, "verified": True, "key_id": create.author_key_id})
+        return row, state
 
     def record(self, record_id: str) -> RecordRow:
         with self.engine.connect() as conn:
