@@ -209,6 +209,66 @@ def propagation(src: Admin, dst: Admin, samples: int, title: str, limit_s: float
     return lat
 
 
+def eight_clients(call: Any, n: int) -> float:
+    """Calls a second of `call(i)` for i < n, from eight threads at once."""
+    t = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(call, range(n)))
+    return n / (time.perf_counter() - t)
+
+
+def bench_intake_floor(data: Path, n: int) -> dict[str, float]:
+    """Intake at its floor (`bench/intake_floor.py`): the least a create through a node's API
+    can cost, served in its own process on the node's server stack and TLS files (the node
+    stopped), against that server's health check; the same eight clients and requests as the
+    node's intake. The floor's database is removed after."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "intake_floor.py"), "--data", str(data)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        d = DataDir(data)
+        cfg = d.load()
+        ch = channel(f"127.0.0.1:{port}", d.tls.load(), expect=cfg.site_id)
+        md = auth.admin_metadata(cfg.admin_token)
+        admin = admin_pb2_grpc.AdminServiceStub(ch)
+        health = health_pb2_grpc.HealthStub(ch)
+
+        def add(i: int) -> str:
+            values = records_pb2.RecordValues(listing=offer_pb(f"Floor listing {i}", i))
+            return admin.AddRecord(admin_pb2.AddRecordRequest(values=values), metadata=md, timeout=30).record.id
+
+        def check(_: int) -> None:
+            health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+
+        eight_clients(add, 50)  # connections made, the writer's table warm
+        before = cpu_seconds(proc.pid)
+        adds = eight_clients(add, n)
+        add_cpu = (cpu_seconds(proc.pid) - before) / n
+        echoes = max(n, 500)
+        before = cpu_seconds(proc.pid)
+        checks = eight_clients(check, echoes)
+        check_cpu = (cpu_seconds(proc.pid) - before) / echoes
+        ch.close()
+    finally:
+        proc.kill()
+        proc.wait()
+        for f in data.glob("floor.db*"):
+            f.unlink()
+    return {
+        "intake_floor_per_s_8_clients": adds,
+        "intake_floor_echo_rpc_per_s_8_clients": checks,
+        "intake_floor_vs_trivial_rpc": adds / checks,
+        "intake_floor_cpu_ms_per_create": add_cpu * 1e3,
+        "intake_floor_echo_rpc_cpu_ms": check_cpu * 1e3,
+        "intake_floor_cpu_bound_vs_trivial_rpc": check_cpu / add_cpu,
+    }
+
+
 def pg_admin() -> Any:
     """A connection to the PostgreSQL server the tests use, or None if none answers."""
     try:
@@ -380,6 +440,8 @@ def main() -> None:
             # Initial push, three times from copies of the same two folders (hub empty, node holding N).
             a_admin.close()
             procs.stop("hq", "brussels")
+            # Beside intake, its floor, on the stopped node's folder.
+            figures.update(bench_intake_floor(base / "brussels", a.n))
             for name in ("hq", "brussels"):
                 shutil.copytree(base / name, base / f"{name}.snapshot")
             pushes = []
@@ -541,7 +603,17 @@ def main() -> None:
     doc["figures"]["bulk_import_vs_initial_push"] = figures["bulk_import_vs_initial_push"]
     doc["figures"]["intake_per_s_8_clients"] = figures["intake_per_s_8_clients"]
     doc["figures"]["echo_rpc_per_s_8_clients"] = figures["echo_rpc_per_s_8_clients"]
-    for name in ("intake_node_cpu_ms_per_create", "echo_rpc_node_cpu_ms", "intake_cpu_bound_vs_trivial_rpc"):
+    for name in (
+        "intake_node_cpu_ms_per_create",
+        "echo_rpc_node_cpu_ms",
+        "intake_cpu_bound_vs_trivial_rpc",
+        "intake_floor_per_s_8_clients",
+        "intake_floor_echo_rpc_per_s_8_clients",
+        "intake_floor_vs_trivial_rpc",
+        "intake_floor_cpu_ms_per_create",
+        "intake_floor_echo_rpc_cpu_ms",
+        "intake_floor_cpu_bound_vs_trivial_rpc",
+    ):
         doc["figures"][name] = figures[name]
     # The initial sync between real processes (a hub and a node each with its own interpreter,
     # as deployed), against the verify ceiling measured here: beside bench/run.py's in-process ones.
@@ -607,6 +679,16 @@ def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
             "  node CPU ms a create / a check",
             f"{f['intake_node_cpu_ms_per_create']:10.2f} / {f['echo_rpc_node_cpu_ms']:.2f}",
             f"CPU bound vs echo {f['intake_cpu_bound_vs_trivial_rpc']:.2f}",
+        ),
+        (
+            "intake's floor, 8 clients /s",
+            f"{f['intake_floor_per_s_8_clients']:10.1f}",
+            f"echo RPC {f['intake_floor_echo_rpc_per_s_8_clients']:.0f}/s: {f['intake_floor_vs_trivial_rpc']:.3f}",
+        ),
+        (
+            "  floor CPU ms a create / a check",
+            f"{f['intake_floor_cpu_ms_per_create']:10.2f} / {f['intake_floor_echo_rpc_cpu_ms']:.2f}",
+            f"CPU bound vs echo {f['intake_floor_cpu_bound_vs_trivial_rpc']:.2f}",
         ),
         ("initial push /s", runs("initial_push_per_s"), ""),
         ("initial pull /s", runs("initial_pull_per_s"), ""),
