@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -571,18 +571,35 @@ class WireCounter(
         return self._in(continuation(details, self._outs(requests)))
 
 
+# Rounds with nothing new timed on each store size.
+NOOP_ROUNDS = 11
+
+
 def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
     """A round with nothing new on stores of different sizes: time and bytes on the wire.
-    The hub's store is filled directly with signed offers (benchlib, about 3.8 KB); a new node pulls them all
-    through a real round (an initial-pull figure), then runs rounds with nothing new."""
+    For each size a hub's store is filled directly with signed offers (benchlib, about 3.8
+    KB) and a new node pulls them all through a real round (an initial-pull figure). Then
+    the nodes run rounds with nothing new, the sizes in turn (NOOP_ROUNDS each, median), so
+    that the machine's slower moments and each site's work in the background (the WAL copied
+    back after the pull, the jobs) fall on every size alike."""
     import sync.protocol.node_side as client_module
 
     out: dict[str, float] = {}
-    for size in sizes:
-        root = base / f"noop-{size}"
-        hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0")
-        hub = start_hub(root / "hq")
-        try:
+    counter = WireCounter()
+    plain = client_module.channel  # type: ignore[attr-defined]
+
+    def counted(*args: Any, **kw: Any) -> grpc.Channel:
+        return grpc.intercept_channel(plain(*args, **kw), counter)
+
+    client_module.channel = counted  # type: ignore[attr-defined]
+    with ExitStack() as running:
+        running.callback(setattr, client_module, "channel", plain)
+        nodes = {}
+        for size in sizes:
+            root = base / f"noop-{size}"
+            hub_cfg = init_hub(root / "hq", listen="127.0.0.1:0")
+            hub = start_hub(root / "hq")
+            running.callback(hub.stop)
             site = hub.site
             key = site.key
             for start in range(0, size, 5000):  # the offers of bench_push and processes.py
@@ -597,35 +614,25 @@ def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
             ).token
             init_node(root / "daejeon", hub=hub.address, token=token)
             node = start_node(root / "daejeon", sync_every_s=0, live=False)
-            counter = WireCounter()
-            plain = client_module.channel  # type: ignore[attr-defined]
-
-            def counted(*args: Any, plain: Any = plain, counter: WireCounter = counter, **kw: Any) -> grpc.Channel:
-                return grpc.intercept_channel(plain(*args, **kw), counter)
-
-            client_module.channel = counted  # type: ignore[attr-defined]
-            try:
+            running.callback(node.stop)
+            t = time.perf_counter()
+            assert node.client.run_round().pulled == size
+            out[f"initial_pull_{size}_per_s"] = rate(size, time.perf_counter() - t)
+            node.client.run_round()  # warm
+            nodes[size] = node
+        took: dict[int, list[float]] = {size: [] for size in sizes}
+        for _ in range(NOOP_ROUNDS):
+            for size in sizes:
+                counter.sent = counter.received = counter.calls = 0
                 t = time.perf_counter()
-                assert node.client.run_round().pulled == size
-                out[f"initial_pull_{size}_per_s"] = rate(size, time.perf_counter() - t)
-                node.client.run_round()  # warm
-                took = []
-                for _ in range(5):
-                    counter.sent = counter.received = counter.calls = 0
-                    t = time.perf_counter()
-                    result = node.client.run_round()
-                    took.append((time.perf_counter() - t) * 1000)
-                    assert result.pulled == 0 and result.pushed == 0
-                took.sort()
-                out[f"noop_round_{size}_ms_median"] = took[2]
-                out[f"noop_round_{size}_ms_spread"] = took[-1] - took[0]
+                result = nodes[size].client.run_round()
+                took[size].append((time.perf_counter() - t) * 1000)
+                assert result.pulled == 0 and result.pushed == 0
                 out[f"noop_round_{size}_bytes"] = counter.sent + counter.received
                 out[f"noop_round_{size}_calls"] = counter.calls
-            finally:
-                client_module.channel = plain  # type: ignore[attr-defined]
-                node.stop()
-        finally:
-            hub.stop()
+        for size, times in took.items():
+            out[f"noop_round_{size}_ms_median"] = statistics.median(times)
+            out[f"noop_round_{size}_ms_spread"] = max(times) - min(times)
     return out
 
 
