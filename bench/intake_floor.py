@@ -14,7 +14,8 @@ title, summary and description analysed for the index (`sync.fulltext.analysed`)
 three rows (the signed body, the state, a contentless FTS5 row) queued to one writer
 thread that commits whatever is queued in one transaction (a group commit that waits for
 nothing); answered with the record's id once committed. No rules, merge, facets, log,
-audience, private note or the answer's detail.
+audience, private note or the answer's detail. The process settles its heap once serving,
+as a served site does (`sync.runtime.settle_heap`).
 
     python bench/intake_floor.py --data DIR     # serves until killed; prints its port
 """
@@ -29,6 +30,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +44,27 @@ import grpc  # noqa: E402
 from sync.config import DataDir  # noqa: E402
 from sync.fulltext import analysed  # noqa: E402
 from sync.keys import SigningKey  # noqa: E402
+from sync.runtime import settle_heap  # noqa: E402
 from sync.server import build_server  # noqa: E402
 from sync.signing import VERSION_DOMAIN, sign  # noqa: E402
 from techbridge.v1 import admin_pb2, envelope_pb2, records_pb2  # noqa: E402
 
 
+@dataclass
+class _Queued:
+    """A create's rows on their way to the writer, and how their transaction ended."""
+
+    rows: tuple[Any, ...]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
 class FloorWriter:
-    """One thread storing what is queued, all of it in one transaction a turn."""
+    """One thread storing what is queued, all of it in one transaction a turn; a
+    transaction that fails fails every create it held."""
 
     def __init__(self, path: Path) -> None:
-        self._queue: queue.SimpleQueue[tuple[tuple[Any, ...], threading.Event]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -62,13 +75,14 @@ class FloorWriter:
         conn.execute("CREATE TABLE records (record_id TEXT PRIMARY KEY, head TEXT NOT NULL, state TEXT NOT NULL)")
         conn.execute("CREATE VIRTUAL TABLE fts USING fts5(title, summary, body, tokenize = 'ascii', content = '')")
         self._conn = conn
-        self.commits = 0
         threading.Thread(target=self._run, name="floor-writer", daemon=True).start()
 
     def store(self, rows: tuple[Any, ...]) -> None:
-        done = threading.Event()
-        self._queue.put((rows, done))
-        done.wait()
+        queued = _Queued(rows)
+        self._queue.put(queued)
+        queued.done.wait()
+        if queued.error is not None:
+            raise queued.error
 
     def _run(self) -> None:
         while True:
@@ -78,14 +92,21 @@ class FloorWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", [r[0] for r, _ in batch])
-            self._conn.executemany("INSERT INTO records VALUES (?, ?, ?)", [r[1] for r, _ in batch])
-            self._conn.executemany("INSERT INTO fts (title, summary, body) VALUES (?, ?, ?)", [r[2] for r, _ in batch])
-            self._conn.execute("COMMIT")
-            self.commits += 1
-            for _, done in batch:
-                done.set()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", [q.rows[0] for q in batch])
+                self._conn.executemany("INSERT INTO records VALUES (?, ?, ?)", [q.rows[1] for q in batch])
+                self._conn.executemany(
+                    "INSERT INTO fts (title, summary, body) VALUES (?, ?, ?)", [q.rows[2] for q in batch]
+                )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                for q in batch:
+                    q.error = exc
+            for q in batch:
+                q.done.set()
 
 
 class FloorAdmin:
@@ -147,6 +168,7 @@ def main() -> None:
         return ["techbridge.v1.AdminService"]
 
     bound = build_server("127.0.0.1:0", cfg.admin_token, register, site_id=cfg.site_id, tls=data.tls.load())
+    settle_heap()  # as a served site does
     print(bound.port, flush=True)
     bound.server.wait_for_termination()
 

@@ -6,7 +6,8 @@ beside the limit it is measured against in the same run.
 
 * intake: listings/s through a node's API with 8 concurrent clients, against a
   trivial RPC (the standard health check) on the same server and clients; the node's
-  processor time a create and a health check;
+  processor time a create and a health check; and the same for intake's floor
+  (bench/intake_floor.py: the least a create can cost, on the node's server stack);
 * bulk import: the same N offers from a CSV file into a new node (`listing import`),
   against the initial push;
 * initial sync: the push of N listings from a node to an empty hub (median of 3
@@ -41,6 +42,7 @@ import csv
 import json
 import os
 import random
+import selectors
 import shutil
 import signal
 import socket
@@ -210,7 +212,7 @@ def propagation(src: Admin, dst: Admin, samples: int, title: str, limit_s: float
 
 
 def eight_clients(call: Any, n: int) -> float:
-    """Calls a second of `call(i)` for i < n, from eight threads at once."""
+    """The rate (calls a second) at which eight threads at once make `call(i)` for i < n."""
     t = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(call, range(n)))
@@ -228,12 +230,17 @@ def bench_intake_floor(data: Path, n: int) -> dict[str, float]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    ch = None
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+        with selectors.DefaultSelector() as ready:
+            ready.register(proc.stdout, selectors.EVENT_READ)
+            said = proc.stdout.readline() if ready.select(timeout=60) else ""
+        if not said.strip().isdigit():
+            raise SystemExit(f"bench/intake_floor.py did not start (exit code {proc.poll()}, said {said!r})")
         d = DataDir(data)
         cfg = d.load()
-        ch = channel(f"127.0.0.1:{port}", d.tls.load(), expect=cfg.site_id)
+        ch = channel(f"127.0.0.1:{int(said)}", d.tls.load(), expect=cfg.site_id)
         md = auth.admin_metadata(cfg.admin_token)
         admin = admin_pb2_grpc.AdminServiceStub(ch)
         health = health_pb2_grpc.HealthStub(ch)
@@ -245,7 +252,6 @@ def bench_intake_floor(data: Path, n: int) -> dict[str, float]:
         def check(_: int) -> None:
             health.Check(health_pb2.HealthCheckRequest(), timeout=10)
 
-        eight_clients(add, 50)  # connections made, the writer's table warm
         before = cpu_seconds(proc.pid)
         adds = eight_clients(add, n)
         add_cpu = (cpu_seconds(proc.pid) - before) / n
@@ -253,10 +259,13 @@ def bench_intake_floor(data: Path, n: int) -> dict[str, float]:
         before = cpu_seconds(proc.pid)
         checks = eight_clients(check, echoes)
         check_cpu = (cpu_seconds(proc.pid) - before) / echoes
-        ch.close()
     finally:
+        if ch is not None:
+            ch.close()
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
         for f in data.glob("floor.db*"):
             f.unlink()
     return {

@@ -581,7 +581,10 @@ def bench_noop(sizes: list[int], base: Path) -> dict[str, float]:
     KB) and a new node pulls them all through a real round (an initial-pull figure). Then
     the nodes run rounds with nothing new, the sizes in turn (NOOP_ROUNDS each, median), so
     that the machine's slower moments and each site's work in the background (the WAL copied
-    back after the pull, the jobs) fall on every size alike."""
+    back after the pull, the jobs) fall on every size alike. The sites of every size run in
+    this process until the end, so a larger size's initial pull runs beside the smaller
+    sizes' idle sites; a round's spread is over its NOOP_ROUNDS rounds."""
+
     import sync.protocol.node_side as client_module
 
     out: dict[str, float] = {}

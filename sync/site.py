@@ -838,8 +838,8 @@ class Site:
     def written_detail(self, version: Version, private_note: str = "") -> RecordDetail:
         """The detail of a record just written here by `version`, its newest head: the
         version is in hand and was signed here, so it is neither read back nor verified
-        again. A new record's row is made from its create as the store's merge makes it;
-        only a change to a record held reads the merged record."""
+        again. A new record's row and merged state are made from its create as the store's
+        merge makes them; only a change to a record held reads the merged record."""
         if version.change.action == Action.CREATE and not version.parents:
             row, state = self.store.created_row(version)
         else:

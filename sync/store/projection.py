@@ -37,10 +37,10 @@ _HELD_ELSEWHERE = (
     .group_by(versions_t.c.record_id)
     .having(func.count() > 1)
 )
-_VERSIONS_OF = select(versions_t.c.record_id, versions_t.c.version_id, versions_t.c.kind, versions_t.c.origin).where(
-    versions_t.c.record_id.in_(_IDS), versions_t.c.quarantined.is_(False)
-)
-_BODIES = select(versions_t.c.record_id, versions_t.c.version_id, versions_t.c.body).where(
+_VERSIONS_OF_RECORDS = select(
+    versions_t.c.record_id, versions_t.c.version_id, versions_t.c.kind, versions_t.c.origin
+).where(versions_t.c.record_id.in_(_IDS), versions_t.c.quarantined.is_(False))
+_BODIES_OF_VERSIONS = select(versions_t.c.record_id, versions_t.c.version_id, versions_t.c.body).where(
     versions_t.c.version_id.in_(_IDS)
 )
 _RECORDS_HELD = select(records_t.c.record_id).where(records_t.c.record_id.in_(_IDS))
@@ -161,7 +161,7 @@ class ProjectionStore:
             bodies[rid] = [decoded[v.version_id]]
             origin[rid] = (v.kind, v.origin)
         for i in range(0, len(ids), IN_CHUNK):
-            for row in conn.execute(_VERSIONS_OF, {"ids": ids[i : i + IN_CHUNK]}):
+            for row in conn.execute(_VERSIONS_OF_RECORDS, {"ids": ids[i : i + IN_CHUNK]}):
                 known = decoded.get(row.version_id)
                 if known is None:
                     unread.append(row.version_id)
@@ -169,7 +169,7 @@ class ProjectionStore:
                     bodies[row.record_id].append(known)
                 origin[row.record_id] = (row.kind, row.origin)
         for i in range(0, len(unread), IN_CHUNK):
-            for held in conn.execute(_BODIES, {"ids": unread[i : i + IN_CHUNK]}):
+            for held in conn.execute(_BODIES_OF_VERSIONS, {"ids": unread[i : i + IN_CHUNK]}):
                 bodies[held.record_id].append(merge_input_of(held.version_id, held.body, self.kinds))
         existing: set[str] = set()
         for i in range(0, len(ids), IN_CHUNK):

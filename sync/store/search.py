@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, select, text
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.elements import BindParameter
 
 from sync import fulltext
 from sync.fulltext import SearchDoc, SearchQuery, Snippet, TextQuery
@@ -43,9 +44,8 @@ log = logging.getLogger(__name__)
 TEXT_COLUMNS = ("title", "summary", "body")
 _COLUMN_OF_WEIGHT = {"A": 0, "B": 1, "C": 2}
 # Built once, run by every reindex: the index rows of the records named by `ids`.
-_DOCS_OF = select(docs_t.c.record_id, docs_t.c.doc_id, docs_t.c.facets).where(
-    docs_t.c.record_id.in_(bindparam("ids", expanding=True))
-)
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_DOCS_OF = select(docs_t.c.record_id, docs_t.c.doc_id, docs_t.c.facets).where(docs_t.c.record_id.in_(_IDS))
 BM25 = "bm25(search_fts, 10.0, 4.0, 1.0, 0.0)"
 TS_RANK_WEIGHTS = "{0, 0.2, 0.4, 1.0}"  # D (facets), C, B, A
 # The facets every searchable record has, beside the ones its kind's search doc gives.
