@@ -173,12 +173,26 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self._admin_token = admin_token
         self._site_id = site_id
         self._tls = tls
+        # Each method's handler as wrapped here, beside the handler it wraps: the wrapping
+        # depends on the method alone (each call's own state is its context), so it is made
+        # once per method rather than on every call.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
         if handler is None:
             return None
         method: str = details.method
+        made = self._wrapped.get(method)
+        if made is not None and made[0] is handler:
+            return made[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
+        """`handler` answering as the module docstring says: decoded here, guarded, errors
+        mapped to statuses, logged and counted."""
         service = method.lstrip("/").split("/")[0]
         needs_admin = service in ADMIN_SERVICES
         needs_peer = self._tls and not method.startswith(OPEN_PREFIXES)
