@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -145,3 +146,27 @@ def test_health_and_reflection(hub: Hub) -> None:
         )
         names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"techbridge.v1.SyncService", "techbridge.v1.EnrolmentService", "grpc.health.v1.Health"} <= names
+
+
+def test_calls_of_one_method_at_once_each_get_their_own_answer(hub: Hub) -> None:
+    # The boundary wraps a method's handler once and every call of it runs through that
+    # wrapper: concurrent calls, some without the credential and some malformed, must each
+    # be answered for themselves.
+    raw = hub.ch.unary_unary(
+        "/techbridge.v1.AdminService/ListRecords", request_serializer=None, response_deserializer=None
+    )
+    good = admin_pb2.ListRecordsRequest(page_size=5).SerializeToString()
+
+    def call(i: int) -> grpc.StatusCode:
+        payload, metadata = [(good, hub.md), (good, ()), (GARBAGE, hub.md)][i % 3]
+        try:
+            raw(payload, metadata=metadata, timeout=10)
+        except grpc.RpcError as e:
+            return e.code()
+        return grpc.StatusCode.OK
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(call, range(60)))
+    expected = [grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT]
+    assert codes == [expected[i % 3] for i in range(60)]
+    assert _serving(hub)
