@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select
 from sqlalchemy.engine import Row
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.elements import ColumnElement
 
 from sync.clock import Stamp
 from sync.codec import decode_version_body
@@ -42,6 +42,7 @@ from sync.kinds import NETWORK, Action, KindSet, audience_key
 from sync.store.projection import HeadVersion, RecordRow
 from sync.store.replicas import LOG_CHANNEL, WriteLock, notify_in
 from sync.store.tables import (
+    IDS,
     IN_CHUNK,
     insert_rows,
     log_t,
@@ -61,12 +62,11 @@ BATCH_BYTES = 4 * 1024 * 1024
 GROUP_WAIT_S = 0.006
 
 # The statements every batch runs, built once (building a Core statement and its cache
-# key costs more than executing it); each takes its id list as `ids`.
-_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+# key costs more than executing it); each but the head takes its id list as `IDS`.
 _LOG_HEAD = select(func.coalesce(func.max(log_t.c.seq), 0))
-_VERSIONS_HELD = select(versions_t.c.version_id).where(versions_t.c.version_id.in_(_IDS))
-_AUDIENCES_HELD = select(records_t.c.record_id, records_t.c.audience).where(records_t.c.record_id.in_(_IDS))
-_BODIES_OF_RECORDS = select(versions_t.c.record_id, versions_t.c.body).where(versions_t.c.record_id.in_(_IDS))
+_VERSIONS_HELD = select(versions_t.c.version_id).where(versions_t.c.version_id.in_(IDS))
+_AUDIENCES_HELD = select(records_t.c.record_id, records_t.c.audience).where(records_t.c.record_id.in_(IDS))
+_BODIES_OF_RECORDS = select(versions_t.c.record_id, versions_t.c.body).where(versions_t.c.record_id.in_(IDS))
 
 
 @dataclass

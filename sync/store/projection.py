@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.sql.elements import BindParameter
 
 from sync.codec import merge_input_of
 from sync.envelope import SignatureValue, Version
@@ -25,25 +24,24 @@ from sync.errors import NotFound
 from sync.kinds import Action, Content, KindSet, audience_key
 from sync.merge import MergeInput, RecordState, merge, state_from_json, state_to_json
 from sync.store.replicas import WriteLock
-from sync.store.tables import IN_CHUNK, insert_rows, notes_t, records_t, versions_t
+from sync.store.tables import IDS, IN_CHUNK, insert_rows, notes_t, records_t, versions_t
 
 # The statements a write runs for every batch, built once: building a Core statement
 # and its cache key costs more than executing it (a batch of a few creates, as intake
-# commits, paid about 80 us a statement). Each takes its id list as `ids`.
-_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+# commits, paid about 80 us a statement). Each takes its id list as `IDS`.
 _HELD_ELSEWHERE = (
     select(versions_t.c.record_id)
-    .where(versions_t.c.record_id.in_(_IDS))
+    .where(versions_t.c.record_id.in_(IDS))
     .group_by(versions_t.c.record_id)
     .having(func.count() > 1)
 )
 _VERSIONS_OF_RECORDS = select(
     versions_t.c.record_id, versions_t.c.version_id, versions_t.c.kind, versions_t.c.origin
-).where(versions_t.c.record_id.in_(_IDS), versions_t.c.quarantined.is_(False))
+).where(versions_t.c.record_id.in_(IDS), versions_t.c.quarantined.is_(False))
 _BODIES_OF_VERSIONS = select(versions_t.c.record_id, versions_t.c.version_id, versions_t.c.body).where(
-    versions_t.c.version_id.in_(_IDS)
+    versions_t.c.version_id.in_(IDS)
 )
-_RECORDS_HELD = select(records_t.c.record_id).where(records_t.c.record_id.in_(_IDS))
+_RECORDS_HELD = select(records_t.c.record_id).where(records_t.c.record_id.in_(IDS))
 
 
 @dataclass(frozen=True)

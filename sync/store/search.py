@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, delete, select, text
 from sqlalchemy.engine import Row
-from sqlalchemy.sql.elements import BindParameter
 
 from sync import fulltext
 from sync.fulltext import SearchDoc, SearchQuery, Snippet, TextQuery
@@ -37,15 +36,14 @@ from sync.kinds import Content, KindSet
 from sync.merge import state_from_json
 from sync.store.projection import RecordRow
 from sync.store.replicas import WriteLock, exclusive
-from sync.store.tables import IN_CHUNK, docs_t, facet_counts_t, insert_rows, records_t, versions_t
+from sync.store.tables import IDS, IN_CHUNK, docs_t, facet_counts_t, insert_rows, records_t, versions_t
 
 log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("title", "summary", "body")
 _COLUMN_OF_WEIGHT = {"A": 0, "B": 1, "C": 2}
-# Built once, run by every reindex: the index rows of the records named by `ids`.
-_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
-_DOCS_OF = select(docs_t.c.record_id, docs_t.c.doc_id, docs_t.c.facets).where(docs_t.c.record_id.in_(_IDS))
+# Built once, run by every reindex: the index rows of the records named by `IDS`.
+_DOCS_OF = select(docs_t.c.record_id, docs_t.c.doc_id, docs_t.c.facets).where(docs_t.c.record_id.in_(IDS))
 BM25 = "bm25(search_fts, 10.0, 4.0, 1.0, 0.0)"
 TS_RANK_WEIGHTS = "{0, 0.2, 0.4, 1.0}"  # D (facets), C, B, A
 # The facets every searchable record has, beside the ones its kind's search doc gives.

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy.sql.elements import BindParameter
 
 from sync.store.models import (
     LogEntryModel,
@@ -41,6 +42,8 @@ marks_t = cast(Table, StoreMarkModel.__table__)
 
 # SQLite caps bound parameters per statement; keep IN lists below it.
 IN_CHUNK = 500
+# The one id list the statements built once take (`... .in_(IDS)`, executed with `{"ids": [...]}`).
+IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], on_conflict: str = "") -> None:
