@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import grpc
 
@@ -18,8 +18,9 @@ from cli.common import CliError, Groups, data_arg, parse_sets, parse_time, value
 from cli.connect import CALL_TIMEOUT_S, Admin, kind_at, rpc_error_lines
 from cli.records import add_record_from_file, cmd_record_step, list_records, step_record
 from cli.render import err, print_listing
+from sync.server import field_violations
 from techbridge.v1 import admin_pb2
-from transfer.bulk import ImportRow, read_offers_csv
+from transfer.bulk import ImportRow, RowProblem, iter_offers_csv
 from transfer.records import LISTING
 
 
@@ -58,9 +59,11 @@ def cmd_listing_extend(a: argparse.Namespace) -> None:
 
 
 def cmd_listing_import(a: argparse.Namespace) -> None:
-    """Bulk offers from CSV: a header row of field names, one offer a row; lists separated by ';'.
-    Every row is checked first and every problem printed (row and field); nothing is stored
-    unless all rows are good."""
+    """Bulk offers from CSV: a header row of field names, one offer a row; lists separated by
+    ';'. The rows are read, checked and sent as one stream (ImportRecords): the site checks
+    each as it arrives and stores them only once every row is good; every problem is
+    printed (row and field), whether this side or the site found it. With --check nothing
+    is stored either way."""
     name = a.file
     try:
         with open(name, encoding="utf-8", newline="") as f:
@@ -69,64 +72,82 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
         raise CliError(f"error: {name}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise CliError(f"error: {name}: not a UTF-8 CSV file ({exc})") from exc
-    rows, problems = read_offers_csv(text)
-    if problems:
-        raise CliError(
-            *(
-                f"error: {name}: {p.description}"
-                if p.row == 0
-                else f"error: {name}: row {p.row}: {p.description}"
-                if p.field == "(row)"
-                else f"error: {name}: row {p.row}: {p.field}: {p.description}"
-                for p in problems
-            )
-        )
-    stored = 0
+    problems: list[RowProblem] = []
+    sent_rows: list[int] = []  # the file's row of each record sent, in the order sent
+
+    def requests() -> Iterator[admin_pb2.ImportRecordsRequest]:
+        batch: list[admin_pb2.AddRecordRequest] = []
+        for item in iter_offers_csv(text):
+            if isinstance(item, RowProblem):
+                problems.append(item)
+                continue
+            sent_rows.append(item.row)
+            batch.append(_record_of(item))
+            if len(batch) == IMPORT_BATCH:
+                yield admin_pb2.ImportRecordsRequest(records=batch, check_only=bool(problems))
+                batch = []
+        # The last message says whether to store: the stream's end is the site's signal.
+        yield admin_pb2.ImportRecordsRequest(records=batch, check_only=a.check or bool(problems))
+
+    stored = checked = 0
     with Admin(a.data) as s:
-        # One call at a time, each one transaction; the next call's message is built while
-        # the node stores the one before.
-        starts = range(0, len(rows), IMPORT_BATCH)
-        call = s.admin.AddRecords.future(_import_batch(rows[:IMPORT_BATCH]), metadata=s.md, timeout=CALL_TIMEOUT_S)
-        for start in starts:
-            following = start + IMPORT_BATCH
-            upcoming = _import_batch(rows[following : following + IMPORT_BATCH]) if following < len(rows) else None
-            try:
-                ids = call.result().ids
-            except grpc.RpcError as e:
-                lines = [_row_of(line, start, name) for line in rpc_error_lines(e)]
-                if stored:
-                    lines.append(f"error: {name}: rows 2-{stored + 1} were stored; none after")
-                raise CliError(*lines) from e
-            if upcoming is not None:
-                call = s.admin.AddRecords.future(upcoming, metadata=s.md, timeout=CALL_TIMEOUT_S)
-            for rid in ids:
-                sys.stdout.write(rid + "\n")
-            stored += len(ids)
-    err.print(f"imported {len(rows)} offers from {name}", highlight=False)
+        try:
+            for answer in s.admin.ImportRecords(requests(), metadata=s.md, timeout=IMPORT_TIMEOUT_S):
+                for rid in answer.ids:
+                    sys.stdout.write(rid + "\n")
+                stored += len(answer.ids)
+                checked = max(checked, answer.checked)
+        except grpc.RpcError as e:
+            found = [_row_problem(field, description, sent_rows) for field, description in field_violations(e)]
+            if not found:  # not a problem of the rows: the connection, the site
+                raise CliError(*rpc_error_lines(e), *_stored_line(name, stored)) from e
+            problems.extend(found)
+    if problems:
+        whole = [p for p in problems if p.row == 0 and p.field == "(file)"]
+        shown = whole or sorted(problems, key=lambda p: (p.row == 0, p.row))
+        raise CliError(*(_problem_line(name, p) for p in shown), *_stored_line(name, stored))
+    if a.check:
+        err.print(f"checked {checked} offers in {name}: all good, none stored", highlight=False)
+        return
+    err.print(f"imported {stored} offers from {name}", highlight=False)
 
 
-def _import_batch(rows: Sequence[ImportRow]) -> admin_pb2.AddRecordsRequest:
-    return admin_pb2.AddRecordsRequest(
-        records=[
-            admin_pb2.AddRecordRequest(
-                values=values_message(LISTING, row.content.as_dict()),
-                audience=list(row.audience),
-                status=row.content.status,
-                private_note=row.private_note,
-            )
-            for row in rows
-        ]
+def _record_of(row: ImportRow) -> admin_pb2.AddRecordRequest:
+    return admin_pb2.AddRecordRequest(
+        values=values_message(LISTING, row.content.as_dict()),
+        audience=list(row.audience),
+        status=row.content.status,
+        private_note=row.private_note,
     )
 
 
-# Rows stored per call, each call one transaction.
+# Records a message of the import stream carries.
 IMPORT_BATCH = 500
-_RECORD_INDEX = re.compile(r"records\[(\d+)\]\.")
+# The whole import, read, checked and stored (20,000 rows at most).
+IMPORT_TIMEOUT_S = 900.0
+_RECORD_FIELD = re.compile(r"records\[(\d+)\]\.(.*)")
 
 
-def _row_of(line: str, start: int, name: str) -> str:
-    """A server's `records[i].field` as the CSV row it came from."""
-    return _RECORD_INDEX.sub(lambda m: f"{name}: row {start + int(m.group(1)) + 2}: ", line)
+def _row_problem(field: str, description: str, sent_rows: Sequence[int]) -> RowProblem:
+    """A site's violation of `records[i].field` as the problem of the file row it came from."""
+    m = _RECORD_FIELD.fullmatch(field)
+    if m is None or int(m.group(1)) >= len(sent_rows):
+        return RowProblem(0, field, description)
+    return RowProblem(sent_rows[int(m.group(1))], m.group(2), description)
+
+
+def _problem_line(name: str, p: RowProblem) -> str:
+    if p.row == 0:
+        return (
+            f"error: {name}: {p.description}" if p.field == "(file)" else f"error: {name}: {p.field}: {p.description}"
+        )
+    if p.field == "(row)":
+        return f"error: {name}: row {p.row}: {p.description}"
+    return f"error: {name}: row {p.row}: {p.field}: {p.description}"
+
+
+def _stored_line(name: str, stored: int) -> list[str]:
+    return [f"error: {name}: rows 2-{stored + 1} were stored; none after"] if stored else []
 
 
 def add_parser(groups: Groups) -> None:
@@ -192,6 +213,7 @@ def add_parser(groups: Groups) -> None:
     sp = listing.add_parser("import", help="bulk offers from a CSV file (header: field names; lists split by ';')")
     sp.add_argument("--data", required=True)
     sp.add_argument("--file", required=True)
+    sp.add_argument("--check", action="store_true", help="check every row at the site, store none")
     sp.set_defaults(func=cmd_listing_import)
     sp = listing.add_parser("expire", help="the owning centre (or HQ) marks a published offer expired now")
     sp.add_argument("--data", required=True)

@@ -101,6 +101,10 @@ class _BadMessage(Exception):
     pass
 
 
+class _CallerLeft(Exception):
+    """The caller cancelled (or went away) while the handler read its stream."""
+
+
 def abort_for(context: grpc.ServicerContext, exc: TechbridgeError) -> NoReturn:
     code = next((c for cls, c in _CODES if isinstance(exc, cls)), grpc.StatusCode.INTERNAL)
     status = status_pb2.Status(code=code.value[0], message=str(exc))
@@ -244,7 +248,13 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     metrics.RPC_SECONDS.labels(method=method).observe(time.monotonic() - started)
 
         def request_iter(it: Iterator[bytes]) -> Iterator[Any]:
-            for raw in it:
+            while True:
+                try:
+                    raw = next(it)
+                except StopIteration:
+                    return
+                except grpc.RpcError as exc:  # grpc's signal that the caller cancelled
+                    raise _CallerLeft() from exc
                 if deser is None:
                     yield raw
                     continue
@@ -296,6 +306,9 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                         out = fn_su(request_iter(it), context)
                         scope.finished = True
                         return out
+                    except _CallerLeft:
+                        log.info("%s: the caller left before its stream ended", method)
+                        return None
                     except Exception as exc:
                         if _aborted(context):
                             raise
@@ -310,6 +323,8 @@ class ServiceBoundary(grpc.ServerInterceptor):  # type: ignore[type-arg]
                     guard(context)
                     yield from fn_ss(request_iter(it), context)
                     scope.finished = True
+                except _CallerLeft:
+                    log.info("%s: the caller left before its stream ended", method)
                 except Exception as exc:
                     if _aborted(context):
                         raise

@@ -97,6 +97,15 @@ class Received:
 
 
 @dataclass(frozen=True)
+class CheckedCreate:
+    """A new record that passed every rule of a create, ready to be signed and stored."""
+
+    kind: Kind
+    change: Change
+    private_note: str
+
+
+@dataclass(frozen=True)
 class RecordDetail:
     head: HeadVersion
     state: RecordState
@@ -430,25 +439,39 @@ class Site:
         """Create many records this centre owns, each (content, audience, private note), in
         one transaction: all are stored or none. InvalidInput names every problem, as
         `records[i].field`."""
+        checked, problems = self.checked_creates(items)
+        if problems:
+            raise InvalidInput(problems)
+        return self.store_creates(checked)
+
+    def checked_creates(
+        self, items: Sequence[tuple[Content, tuple[str, ...], str]], first: int = 0
+    ) -> tuple[list[CheckedCreate], list[FieldViolation]]:
+        """Each new record (content, audience, private note) checked against every rule a
+        create must pass: those that pass, for `store_creates`, and every problem of the
+        others, named `records[first + i].field`. Nothing is signed or stored."""
         problems: list[FieldViolation] = []
-        changes: list[tuple[Kind, Change, str]] = []
-        for i, (content, audience, note) in enumerate(items):
+        checked: list[CheckedCreate] = []
+        for i, (content, audience, note) in enumerate(items, start=first):
             try:
                 kind, change = self._new_change(content, audience, note)
             except InvalidInput as exc:
                 problems.extend(FieldViolation(f"records[{i}].{v.field}", v.description) for v in exc.violations)
                 continue
-            changes.append((kind, change, note))
-        if problems:
-            raise InvalidInput(problems)
+            checked.append(CheckedCreate(kind, change, note))
+        return checked, problems
+
+    def store_creates(self, checked: Sequence[CheckedCreate]) -> list[Version]:
+        """Sign the creates `checked_creates` passed and store them in one transaction."""
         versions: list[Version] = []
         notes: dict[str, str] = {}
         with self._write_lock:
-            for kind, change, note in changes:
+            for create in checked:
+                kind, change = create.kind, create.change
                 record_id, nonce = new_record_id(self.site_id, self.now_ms(), pins_of(kind, change))
                 versions.append(self._sign(record_id, self.site_id, change, (), nonce, kind, checked=True))
-                if note:
-                    notes[record_id] = note
+                if create.private_note:
+                    notes[record_id] = create.private_note
         seqs = self.store.append_local_batch(versions, self.now_ms(), notes)
         log.info(
             "stored %s new records as log entries %s-%s", len(versions), seqs[0] if seqs else 0, seqs[-1] if seqs else 0

@@ -7,7 +7,7 @@ mapped to statuses by sync.server.ServiceBoundary.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -20,7 +20,7 @@ from sync.fulltext import Snippet
 from sync.kinds import Content, FieldValue, Kind, make_content
 from sync.merge import Candidate, RecordState
 from sync.registry import Registry
-from sync.site import RecordDetail, Site
+from sync.site import CheckedCreate, RecordDetail, Site
 from sync.store import RecordRow, SearchResult
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 from transfer.alerts import Alert, add_alert, list_alerts, list_hits, remove_alert
@@ -31,8 +31,13 @@ from transfer.report import Report, parse_period, period_between, report
 from transfer.search import FACET_NAMES, search_query
 
 PAGE_MAX = 1000
-# Records one AddRecords call creates at most.
+# Records one AddRecords call creates at most (and one ImportRecords message carries).
 ADD_MANY_MAX = 1000
+# What one ImportRecords call takes at most: records, their bytes (the site holds them,
+# checked, until the stream ends), and the problems it names before counting the rest.
+IMPORT_MAX = 20_000
+IMPORT_BYTES_MAX = 64 * 1024 * 1024
+IMPORT_PROBLEMS_MAX = 50
 
 
 def values_pb(content: Content) -> records_pb2.RecordValues:
@@ -47,6 +52,34 @@ def values_of(values: records_pb2.RecordValues, what: str = "values") -> tuple[K
     if slot is None:
         raise InvalidInput([FieldViolation(what, "required: the record's values (listing, request, firm or interest)")])
     return kind_of(slot), getattr(values, slot)
+
+
+def _new_records(
+    records: Sequence[admin_pb2.AddRecordRequest], first: int = 0
+) -> tuple[list[tuple[Content, tuple[str, ...], str]], list[FieldViolation]]:
+    """The (content, audience, private note) of each new record whose values read, and the
+    problems of the others, named `records[first + i].field`."""
+    items = []
+    problems: list[FieldViolation] = []
+    for i, one in enumerate(records, start=first):
+        try:
+            kind, msg = values_of(one.values)
+            status = one.status or sorted(kind.initial, key=lambda s: kind.rank[s])[-1]
+            content = make_content(kind, dict(values_from_pb(kind, msg)), status)
+        except InvalidInput as exc:
+            problems.extend(FieldViolation(f"records[{i}].{v.field}", v.description) for v in exc.violations)
+            continue
+        items.append((content, tuple(one.audience), one.private_note))
+    return items, problems
+
+
+def _first_problems(problems: list[FieldViolation]) -> list[FieldViolation]:
+    """At most IMPORT_PROBLEMS_MAX problems, then how many more (a status's details travel
+    in the call's trailers, which are a few kilobytes at most)."""
+    if len(problems) <= IMPORT_PROBLEMS_MAX:
+        return problems
+    more = len(problems) - IMPORT_PROBLEMS_MAX
+    return [*problems[:IMPORT_PROBLEMS_MAX], FieldViolation("records", f"and {more} more problems")]
 
 
 def is_live(content: Content, now_ms: int) -> bool:
@@ -315,20 +348,47 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.AddRecordsResponse:
         if len(request.records) > ADD_MANY_MAX:
             raise InvalidInput([FieldViolation("records", f"at most {ADD_MANY_MAX} (got {len(request.records)})")])
-        items = []
-        problems: list[FieldViolation] = []
-        for i, one in enumerate(request.records):
-            try:
-                kind, msg = values_of(one.values)
-                status = one.status or sorted(kind.initial, key=lambda s: kind.rank[s])[-1]
-                content = make_content(kind, dict(values_from_pb(kind, msg)), status)
-            except InvalidInput as exc:
-                problems.extend(FieldViolation(f"records[{i}].{v.field}", v.description) for v in exc.violations)
-                continue
-            items.append((content, tuple(one.audience), one.private_note))
+        items, problems = _new_records(request.records)
         if problems:
             raise InvalidInput(problems)
         return admin_pb2.AddRecordsResponse(ids=[v.record_id for v in self._site.add_records(items)])
+
+    def ImportRecords(
+        self, request_iterator: Iterator[admin_pb2.ImportRecordsRequest], context: grpc.ServicerContext
+    ) -> Iterator[admin_pb2.ImportRecordsResponse]:
+        """Check each message's records as it arrives (while the client reads and sends the
+        next); once the stream has ended with every record good, store them a transaction
+        of ADD_MANY_MAX at a time, answering each one's ids."""
+        checked: list[CheckedCreate] = []
+        problems: list[FieldViolation] = []
+        count = size = 0
+        check_only = False
+        for request in request_iterator:
+            check_only = check_only or request.check_only
+            count += len(request.records)
+            size += request.ByteSize()
+            if len(request.records) > ADD_MANY_MAX:
+                raise InvalidInput(
+                    [FieldViolation("records", f"at most {ADD_MANY_MAX} a message (got {len(request.records)})")]
+                )
+            if count > IMPORT_MAX or size > IMPORT_BYTES_MAX:
+                raise InvalidInput(
+                    [FieldViolation("records", f"at most {IMPORT_MAX} records and {IMPORT_BYTES_MAX >> 20} MiB a call")]
+                )
+            first = count - len(request.records)
+            items, bad = _new_records(request.records, first)
+            good, broken = self._site.checked_creates(items, first) if items else ([], [])
+            problems.extend(bad)
+            problems.extend(broken)
+            checked.extend(good)
+        if problems:
+            raise InvalidInput(_first_problems(problems))
+        if check_only:
+            yield admin_pb2.ImportRecordsResponse(checked=count)
+            return
+        for start in range(0, len(checked), ADD_MANY_MAX):
+            stored = self._site.store_creates(checked[start : start + ADD_MANY_MAX])
+            yield admin_pb2.ImportRecordsResponse(ids=[v.record_id for v in stored])
 
     def ListRecords(
         self, request: admin_pb2.ListRecordsRequest, context: grpc.ServicerContext

@@ -1,12 +1,14 @@
 """Offers in bulk from CSV: a header row of field names, one offer a row, lists separated by
 ';'. Every row is checked and every problem named by its row (the header is row 1) and
-field; the CLI's `listing import` and the console's import read files the same way."""
+field; the CLI's `listing import` (row by row, as it sends them) and the console's import
+read files the same way."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sync.errors import InvalidInput
@@ -41,42 +43,70 @@ def number_or_text(text: str) -> int | str:
 
 def read_offers_csv(text: str) -> tuple[list[ImportRow], list[RowProblem]]:
     """The offers a CSV file holds and every problem in it (nothing is good unless both the
-    file and each row are)."""
-    text = text.removeprefix("\ufeff")  # a spreadsheet's byte-order mark
-    try:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        return [], [RowProblem(0, "(file)", f"not a CSV file ({exc})")]
-    if not rows:
-        return [], [RowProblem(0, "(file)", "no rows under the header")]
-    if len(rows) > ROWS_MAX:
-        return [], [RowProblem(0, "(file)", f"at most {ROWS_MAX} rows a file (got {len(rows)})")]
-    problems: list[RowProblem] = []
+    file and each row are; a problem of the file as a whole is the only one named)."""
     good: list[ImportRow] = []
-    for n, row in enumerate(rows, start=2):
-        doc: dict[str, object] = {}
-        for key, text_value in row.items():
-            if key is None:
-                problems.append(RowProblem(n, "(row)", "more cells than header columns"))
-                continue
-            value = (text_value or "").strip() if isinstance(text_value, str) else ""
-            default = LISTING.defaults.get(key)
-            if not value:
-                continue
-            if isinstance(default, tuple) or key == "audience":
-                doc[key] = [w.strip() for w in value.split(";") if w.strip()]
-            elif isinstance(default, bool):
-                doc[key] = value.lower() in ("true", "yes", "1")
-            elif isinstance(default, int):
-                doc[key] = number_or_text(value)
-            else:
-                doc[key] = value
-        try:
-            content = content_from_json(LISTING, doc, extra=EXTRA)
-            audience = audience_from_json(doc)
-        except InvalidInput as exc:
-            problems.extend(RowProblem(n, v.field, v.description) for v in exc.violations)
-            continue
-        note = doc.get("private_note")
-        good.append(ImportRow(n, content, audience, note if isinstance(note, str) else ""))
+    problems: list[RowProblem] = []
+    for item in iter_offers_csv(text):
+        if isinstance(item, ImportRow):
+            good.append(item)
+        elif item.row == 0:
+            return [], [item]
+        else:
+            problems.append(item)
     return good, problems
+
+
+def iter_offers_csv(text: str) -> Iterator[ImportRow | RowProblem]:
+    """Each row of a CSV file as it is read: the offer it holds, or each of its problems. A
+    problem of the file as a whole (row 0: not CSV, no rows, too many) comes last."""
+    text = text.removeprefix("\ufeff")  # a spreadsheet's byte-order mark
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    count = 0
+    try:
+        for n, row in enumerate(reader, start=2):
+            count += 1
+            if count > ROWS_MAX:
+                count += sum(1 for _ in reader)
+                yield RowProblem(0, "(file)", f"at most {ROWS_MAX} rows a file (got {count})")
+                return
+            offer = _offer_of(n, row)
+            if isinstance(offer, ImportRow):
+                yield offer
+            else:
+                yield from offer
+    except csv.Error as exc:
+        yield RowProblem(0, "(file)", f"not a CSV file ({exc})")
+        return
+    if not count:
+        yield RowProblem(0, "(file)", "no rows under the header")
+
+
+def _offer_of(n: int, row: dict[str | None, str | list[str] | None]) -> ImportRow | list[RowProblem]:
+    """Row `n`'s offer, or every problem it has."""
+    problems: list[RowProblem] = []
+    doc: dict[str, object] = {}
+    for key, text_value in row.items():
+        if key is None:
+            problems.append(RowProblem(n, "(row)", "more cells than header columns"))
+            continue
+        value = (text_value or "").strip() if isinstance(text_value, str) else ""
+        default = LISTING.defaults.get(key)
+        if not value:
+            continue
+        if isinstance(default, tuple) or key == "audience":
+            doc[key] = [w.strip() for w in value.split(";") if w.strip()]
+        elif isinstance(default, bool):
+            doc[key] = value.lower() in ("true", "yes", "1")
+        elif isinstance(default, int):
+            doc[key] = number_or_text(value)
+        else:
+            doc[key] = value
+    try:
+        content = content_from_json(LISTING, doc, extra=EXTRA)
+        audience = audience_from_json(doc)
+    except InvalidInput as exc:
+        problems.extend(RowProblem(n, v.field, v.description) for v in exc.violations)
+    if problems:
+        return problems
+    note = doc.get("private_note")
+    return ImportRow(n, content, audience, note if isinstance(note, str) else "")

@@ -647,6 +647,60 @@ class AddRecordsResponse(_message.Message):
 Global___AddRecordsResponse: _TypeAlias = AddRecordsResponse  # noqa: Y015
 
 @_typing.final
+class ImportRecordsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    CHECK_ONLY_FIELD_NUMBER: _builtins.int
+    check_only: _builtins.bool
+    """Set on any message of the stream: check every record, store none (the client found
+    problems of its own, or only wants the check).
+    """
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___AddRecordRequest]:
+        """At most 1,000 a message."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___AddRecordRequest] | None = ...,
+        check_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_only", b"check_only", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportRecordsRequest: _TypeAlias = ImportRecordsRequest  # noqa: Y015
+
+@_typing.final
+class ImportRecordsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    CHECKED_FIELD_NUMBER: _builtins.int
+    checked: _builtins.int
+    """With check_only: how many records were checked (the one answer)."""
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ids of the records stored by one transaction, in the order sent."""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+        checked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked", b"checked", "ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportRecordsResponse: _TypeAlias = ImportRecordsResponse  # noqa: Y015
+
+@_typing.final
 class ListRecordsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

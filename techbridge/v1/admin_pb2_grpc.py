@@ -45,6 +45,11 @@ class AdminServiceStub:
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsRequest.SerializeToString,
                 response_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsResponse.FromString,
                 _registered_method=True)
+        self.ImportRecords = channel.stream_stream(
+                '/techbridge.v1.AdminService/ImportRecords',
+                request_serializer=techbridge_dot_v1_dot_admin__pb2.ImportRecordsRequest.SerializeToString,
+                response_deserializer=techbridge_dot_v1_dot_admin__pb2.ImportRecordsResponse.FromString,
+                _registered_method=True)
         self.ListRecords = channel.unary_unary(
                 '/techbridge.v1.AdminService/ListRecords',
                 request_serializer=techbridge_dot_v1_dot_admin__pb2.ListRecordsRequest.SerializeToString,
@@ -150,6 +155,19 @@ class AdminServiceServicer:
     def AddRecords(self, request, context):
         """Many new records this site owns, in one transaction: all are stored or none (bulk
         import). Field violations are named records[i].field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportRecords(self, request_iterator, context):
+        """Many new records this site owns, checked as they arrive and stored only once every
+        one is good (bulk import of a file): the client streams them in messages of at most
+        1,000, the site checks each against every rule as it comes, and when the stream ends
+        with no problem it signs and stores them, a transaction of 1,000 at a time, answering
+        each stored batch's ids in order. Field violations are named records[i].field, i
+        counting from the first record of the stream (the first 50 problems, then how many
+        more). At most 20,000 records and 64 MiB of them in one call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -295,6 +313,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.AddRecords,
                     request_deserializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsRequest.FromString,
                     response_serializer=techbridge_dot_v1_dot_admin__pb2.AddRecordsResponse.SerializeToString,
+            ),
+            'ImportRecords': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportRecords,
+                    request_deserializer=techbridge_dot_v1_dot_admin__pb2.ImportRecordsRequest.FromString,
+                    response_serializer=techbridge_dot_v1_dot_admin__pb2.ImportRecordsResponse.SerializeToString,
             ),
             'ListRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRecords,
@@ -442,6 +465,33 @@ class AdminService:
             '/techbridge.v1.AdminService/AddRecords',
             techbridge_dot_v1_dot_admin__pb2.AddRecordsRequest.SerializeToString,
             techbridge_dot_v1_dot_admin__pb2.AddRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportRecords(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/techbridge.v1.AdminService/ImportRecords',
+            techbridge_dot_v1_dot_admin__pb2.ImportRecordsRequest.SerializeToString,
+            techbridge_dot_v1_dot_admin__pb2.ImportRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

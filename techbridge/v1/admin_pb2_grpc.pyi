@@ -40,6 +40,15 @@ class AdminServiceStub:
     """Many new records this site owns, in one transaction: all are stored or none (bulk
     import). Field violations are named records[i].field.
     """
+    ImportRecords: _grpc.StreamStreamMultiCallable[_admin_pb2.ImportRecordsRequest, _admin_pb2.ImportRecordsResponse]
+    """Many new records this site owns, checked as they arrive and stored only once every
+    one is good (bulk import of a file): the client streams them in messages of at most
+    1,000, the site checks each against every rule as it comes, and when the stream ends
+    with no problem it signs and stores them, a transaction of 1,000 at a time, answering
+    each stored batch's ids in order. Field violations are named records[i].field, i
+    counting from the first record of the stream (the first 50 problems, then how many
+    more). At most 20,000 records and 64 MiB of them in one call.
+    """
     ListRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]
     SearchRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]
     """Offers and requests matching a query and filters, ranked by relevance (or newest
@@ -94,6 +103,15 @@ class AdminServiceAsyncStub(AdminServiceStub):
     AddRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddRecordsRequest, _admin_pb2.AddRecordsResponse]  # type: ignore[assignment]
     """Many new records this site owns, in one transaction: all are stored or none (bulk
     import). Field violations are named records[i].field.
+    """
+    ImportRecords: _aio.StreamStreamMultiCallable[_admin_pb2.ImportRecordsRequest, _admin_pb2.ImportRecordsResponse]  # type: ignore[assignment]
+    """Many new records this site owns, checked as they arrive and stored only once every
+    one is good (bulk import of a file): the client streams them in messages of at most
+    1,000, the site checks each against every rule as it comes, and when the stream ends
+    with no problem it signs and stores them, a transaction of 1,000 at a time, answering
+    each stored batch's ids in order. Field violations are named records[i].field, i
+    counting from the first record of the stream (the first 50 problems, then how many
+    more). At most 20,000 records and 64 MiB of them in one call.
     """
     ListRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
     SearchRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]  # type: ignore[assignment]
@@ -158,6 +176,21 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.AddRecordsResponse, _abc.Awaitable[_admin_pb2.AddRecordsResponse]]:
         """Many new records this site owns, in one transaction: all are stored or none (bulk
         import). Field violations are named records[i].field.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportRecords(
+        self,
+        request_iterator: _MaybeAsyncIterator[_admin_pb2.ImportRecordsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.ImportRecordsResponse], _abc.AsyncIterator[_admin_pb2.ImportRecordsResponse]]:
+        """Many new records this site owns, checked as they arrive and stored only once every
+        one is good (bulk import of a file): the client streams them in messages of at most
+        1,000, the site checks each against every rule as it comes, and when the stream ends
+        with no problem it signs and stores them, a transaction of 1,000 at a time, answering
+        each stored batch's ids in order. Field violations are named records[i].field, i
+        counting from the first record of the stream (the first 50 problems, then how many
+        more). At most 20,000 records and 64 MiB of them in one call.
         """
 
     @_abc_1.abstractmethod
