@@ -18,6 +18,7 @@ from cli.common import CliError, Groups, data_arg, parse_sets, parse_time, value
 from cli.connect import CALL_TIMEOUT_S, Admin, kind_at, rpc_error_lines
 from cli.records import add_record_from_file, cmd_record_step, list_records, step_record
 from cli.render import err, print_listing
+from sync.codec import fill_values
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2
 from transfer.bulk import ImportRow, RowProblem, iter_offers_csv
@@ -113,12 +114,9 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
 
 
 def _record_of(row: ImportRow) -> admin_pb2.AddRecordRequest:
-    return admin_pb2.AddRecordRequest(
-        values=values_message(LISTING, row.content.as_dict()),
-        audience=list(row.audience),
-        status=row.content.status,
-        private_note=row.private_note,
-    )
+    record = admin_pb2.AddRecordRequest(audience=row.audience, status=row.content.status, private_note=row.private_note)
+    fill_values(LISTING, record.values.listing, row.content.fields)
+    return record
 
 
 # Records a message of the import stream carries.

@@ -78,6 +78,15 @@ def values_to_pb(kind: Kind, fields: Iterable[tuple[str, FieldValue]]) -> Messag
     return msg
 
 
+def fill_values(kind: Kind, msg: Message, fields: Iterable[tuple[str, FieldValue]]) -> None:
+    """Set `fields` in the kind's values message `msg`, skipping those at their default
+    (on the wire the same message, built with fewer calls)."""
+    defaults = kind.defaults
+    for name, value in fields:
+        if value != defaults[name]:
+            _set(kind, msg, name, value)
+
+
 def values_from_pb(kind: Kind, msg: Message, names: Iterable[str] | None = None) -> tuple[tuple[str, FieldValue], ...]:
     """The named fields of a values message (all of them when `names` is None);
     names the kind does not have are refused, each named."""

@@ -463,6 +463,13 @@ class Site:
 
     def store_creates(self, checked: Sequence[CheckedCreate]) -> list[Version]:
         """Sign the creates `checked_creates` passed and store them in one transaction."""
+        versions, notes = self.signed_creates(checked)
+        self.store_signed_creates(versions, notes)
+        return versions
+
+    def signed_creates(self, checked: Sequence[CheckedCreate]) -> tuple[list[Version], dict[str, str]]:
+        """The creates `checked_creates` passed, signed (not stored), and their private notes
+        by record id."""
         versions: list[Version] = []
         notes: dict[str, str] = {}
         with self._write_lock:
@@ -472,13 +479,16 @@ class Site:
                 versions.append(self._sign(record_id, self.site_id, change, (), nonce, kind, checked=True))
                 if create.private_note:
                     notes[record_id] = create.private_note
+        return versions, notes
+
+    def store_signed_creates(self, versions: Sequence[Version], notes: Mapping[str, str]) -> None:
+        """Store new records `signed_creates` signed, in one transaction."""
         seqs = self.store.append_local_batch(versions, self.now_ms(), notes)
         log.info(
             "stored %s new records as log entries %s-%s", len(versions), seqs[0] if seqs else 0, seqs[-1] if seqs else 0
         )
         for hook in self.on_local_write:
             hook()
-        return versions
 
     def _current(self, record_id: str) -> tuple[RecordRow, RecordState]:
         row = self.store.record(record_id)

@@ -16,6 +16,7 @@ CENTRES = [("tel-aviv", "IL"), ("brussels", "BE"), ("toledo", "ES"), ("daejeon",
 # (`make test-fast`) runs the rest in well under a minute.
 LAYERS: dict[str, str] = {
     "test_merge": "unit",
+    "test_envelope": "unit",
     "test_merge_properties": "unit",
     "test_interest_properties": "unit",
     "test_records": "unit",

@@ -15,12 +15,13 @@ import grpc
 from google.protobuf.message import Message
 
 from sync.codec import action_from_pb, content_to_pb, values_from_pb
+from sync.envelope import Version
 from sync.errors import FieldViolation, InvalidInput
 from sync.fulltext import Snippet
 from sync.kinds import Content, FieldValue, Kind, make_content
 from sync.merge import Candidate, RecordState
 from sync.registry import Registry
-from sync.site import CheckedCreate, RecordDetail, Site
+from sync.site import RecordDetail, Site
 from sync.store import RecordRow, SearchResult
 from techbridge.v1 import admin_pb2, admin_pb2_grpc, records_pb2
 from transfer.alerts import Alert, add_alert, list_alerts, list_hits, remove_alert
@@ -356,10 +357,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def ImportRecords(
         self, request_iterator: Iterator[admin_pb2.ImportRecordsRequest], context: grpc.ServicerContext
     ) -> Iterator[admin_pb2.ImportRecordsResponse]:
-        """Check each message's records as it arrives (while the client reads and sends the
-        next); once the stream has ended with every record good, store them a transaction
-        of ADD_MANY_MAX at a time, answering each one's ids."""
-        checked: list[CheckedCreate] = []
+        """Check each message's records as it arrives, and sign them while every record so
+        far is good (the client is reading and sending the next meanwhile); once the stream
+        has ended with every record good, store them a transaction of ADD_MANY_MAX at a
+        time, answering each one's ids. What is signed and never stored is dropped."""
+        signed: list[Version] = []
+        notes: dict[str, str] = {}
         problems: list[FieldViolation] = []
         count = size = 0
         check_only = False
@@ -380,15 +383,21 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             good, broken = self._site.checked_creates(items, first) if items else ([], [])
             problems.extend(bad)
             problems.extend(broken)
-            checked.extend(good)
+            if not problems and not check_only:
+                versions, their_notes = self._site.signed_creates(good)
+                signed.extend(versions)
+                notes.update(their_notes)
         if problems:
             raise InvalidInput(_first_problems(problems))
         if check_only:
             yield admin_pb2.ImportRecordsResponse(checked=count)
             return
-        for start in range(0, len(checked), ADD_MANY_MAX):
-            stored = self._site.store_creates(checked[start : start + ADD_MANY_MAX])
-            yield admin_pb2.ImportRecordsResponse(ids=[v.record_id for v in stored])
+        for start in range(0, len(signed), ADD_MANY_MAX):
+            batch = signed[start : start + ADD_MANY_MAX]
+            self._site.store_signed_creates(
+                batch, {v.record_id: notes[v.record_id] for v in batch if v.record_id in notes}
+            )
+            yield admin_pb2.ImportRecordsResponse(ids=[v.record_id for v in batch])
 
     def ListRecords(
         self, request: admin_pb2.ListRecordsRequest, context: grpc.ServicerContext
