@@ -90,8 +90,18 @@ def fill_values(kind: Kind, msg: Message, fields: Iterable[tuple[str, FieldValue
 def values_from_pb(kind: Kind, msg: Message, names: Iterable[str] | None = None) -> tuple[tuple[str, FieldValue], ...]:
     """The named fields of a values message (all of them when `names` is None);
     names the kind does not have are refused, each named."""
-    wanted = kind.field_names() if names is None else tuple(sorted(set(names)))
-    return _read_values(kind, msg, wanted)
+    if names is None:
+        return _read_all_values(kind, msg)
+    return _read_values(kind, msg, tuple(sorted(set(names))))
+
+
+def _read_all_values(kind: Kind, msg: Message) -> tuple[tuple[str, FieldValue], ...]:
+    """Every field of the kind: those the message sets read off it (listed by one call),
+    the others at their unset value."""
+    readers = kind.wire_readers
+    unset = kind.wire_unset
+    present = {f.name: v for f, v in msg.ListFields()}
+    return tuple((n, readers[n](present[n]) if n in present else unset[n]) for n in kind.field_names())
 
 
 def _read_values(kind: Kind, msg: Message, wanted: Sequence[str]) -> tuple[tuple[str, FieldValue], ...]:

@@ -177,6 +177,12 @@ class Kind:
         return readers
 
     @cached_property
+    def wire_unset(self) -> dict[str, FieldValue]:
+        """Each field's value, as its reader reads it, where a values message leaves it unset."""
+        empty = self.values_message()
+        return {name: read(getattr(empty, name)) for name, read in self.wire_readers.items()}
+
+    @cached_property
     def _sorted_field_names(self) -> tuple[str, ...]:
         return tuple(sorted(self.defaults))
 

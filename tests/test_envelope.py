@@ -1,12 +1,15 @@
 """A version written here carries the fields it was made from, not read back from its
-body: they must be the fields every other site reads from the same bytes."""
+body: they must be the fields every other site reads from the same bytes. A record's values
+read off a message all at once are the values read field by field."""
 
 from __future__ import annotations
 
+from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.clock import Stamp
+from sync.codec import values_from_pb, values_to_pb
 from sync.envelope import make_version, read_version
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, FieldValue, Kind
@@ -14,6 +17,12 @@ from transfer.records import KINDS
 
 KEY = SigningKey.generate()
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+INT_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
 
 
 def value_of(kind: Kind, name: str) -> st.SearchStrategy[FieldValue]:
@@ -24,7 +33,8 @@ def value_of(kind: Kind, name: str) -> st.SearchStrategy[FieldValue]:
     if isinstance(default, bool):
         return st.booleans()
     if isinstance(default, int):
-        return st.integers(-(2**63), 2**63 - 1)
+        wire = kind.values_message.DESCRIPTOR.fields_by_name[name]
+        return st.integers(*INT_RANGES[wire.cpp_type])
     if isinstance(default, tuple):
         return st.lists(TEXT, max_size=4).map(tuple)
     return TEXT
@@ -68,3 +78,15 @@ def test_a_written_version_equals_its_body_read_back(
     assert read == written
     assert read.change.fields == written.change.fields  # the same values, not just equal-comparing ones
     assert [type(v) for _, v in read.change.fields] == [type(v) for _, v in written.change.fields]
+
+
+@settings(max_examples=300, deadline=None)
+@given(change=changes())
+def test_every_value_read_off_a_message_at_once_equals_each_read_by_name(change: tuple[Kind, Change]) -> None:
+    kind, what = change
+    msg = values_to_pb(kind, what.fields)
+    at_once = values_from_pb(kind, msg)
+    by_name = values_from_pb(kind, msg, kind.field_names())
+    assert at_once == by_name
+    assert [type(v) for _, v in at_once] == [type(v) for _, v in by_name]
+    assert dict(at_once) == {**kind.wire_unset, **dict(what.fields)}
