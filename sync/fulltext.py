@@ -38,6 +38,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TypeVar
 
 import Stemmer
@@ -67,18 +68,28 @@ def _char_class(chars: Iterable[int]) -> str:
     return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
 
 
-# The CJK letters this Python's Unicode data knows (so every CJK run is letters), and the
-# other letters and digits.
-_CJK = _char_class(c for a, b in _CJK_BLOCKS for c in range(a, b + 1) if chr(c).isalnum())
-_RUN_RE = re.compile(f"(?P<cjk>[{_CJK}]+)|(?P<word>[^\\W_{_CJK}]+)")
 _WORD_RE = re.compile(r"[^\W_]+")
 _ASCII_WORD = re.compile(r"[a-z]+")
 _STEMMER = Stemmer.Stemmer("english")
 # Combining marks (accents, Hebrew points, …) go; the kana voicing marks are parts of letters.
 _KEEP_MARKS = frozenset({0x3099, 0x309A})
-_MARKS_RE = re.compile(
-    "[" + _char_class(c for c in range(0x10000) if unicodedata.combining(chr(c)) and c not in _KEEP_MARKS) + "]+"
-)
+
+
+@cache
+def _run_re() -> re.Pattern[str]:
+    """Runs of the CJK letters this Python's Unicode data knows (so every CJK run is
+    letters), and of the other letters and digits. Built on first use: reading the Unicode
+    data takes tens of milliseconds, which a process that analyses no text (the CLI) skips."""
+    cjk = _char_class(c for a, b in _CJK_BLOCKS for c in range(a, b + 1) if chr(c).isalnum())
+    return re.compile(f"(?P<cjk>[{cjk}]+)|(?P<word>[^\\W_{cjk}]+)")
+
+
+@cache
+def _marks_re() -> re.Pattern[str]:
+    """Runs of combining marks but the kana voicing marks; built on first use, as `_run_re`."""
+    return re.compile(
+        "[" + _char_class(c for c in range(0x10000) if unicodedata.combining(chr(c)) and c not in _KEEP_MARKS) + "]+"
+    )
 
 
 def fold(text: str) -> str:
@@ -87,9 +98,9 @@ def fold(text: str) -> str:
         return text.lower()
     folded = unicodedata.normalize("NFKC", text).casefold()
     apart = unicodedata.normalize("NFKD", folded)
-    if _MARKS_RE.search(apart) is None:
+    if _marks_re().search(apart) is None:
         return unicodedata.normalize("NFC", folded)
-    return unicodedata.normalize("NFC", _MARKS_RE.sub("", apart))
+    return unicodedata.normalize("NFC", _marks_re().sub("", apart))
 
 
 def fold_mapped(text: str) -> tuple[str, list[int]]:
@@ -160,7 +171,7 @@ def _run_tokens(run: str, start: int, is_cjk: bool) -> Iterator[Token]:
 def spans(folded: str) -> list[Token]:
     """The tokens of already folded text, with their places in it."""
     out: list[Token] = []
-    for m in _RUN_RE.finditer(folded):
+    for m in _run_re().finditer(folded):
         out.extend(_run_tokens(m.group(), m.start(), m.lastgroup == "cjk"))
     return out
 
