@@ -1,14 +1,16 @@
 """Importing a centre's spreadsheet of offers through the console.
 
-The file is read and every row checked first (transfer.bulk, the rules of `listing import`):
-any problem is listed by row and field and nothing is stored. A good file is stored in the
-background, `BATCH` offers to a transaction, while its page shows a progress bar that the
-page's script refreshes; each stored offer is noted as the importing staff member's.
+The file is read and every row checked first, by the rules of `listing import` (transfer.bulk)
+and then by every rule of a create at this site (`Site.checked_creates`): any problem is listed
+by row and field and nothing is stored. A good file is stored in the background, `BATCH` offers
+to a transaction, while its page shows a progress bar that the page's script refreshes; each
+stored offer is noted as the importing staff member's.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -18,8 +20,8 @@ from starlette.responses import Response
 
 from console.sessions import record_actions
 from console.web import Ask, ConsolePage
-from sync.errors import NotFound, TechbridgeError
-from sync.site import Site
+from sync.errors import FieldViolation, NotFound, TechbridgeError
+from sync.site import CheckedCreate, Site
 from transfer.bulk import ImportRow, read_offers_csv
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,10 @@ def _stored_so_far(job: ImportJob) -> str:
     return f"rows 2-{job.stored + 1} were stored, none after" if job.stored else "no row was stored"
 
 
-def _store(site: Site, job: ImportJob, rows: list[ImportRow]) -> None:
+def _store(site: Site, job: ImportJob, checked: list[CheckedCreate]) -> None:
     try:
-        for start in range(0, len(rows), BATCH):
-            batch = rows[start : start + BATCH]
-            versions = site.add_records([(r.content, r.audience, r.private_note) for r in batch])
+        for start in range(0, len(checked), BATCH):
+            versions = site.store_creates(checked[start : start + BATCH])
             job.stored += len(versions)
             job.record_ids.extend(v.record_id for v in versions)
             record_actions(
@@ -66,6 +67,17 @@ def _store(site: Site, job: ImportJob, rows: list[ImportRow]) -> None:
         job.error = f"the site could not store the rest; {_stored_so_far(job)}"
     finally:
         job.finished = True
+
+
+_RECORD_FIELD = re.compile(r"records\[(\d+)\]\.(.*)")
+
+
+def _row_problem(violation: FieldViolation, rows: list[ImportRow]) -> tuple[int, str, str]:
+    """The site's `records[i].field` problem as (file row, field, description)."""
+    m = _RECORD_FIELD.fullmatch(violation.field)
+    if m is None:
+        return 0, violation.field, violation.description
+    return rows[int(m.group(1))].row, m.group(2), violation.description
 
 
 def import_page(ask: Ask) -> Response:
@@ -85,8 +97,12 @@ def import_page(ask: Ask) -> Response:
     except UnicodeDecodeError:
         return ask.render("import.html", 400, problems=[(0, "file", ask.t("Not a UTF-8 CSV file."))], jobs=jobs)
     rows, problems = read_offers_csv(text)
-    if problems:
-        shown = [(p.row, p.field, p.description) for p in problems]
+    shown = [(p.row, p.field, p.description) for p in problems]
+    checked: list[CheckedCreate] = []
+    if not problems:
+        checked, refused = ask.site.checked_creates([(r.content, r.audience, r.private_note) for r in rows])
+        shown = [_row_problem(v, rows) for v in refused]
+    if shown:
         return ask.render("import.html", 400, problems=shown, jobs=jobs, file_name=upload.filename)
     job = ImportJob(uuid.uuid4().hex[:12], upload.filename, ask.account.name, len(rows))
     with _JOBS_LOCK:  # the oldest finished imports make room
@@ -96,7 +112,7 @@ def import_page(ask: Ask) -> Response:
         ]:
             del held[old]
         held[job.job_id] = job
-    threading.Thread(target=_store, args=(ask.site, job, rows), name=f"import-{job.job_id}", daemon=True).start()
+    threading.Thread(target=_store, args=(ask.site, job, checked), name=f"import-{job.job_id}", daemon=True).start()
     log.info("console: %s imports %s offers", job.staff_name, job.total)
     return ask.redirect(f"/intake/import/{job.job_id}")
 

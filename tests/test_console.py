@@ -374,6 +374,14 @@ def test_importing_a_spreadsheet_checks_every_row_then_stores_all(centre: Node, 
     assert "<td>3</td><td>title</td>" in r.text and "<td>4</td><td>trl</td>" in r.text
     assert "<td>4</td><td>target_countries[0]</td>" in r.text
     assert centre.listings() == []
+    # A note over 2,000 characters only the site measures: named by its row, nothing stored.
+    refused = "title,private_note\n" + "".join(f"Offer {i},{'x' * 2001 if i == 900 else ''}\n" for i in range(1000))
+    r = staff.http.post(
+        "/intake/import", data={"csrf": staff.csrf()}, files={"file": ("offers.csv", refused.encode(), "text/csv")}
+    )
+    assert r.status_code == 400
+    assert "<td>902</td><td>private_note</td>" in r.text, r.text
+    assert centre.listings() == []
     good = "title,trl,keywords\n" + "".join(f"Offer {i},{1 + i % 9},\n" for i in range(1200))
     r = staff.http.post(
         "/intake/import", data={"csrf": staff.csrf()}, files={"file": ("offers.csv", good.encode(), "text/csv")}
