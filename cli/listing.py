@@ -8,9 +8,8 @@ publish, extend, expire, withdraw, archive, delete, undelete).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import grpc
 
@@ -21,7 +20,7 @@ from cli.render import err, print_listing
 from sync.codec import fill_values
 from sync.server import field_violations
 from techbridge.v1 import admin_pb2
-from transfer.bulk import ImportRow, RowProblem, iter_offers_csv
+from transfer.bulk import ImportRow, RowProblem, iter_offers_csv, site_problem
 from transfer.records import LISTING
 
 
@@ -99,7 +98,7 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
                 stored += len(answer.ids)
                 checked = max(checked, answer.checked)
         except grpc.RpcError as e:
-            found = [_row_problem(field, description, sent_rows) for field, description in field_violations(e)]
+            found = [site_problem(field, description, sent_rows) for field, description in field_violations(e)]
             if not found:  # not a problem of the rows: the connection, the site
                 raise CliError(*rpc_error_lines(e), *_stored_line(name, stored)) from e
             problems.extend(found)
@@ -123,15 +122,6 @@ def _record_of(row: ImportRow) -> admin_pb2.AddRecordRequest:
 IMPORT_BATCH = 500
 # The whole import, read, checked and stored (20,000 rows at most).
 IMPORT_TIMEOUT_S = 900.0
-_RECORD_FIELD = re.compile(r"records\[(\d+)\]\.(.*)")
-
-
-def _row_problem(field: str, description: str, sent_rows: Sequence[int]) -> RowProblem:
-    """A site's violation of `records[i].field` as the problem of the file row it came from."""
-    m = _RECORD_FIELD.fullmatch(field)
-    if m is None or int(m.group(1)) >= len(sent_rows):
-        return RowProblem(0, field, description)
-    return RowProblem(sent_rows[int(m.group(1))], m.group(2), description)
 
 
 def _problem_line(name: str, p: RowProblem) -> str:

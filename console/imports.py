@@ -10,7 +10,6 @@ stored offer is noted as the importing staff member's.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -20,9 +19,9 @@ from starlette.responses import Response
 
 from console.sessions import record_actions
 from console.web import Ask, ConsolePage
-from sync.errors import FieldViolation, NotFound, TechbridgeError
+from sync.errors import NotFound, TechbridgeError
 from sync.site import CheckedCreate, Site
-from transfer.bulk import ImportRow, read_offers_csv
+from transfer.bulk import read_offers_csv, site_problem
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -69,17 +68,6 @@ def _store(site: Site, job: ImportJob, checked: list[CheckedCreate]) -> None:
         job.finished = True
 
 
-_RECORD_FIELD = re.compile(r"records\[(\d+)\]\.(.*)")
-
-
-def _row_problem(violation: FieldViolation, rows: list[ImportRow]) -> tuple[int, str, str]:
-    """The site's `records[i].field` problem as (file row, field, description)."""
-    m = _RECORD_FIELD.fullmatch(violation.field)
-    if m is None:
-        return 0, violation.field, violation.description
-    return rows[int(m.group(1))].row, m.group(2), violation.description
-
-
 def import_page(ask: Ask) -> Response:
     ask.need_writer()
     with _JOBS_LOCK:
@@ -101,7 +89,8 @@ def import_page(ask: Ask) -> Response:
     checked: list[CheckedCreate] = []
     if not problems:
         checked, refused = ask.site.checked_creates([(r.content, r.audience, r.private_note) for r in rows])
-        shown = [_row_problem(v, rows) for v in refused]
+        problems = [site_problem(v.field, v.description, [r.row for r in rows]) for v in refused]
+        shown = [(p.row, p.field, p.description) for p in problems]
     if shown:
         return ask.render("import.html", 400, problems=shown, jobs=jobs, file_name=upload.filename)
     job = ImportJob(uuid.uuid4().hex[:12], upload.filename, ask.account.name, len(rows))

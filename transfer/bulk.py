@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sync.errors import InvalidInput
@@ -18,6 +18,7 @@ from transfer.records import LISTING, audience_from_json, content_from_json
 EXTRA = frozenset({"audience", "status", "private_note"})
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 ROWS_MAX = 20_000
+_RECORD_FIELD = re.compile(r"records\[(\d+)\]\.(.*)")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,15 @@ def number_or_text(text: str) -> int | str:
     """An integer typed as ASCII digits (at most 18), else the text itself, for the rules
     to name as not a number."""
     return int(text) if _INTEGER.fullmatch(text) else text
+
+
+def site_problem(field: str, description: str, rows: Sequence[int]) -> RowProblem:
+    """A site's problem with `records[i].field` as the problem of the file row the i-th
+    record checked came from (`rows`, in the order checked); any other as the file's."""
+    m = _RECORD_FIELD.fullmatch(field)
+    if m is None or int(m.group(1)) >= len(rows):
+        return RowProblem(0, field, description)
+    return RowProblem(rows[int(m.group(1))], m.group(2), description)
 
 
 def read_offers_csv(text: str) -> tuple[list[ImportRow], list[RowProblem]]:
