@@ -86,8 +86,8 @@ def cmd_listing_import(a: argparse.Namespace) -> None:
             if len(batch) == IMPORT_BATCH:
                 yield admin_pb2.ImportRecordsRequest(records=batch, check_only=bool(problems))
                 batch = []
-        # The last message says whether to store: the stream's end is the site's signal.
-        yield admin_pb2.ImportRecordsRequest(records=batch, check_only=a.check or bool(problems))
+        # The last message, marked so: the site stores nothing of a stream that ends without it.
+        yield admin_pb2.ImportRecordsRequest(records=batch, check_only=a.check or bool(problems), last=True)
 
     stored = checked = 0
     with Admin(a.data) as s:

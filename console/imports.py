@@ -89,7 +89,8 @@ def import_page(ask: Ask) -> Response:
     checked: list[CheckedCreate] = []
     if not problems:
         checked, refused = ask.site.checked_creates([(r.content, r.audience, r.private_note) for r in rows])
-        problems = [site_problem(v.field, v.description, [r.row for r in rows]) for v in refused]
+        file_rows = [r.row for r in rows]
+        problems = [site_problem(v.field, v.description, file_rows) for v in refused]
         shown = [(p.row, p.field, p.description) for p in problems]
     if shown:
         return ask.render("import.html", 400, problems=shown, jobs=jobs, file_name=upload.filename)

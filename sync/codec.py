@@ -79,11 +79,11 @@ def values_to_pb(kind: Kind, fields: Iterable[tuple[str, FieldValue]]) -> Messag
 
 
 def fill_values(kind: Kind, msg: Message, fields: Iterable[tuple[str, FieldValue]]) -> None:
-    """Set `fields` in the kind's values message `msg`, skipping those at their default
-    (on the wire the same message, built with fewer calls)."""
-    defaults = kind.defaults
+    """Set `fields` in the kind's values message `msg`, skipping those at the value an unset
+    field reads as (on the wire the same message, built with fewer calls)."""
+    unset = kind.wire_unset
     for name, value in fields:
-        if value != defaults[name]:
+        if value != unset[name]:
             _set(kind, msg, name, value)
 
 

@@ -119,11 +119,14 @@ def make_version(
     """A version written and signed by `site` (a centre, or a firm signing with its own key).
     Its fields are the ones just encoded, not read back from the body: a change encodes
     losslessly (`tests/test_envelope.py` holds a written version equal to its body read
-    back), so every site reading the body reads this change."""
+    back), so every site reading the body reads this change. What reading the body back
+    would refuse is refused here: an empty record id, unsorted field names, an unknown status."""
     if not record_id:
         raise VerificationFailed("body has no record_id")
     if list(change.names) != sorted(set(change.names)):
         raise VerificationFailed("change fields must be sorted and distinct")
+    if change.status is not None and change.status not in kind.statuses:
+        raise VerificationFailed(f"{change.status!r} is not a {kind.name} status")
     parents = tuple(sorted(parents))
     origin = origin or site
     body = encode_version_body(

@@ -80,8 +80,10 @@ def test_listing_import_names_every_bad_row_of_every_batch_in_order(hub: Hub, tm
 def stream(
     *batches: list[admin_pb2.AddRecordRequest], check_only: bool = False
 ) -> list[admin_pb2.ImportRecordsRequest]:
+    """The messages of an import: the last marked last (and check_only, if asked)."""
+    last = len(batches) - 1
     return [
-        admin_pb2.ImportRecordsRequest(records=b, check_only=check_only and i == len(batches) - 1)
+        admin_pb2.ImportRecordsRequest(records=b, check_only=check_only and i == last, last=i == last)
         for i, b in enumerate(batches)
     ]
 
@@ -110,6 +112,26 @@ def test_import_records_check_only_stores_nothing_and_counts(hub: Hub) -> None:
     batches = [[offer(f"Offer {i}-{j}") for j in range(3)] for i in range(2)]
     answers = list(hub.admin.ImportRecords(iter(stream(*batches, check_only=True)), metadata=hub.md, timeout=30))
     assert [(list(a.ids), a.checked) for a in answers] == [([], 6)]
+    # Set on the first message only, it holds for the whole stream.
+    first_only = stream(*batches)
+    first_only[0].check_only = True
+    answers = list(hub.admin.ImportRecords(iter(first_only), metadata=hub.md, timeout=30))
+    assert [(list(a.ids), a.checked) for a in answers] == [([], 6)]
+    assert hub.listings() == []
+
+
+def test_import_records_stores_nothing_of_a_stream_without_its_last_message(hub: Hub) -> None:
+    unmarked = stream([offer("Offer 1")], [offer("Offer 2")])
+    unmarked[-1].last = False
+    with pytest.raises(grpc.RpcError) as e:
+        list(hub.admin.ImportRecords(iter(unmarked), metadata=hub.md, timeout=30))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(e.value)] == ["last"]
+    early = stream([offer("Offer 1")], [offer("Offer 2")])
+    early[0].last = True
+    with pytest.raises(grpc.RpcError) as e:
+        list(hub.admin.ImportRecords(iter(early), metadata=hub.md, timeout=30))
+    assert [f for f, _ in field_violations(e.value)] == ["last"]
     assert hub.listings() == []
 
 
@@ -121,8 +143,17 @@ def test_import_records_names_the_first_problems_and_counts_the_rest(hub: Hub) -
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     violations = field_violations(e.value)
     assert [f for f, _ in violations[:2]] == ["records[0].title", "records[1].title"]
-    assert violations[-1] == ("records", "and 1450 more problems")
-    assert len(violations) == 51
+    assert violations[-1] == ("records", f"and {1500 - len(violations) + 1} more problems")
+    assert 10 < len(violations) < 60
+    # Long problems that repeat what was sent, in Korean: cut, and the status still arrives whole.
+    word = "대전" * 40
+    echoing = [offer(f"Offer {j}", keywords=[word], taxonomy="tt-2026.1") for j in range(300)]
+    with pytest.raises(grpc.RpcError) as e:
+        list(hub.admin.ImportRecords(iter(stream(echoing)), metadata=hub.md, timeout=60))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(e.value)
+    assert violations[0][0] == "records[0].keywords[0]" and len(violations[0][1]) <= 160
+    assert violations[-1] == ("records", f"and {300 - len(violations) + 1} more problems")
     assert hub.add_record("Still serving")  # the server kept serving
 
 
@@ -147,10 +178,12 @@ def test_import_records_left_by_its_caller_stores_nothing(hub: Hub, caplog: pyte
         yield admin_pb2.ImportRecordsRequest(records=[offer(f"Offer {j}") for j in range(500)])
         sent.set()
         hold.wait(30)  # the caller goes away before the stream ends
+        yield admin_pb2.ImportRecordsRequest(records=[offer("Offer 500")], last=True)
 
     call = hub.admin.ImportRecords(requests(), metadata=hub.md, timeout=60)
     assert sent.wait(10)
-    # Either order stores nothing; the pause makes it likelier the site has read the first message.
+    # Whichever the site sees first, the cancel or the stream's end, the stream ended without
+    # its last message: nothing is stored. The pause makes it likelier the site has read the first.
     time.sleep(0.2)
     call.cancel()  # type: ignore[no-untyped-call]  # missing from grpc-stubs
     hold.set()
@@ -199,3 +232,31 @@ def test_listing_import_check_stores_nothing(hub: Hub, tmp_path: Path) -> None:
     f.write_text("title,trl\nOne,4\nTwo,12\n", encoding="utf-8")
     r = cli("listing", "import", "--check", "--data", str(hub.path), "--file", str(f))
     assert r.returncode == 1 and "row 3: trl" in r.stderr, r.stderr
+
+
+def test_a_site_takes_one_import_at_a_time(hub: Hub) -> None:
+    sent = threading.Event()
+    go_on = threading.Event()
+
+    def requests() -> Iterator[admin_pb2.ImportRecordsRequest]:
+        yield admin_pb2.ImportRecordsRequest(records=[offer("First import")])
+        sent.set()
+        go_on.wait(30)
+        yield admin_pb2.ImportRecordsRequest(records=[offer("First import, last")], last=True)
+
+    first = hub.admin.ImportRecords(requests(), metadata=hub.md, timeout=60)
+    assert sent.wait(10)
+    deadline = time.monotonic() + 10
+    while True:  # until the site has taken the first import's stream
+        try:
+            list(hub.admin.ImportRecords(iter(stream([offer("Second")])), metadata=hub.md, timeout=10))
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+            break
+        assert time.monotonic() < deadline, "the second import was never refused"
+        # Taken before the first had begun: stored, and tried again.
+        assert {v.values.listing.title for v in hub.listings()} <= {"Second"}
+    go_on.set()
+    assert sum(len(a.ids) for a in first) == 2
+    titles = {v.values.listing.title for v in hub.listings()}
+    assert {"First import", "First import, last"} <= titles <= {"First import", "First import, last", "Second"}

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.clock import Stamp
-from sync.codec import values_from_pb, values_to_pb
+from sync.codec import fill_values, values_from_pb, values_to_pb
 from sync.envelope import make_version, read_version
 from sync.keys import SigningKey
 from sync.kinds import Action, Change, FieldValue, Kind
@@ -26,6 +26,12 @@ INT_RANGES = {
 
 
 def value_of(kind: Kind, name: str) -> st.SearchStrategy[FieldValue]:
+    """Any value of the field's type, its default (which need not be what an unset field
+    reads as) and its unset value among them."""
+    return st.one_of(st.just(kind.defaults[name]), st.just(kind.wire_unset[name]), _any_value_of(kind, name))
+
+
+def _any_value_of(kind: Kind, name: str) -> st.SearchStrategy[FieldValue]:
     default = kind.defaults[name]
     parts = kind.composite_fields.get(name)
     if parts is not None:
@@ -90,3 +96,23 @@ def test_every_value_read_off_a_message_at_once_equals_each_read_by_name(change:
     assert at_once == by_name
     assert [type(v) for _, v in at_once] == [type(v) for _, v in by_name]
     assert dict(at_once) == {**kind.wire_unset, **dict(what.fields)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(change=changes())
+def test_a_message_filled_without_unset_values_is_the_same_message(change: tuple[Kind, Change]) -> None:
+    kind, what = change
+    filled = kind.values_message()
+    fill_values(kind, filled, what.fields)
+    full = values_to_pb(kind, what.fields)
+    assert filled.SerializeToString(deterministic=True) == full.SerializeToString(deterministic=True)
+    assert values_from_pb(kind, filled) == values_from_pb(kind, full)
+
+
+def test_a_field_at_its_default_but_not_its_unset_value_is_filled() -> None:
+    request = KINDS["request"]
+    fields = (("confidentiality", request.defaults["confidentiality"]),)
+    assert request.defaults["confidentiality"] != request.wire_unset["confidentiality"]
+    filled = request.values_message()
+    fill_values(request, filled, fields)
+    assert filled == values_to_pb(request, fields)

@@ -7,6 +7,8 @@ mapped to statuses by sync.server.ServiceBoundary.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -16,7 +18,7 @@ from google.protobuf.message import Message
 
 from sync.codec import action_from_pb, content_to_pb, values_from_pb
 from sync.envelope import Version
-from sync.errors import FieldViolation, InvalidInput
+from sync.errors import FieldViolation, InvalidInput, ResourceExhausted
 from sync.fulltext import Snippet
 from sync.kinds import Content, FieldValue, Kind, make_content
 from sync.merge import Candidate, RecordState
@@ -31,14 +33,17 @@ from transfer.records import KINDS, kind_of
 from transfer.report import Report, parse_period, period_between, report
 from transfer.search import FACET_NAMES, search_query
 
+log = logging.getLogger(__name__)
 PAGE_MAX = 1000
 # Records one AddRecords call creates at most (and one ImportRecords message carries).
 ADD_MANY_MAX = 1000
 # What one ImportRecords call takes at most: records, their bytes (the site holds them,
-# checked, until the stream ends), and the problems it names before counting the rest.
+# checked and signed, until the stream ends), and the bytes of the problems it names
+# before counting the rest (each cut to a length).
 IMPORT_MAX = 20_000
 IMPORT_BYTES_MAX = 64 * 1024 * 1024
-IMPORT_PROBLEMS_MAX = 50
+IMPORT_PROBLEMS_BYTES = 1500
+IMPORT_DESCRIPTION_MAX = 160
 
 
 def values_pb(content: Content) -> records_pb2.RecordValues:
@@ -75,12 +80,21 @@ def _new_records(
 
 
 def _first_problems(problems: list[FieldViolation]) -> list[FieldViolation]:
-    """At most IMPORT_PROBLEMS_MAX problems, then how many more (a status's details travel
-    in the call's trailers, which are a few kilobytes at most)."""
-    if len(problems) <= IMPORT_PROBLEMS_MAX:
-        return problems
-    more = len(problems) - IMPORT_PROBLEMS_MAX
-    return [*problems[:IMPORT_PROBLEMS_MAX], FieldViolation("records", f"and {more} more problems")]
+    """The first problems, each description cut to IMPORT_DESCRIPTION_MAX characters, while
+    they fit in IMPORT_PROBLEMS_BYTES, then how many more: a status travels in the call's
+    trailers (its message, percent-encoded, and its details), which a client takes up to
+    8 KiB of."""
+    shown: list[FieldViolation] = []
+    used = 0
+    for v in problems:
+        description = v.description[:IMPORT_DESCRIPTION_MAX]
+        used += len(v.field.encode()) + len(description.encode()) + 4
+        if used > IMPORT_PROBLEMS_BYTES:
+            break
+        shown.append(FieldViolation(v.field, description))
+    if len(shown) < len(problems):
+        shown.append(FieldViolation("records", f"and {len(problems) - len(shown)} more problems"))
+    return shown
 
 
 def is_live(content: Content, now_ms: int) -> bool:
@@ -283,6 +297,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self._site = site
         self._status = status
         self._rotate = rotate
+        self._importing = threading.Lock()
 
     def RotateKey(
         self, request: admin_pb2.RotateOwnKeyRequest, context: grpc.ServicerContext
@@ -358,15 +373,30 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request_iterator: Iterator[admin_pb2.ImportRecordsRequest], context: grpc.ServicerContext
     ) -> Iterator[admin_pb2.ImportRecordsResponse]:
         """Check each message's records as it arrives, and sign them while every record so
-        far is good (the client is reading and sending the next meanwhile); once the stream
-        has ended with every record good, store them a transaction of ADD_MANY_MAX at a
-        time, answering each one's ids. What is signed and never stored is dropped."""
+        far is good (the client reads and sends the next meanwhile). Only a stream that
+        ended with its last message marked, every record good and the caller still there is
+        stored: every transaction of ADD_MANY_MAX first, whether or not the caller stays,
+        then each one's ids. What is signed and never stored is dropped. One import at a
+        time at a site: each holds its records until its stream ends."""
+        if not self._importing.acquire(blocking=False):
+            raise ResourceExhausted("another import is running at this site; send this one when it has finished")
+        try:
+            yield from self._import(request_iterator, context)
+        finally:
+            self._importing.release()
+
+    def _import(
+        self, request_iterator: Iterator[admin_pb2.ImportRecordsRequest], context: grpc.ServicerContext
+    ) -> Iterator[admin_pb2.ImportRecordsResponse]:
         signed: list[Version] = []
         notes: dict[str, str] = {}
         problems: list[FieldViolation] = []
         count = size = 0
-        check_only = False
+        check_only = ended = False
         for request in request_iterator:
+            if ended:
+                raise InvalidInput([FieldViolation("last", "set on a message that was not the stream's last")])
+            ended = request.last
             check_only = check_only or request.check_only
             count += len(request.records)
             size += request.ByteSize()
@@ -387,17 +417,34 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 versions, their_notes = self._site.signed_creates(good)
                 signed.extend(versions)
                 notes.update(their_notes)
+        if not context.is_active():
+            log.info("an import's caller left before its stream ended (%s records): nothing stored", count)
+            return
+        if not ended:  # grpc may also end a cancelled caller's stream as if it had finished
+            raise InvalidInput(
+                [FieldViolation("last", "the stream ended without its last message marked: nothing stored")]
+            )
         if problems:
             raise InvalidInput(_first_problems(problems))
         if check_only:
             yield admin_pb2.ImportRecordsResponse(checked=count)
             return
+        stored: list[list[str]] = []
+        failure: Exception | None = None
         for start in range(0, len(signed), ADD_MANY_MAX):
             batch = signed[start : start + ADD_MANY_MAX]
-            self._site.store_signed_creates(
-                batch, {v.record_id: notes[v.record_id] for v in batch if v.record_id in notes}
-            )
-            yield admin_pb2.ImportRecordsResponse(ids=[v.record_id for v in batch])
+            try:
+                self._site.store_signed_creates(
+                    batch, {v.record_id: notes[v.record_id] for v in batch if v.record_id in notes}
+                )
+            except Exception as exc:  # what was stored before it is answered, then the error
+                failure = exc
+                break
+            stored.append([v.record_id for v in batch])
+        for ids in stored:
+            yield admin_pb2.ImportRecordsResponse(ids=ids)
+        if failure is not None:
+            raise failure
 
     def ListRecords(
         self, request: admin_pb2.ListRecordsRequest, context: grpc.ServicerContext

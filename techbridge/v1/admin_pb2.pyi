@@ -652,9 +652,14 @@ class ImportRecordsRequest(_message.Message):
 
     RECORDS_FIELD_NUMBER: _builtins.int
     CHECK_ONLY_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
     check_only: _builtins.bool
     """Set on any message of the stream: check every record, store none (the client found
     problems of its own, or only wants the check).
+    """
+    last: _builtins.bool
+    """Set on the stream's last message, and only there: the site stores nothing of a stream
+    that ends without it.
     """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___AddRecordRequest]:
@@ -665,10 +670,11 @@ class ImportRecordsRequest(_message.Message):
         *,
         records: _abc.Iterable[Global___AddRecordRequest] | None = ...,
         check_only: _builtins.bool = ...,
+        last: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_only", b"check_only", "records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_only", b"check_only", "last", b"last", "records", b"records"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

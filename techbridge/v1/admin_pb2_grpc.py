@@ -163,11 +163,13 @@ class AdminServiceServicer:
     def ImportRecords(self, request_iterator, context):
         """Many new records this site owns, checked as they arrive and stored only once every
         one is good (bulk import of a file): the client streams them in messages of at most
-        1,000, the site checks each against every rule as it comes, and when the stream ends
-        with no problem it signs and stores them, a transaction of 1,000 at a time, answering
-        each stored batch's ids in order. Field violations are named records[i].field, i
-        counting from the first record of the stream (the first 50 problems, then how many
-        more). At most 20,000 records and 64 MiB of them in one call.
+        1,000 and marks the last message `last`; the site checks and signs each message as it
+        comes and, when the stream ends with its last message marked and no problem, stores
+        them, a transaction of 1,000 at a time, and then answers each transaction's ids in
+        order. A stream that ends unmarked (a caller that left) stores nothing. Field
+        violations are named records[i].field, i counting from the first record of the
+        stream (the first problems, then how many more). At most 20,000 records and 64 MiB
+        of them in one call, one call at a time at a site.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

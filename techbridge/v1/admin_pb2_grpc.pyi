@@ -43,11 +43,13 @@ class AdminServiceStub:
     ImportRecords: _grpc.StreamStreamMultiCallable[_admin_pb2.ImportRecordsRequest, _admin_pb2.ImportRecordsResponse]
     """Many new records this site owns, checked as they arrive and stored only once every
     one is good (bulk import of a file): the client streams them in messages of at most
-    1,000, the site checks each against every rule as it comes, and when the stream ends
-    with no problem it signs and stores them, a transaction of 1,000 at a time, answering
-    each stored batch's ids in order. Field violations are named records[i].field, i
-    counting from the first record of the stream (the first 50 problems, then how many
-    more). At most 20,000 records and 64 MiB of them in one call.
+    1,000 and marks the last message `last`; the site checks and signs each message as it
+    comes and, when the stream ends with its last message marked and no problem, stores
+    them, a transaction of 1,000 at a time, and then answers each transaction's ids in
+    order. A stream that ends unmarked (a caller that left) stores nothing. Field
+    violations are named records[i].field, i counting from the first record of the
+    stream (the first problems, then how many more). At most 20,000 records and 64 MiB
+    of them in one call, one call at a time at a site.
     """
     ListRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]
     SearchRecords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]
@@ -107,11 +109,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ImportRecords: _aio.StreamStreamMultiCallable[_admin_pb2.ImportRecordsRequest, _admin_pb2.ImportRecordsResponse]  # type: ignore[assignment]
     """Many new records this site owns, checked as they arrive and stored only once every
     one is good (bulk import of a file): the client streams them in messages of at most
-    1,000, the site checks each against every rule as it comes, and when the stream ends
-    with no problem it signs and stores them, a transaction of 1,000 at a time, answering
-    each stored batch's ids in order. Field violations are named records[i].field, i
-    counting from the first record of the stream (the first 50 problems, then how many
-    more). At most 20,000 records and 64 MiB of them in one call.
+    1,000 and marks the last message `last`; the site checks and signs each message as it
+    comes and, when the stream ends with its last message marked and no problem, stores
+    them, a transaction of 1,000 at a time, and then answers each transaction's ids in
+    order. A stream that ends unmarked (a caller that left) stores nothing. Field
+    violations are named records[i].field, i counting from the first record of the
+    stream (the first problems, then how many more). At most 20,000 records and 64 MiB
+    of them in one call, one call at a time at a site.
     """
     ListRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRecordsRequest, _admin_pb2.ListRecordsResponse]  # type: ignore[assignment]
     SearchRecords: _aio.UnaryUnaryMultiCallable[_admin_pb2.SearchRecordsRequest, _admin_pb2.SearchRecordsResponse]  # type: ignore[assignment]
@@ -186,11 +190,13 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.ImportRecordsResponse], _abc.AsyncIterator[_admin_pb2.ImportRecordsResponse]]:
         """Many new records this site owns, checked as they arrive and stored only once every
         one is good (bulk import of a file): the client streams them in messages of at most
-        1,000, the site checks each against every rule as it comes, and when the stream ends
-        with no problem it signs and stores them, a transaction of 1,000 at a time, answering
-        each stored batch's ids in order. Field violations are named records[i].field, i
-        counting from the first record of the stream (the first 50 problems, then how many
-        more). At most 20,000 records and 64 MiB of them in one call.
+        1,000 and marks the last message `last`; the site checks and signs each message as it
+        comes and, when the stream ends with its last message marked and no problem, stores
+        them, a transaction of 1,000 at a time, and then answers each transaction's ids in
+        order. A stream that ends unmarked (a caller that left) stores nothing. Field
+        violations are named records[i].field, i counting from the first record of the
+        stream (the first problems, then how many more). At most 20,000 records and 64 MiB
+        of them in one call, one call at a time at a site.
         """
 
     @_abc_1.abstractmethod
