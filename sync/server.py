@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from sync.errors import (
     ERROR_DOMAIN,
     ConfigError,
     FailedPrecondition,
+    FieldViolation,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -109,12 +110,13 @@ def abort_for(context: grpc.ServicerContext, exc: TechbridgeError) -> NoReturn:
     code = next((c for cls, c in _CODES if isinstance(exc, cls)), grpc.StatusCode.INTERNAL)
     status = status_pb2.Status(code=code.value[0], message=str(exc))
     if isinstance(exc, InvalidInput):
+        shown = fitting_violations(exc.violations)
+        status.message = "; ".join(str(v) for v in shown)
         detail = any_pb2.Any()
         detail.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in exc.violations
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in shown
                 ]
             )
         )
@@ -125,6 +127,31 @@ def abort_for(context: grpc.ServicerContext, exc: TechbridgeError) -> NoReturn:
         status.details.append(info)
     context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("unreachable")  # abort_with_status raises
+
+
+# The field violations a status names: as many as fit in VIOLATIONS_BYTES, each description
+# cut to DESCRIPTION_MAX characters, then how many more.
+VIOLATIONS_BYTES = 1500
+DESCRIPTION_MAX = 160
+
+
+def fitting_violations(violations: Sequence[FieldViolation]) -> list[FieldViolation]:
+    """The first violations while they fit in VIOLATIONS_BYTES, each description cut to
+    DESCRIPTION_MAX characters, then a `(more)` one counting the rest. A status travels in
+    the call's trailers, twice (its message percent-encoded, its details base64), and a
+    client takes at most 16 KiB of them: a thousand records each with a problem, or fifty
+    echoing Korean values, ran past that and reached the client as RESOURCE_EXHAUSTED."""
+    shown: list[FieldViolation] = []
+    used = 0
+    for v in violations:
+        description = v.description[:DESCRIPTION_MAX]
+        used += len(v.field.encode()) + len(description.encode()) + 4
+        if used > VIOLATIONS_BYTES:
+            break
+        shown.append(FieldViolation(v.field, description))
+    if len(shown) < len(violations):
+        shown.append(FieldViolation("(more)", f"and {len(violations) - len(shown)} more problems"))
+    return shown
 
 
 def _details(err: grpc.RpcError, message_type: type[_Detail]) -> Iterator[_Detail]:

@@ -26,6 +26,17 @@ def offer(title: str, **fields: object) -> admin_pb2.AddRecordRequest:
     )
 
 
+def test_add_records_names_the_problems_that_fit_in_a_status(hub: Hub) -> None:
+    # A thousand records each with a problem: named in full, they outgrew the call's trailers.
+    with pytest.raises(grpc.RpcError) as e:
+        hub.admin.AddRecords(admin_pb2.AddRecordsRequest(records=[offer("")] * 1000), metadata=hub.md, timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(e.value)
+    assert violations[0] == ("records[0].title", "required, must not be empty")
+    assert violations[-1] == ("(more)", f"and {1000 - len(violations) + 1} more problems")
+    assert hub.listings() == []
+
+
 def test_add_records_stores_all_or_none(hub: Hub) -> None:
     good = [offer(f"Offer {i}") for i in range(3)]
     bad = offer("Published at once")
@@ -143,7 +154,7 @@ def test_import_records_names_the_first_problems_and_counts_the_rest(hub: Hub) -
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     violations = field_violations(e.value)
     assert [f for f, _ in violations[:2]] == ["records[0].title", "records[1].title"]
-    assert violations[-1] == ("records", f"and {1500 - len(violations) + 1} more problems")
+    assert violations[-1] == ("(more)", f"and {1500 - len(violations) + 1} more problems")
     assert 10 < len(violations) < 60
     # Long problems that repeat what was sent, in Korean: cut, and the status still arrives whole.
     word = "대전" * 40
@@ -153,7 +164,7 @@ def test_import_records_names_the_first_problems_and_counts_the_rest(hub: Hub) -
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     violations = field_violations(e.value)
     assert violations[0][0] == "records[0].keywords[0]" and len(violations[0][1]) <= 160
-    assert violations[-1] == ("records", f"and {300 - len(violations) + 1} more problems")
+    assert violations[-1] == ("(more)", f"and {300 - len(violations) + 1} more problems")
     assert hub.add_record("Still serving")  # the server kept serving
 
 

@@ -37,13 +37,10 @@ log = logging.getLogger(__name__)
 PAGE_MAX = 1000
 # Records one AddRecords call creates at most (and one ImportRecords message carries).
 ADD_MANY_MAX = 1000
-# What one ImportRecords call takes at most: records, their bytes (the site holds them,
-# checked and signed, until the stream ends), and the bytes of the problems it names
-# before counting the rest (each cut to a length).
+# What one ImportRecords call takes at most: records, and their bytes (the site holds
+# them, checked and signed, until the stream ends).
 IMPORT_MAX = 20_000
 IMPORT_BYTES_MAX = 64 * 1024 * 1024
-IMPORT_PROBLEMS_BYTES = 1500
-IMPORT_DESCRIPTION_MAX = 160
 
 
 def values_pb(content: Content) -> records_pb2.RecordValues:
@@ -77,24 +74,6 @@ def _new_records(
             continue
         items.append((content, tuple(one.audience), one.private_note))
     return items, problems
-
-
-def _first_problems(problems: list[FieldViolation]) -> list[FieldViolation]:
-    """The first problems, each description cut to IMPORT_DESCRIPTION_MAX characters, while
-    they fit in IMPORT_PROBLEMS_BYTES, then how many more: a status travels in the call's
-    trailers (its message, percent-encoded, and its details), which a client takes up to
-    8 KiB of."""
-    shown: list[FieldViolation] = []
-    used = 0
-    for v in problems:
-        description = v.description[:IMPORT_DESCRIPTION_MAX]
-        used += len(v.field.encode()) + len(description.encode()) + 4
-        if used > IMPORT_PROBLEMS_BYTES:
-            break
-        shown.append(FieldViolation(v.field, description))
-    if len(shown) < len(problems):
-        shown.append(FieldViolation("records", f"and {len(problems) - len(shown)} more problems"))
-    return shown
 
 
 def is_live(content: Content, now_ms: int) -> bool:
@@ -425,7 +404,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 [FieldViolation("last", "the stream ended without its last message marked: nothing stored")]
             )
         if problems:
-            raise InvalidInput(_first_problems(problems))
+            raise InvalidInput(problems)  # the server names those that fit in a status
         if check_only:
             yield admin_pb2.ImportRecordsResponse(checked=count)
             return
