@@ -85,14 +85,13 @@ def import_page(ask: Ask) -> Response:
     except UnicodeDecodeError:
         return ask.render("import.html", 400, problems=[(0, "file", ask.t("Not a UTF-8 CSV file."))], jobs=jobs)
     rows, problems = read_offers_csv(text)
-    shown = [(p.row, p.field, p.description) for p in problems]
     checked: list[CheckedCreate] = []
     if not problems:
         checked, refused = ask.site.checked_creates([(r.content, r.audience, r.private_note) for r in rows])
         file_rows = [r.row for r in rows]
         problems = [site_problem(v.field, v.description, file_rows) for v in refused]
+    if problems:
         shown = [(p.row, p.field, p.description) for p in problems]
-    if shown:
         return ask.render("import.html", 400, problems=shown, jobs=jobs, file_name=upload.filename)
     job = ImportJob(uuid.uuid4().hex[:12], upload.filename, ask.account.name, len(rows))
     with _JOBS_LOCK:  # the oldest finished imports make room

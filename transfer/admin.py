@@ -389,7 +389,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 )
             first = count - len(request.records)
             items, bad = _new_records(request.records, first)
-            good, broken = self._site.checked_creates(items, first) if items else ([], [])
+            good, broken = self._site.checked_creates(items, first)
             problems.extend(bad)
             problems.extend(broken)
             if not problems and not check_only:
