@@ -280,8 +280,13 @@ def test_partition_slow_link_and_healing_between_two_hosts(net: Net, tmp_path: P
         time.sleep(3)
         assert during_hq not in _ids(net, net.node_ns, to)
         assert during_to not in _ids(net, net.hub_ns, hq)
-        st = json.loads(net.tb(net.node_ns, "sync", "status", "--data", str(to), "--json").stdout)
-        assert st["peers"][0]["last_error"]  # and it says why
+
+        def says_why() -> bool:
+            st = json.loads(net.tb(net.node_ns, "sync", "status", "--data", str(to), "--json").stdout)
+            return bool(st["peers"][0]["last_error"])
+
+        # And it says why, once a round across the cut link has failed (its connect times out).
+        assert wait_until(says_why, timeout=30, step=0.5)
 
         # Heal: both converge without anyone running sync by hand.
         net.link(True)
