@@ -28,7 +28,9 @@ beside the limit it is measured against in the same run.
   with --full) written as signed versions straight into the hub's store before
   it starts (PostgreSQL: a fresh database on 127.0.0.1:5432 per run, dropped
   afterwards; skipped if none answers);
-* peak memory of the hub and a node beside the data synced.
+* peak memory of the hub and a node beside the data synced; and the hub's peak through
+  an initial push of 5,000 and of 20,000 offers (10,000 and 100,000 with --full), each from a
+  centre whose store was filled directly, a new hub each time, against each other.
 
 Listings are generated from a fixed seed (words in several languages, taxonomy
 keywords, target countries). Writes bench/results/processes.json with the
@@ -169,11 +171,21 @@ class Admin:
         self.ch.close()
 
 
-def peak_rss_mb(pid: int) -> float:
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory process `pid` has held (VmHWM), in MB."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory process `pid` holds now (VmRSS), in MB."""
+    return _status_mb(pid, "VmRSS")
 
 
 CORES = len(os.sched_getaffinity(0))
@@ -589,6 +601,9 @@ def main() -> None:
         finally:
             procs.stop_all()
 
+        # The hub's peak memory through pushes of a small and a large catalogue, nothing else running.
+        figures.update(bench_push_memory(base, [10_000, 100_000] if a.full else [5_000, 20_000]))
+
         # HQ search on larger stores, SQLite and PostgreSQL, nothing else running.
         figures["search_size"] = search_size
         for backend in ("sqlite", "postgresql"):
@@ -637,9 +652,77 @@ def main() -> None:
             spent = f"initial_{way}_cpu_us_per_offer_{side}"
             doc["figures"][spent] = figures[spent]
     doc["figures"]["initial_sync_processes_offers"] = a.n
+    for name in ("push_memory_small_offers", "push_memory_big_offers", "push_memory_hub_peak_ratio"):
+        doc["figures"][name] = figures[name]
+    for size in (figures["push_memory_small_offers"], figures["push_memory_big_offers"]):
+        doc["figures"][f"push_memory_hub_peak_rss_mb_{size}"] = figures[f"push_memory_hub_peak_rss_mb_{size}"]
     doc["processes_machine"] = info
     latest.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"intake vs trivial RPC {figures['intake_vs_trivial_rpc']:.3f}, written to {latest}")
+
+
+JOBS_EVERY_S = 1.0
+
+
+def bench_push_memory(base: Path, sizes: list[int]) -> dict[str, float]:
+    """The hub's peak memory through an initial push, at each of `sizes` offers: for each
+    size a new hub and a new centre (started with the CLI, real processes), the centre's
+    store filled with `size` signed offers straight before it starts (benchlib, about 3.8 KB
+    each, as its own), one round pushing them all to the hub; then the hub's and the node's peak
+    resident memory (VmHWM) and what the hub held before the round. The sites of one size
+    stop, and their folders go, before the next size starts."""
+    out: dict[str, float] = {}
+    for size in sizes:
+        root = base / f"memory-{size}"
+        root.mkdir()
+        procs = Procs(root)
+        try:
+            hub_port = free_port()
+            cli("hub", "init", "--data", str(root / "hq"), "--listen", f"127.0.0.1:{hub_port}")
+            # The hub's jobs (figures, suggestions) every second, not every 30: each runs
+            # beside the push whatever its length, as a long push meets them.
+            hq = DataDir(root / "hq")
+            hq.save(hq.load().with_updates(figures_every_s=JOBS_EVERY_S, suggest_every_s=JOBS_EVERY_S))
+            hub = procs.serve("hub", "hq")
+            token = cli(
+                "hub", "invite", "--data", str(root / "hq"), "--centre", "brussels", "--name", "B", "--country", "BE"
+            )
+            cli(
+                "node",
+                "init",
+                "--data",
+                str(root / "brussels"),
+                "--hub",
+                f"127.0.0.1:{hub_port}",
+                "--token",
+                token.splitlines()[-1],
+            )
+            site = Site.open(DataDir(root / "brussels"), KINDS)  # the node is not running yet
+            try:
+                for start in range(0, size, 5000):
+                    chunk = benchlib.signed_offers(site.key, site.site_id, min(5000, size - start), start=start)
+                    benchlib.write_versions(site.store, chunk, local=True)
+            finally:
+                site.close()
+            node = procs.serve("node", "brussels", "--sync-every", "0", "--no-live")
+            out[f"push_memory_hub_start_rss_mb_{size}"] = rss_mb(hub.pid)
+            brussels = Admin(root / "brussels")
+            t = time.perf_counter()
+            brussels.sync_now()
+            out[f"push_memory_per_s_{size}"] = size / (time.perf_counter() - t)
+            brussels.close()
+            out[f"push_memory_hub_peak_rss_mb_{size}"] = peak_rss_mb(hub.pid)
+            out[f"push_memory_node_peak_rss_mb_{size}"] = peak_rss_mb(node.pid)
+        finally:
+            procs.stop_all()
+            shutil.rmtree(root)
+    small, big = min(sizes), max(sizes)
+    # Stable keys, whatever the sizes: the largest push's peak against the smallest's.
+    out["push_memory_small_offers"] = small
+    out["push_memory_big_offers"] = big
+    peaks = (out[f"push_memory_hub_peak_rss_mb_{big}"], out[f"push_memory_hub_peak_rss_mb_{small}"])
+    out["push_memory_hub_peak_ratio"] = peaks[0] / peaks[1]
+    return out
 
 
 def only_search(search_size: int, samples: int) -> None:
@@ -677,6 +760,8 @@ def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
     def runs(k: str) -> str:
         return f"{f[k]:10.1f} ±{f[k + '_spread'] / 2:.0f} (median of {f[k + '_runs']})"
 
+    small_peak = f[f"push_memory_hub_peak_rss_mb_{f['push_memory_small_offers']}"]
+    big_peak = f[f"push_memory_hub_peak_rss_mb_{f['push_memory_big_offers']}"]
     rows = [
         (
             "intake, 8 clients /s",
@@ -729,6 +814,11 @@ def report(n: int, f: dict[str, Any], info: dict[str, str]) -> None:
             "peak RSS hub / node MB",
             f"{f['hub_peak_rss_mb']:10.1f} / {f['node_peak_rss_mb']:.1f}",
             f"data {f['data_synced_mb']:.1f} MB",
+        ),
+        (
+            f"hub peak MB, push of {f['push_memory_small_offers']:,} / {f['push_memory_big_offers']:,}",
+            f"{small_peak:10.1f} / {big_peak:.1f}",
+            f"ratio {f['push_memory_hub_peak_ratio']:.2f}",
         ),
     ]
     for backend in ("sqlite", "postgresql"):

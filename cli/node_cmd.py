@@ -52,7 +52,9 @@ def cmd_node_init(a: argparse.Namespace) -> None:
 
 def cmd_node_serve(a: argparse.Namespace) -> None:
     from node.site import start_node
-    from sync.runtime import wait_for_signal
+    from sync.runtime import bound_malloc_arenas, wait_for_signal
+
+    bound_malloc_arenas()  # before the server's threads start
 
     if a.insecure:
         warn_insecure("node")

@@ -56,6 +56,9 @@ PER_REQUEST = 5
 MIN_SCORE = 0.3
 SCAN_BATCH = 2_000
 PAGE = 1_000
+# Changed offers read at once: their rows hold every field (a few KB each), so a pass
+# over SCAN_BATCH new offers holds a few hundred at a time, not all of them.
+ROWS_AT_ONCE = 200
 
 
 @dataclass(frozen=True)
@@ -166,16 +169,17 @@ class SuggestionJob:
         created = withdrawn = 0
         requests = set(changed_requests)
         dead_offers: list[str] = []
-        offers = {row.record_id: row for row in self.site.rows(changed_offers)}
-        for offer_id in changed_offers:
-            row = offers.get(offer_id)
-            if not _offer_live(row):
-                dead_offers.append(offer_id)
-                continue
-            try:
-                requests.update(s.record.record_id for s in suggestions(self.site, offer_id, limit=PER_REQUEST * 4))
-            except TechbridgeError as exc:
-                log.warning("suggestions: offer %s not matched: %s", offer_id, exc)
+        for start in range(0, len(changed_offers), ROWS_AT_ONCE):
+            chunk = changed_offers[start : start + ROWS_AT_ONCE]
+            offers = {row.record_id: row for row in self.site.rows(chunk)}
+            for offer_id in chunk:
+                if not _offer_live(offers.get(offer_id)):
+                    dead_offers.append(offer_id)
+                    continue
+                try:
+                    requests.update(s.record.record_id for s in suggestions(self.site, offer_id, limit=PER_REQUEST * 4))
+                except TechbridgeError as exc:
+                    log.warning("suggestions: offer %s not matched: %s", offer_id, exc)
         withdrawn += self._withdraw(self._suggested(offers=dead_offers).values())
         for request_id in sorted(requests):
             c, w = self._bring_up_to_date(request_id)

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from sqlalchemy import delete
 
+import hub.suggestions as suggestions_module
 from hub.site import init_hub, start_hub
 from hub.suggestions import SuggestionJob, pairs_t
 from sync.config import DataDir
@@ -218,6 +219,33 @@ def test_what_is_no_longer_open_is_withdrawn_and_what_arrives_is_suggested(quiet
     assert job.rebuild_pairs() == 3
     job._move_cursor(0)  # everything read again: the open request meets its offers once more
     assert job.run().created == 0
+
+
+def test_a_pass_reads_the_offers_that_changed_a_few_at_a_time(quiet_hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(suggestions_module, "ROWS_AT_ONCE", 2)
+    hub = quiet_hub
+    job = job_of(hub)
+    add_request(
+        hub,
+        "hq",
+        "Desalination membrane supplier",
+        request_type="technology",
+        sought="A supplier of the technology for a plant in Shenzhen",
+        keywords=("membranes", "water-treatment"),
+    )
+    offers = []
+    for title in ("Solar", "Graphene", "Ceramic", "Osmosis"):
+        offers.append(
+            hub.add_record(f"{title} desalination membranes", keywords=["membranes", "water-treatment"], taxonomy=T)
+        )
+        publish(hub, offers[-1])
+    assert job.run().created == 4
+    assert sorted(str(d["offer"]) for d in suggestions_at(hub)) == sorted(offers)
+    # All four expire: the pass reads them two at a time, and withdraws each one's suggestion.
+    for offer in offers:
+        step(hub, offer, records_pb2.LIFECYCLE_ACTION_EXPIRE)
+    assert job.run().withdrawn == 4
+    assert suggestions_at(hub) == []
 
 
 def test_only_hq_writes_suggestions_and_bad_input_is_named(quiet_hub: Hub, tmp_path: Path) -> None:
