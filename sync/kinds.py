@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -331,8 +332,16 @@ class Change:
 
 
 def change_of(content: Content, names: Iterable[str]) -> tuple[tuple[str, FieldValue], ...]:
-    """The (name, value) pairs of `content` for `names`, in a stable order."""
-    return tuple((n, content.value(n)) for n in sorted(set(names)))
+    """The (name, value) pairs of `content` for `names`, in the order of their names; a
+    name that is not a field of the content is a KeyError."""
+    wanted = set(names)
+    pairs = sorted(((n, v) for n, v in content.fields if n in wanted), key=_name_of)
+    if len(pairs) != len(wanted):
+        raise KeyError(min(wanted - {n for n, _ in pairs}))
+    return tuple(pairs)
+
+
+_name_of = itemgetter(0)
 
 
 def create_change(content: Content, audience: tuple[str, ...] = ()) -> Change:

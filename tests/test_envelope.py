@@ -4,6 +4,7 @@ read off a message all at once are the values read field by field."""
 
 from __future__ import annotations
 
+import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from sync.clock import Stamp
 from sync.codec import fill_values, values_from_pb, values_to_pb
 from sync.envelope import make_version, read_version
 from sync.keys import SigningKey
-from sync.kinds import Action, Change, FieldValue, Kind
+from sync.kinds import Action, Change, FieldValue, Kind, change_of, make_content
 from transfer.records import KINDS
 
 KEY = SigningKey.generate()
@@ -116,3 +117,17 @@ def test_a_field_at_its_default_but_not_its_unset_value_is_filled() -> None:
     filled = request.values_message()
     fill_values(request, filled, fields)
     assert filled == values_to_pb(request, fields)
+
+
+@given(change=changes(), extra=st.sets(st.sampled_from(["not_a_field", "zz_unknown"]), max_size=1))
+def test_a_contents_values_for_names_are_each_names_value_in_name_order(
+    change: tuple[Kind, Change], extra: set[str]
+) -> None:
+    kind, ch = change
+    content = make_content(kind, dict(ch.fields), sorted(kind.statuses)[0])
+    names = [n for n, _ in ch.fields]
+    if extra:
+        with pytest.raises(KeyError):
+            change_of(content, [*names, *extra])
+        return
+    assert change_of(content, reversed(names)) == tuple((n, content.value(n)) for n in sorted(names))
