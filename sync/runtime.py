@@ -182,20 +182,22 @@ MALLOC_ARENAS = 2
 
 
 def bound_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap the C allocator's arenas at `arenas` for threads that start from now on (glibc
-    `mallopt(M_ARENA_MAX)`); call it before a serving process starts its threads. glibc
-    gives each new thread an arena of its own, up to eight per core, and returns little
-    of an arena's freed memory to the system: a hub's receiving, verifying, checkpointing
-    and job threads each kept the high-water mark of what passed through them, so its
-    resident memory after a push grew with the push's length though what it held did
-    not. Returns whether the cap was set: not when the environment sets MALLOC_ARENA_MAX
-    (the operator's choice stands) nor off glibc."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
+    """Cap the C allocator's arenas at `arenas` (glibc `mallopt(M_ARENA_MAX)`): arenas are
+    made as threads first allocate, so a serving process calls this before it starts its
+    threads. Uncapped, glibc gives each new thread an arena of its own, up to eight per
+    core, and hands little of an arena's freed memory back, so each of a hub's receiving,
+    verifying, checkpointing and job threads keeps the high-water mark of what passed
+    through it and resident memory grows with a push's length. Returns whether the cap
+    was set: not when the environment sets one (MALLOC_ARENA_MAX, or
+    glibc.malloc.arena_max in GLIBC_TUNABLES: the operator's choice stands) nor off glibc."""
+    if os.environ.get("MALLOC_ARENA_MAX") or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_ARENA_MAX, arenas))
 
 

@@ -130,4 +130,4 @@ def test_a_contents_values_for_names_are_each_names_value_in_name_order(
         with pytest.raises(KeyError):
             change_of(content, [*names, *extra])
         return
-    assert change_of(content, reversed(names)) == tuple((n, content.value(n)) for n in sorted(names))
+    assert change_of(content, [*reversed(names), *names]) == tuple((n, content.value(n)) for n in sorted(names))

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+import transfer.expiry as expiry_module
 from hub.site import init_hub, start_hub
 from sync.clock import system_now_ms
 from techbridge.v1 import admin_pb2, records_pb2
@@ -123,3 +124,22 @@ def test_only_the_owner_expires_its_offers(world: tuple[Clock, Hub, Node, Node])
     clock.offset = dj.show(rid).values.listing.valid_until_ms - system_now_ms() + DAY_MS
     assert job(br).run().expired == []  # Brussels does not own it
     assert job(dj).run().expired == [rid]
+
+
+def test_the_job_reads_a_page_at_a_time_and_expires_every_offer_past_its_end(
+    world: tuple[Clock, Hub, Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(expiry_module, "PAGE", 2)
+    clock, hub, dj, _ = world
+    ids = [dj.add_record(f"Edge AI chip {i}") for i in range(5)]
+    dj.sync()
+    for rid in ids:
+        step(hub, rid, A.LIFECYCLE_ACTION_VALIDATE)
+    dj.sync()
+    for rid in ids:
+        step(dj, rid, A.LIFECYCLE_ACTION_PUBLISH)
+    until = max(dj.show(rid).values.listing.valid_until_ms for rid in ids)
+    clock.offset = until - system_now_ms() + DAY_MS
+    # Three pages of published offers, each offer stepped out of them as it is read.
+    assert sorted(job(dj).run().expired) == sorted(ids)
+    assert {dj.show(rid).status for rid in ids} == {"expired"}

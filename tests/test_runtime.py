@@ -70,7 +70,7 @@ libc.malloc_stats()  # one "Arena N:" block per arena, on stderr
 
 
 def _arenas(mode: str) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
     r = subprocess.run(
         [sys.executable, "-c", ARENAS_PROBE, mode], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
     )
@@ -85,8 +85,12 @@ def test_a_served_process_caps_its_malloc_arenas_however_many_threads_allocate()
     assert _arenas("bounded") == 2
 
 
-def test_the_operators_malloc_arena_max_stands() -> None:
+@pytest.mark.parametrize(
+    "setting", [("MALLOC_ARENA_MAX", "4"), ("GLIBC_TUNABLES", "glibc.malloc.check=0:glibc.malloc.arena_max=4")]
+)
+def test_the_operators_malloc_arena_setting_stands(setting: tuple[str, str]) -> None:
     probe = "from sync.runtime import bound_malloc_arenas; print(bound_malloc_arenas())"
-    env = {**os.environ, "MALLOC_ARENA_MAX": "4"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    env[setting[0]] = setting[1]
     r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

@@ -7,7 +7,7 @@ again."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -19,6 +19,7 @@ from hub.site import init_hub, start_hub
 from hub.suggestions import SuggestionJob, pairs_t
 from sync.config import DataDir
 from sync.kinds import FieldValue
+from sync.store import RecordRow
 from techbridge.v1 import admin_pb2, records_pb2
 from tests.harness import Hub, Node, Site, cli, file_request, make_node, register_firm, wait_until
 
@@ -244,7 +245,16 @@ def test_a_pass_reads_the_offers_that_changed_a_few_at_a_time(quiet_hub: Hub, mo
     # All four expire: the pass reads them two at a time, and withdraws each one's suggestion.
     for offer in offers:
         step(hub, offer, records_pb2.LIFECYCLE_ACTION_EXPIRE)
+    read: list[int] = []
+    rows = job.site.rows
+
+    def counted_rows(ids: Sequence[str]) -> list[RecordRow]:
+        read.append(len(ids))
+        return rows(ids)
+
+    monkeypatch.setattr(job.site, "rows", counted_rows)
     assert job.run().withdrawn == 4
+    assert read[:2] == [2, 2]  # the four offers that changed, two at a time
     assert suggestions_at(hub) == []
 
 

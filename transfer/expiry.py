@@ -39,6 +39,8 @@ DAY_MS = 24 * 3600 * 1000
 WARN_AHEAD_MS = 14 * DAY_MS
 ARCHIVE_AFTER_MS = 2 * 365 * DAY_MS
 JOB_ID = "expiry"
+# Records the job reads at a time.
+PAGE = 500
 
 
 @dataclass
@@ -49,11 +51,14 @@ class ExpiryReport:
 
 
 def _rows(site: Site, kind: str, status: str, origin: str | None) -> Iterator[RecordRow]:
+    """The records of `kind` in `status` (of `origin`, or any), read PAGE at a time in the
+    order of their ids. A record stepped out of `status` meanwhile does not move the next
+    page, which starts after the last id read."""
     after = ""
     while True:
-        rows = site.records(origin=origin, limit=500, after_id=after, kind=kind, status=status)
+        rows = site.records(origin=origin, limit=PAGE, after_id=after, kind=kind, status=status)
         yield from rows
-        if len(rows) < 500:
+        if len(rows) < PAGE:
             return
         after = rows[-1].record_id
 
@@ -78,7 +83,7 @@ class ExpiryJob:
     def run(self) -> ExpiryReport:
         site, now = self._site, self._site.now_ms()
         report = ExpiryReport()
-        for row in list(_rows(site, "listing", "published", site.site_id)):
+        for row in _rows(site, "listing", "published", site.site_id):
             until = _int(row, "valid_until_ms")
             if until and until <= now:
                 self._step(row.record_id, Action.EXPIRE, report.expired)
@@ -92,12 +97,12 @@ class ExpiryJob:
                         max(0, (until - now) // DAY_MS),
                     )
         for status in ("expired", "withdrawn"):
-            for row in list(_rows(site, "listing", status, site.site_id)):
+            for row in _rows(site, "listing", status, site.site_id):
                 until = _int(row, "valid_until_ms")
                 if until and until + ARCHIVE_AFTER_MS <= now:
                     self._step(row.record_id, Action.ARCHIVE, report.archived)
         if site.is_hub:
-            for row in list(_rows(site, "request", "published", None)):
+            for row in _rows(site, "request", "published", None):
                 deadline = _int(row, "deadline_ms")
                 if deadline and deadline <= now:
                     self._step(row.record_id, Action.EXPIRE, report.expired)
