@@ -13,7 +13,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+import transfer.alerts as alerts_module
+from sync.fulltext import SearchQuery
 from sync.server import field_violations
+from sync.store import SearchResult
 from techbridge.v1 import admin_pb2
 from tests.harness import Hub, Node, cli, make_node
 from transfer.alerts import AlertJob
@@ -61,7 +64,12 @@ def site_of(node: Node):  # type: ignore[no-untyped-def]
     return node.node.running.site
 
 
-def test_an_alert_keeps_what_arrives_and_matches_once_and_posts_it(hub: Hub, tmp_path: Path, webhook: Webhook) -> None:
+@pytest.mark.parametrize("rows_at_once", [alerts_module.ROWS_AT_ONCE, 1])
+def test_an_alert_keeps_what_arrives_and_matches_once_and_posts_it(
+    hub: Hub, tmp_path: Path, webhook: Webhook, rows_at_once: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The records that arrived are searched a page at a time; one at a time, the same hits.
+    monkeypatch.setattr(alerts_module, "ROWS_AT_ONCE", rows_at_once)
     dj = make_node(hub, tmp_path / "daejeon", "daejeon", country="KR")
     bru = make_node(hub, tmp_path / "brussels", "brussels", country="BE")
     try:
@@ -81,7 +89,16 @@ def test_an_alert_keeps_what_arrives_and_matches_once_and_posts_it(hub: Hub, tmp
         dj.sync()
         bru.sync()
         job = AlertJob(site_of(bru), webhook.url)
+        asked: list[int] = []
+        search = job.site.search
+
+        def counted_search(query: SearchQuery, *, with_facets: bool = False) -> SearchResult:
+            asked.append(len(query.record_ids or ()))
+            return search(query, with_facets=with_facets)
+
+        monkeypatch.setattr(job.site, "search", counted_search)
         assert job.run() == 2
+        assert max(asked) <= rows_at_once and sum(asked) >= 4  # the four records that arrived
         assert job.run() == 0  # recorded once
         r = cli("alert", "hits", "--data", str(bru.path), "--json")
         hits = json.loads(r.stdout)

@@ -40,6 +40,8 @@ alerts_t = cast(Table, AlertModel.__table__)
 hits_t = cast(Table, AlertHitModel.__table__)
 NAME_MAX = 200
 SCAN_BATCH = 2_000
+# Arrived records an alert's search is asked about at once (the answer holds each match's row).
+ROWS_AT_ONCE = 200
 WEBHOOK_TIMEOUT_S = 5.0
 RETRY_FIRST_S = 30
 RETRY_MAX_S = 3600
@@ -156,19 +158,23 @@ class AlertJob:
         if not rows:
             return 0
         arrived = sorted({r.record_id for r in rows})
-        query = search_query(alert.text, **alert.filters, limit=len(arrived))
-        matched = self.site.search(dataclasses.replace(query, snippets=False, record_ids=tuple(arrived))).hits
+        matched: list[str] = []
+        for start in range(0, len(arrived), ROWS_AT_ONCE):  # a page of records held at a time
+            chunk = tuple(arrived[start : start + ROWS_AT_ONCE])
+            query = search_query(alert.text, **alert.filters, limit=len(chunk))
+            found = self.site.search(dataclasses.replace(query, snippets=False, record_ids=chunk)).hits
+            matched.extend(h.record.record_id for h in found)
         now = self.site.now_ms()
         with store.writing() as conn:
             held = set(
                 conn.execute(
                     select(hits_t.c.record_id).where(
                         hits_t.c.alert_id == alert.alert_id,
-                        hits_t.c.record_id.in_([h.record.record_id for h in matched]),
+                        hits_t.c.record_id.in_(matched),
                     )
                 ).scalars()
             )
-            fresh = [h.record.record_id for h in matched if h.record.record_id not in held]
+            fresh = [rid for rid in matched if rid not in held]
             if fresh:
                 conn.execute(
                     insert(hits_t),
