@@ -54,6 +54,18 @@ def add_request(
     return file_request(site, register_firm(site, client), via, title, confidentiality="public", **fields)
 
 
+def membrane_request(hub: Hub, title: str) -> str:
+    """A request HQ files for a firm that seeks desalination membranes."""
+    return add_request(
+        hub,
+        "hq",
+        title,
+        request_type="technology",
+        sought="A supplier of the technology for a plant in Shenzhen",
+        keywords=("membranes", "water-treatment"),
+    )
+
+
 def step(site: Site, record_id: str, action: int, **values: object) -> admin_pb2.RecordView:
     msg = records_pb2.RecordValues(suggestion=records_pb2.OfferSuggestion(**values)) if values else None  # type: ignore[arg-type]
     return site.admin.StepRecord(
@@ -180,22 +192,8 @@ def test_what_is_no_longer_open_is_withdrawn_and_what_arrives_is_suggested(quiet
     job = job_of(hub)
     offer = hub.add_record("Solar desalination membrane", keywords=["membranes", "water-treatment"], taxonomy=T)
     publish(hub, offer)
-    first = add_request(
-        hub,
-        "hq",
-        "Desalination membrane supplier",
-        request_type="technology",
-        sought="A supplier of the technology for a plant in Shenzhen",
-        keywords=("membranes", "water-treatment"),
-    )
-    second = add_request(
-        hub,
-        "hq",
-        "Membranes for desalination plants",
-        request_type="technology",
-        sought="A supplier of the technology for a plant in Shenzhen",
-        keywords=("membranes", "water-treatment"),
-    )
+    first = membrane_request(hub, "Desalination membrane supplier")
+    second = membrane_request(hub, "Membranes for desalination plants")
     assert job.run().created == 2
     # A withdrawn request's suggestions go.
     step(hub, second, records_pb2.LIFECYCLE_ACTION_WITHDRAW)
@@ -226,14 +224,7 @@ def test_a_pass_reads_the_offers_that_changed_a_few_at_a_time(quiet_hub: Hub, mo
     monkeypatch.setattr(suggestions_module, "ROWS_AT_ONCE", 2)
     hub = quiet_hub
     job = job_of(hub)
-    add_request(
-        hub,
-        "hq",
-        "Desalination membrane supplier",
-        request_type="technology",
-        sought="A supplier of the technology for a plant in Shenzhen",
-        keywords=("membranes", "water-treatment"),
-    )
+    membrane_request(hub, "Desalination membrane supplier")
     offers = []
     for title in ("Solar", "Graphene", "Ceramic", "Osmosis"):
         offers.append(
