@@ -158,11 +158,11 @@ class AlertJob:
         if not rows:
             return 0
         arrived = sorted({r.record_id for r in rows})
+        query = dataclasses.replace(search_query(alert.text, **alert.filters, limit=ROWS_AT_ONCE), snippets=False)
         matched: list[str] = []
         for start in range(0, len(arrived), ROWS_AT_ONCE):  # a page of records held at a time
             chunk = tuple(arrived[start : start + ROWS_AT_ONCE])
-            query = search_query(alert.text, **alert.filters, limit=len(chunk))
-            found = self.site.search(dataclasses.replace(query, snippets=False, record_ids=chunk)).hits
+            found = self.site.search(dataclasses.replace(query, record_ids=chunk)).hits
             matched.extend(h.record.record_id for h in found)
         now = self.site.now_ms()
         with store.writing() as conn:
